@@ -1,0 +1,20 @@
+//! moatd's configuration: the TOML file's shape ([`FileConfig`]), and its one validation step into the
+//! resolved [`Config`] the server runs on. Layering: built-in defaults, then the file, then `${VAR}`
+//! references expanded from the environment (so secrets need not sit in the file), then command-line
+//! overrides applied by the binary.
+
+mod discover;
+mod explain;
+mod file;
+mod resolve;
+
+pub use discover::{discover, DiscoveryTargets};
+pub use explain::explain;
+pub use file::{FileConfig, ModelSection, ProviderKind, ProviderSection, ServerSection};
+pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings};
+
+/// Where moatd listens when nothing says otherwise: loopback, so a fresh start exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+
+/// OpenRouter's API base, the default for `kind = "openrouter"`.
+pub const OPENROUTER_BASE_URL: &str = "https://openrouter.ai/api/v1";

@@ -1,0 +1,87 @@
+//! `moatd check-config`: a plain-language account of what a validated configuration will do, so an
+//! operator can see the effect of a file before running it. Never prints a key.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::Config;
+
+fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Describes `config` in a few lines per section.
+pub fn explain(config: &Config) -> String {
+    let mut out = String::new();
+    let s = &config.server;
+    let scope = if config.listen.ip().is_loopback() { "loopback only" } else { "reachable from the network" };
+    let _ = writeln!(out, "listen: {} ({scope})", config.listen);
+    let auth = match s.api_keys.len() {
+        0 if config.listen.ip().is_loopback() => "none: any local process may call (add server.api_keys to require a key)".to_string(),
+        0 => "NONE, and the gateway is open to the network (insecure_open = true)".to_string(),
+        1 => "1 static key (server.api_keys)".to_string(),
+        n => format!("{n} static keys (server.api_keys)"),
+    };
+    let _ = writeln!(out, "client auth: {auth}");
+    let _ = writeln!(
+        out,
+        "limits: max_body_bytes={} max_connections={} header_read_timeout={} body_read_timeout={} models_cache_ttl={}",
+        s.max_body_bytes,
+        s.max_connections,
+        secs(s.header_read_timeout),
+        secs(s.body_read_timeout),
+        secs(s.models_cache_ttl)
+    );
+    let _ = writeln!(out, "providers ({}):", config.providers.len());
+    for p in &config.providers {
+        let u = &p.upstream;
+        let transport = if u.base_url.starts_with("https://") {
+            match &u.ca_file {
+                Some(ca) => format!("TLS verified (system roots + {})", ca.display()),
+                None => "TLS verified (system roots)".to_string(),
+            }
+        } else {
+            "plain HTTP".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "  {name}: kind={kind} {url} [{transport}] {place} key={key} timeouts(connect={c} first_byte={f} idle={i}) retries={r}",
+            name = u.name,
+            kind = p.kind.as_str(),
+            url = u.base_url,
+            place = if p.local { "local" } else { "remote" },
+            key = if u.api_key.is_some() { "set" } else { "none" },
+            c = secs(u.timeouts.connect),
+            f = secs(u.timeouts.first_byte),
+            i = secs(u.timeouts.idle),
+            r = u.retry.max_retries,
+        );
+        let _ = writeln!(out, "    models addressed as \"{}/<model>\"", u.name);
+    }
+    let mut aliases: Vec<_> = config.catalog.aliases().collect();
+    aliases.sort_by(|a, b| a.0.cmp(b.0));
+    if !aliases.is_empty() {
+        let _ = writeln!(out, "model aliases:");
+        for (alias, route) in aliases {
+            let route: Vec<String> =
+                route.iter().map(|t| format!("{}/{}", config.catalog.provider_name(t.provider), t.model)).collect();
+            let _ = writeln!(out, "  {alias} -> {}", route.join(", then "));
+        }
+    }
+    match config.catalog.default_provider() {
+        Some(p) => {
+            let _ = writeln!(out, "unprefixed model names go to `{p}` unchanged");
+        }
+        None => {
+            let _ = writeln!(out, "unprefixed model names that are not aliases get 404");
+        }
+    }
+    for w in &config.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}

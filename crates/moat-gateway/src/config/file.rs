@@ -1,0 +1,120 @@
+//! The configuration file as written by people: every field optional where a default makes sense, and
+//! unknown keys rejected so a typo is an error rather than a silently ignored setting.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on (default 127.0.0.1:7400).
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub providers: Vec<ProviderSection>,
+    #[serde(default)]
+    pub models: Vec<ModelSection>,
+}
+
+impl FileConfig {
+    /// Parses TOML text; `path` only labels errors.
+    pub fn from_toml(text: &str, path: &str) -> Result<FileConfig, super::ConfigError> {
+        toml::from_str(text).map_err(|e| super::ConfigError::Parse { path: path.to_string(), message: e.to_string() })
+    }
+
+    /// Reads and parses a file (validation is [`super::Config::resolve`]).
+    pub fn load(path: &std::path::Path) -> Result<FileConfig, super::ConfigError> {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| super::ConfigError::Read { path: label.clone(), source })?;
+        FileConfig::from_toml(&text, &label)
+    }
+}
+
+/// `[server]`: who may call moatd, and the limits that protect it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Static bearer keys clients must present. `${VAR}` is expanded.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Largest request body accepted (default 8 MiB); larger gets 413.
+    pub max_body_bytes: Option<usize>,
+    /// Allow listening beyond loopback with no client key. Warned about at every start.
+    #[serde(default)]
+    pub insecure_open: bool,
+    /// Provider that takes model names with no known provider prefix, unchanged.
+    pub default_provider: Option<String>,
+    /// Most client connections open at once (default 4096); more wait in the kernel's backlog.
+    pub max_connections: Option<usize>,
+    /// Time a client has to send its request headers (default 10 s).
+    pub header_read_timeout_ms: Option<u64>,
+    /// Time a client has to send its whole request body (default 30 s).
+    pub body_read_timeout_ms: Option<u64>,
+    /// How long the merged `/v1/models` list is reused (default 60 s).
+    pub models_cache_ttl_ms: Option<u64>,
+}
+
+/// Which wire family a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible server: OpenAI, vLLM, llama.cpp server, Ollama's `/v1`, Groq, Together…
+    Openai,
+    /// OpenRouter: OpenAI's wire plus its extensions; `base_url` defaults to OpenRouter's.
+    Openrouter,
+}
+
+impl ProviderKind {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Openrouter => "openrouter",
+        }
+    }
+}
+
+/// `[[providers]]`: one upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// Models are addressed as `NAME/MODEL`. Lowercase letters, digits, `-` and `_`.
+    pub name: String,
+    pub kind: ProviderKind,
+    /// API base, e.g. `http://127.0.0.1:8080/v1`. `${VAR}` is expanded.
+    pub base_url: Option<String>,
+    /// Provider credential. `${VAR}` is expanded.
+    pub api_key: Option<String>,
+    /// Extra trust anchors (PEM) for this provider.
+    pub ca_file: Option<PathBuf>,
+    /// Runs on our own hardware (privacy routing relies on this). Default false.
+    #[serde(default)]
+    pub local: bool,
+    /// Permit `http://` to a non-loopback host. Default false.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    pub connect_timeout_ms: Option<u64>,
+    pub first_byte_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    /// Extra attempts on retryable failures before moving to the next fallback (default 2).
+    pub max_retries: Option<u32>,
+    /// First back-off step in ms (default 200), doubling per retry.
+    pub retry_base_ms: Option<u64>,
+    /// Longest `Retry-After` honoured before skipping to the next fallback (default 10 000 ms).
+    pub max_retry_after_ms: Option<u64>,
+    /// Largest non-streamed response accepted (default 64 MiB).
+    pub max_response_bytes: Option<usize>,
+}
+
+/// `[[models]]`: an alias and its ordered route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub name: String,
+    /// `PROVIDER/MODEL` entries, tried in order.
+    pub route: Vec<String>,
+}

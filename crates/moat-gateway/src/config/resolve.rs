@@ -1,0 +1,254 @@
+//! Validation: turns a [`FileConfig`] into the [`Config`] the server runs on, or says exactly what is
+//! wrong. Runs once at start (and in `moatd check-config`), never per request.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use moat_policy::retry::RetryPolicy;
+use moat_policy::route::{Catalog, CatalogError};
+use moat_upstream::{Timeouts, UpstreamSettings};
+
+use super::file::{FileConfig, ProviderKind, ProviderSection};
+use super::{DEFAULT_LISTEN, OPENROUTER_BASE_URL};
+
+/// A configuration mistake, phrased for the person who wrote the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{field}: environment variable `{var}` is not set")]
+    MissingEnv { field: String, var: String },
+    #[error("{field}: unterminated `${{` reference")]
+    BadReference { field: String },
+    #[error("listen = {0:?} is not an address like 127.0.0.1:7400")]
+    BadListen(String),
+    #[error("provider {index}: name {name:?} must be 1-64 of a-z, 0-9, '-' or '_'")]
+    BadProviderName { index: usize, name: String },
+    #[error("provider `{name}`: base_url is required for kind = \"{kind}\"")]
+    MissingBaseUrl { name: String, kind: &'static str },
+    #[error("provider `{name}`: base_url {url:?}: {reason}")]
+    BadBaseUrl { name: String, url: String, reason: String },
+    #[error("provider `{name}`: plain http:// to a non-loopback host ({host}) sends prompts and keys unencrypted; use https:// or set allow_plaintext = true")]
+    Plaintext { name: String, host: String },
+    #[error("{0}")]
+    Catalog(#[from] CatalogError),
+    #[error("server.api_keys: entry {0} is empty")]
+    EmptyKey(usize),
+    #[error("listening on {0}, beyond loopback, with no server.api_keys would let anyone on the network spend your provider credits; add api_keys or set server.insecure_open = true")]
+    OpenNonLoopback(SocketAddr),
+    #[error("{field} must be greater than zero")]
+    Zero { field: String },
+    #[error("provider `{name}`: {message}")]
+    Upstream { name: String, message: String },
+}
+
+/// The server's own settings, with defaults applied.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub api_keys: Vec<String>,
+    pub max_body_bytes: usize,
+    pub insecure_open: bool,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub models_cache_ttl: Duration,
+}
+
+/// One validated provider.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// Runs on our own hardware.
+    pub local: bool,
+    pub upstream: UpstreamSettings,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub server: ServerSettings,
+    pub providers: Vec<ProviderConfig>,
+    /// Model names, providers and aliases, already cross-checked.
+    pub catalog: Catalog,
+    /// Things that are allowed but worth a line at start (and in `check-config`).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Parses TOML text; `path` only labels errors.
+    pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
+        Config::resolve(FileConfig::from_toml(text, path)?, &|name| std::env::var(name).ok())
+    }
+
+    /// Reads and validates a config file, with `${VAR}` from the process environment.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        Config::resolve(FileConfig::load(path)?, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates a parsed file, looking `${VAR}` references up with `env` (tests pass a map).
+    pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut warnings = Vec::new();
+        let listen_text = file.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr =
+            listen_text.parse().map_err(|_| ConfigError::BadListen(listen_text.to_string()))?;
+
+        let s = &file.server;
+        let mut api_keys = Vec::with_capacity(s.api_keys.len());
+        for (i, key) in s.api_keys.iter().enumerate() {
+            let key = expand(key, &format!("server.api_keys[{i}]"), env)?;
+            if key.trim().is_empty() {
+                return Err(ConfigError::EmptyKey(i));
+            }
+            api_keys.push(key);
+        }
+        let server = ServerSettings {
+            api_keys,
+            max_body_bytes: positive(s.max_body_bytes.unwrap_or(8 * 1024 * 1024), "server.max_body_bytes")?,
+            insecure_open: s.insecure_open,
+            max_connections: positive(s.max_connections.unwrap_or(4096), "server.max_connections")?,
+            header_read_timeout: ms(s.header_read_timeout_ms, 10_000, "server.header_read_timeout_ms")?,
+            body_read_timeout: ms(s.body_read_timeout_ms, 30_000, "server.body_read_timeout_ms")?,
+            models_cache_ttl: Duration::from_millis(s.models_cache_ttl_ms.unwrap_or(60_000)),
+        };
+        if server.api_keys.is_empty() && !listen.ip().is_loopback() {
+            if !server.insecure_open {
+                return Err(ConfigError::OpenNonLoopback(listen));
+            }
+            warnings.push(format!(
+                "INSECURE: listening on {listen} with no client keys (server.insecure_open = true): anyone who can reach this address can use every provider"
+            ));
+        }
+
+        let mut providers = Vec::with_capacity(file.providers.len());
+        for (index, p) in file.providers.iter().enumerate() {
+            providers.push(resolve_provider(index, p, env, &mut warnings)?);
+        }
+        let names: Vec<String> = file.providers.iter().map(|p| p.name.clone()).collect();
+        let aliases: Vec<(String, Vec<String>)> = file.models.iter().map(|m| (m.name.clone(), m.route.clone())).collect();
+        let catalog = Catalog::new(names, aliases, s.default_provider.as_deref())?;
+        if providers.is_empty() {
+            warnings.push("no providers configured: every model request will get 404".to_string());
+        }
+        Ok(Config { listen, server, providers, catalog, warnings })
+    }
+}
+
+fn positive(value: usize, field: &str) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Zero { field: field.to_string() });
+    }
+    Ok(value)
+}
+
+fn ms(value: Option<u64>, default: u64, field: &str) -> Result<Duration, ConfigError> {
+    let v = value.unwrap_or(default);
+    if v == 0 {
+        return Err(ConfigError::Zero { field: field.to_string() });
+    }
+    Ok(Duration::from_millis(v))
+}
+
+fn resolve_provider(
+    index: usize,
+    p: &ProviderSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<ProviderConfig, ConfigError> {
+    let valid_name = !p.name.is_empty()
+        && p.name.len() <= 64
+        && p.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(ConfigError::BadProviderName { index, name: p.name.clone() });
+    }
+    let name = p.name.clone();
+    let base_url = match (&p.base_url, p.kind) {
+        (Some(url), _) => expand(url, &format!("providers.{name}.base_url"), env)?,
+        (None, ProviderKind::Openrouter) => OPENROUTER_BASE_URL.to_string(),
+        (None, kind) => return Err(ConfigError::MissingBaseUrl { name, kind: kind.as_str() }),
+    };
+    let url = moat_upstream::Url::parse(&base_url)
+        .map_err(|e| ConfigError::BadBaseUrl { name: name.clone(), url: base_url.clone(), reason: e.to_string() })?;
+    let host = url.host_str().unwrap_or_default().to_string();
+    let loopback = is_loopback_host(&host);
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback || p.allow_plaintext => {
+            if !loopback {
+                warnings.push(format!("provider `{name}`: plain http:// to {host} (allow_plaintext = true)"));
+            }
+        }
+        "http" => return Err(ConfigError::Plaintext { name, host }),
+        other => {
+            return Err(ConfigError::BadBaseUrl { name, url: base_url, reason: format!("scheme {other:?} is not http or https") })
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::BadBaseUrl { name, url: "(hidden)".into(), reason: "put credentials in api_key, not in the URL".into() });
+    }
+    let api_key = match &p.api_key {
+        Some(k) => Some(expand(k, &format!("providers.{name}.api_key"), env)?).filter(|k| !k.is_empty()),
+        None => None,
+    };
+    if let Some(ca) = &p.ca_file {
+        moat_upstream::tls::load_pem_certs(ca).map_err(|e| ConfigError::Upstream { name: name.clone(), message: e.to_string() })?;
+    }
+    let defaults = Timeouts::default();
+    let retry_defaults = RetryPolicy::default();
+    let mut upstream = UpstreamSettings::new(name.clone(), base_url);
+    upstream.api_key = api_key;
+    upstream.ca_file = p.ca_file.clone();
+    upstream.no_proxy = loopback;
+    upstream.timeouts = Timeouts {
+        connect: ms_or(p.connect_timeout_ms, defaults.connect, &name, "connect_timeout_ms")?,
+        first_byte: ms_or(p.first_byte_timeout_ms, defaults.first_byte, &name, "first_byte_timeout_ms")?,
+        idle: ms_or(p.idle_timeout_ms, defaults.idle, &name, "idle_timeout_ms")?,
+    };
+    upstream.retry = RetryPolicy {
+        max_retries: p.max_retries.unwrap_or(retry_defaults.max_retries),
+        base_delay: p.retry_base_ms.map(Duration::from_millis).unwrap_or(retry_defaults.base_delay),
+        max_delay: retry_defaults.max_delay,
+        max_retry_after: p.max_retry_after_ms.map(Duration::from_millis).unwrap_or(retry_defaults.max_retry_after),
+    };
+    if let Some(max) = p.max_response_bytes {
+        upstream.max_response_bytes = positive(max, &format!("providers.{name}.max_response_bytes"))?;
+    }
+    Ok(ProviderConfig { kind: p.kind, local: p.local, upstream })
+}
+
+fn ms_or(value: Option<u64>, default: Duration, name: &str, field: &str) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::Zero { field: format!("providers.{name}.{field}") }),
+        Some(v) => Ok(Duration::from_millis(v)),
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` and `::1`: hosts where plain HTTP never leaves the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Expands `${VAR}` references. An unset variable is an error: silently using an empty key would
+/// either open the gateway or send requests without a credential.
+pub fn expand(text: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| ConfigError::BadReference { field: field.to_string() })?;
+        let var = &after[..end];
+        let value = env(var).ok_or_else(|| ConfigError::MissingEnv { field: field.to_string(), var: var.to_string() })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

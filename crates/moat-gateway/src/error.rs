@@ -1,0 +1,128 @@
+//! The one place where anything that goes wrong in a request becomes an HTTP response in OpenAI's
+//! error shape `{"error":{"message","type","code","param"}}`. Handlers return [`GatewayError`];
+//! nothing else builds error responses.
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use moat_upstream::UpstreamError;
+use moat_wire::error::ErrorBody;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("missing or invalid API key: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("request body larger than {limit} bytes (server.max_body_bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("request body not received within {0:?}")]
+    BodyTimeout(Duration),
+    #[error("{0}")]
+    BadGateway(String),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn json_response(status: StatusCode, body: ErrorBody) -> Response {
+    let mut resp = (status, Bytes::from(body.to_json_bytes())).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+impl GatewayError {
+    /// The status this error maps to.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest(_) | GatewayError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Upstream(e) => match e {
+                UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamError::Status { status, .. } => {
+                    StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+                }
+                UpstreamError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                UpstreamError::Connect { .. }
+                | UpstreamError::Tls { .. }
+                | UpstreamError::Protocol { .. }
+                | UpstreamError::TooLarge { .. } => StatusCode::BAD_GATEWAY,
+            },
+        }
+    }
+
+    fn kind_and_code(&self) -> (&'static str, &'static str) {
+        match self {
+            GatewayError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
+            GatewayError::InvalidJson(_) => ("invalid_request_error", "invalid_json"),
+            GatewayError::Unauthorized => ("authentication_error", "invalid_api_key"),
+            GatewayError::NotFound(_) => ("invalid_request_error", "not_found"),
+            GatewayError::MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
+            GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
+            GatewayError::BodyTimeout(_) => ("invalid_request_error", "request_timeout"),
+            GatewayError::Internal(_) => ("server_error", "internal_error"),
+            GatewayError::BadGateway(_) => ("upstream_error", "upstream_unavailable"),
+            GatewayError::Upstream(e) => match e {
+                UpstreamError::Timeout { .. } => ("upstream_error", "upstream_timeout"),
+                UpstreamError::Tls { .. } => ("upstream_error", "upstream_tls_error"),
+                UpstreamError::Connect { .. } => ("upstream_error", "upstream_unreachable"),
+                UpstreamError::TooLarge { .. } => ("upstream_error", "upstream_response_too_large"),
+                UpstreamError::Protocol { .. } => ("upstream_error", "upstream_protocol_error"),
+                UpstreamError::Status { .. } => ("upstream_error", "upstream_error"),
+                UpstreamError::Config(_) => ("server_error", "internal_error"),
+            },
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let GatewayError::Upstream(UpstreamError::Status { provider, status: code, body, retry_after }) = &self {
+            // The provider's own error passes through untouched when it is already an error object
+            // (OpenAI's or OpenRouter's shape); anything else is wrapped so clients can parse it.
+            let mut resp = if ErrorBody::from_slice(body).is_some() {
+                let mut r = (status, body.clone()).into_response();
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            } else {
+                let text = String::from_utf8_lossy(body);
+                let snippet: String = text.chars().take(300).collect();
+                let message = if snippet.trim().is_empty() {
+                    format!("provider `{provider}` answered {code}")
+                } else {
+                    format!("provider `{provider}` answered {code}: {}", snippet.trim())
+                };
+                json_response(status, ErrorBody::new(message, "upstream_error", Some("upstream_error")))
+            };
+            if let Some(wait) = retry_after {
+                if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            return resp;
+        }
+        let (kind, code) = self.kind_and_code();
+        let mut resp = json_response(status, ErrorBody::new(self.to_string(), kind, Some(code)));
+        if matches!(self, GatewayError::Unauthorized) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}

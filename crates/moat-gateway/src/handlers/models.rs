@@ -1,0 +1,105 @@
+//! `GET /v1/models`: every provider's model list merged into one, each id prefixed with its provider's
+//! name (the form requests use), plus the configured aliases. Cached briefly: clients such as IDE
+//! plug-ins ask often, and a provider's list rarely changes within a minute.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue};
+use moat_upstream::relay;
+use moat_wire::openai::ModelList;
+use serde_json::{json, Value};
+
+use crate::gateway::Gateway;
+use crate::GatewayError;
+
+/// Longest we wait for any one provider's list; a slow provider must not stall the whole listing.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The merged list, serialized, with the time it was made. A mutex rather than a lock-free swap: it
+/// also makes concurrent misses wait for one fetch instead of each asking every provider.
+#[derive(Debug)]
+pub(crate) struct ModelsCache {
+    ttl: Duration,
+    slot: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+}
+
+impl ModelsCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        ModelsCache { ttl, slot: tokio::sync::Mutex::new(None) }
+    }
+}
+
+pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !gw.auth.check(&headers) {
+        return GatewayError::Unauthorized.into_response();
+    }
+    let mut slot = gw.models.slot.lock().await;
+    let body = match slot.as_ref() {
+        Some((made, body)) if made.elapsed() < gw.models.ttl => body.clone(),
+        _ => match merged(&gw).await {
+            Ok(body) => {
+                *slot = Some((Instant::now(), body.clone()));
+                body
+            }
+            Err(e) => return e.into_response(),
+        },
+    };
+    drop(slot);
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
+    let provider = gw.provider(id).map_err(|e| e.to_string())?;
+    let up = &provider.upstream;
+    let work = async {
+        let resp = up.send("/models", None, false, &HeaderMap::new()).await?;
+        relay::read_body(resp, up.settings()).await
+    };
+    let body = match tokio::time::timeout(FETCH_TIMEOUT, work).await {
+        Err(_) => return Err(format!("`{}` timed out", up.settings().name)),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(body)) => body,
+    };
+    serde_json::from_slice(&body).map_err(|e| format!("`{}` sent a malformed model list: {e}", up.settings().name))
+}
+
+async fn merged(gw: &Gateway) -> Result<Bytes, GatewayError> {
+    let lists = futures_util::future::join_all((0..gw.providers.len()).map(|id| fetch(gw, id))).await;
+    let mut data: Vec<Value> = Vec::new();
+    let mut failures = Vec::new();
+    for (id, list) in lists.into_iter().enumerate() {
+        let name = gw.catalog.provider_name(id);
+        match list {
+            Ok(list) => {
+                for mut model in list.data {
+                    model.id = format!("{name}/{}", model.id);
+                    data.push(serde_json::to_value(model).map_err(|e| GatewayError::Internal(e.to_string()))?);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(provider = name, error = %e, "model list unavailable");
+                failures.push(e);
+            }
+        }
+    }
+    if !gw.providers.is_empty() && failures.len() == gw.providers.len() {
+        return Err(GatewayError::BadGateway(format!(
+            "no provider returned its model list: {}",
+            failures.join("; ")
+        )));
+    }
+    let mut aliases: Vec<_> = gw.catalog.aliases().collect();
+    aliases.sort_by(|a, b| a.0.cmp(b.0));
+    for (alias, route) in aliases {
+        let route: Vec<String> =
+            route.iter().map(|t| format!("{}/{}", gw.catalog.provider_name(t.provider), t.model)).collect();
+        data.push(json!({"id": alias, "object": "model", "created": 0, "owned_by": "moat", "moat_route": route}));
+    }
+    let body = serde_json::to_vec(&json!({"object": "list", "data": data}))
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok(Bytes::from(body))
+}

@@ -1,0 +1,31 @@
+//! The moatd gateway as a library: configuration, the HTTP router, authentication, and the request
+//! path that forwards OpenAI- and OpenRouter-compatible requests to providers and relays their answers.
+//!
+//! Binaries stay thin: load a [`config::Config`], build a [`Gateway`], bind a listener and call
+//! [`server::serve`] with a shutdown future. Tests do the same on port 0.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use moat_gateway::{config::Config, server, Gateway};
+//! let config = Config::from_toml(r#"
+//!     [[providers]]
+//!     name = "local"
+//!     kind = "openai"
+//!     base_url = "http://127.0.0.1:8080/v1"
+//! "#, "inline")?;
+//! let gateway = Gateway::new(&config)?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! server::serve(listener, gateway, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod body;
+pub mod config;
+mod error;
+mod gateway;
+mod handlers;
+pub mod server;
+
+pub use error::GatewayError;
+pub use gateway::{router, Gateway};

@@ -1,0 +1,350 @@
+//! Chat and legacy text completions: what the emulator answers and how each response or stream chunk
+//! looks on the wire. Answers are a pure function of the request, so a reply through a gateway can be
+//! compared with a direct one.
+
+use serde_json::{json, Value};
+
+use crate::wire::Price;
+
+/// Which of the two completion endpoints is answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `POST /chat/completions`
+    Chat,
+    /// `POST /completions`
+    Text,
+}
+
+/// Everything needed to write one completion, streamed or not.
+#[derive(Debug, Clone)]
+pub(crate) struct Completion {
+    pub(crate) kind: Kind,
+    pub(crate) id: String,
+    pub(crate) created: u64,
+    pub(crate) model: String,
+    pub(crate) content: String,
+    pub(crate) prompt_tokens: u64,
+    pub(crate) price: Price,
+    /// The request's `x_probe` member, echoed so tests can see unknown fields travel both ways.
+    pub(crate) probe: Value,
+}
+
+/// What the emulator read from a completion request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Prompt {
+    pub(crate) model: String,
+    /// The last user message (chat) or the prompt (text): what the answer echoes.
+    pub(crate) last_text: String,
+    pub(crate) prompt_tokens: u64,
+    pub(crate) stream: bool,
+}
+
+impl Prompt {
+    /// Reads a request body; the error is a message for a 400 and names the offending parameter.
+    pub(crate) fn read(kind: Kind, body: &Value) -> Result<Prompt, (String, &'static str)> {
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            // OpenRouter accepts a fallback list instead of a single model.
+            .or_else(|| body.get("models").and_then(|m| m.get(0)).and_then(Value::as_str))
+            .ok_or_else(|| ("you must provide a model parameter".to_owned(), "model"))?
+            .to_owned();
+        let (last_text, chars) = match kind {
+            Kind::Chat => read_messages(body)?,
+            Kind::Text => read_prompt(body)?,
+        };
+        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        Ok(Prompt {
+            model,
+            last_text,
+            prompt_tokens: estimate_tokens(chars),
+            stream,
+        })
+    }
+}
+
+fn read_messages(body: &Value) -> Result<(String, usize), (String, &'static str)> {
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ("'messages' must be a non-empty array".to_owned(), "messages"))?;
+    let mut chars = 0;
+    let mut last_user = String::new();
+    for message in messages {
+        let text = message_text(message.get("content").unwrap_or(&Value::Null));
+        chars += text.chars().count();
+        if message.get("role").and_then(Value::as_str) == Some("user") {
+            last_user = text;
+        }
+    }
+    Ok((last_user, chars))
+}
+
+/// A message's text: a plain string, or the `text` parts of a multi-part content array joined by spaces.
+fn message_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+fn read_prompt(body: &Value) -> Result<(String, usize), (String, &'static str)> {
+    let missing = || {
+        (
+            "'prompt' must be a string or an array of strings".to_owned(),
+            "prompt",
+        )
+    };
+    let texts: Vec<&str> = match body.get("prompt") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<_>>()
+            .ok_or_else(missing)?,
+        _ => return Err(missing()),
+    };
+    let chars = texts.iter().map(|t| t.chars().count()).sum();
+    Ok((texts.last().copied().unwrap_or_default().to_owned(), chars))
+}
+
+/// Tokens for `chars` characters of prompt: a quarter, rounded up, at least one.
+pub(crate) fn estimate_tokens(chars: usize) -> u64 {
+    (chars as u64).div_ceil(4).max(1)
+}
+
+/// Tokens of an answer: its whitespace-separated words.
+pub(crate) fn count_words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+impl Completion {
+    /// The answer text for a prompt: the scripted content, or an echo of what the user said.
+    pub(crate) fn answer_for(prompt: &Prompt, scripted: Option<&str>) -> String {
+        match scripted {
+            Some(text) => text.to_owned(),
+            None => format!("You said: {}", prompt.last_text),
+        }
+    }
+
+    /// OpenAI's `usage`, with OpenRouter's cost fields, for an answer of `answer` text.
+    pub(crate) fn usage(&self, answer: &str) -> Value {
+        let completion_tokens = count_words(answer);
+        let prompt_cost = self.prompt_tokens as f64 * self.price.prompt;
+        let completion_cost = completion_tokens as f64 * self.price.completion;
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+            "cost": prompt_cost + completion_cost,
+            "is_byok": false,
+            "cost_details": {
+                "upstream_inference_cost": null,
+                "upstream_inference_prompt_cost": prompt_cost,
+                "upstream_inference_completions_cost": completion_cost
+            }
+        })
+    }
+
+    /// The dollars [`Completion::usage`] reports for `answer`.
+    pub(crate) fn cost(&self, answer: &str) -> f64 {
+        self.prompt_tokens as f64 * self.price.prompt + count_words(answer) as f64 * self.price.completion
+    }
+
+    fn object(&self, streaming: bool) -> &'static str {
+        match (self.kind, streaming) {
+            (Kind::Chat, false) => "chat.completion",
+            (Kind::Chat, true) => "chat.completion.chunk",
+            (Kind::Text, _) => "text_completion",
+        }
+    }
+
+    fn envelope(&self, streaming: bool, choices: Value) -> Value {
+        json!({
+            "id": self.id,
+            "object": self.object(streaming),
+            "created": self.created,
+            "model": self.model,
+            "provider": "Emu",
+            "system_fingerprint": "fp_emulator",
+            "choices": choices,
+            "x_emulator": {"echo_unknown": self.probe},
+        })
+    }
+
+    /// The whole non-streaming response.
+    pub(crate) fn response(&self) -> Value {
+        let choice = match self.kind {
+            Kind::Chat => json!({
+                "index": 0,
+                "message": {"role": "assistant", "content": self.content, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "stop",
+                "native_finish_reason": "stop"
+            }),
+            Kind::Text => {
+                json!({"index": 0, "text": self.content, "logprobs": null, "finish_reason": "stop"})
+            }
+        };
+        let mut body = self.envelope(false, json!([choice]));
+        body["usage"] = self.usage(&self.content);
+        body
+    }
+
+    /// The first chunk of a chat stream, announcing the assistant role; text streams have none.
+    pub(crate) fn role_chunk(&self) -> Option<Value> {
+        match self.kind {
+            Kind::Chat => Some(self.envelope(
+                true,
+                json!([{
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": ""},
+                    "logprobs": null,
+                    "finish_reason": null
+                }]),
+            )),
+            Kind::Text => None,
+        }
+    }
+
+    /// One piece of the answer.
+    pub(crate) fn content_chunk(&self, piece: &str) -> Value {
+        let choice = match self.kind {
+            Kind::Chat => {
+                json!({"index": 0, "delta": {"content": piece}, "logprobs": null, "finish_reason": null})
+            }
+            Kind::Text => json!({"index": 0, "text": piece, "logprobs": null, "finish_reason": null}),
+        };
+        self.envelope(true, json!([choice]))
+    }
+
+    /// The chunk that carries `finish_reason: "stop"`.
+    pub(crate) fn finish_chunk(&self) -> Value {
+        let choice = match self.kind {
+            Kind::Chat => json!({
+                "index": 0,
+                "delta": {},
+                "logprobs": null,
+                "finish_reason": "stop",
+                "native_finish_reason": "stop"
+            }),
+            Kind::Text => json!({"index": 0, "text": "", "logprobs": null, "finish_reason": "stop"}),
+        };
+        self.envelope(true, json!([choice]))
+    }
+
+    /// The last data chunk before `[DONE]`: no choices, only usage for what was streamed.
+    pub(crate) fn usage_chunk(&self, streamed: &str) -> Value {
+        let mut chunk = self.envelope(true, json!([]));
+        chunk["usage"] = self.usage(streamed);
+        chunk
+    }
+
+    /// OpenRouter's mid-stream failure: an `error` member and `finish_reason: "error"`.
+    pub(crate) fn error_chunk(&self) -> Value {
+        let choice = match self.kind {
+            Kind::Chat => json!({"index": 0, "delta": {"content": ""}, "finish_reason": "error"}),
+            Kind::Text => json!({"index": 0, "text": "", "finish_reason": "error"}),
+        };
+        let mut chunk = self.envelope(true, json!([choice]));
+        chunk["error"] = json!({"code": "server_error", "message": "Emulated mid-stream failure"});
+        chunk
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completion(kind: Kind) -> Completion {
+        Completion {
+            kind,
+            id: "chatcmpl-emu-1".to_owned(),
+            created: 1,
+            model: "tiny".to_owned(),
+            content: "You said: hi there".to_owned(),
+            prompt_tokens: 3,
+            price: Price {
+                prompt: 1.0,
+                completion: 2.0,
+            },
+            probe: json!({"a": 1}),
+        }
+    }
+
+    #[test]
+    fn reads_chat_prompt() {
+        let body = json!({"model": "tiny", "stream": true, "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": "you"}]},
+            {"role": "assistant", "content": "ok"}
+        ]});
+        let p = Prompt::read(Kind::Chat, &body).unwrap();
+        assert_eq!(p.last_text, "hello you");
+        assert_eq!(p.prompt_tokens, 5); // 8 + 9 + 2 = 19 chars
+        assert!(p.stream);
+        assert_eq!(Completion::answer_for(&p, None), "You said: hello you");
+        assert_eq!(Completion::answer_for(&p, Some("x")), "x");
+    }
+
+    #[test]
+    fn reads_text_prompt_and_fallback_model() {
+        let body = json!({"models": ["a", "b"], "prompt": ["one", "two"]});
+        let p = Prompt::read(Kind::Text, &body).unwrap();
+        assert_eq!(
+            (p.model.as_str(), p.last_text.as_str(), p.prompt_tokens),
+            ("a", "two", 2)
+        );
+        assert_eq!(
+            Prompt::read(Kind::Text, &json!({"model": "a"})).unwrap_err().1,
+            "prompt"
+        );
+        assert_eq!(
+            Prompt::read(Kind::Chat, &json!({"messages": []})).unwrap_err().1,
+            "model"
+        );
+    }
+
+    #[test]
+    fn token_rules() {
+        assert_eq!(estimate_tokens(0), 1);
+        assert_eq!(estimate_tokens(9), 3);
+        assert_eq!(count_words("  a b\tc\n"), 3);
+    }
+
+    #[test]
+    fn chat_response_shape() {
+        let r = completion(Kind::Chat).response();
+        assert_eq!(r["object"], "chat.completion");
+        assert_eq!(r["choices"][0]["message"]["refusal"], Value::Null);
+        assert_eq!(r["usage"]["completion_tokens"], 4);
+        assert_eq!(r["usage"]["total_tokens"], 7);
+        assert_eq!(r["usage"]["cost"], 11.0);
+        assert_eq!(r["x_emulator"]["echo_unknown"]["a"], 1);
+    }
+
+    #[test]
+    fn chunk_shapes() {
+        let c = completion(Kind::Chat);
+        assert_eq!(
+            c.role_chunk().unwrap()["choices"][0]["delta"]["role"],
+            "assistant"
+        );
+        assert_eq!(c.content_chunk("x")["object"], "chat.completion.chunk");
+        assert_eq!(c.finish_chunk()["choices"][0]["finish_reason"], "stop");
+        assert_eq!(c.usage_chunk("a b")["choices"], json!([]));
+        assert_eq!(c.error_chunk()["error"]["code"], "server_error");
+        let t = completion(Kind::Text);
+        assert!(t.role_chunk().is_none());
+        assert_eq!(t.content_chunk("x")["choices"][0]["text"], "x");
+        assert_eq!(t.response()["object"], "text_completion");
+    }
+}

@@ -1,0 +1,44 @@
+//! Test support for moat: an upstream emulator that speaks OpenAI's and OpenRouter's wire formats on
+//! loopback, over plain HTTP or verified HTTPS with a throwaway certificate authority.
+//!
+//! The emulator answers `GET /models`, `POST /chat/completions`, `POST /completions` and
+//! `POST /embeddings` under both `/v1` and `/api/v1`, streamed or not. Answers are deterministic
+//! (`"You said: <last user message>"`), so a reply through the gateway can be compared with a direct
+//! one. A request scripts failures and timing for itself with an `"emulate": {…}` member: error
+//! statuses (optionally only the first `times`), delays, pauses with keep-alive comments, mid-stream
+//! error chunks and connection resets.
+//!
+//! ```no_run
+//! use moat_testkit::{Emulator, EmulatorOptions, TestCa};
+//!
+//! # async fn demo() -> Result<(), moat_testkit::Error> {
+//! let ca = TestCa::new("moat test CA")?;
+//! let opts = EmulatorOptions {
+//!     tls: Some(ca.issue(&["localhost", "127.0.0.1"])?),
+//!     api_key: Some("sk-test".to_owned()),
+//!     ..EmulatorOptions::default()
+//! };
+//! let upstream = Emulator::start(opts).await?;
+//! // Point the code under test at `upstream.base_url()`, trusting `ca.cert_pem()`,
+//! // then look at `upstream.requests()` and the stream counters.
+//! upstream.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod completion;
+mod directive;
+mod embeddings;
+mod error;
+mod handler;
+mod server;
+mod stream;
+mod tls;
+mod wire;
+
+pub use error::Error;
+pub use server::{serve, serve_forever, Emulator, EmulatorOptions, RecordedRequest};
+pub use stream::KEEPALIVE_COMMENT;
+pub use tls::{ServerIdentity, TestCa};
+
+/// Every response body the emulator sends; the error is how a stream breaks its connection on purpose.
+pub(crate) type ResponseBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::io::Error>;

@@ -1,0 +1,257 @@
+//! One provider's HTTP client: connection pooling (HTTP/1.1 and HTTP/2), verified TLS, the provider's
+//! credential, time-outs for connect and first byte, and retries with back-off on the same target.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use moat_policy::retry::{RetryDecision, RetryPolicy};
+
+use crate::{Phase, UpstreamError};
+
+/// How long each phase of an upstream exchange may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect plus TLS handshake.
+    pub connect: Duration,
+    /// Request sent → response headers. Generous by default: a non-streamed completion only answers
+    /// once the whole text is generated.
+    pub first_byte: Duration,
+    /// Longest silence between two body pieces. Providers send keep-alive comments while thinking, so a
+    /// longer silence means a stuck stream.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(300),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything needed to talk to one provider.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// The provider's configured name, used in error messages and logs.
+    pub name: String,
+    /// Base URL without a trailing slash, e.g. `https://openrouter.ai/api/v1`.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer …`; marked sensitive so no debug output shows it.
+    pub api_key: Option<String>,
+    /// Extra trust anchors for this provider only.
+    pub ca_file: Option<PathBuf>,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    /// Largest non-streamed response body accepted (a bound on memory per request).
+    pub max_response_bytes: usize,
+    /// Send no request through an HTTP(S) proxy from the environment. Set for loopback providers so a
+    /// proxy meant for the internet never sees local traffic.
+    pub no_proxy: bool,
+}
+
+impl UpstreamSettings {
+    /// Settings with defaults for everything but the name and URL.
+    pub fn new(name: impl Into<String>, base_url: impl Into<String>) -> Self {
+        let base_url: String = base_url.into();
+        UpstreamSettings {
+            name: name.into(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key: None,
+            ca_file: None,
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+            max_response_bytes: 64 * 1024 * 1024,
+            no_proxy: false,
+        }
+    }
+}
+
+/// A provider endpoint with its own connection pool.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    settings: UpstreamSettings,
+    client: reqwest::Client,
+    auth: Option<HeaderValue>,
+}
+
+impl Upstream {
+    /// Builds the client. Fails on a bad CA file or an API key that cannot be a header value.
+    pub fn new(settings: UpstreamSettings) -> Result<Upstream, UpstreamError> {
+        let tls = crate::tls::client_config(settings.ca_file.as_deref())?;
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(settings.timeouts.connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .http2_adaptive_window(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("moatd/", env!("CARGO_PKG_VERSION")));
+        if settings.no_proxy {
+            builder = builder.no_proxy();
+        }
+        let client = builder
+            .build()
+            .map_err(|e| UpstreamError::Config(format!("provider `{}`: HTTP client: {e}", settings.name)))?;
+        let auth = match &settings.api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    UpstreamError::Config(format!(
+                        "provider `{}`: api_key contains characters not allowed in a header",
+                        settings.name
+                    ))
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Upstream { settings, client, auth })
+    }
+
+    /// This provider's settings.
+    pub fn settings(&self) -> &UpstreamSettings {
+        &self.settings
+    }
+
+    /// One attempt: POST `body` (or GET when `body` is `None`) to `base_url + path`. Returns the
+    /// response once its headers are in and its status is 2xx; a non-2xx status becomes
+    /// [`UpstreamError::Status`] with the (bounded) body read.
+    pub async fn send(
+        &self,
+        path: &str,
+        body: Option<Bytes>,
+        stream: bool,
+        extra_headers: &HeaderMap,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let url = format!("{}{}", self.settings.base_url, path);
+        let mut req = match body {
+            Some(body) => self
+                .client
+                .post(url)
+                .header(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body),
+            None => self.client.get(url),
+        };
+        let accept = if stream { "text/event-stream" } else { "application/json" };
+        req = req.header(http::header::ACCEPT, HeaderValue::from_static(accept));
+        for (name, value) in extra_headers {
+            req = req.header(name, value.clone());
+        }
+        if let Some(auth) = &self.auth {
+            req = req.header(http::header::AUTHORIZATION, auth.clone());
+        }
+        let first_byte = self.settings.timeouts.first_byte;
+        let resp = match tokio::time::timeout(first_byte, req.send()).await {
+            Err(_) => {
+                return Err(UpstreamError::Timeout {
+                    provider: self.settings.name.clone(),
+                    phase: Phase::FirstByte,
+                    after: first_byte,
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(UpstreamError::from_transport(&self.settings.name, &e, self.settings.timeouts.connect))
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retry_after = resp.headers().get(http::header::RETRY_AFTER).and_then(parse_retry_after);
+        // Error bodies are small; cap them anyway so a hostile upstream cannot make us buffer much.
+        let body = crate::relay::read_capped(resp, &self.settings, 64 * 1024).await.unwrap_or_default();
+        Err(UpstreamError::Status { provider: self.settings.name.clone(), status: status.as_u16(), body, retry_after })
+    }
+
+    /// [`Upstream::send`] with retries on retryable failures, waiting as the retry policy says (and as
+    /// the provider's `Retry-After` asks, within bounds). Returns the last error when attempts run out.
+    pub async fn send_with_retries(
+        &self,
+        path: &str,
+        body: Option<Bytes>,
+        stream: bool,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        self.send_with_retries_and_headers(path, body, stream, &HeaderMap::new()).await
+    }
+
+    /// As [`Upstream::send_with_retries`], forwarding `extra_headers` on every attempt.
+    pub async fn send_with_retries_and_headers(
+        &self,
+        path: &str,
+        body: Option<Bytes>,
+        stream: bool,
+        extra_headers: &HeaderMap,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.send(path, body.clone(), stream, extra_headers).await {
+                Ok(resp) => return Ok(resp),
+                Err(err) if err.is_retryable() => {
+                    match self.settings.retry.decide(attempt, err.retry_after(), cheap_random()) {
+                        RetryDecision::RetryAfter(wait) => {
+                            tracing::debug!(provider = %self.settings.name, attempt, ?wait, error = %err, "retrying");
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                        }
+                        RetryDecision::NextTarget => return Err(err),
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// Headers a client may send that providers act on and that carry no credential (OpenRouter's app
+/// attribution). Everything else from the client, above all its `Authorization`, stays with us.
+pub const FORWARDED_HEADERS: [HeaderName; 2] =
+    [HeaderName::from_static("http-referer"), HeaderName::from_static("x-title")];
+
+/// `Retry-After` as delta-seconds. (HTTP-dates are rare from LLM providers and are ignored, which
+/// falls back to our own back-off.)
+fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    text.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// Jitter source: not cryptographic, just different per call so retrying clients spread out.
+fn cheap_random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("3")), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("0.5")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("-1")), None);
+    }
+
+    #[test]
+    fn trailing_slash_is_trimmed() {
+        assert_eq!(UpstreamSettings::new("x", "http://h/v1/").base_url, "http://h/v1");
+    }
+
+    #[test]
+    fn a_key_with_a_newline_is_refused_without_echoing_it() {
+        let mut s = UpstreamSettings::new("x", "http://127.0.0.1:1/v1");
+        s.api_key = Some("sk-secret\nvalue".into());
+        let err = Upstream::new(s).unwrap_err().to_string();
+        assert!(!err.contains("sk-secret"), "{err}");
+    }
+}

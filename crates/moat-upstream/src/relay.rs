@@ -1,0 +1,239 @@
+//! Relaying a provider's answer to the client.
+//!
+//! Streamed answers pass through byte for byte as they arrive, with two exceptions that keep the
+//! client's SSE stream well-formed: bytes of an event that has not finished yet are held back until its
+//! blank line arrives (almost always within the same read), and if the provider fails or falls silent
+//! mid-stream the partial event is dropped and a final `data: {"error":…}` event is sent instead.
+//! Usage is read from the events on the way past. When the client goes away, the relay is dropped,
+//! which drops the upstream response and so cancels the provider's work.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use moat_wire::error::ErrorBody;
+use moat_wire::openai::Usage;
+use moat_wire::sse::{SseFrame, SseParser};
+
+use crate::{Phase, UpstreamError, UpstreamSettings};
+
+/// How a relayed answer ended, reported once when the relay finishes or is dropped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RelayOutcome {
+    /// The last usage object seen (OpenRouter and `include_usage` streams send one near the end).
+    pub usage: Option<Usage>,
+    /// Bytes sent to the client.
+    pub bytes: u64,
+    /// The provider's stream ended cleanly.
+    pub completed: bool,
+    /// The client went away before the end (the upstream request was cancelled).
+    pub cancelled: bool,
+    /// Why the relay ended early, when it did.
+    pub error: Option<String>,
+}
+
+type Reporter = Box<dyn FnOnce(RelayOutcome) + Send>;
+
+/// Calls the reporter exactly once, from `Drop`, so that a client disconnect (which drops the body
+/// stream without polling it to the end) is reported too.
+struct Report {
+    outcome: RelayOutcome,
+    reporter: Option<Reporter>,
+    finished: bool,
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.outcome.cancelled = true;
+        }
+        if let Some(report) = self.reporter.take() {
+            report(std::mem::take(&mut self.outcome));
+        }
+    }
+}
+
+struct RelayState<S> {
+    body: S,
+    parser: SseParser,
+    frames: Vec<SseFrame>,
+    /// Bytes after the last complete event, held until the event completes.
+    tail: BytesMut,
+    idle: Duration,
+    provider: String,
+    report: Report,
+}
+
+impl<S> RelayState<S> {
+    /// Reads usage from whatever complete events `chunk` finishes.
+    fn observe(&mut self, chunk: &[u8]) {
+        if self.parser.feed(chunk, &mut self.frames).is_err() {
+            // An over-long line: stop inspecting, keep relaying. Usage is then unknown.
+            self.parser = SseParser::new();
+        }
+        for frame in self.frames.drain(..) {
+            if let SseFrame::Event(event) = frame {
+                if let Some(usage) = moat_wire::usage::usage_from_chunk(&event.data) {
+                    self.report.outcome.usage = Some(usage);
+                }
+            }
+        }
+    }
+
+    /// Splits off what can go to the client now: everything up to the end of the last complete event.
+    fn releasable(&mut self, chunk: Bytes) -> Option<Bytes> {
+        let joined: Bytes = if self.tail.is_empty() {
+            chunk
+        } else {
+            self.tail.extend_from_slice(&chunk);
+            self.tail.split().freeze()
+        };
+        match last_event_end(&joined) {
+            Some(end) if end == joined.len() => Some(joined),
+            Some(end) => {
+                self.tail.extend_from_slice(&joined[end..]);
+                Some(joined.slice(..end))
+            }
+            None => {
+                self.tail.extend_from_slice(&joined);
+                None
+            }
+        }
+    }
+
+    fn fail(&mut self, message: String, code: &str) -> Bytes {
+        self.tail.clear();
+        self.report.outcome.error = Some(message.clone());
+        self.report.finished = true;
+        let body = ErrorBody::new(message, "upstream_error", Some(code));
+        let json = String::from_utf8_lossy(&body.to_json_bytes()).into_owned();
+        Bytes::from(moat_wire::sse::encode_data(&json))
+    }
+}
+
+/// Byte offset just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `buf`.
+fn last_event_end(buf: &[u8]) -> Option<usize> {
+    let lf = memchr::memmem::rfind(buf, b"\n\n").map(|i| i + 2);
+    let crlf = memchr::memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
+    let cr = memchr::memmem::rfind(buf, b"\r\r").map(|i| i + 2);
+    lf.max(crlf).max(cr)
+}
+
+/// Relays a streamed (SSE) response. `on_done` is called exactly once with how it ended.
+pub fn relay_stream(
+    resp: reqwest::Response,
+    settings: &UpstreamSettings,
+    on_done: impl FnOnce(RelayOutcome) + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    relay_byte_stream(resp.bytes_stream(), settings, Box::new(on_done))
+}
+
+fn relay_byte_stream<S>(
+    body: S,
+    settings: &UpstreamSettings,
+    on_done: Reporter,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+{
+    let state = RelayState {
+        body,
+        parser: SseParser::new(),
+        frames: Vec::new(),
+        tail: BytesMut::new(),
+        idle: settings.timeouts.idle,
+        provider: settings.name.clone(),
+        report: Report { outcome: RelayOutcome::default(), reporter: Some(on_done), finished: false },
+    };
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let mut s = state?;
+        loop {
+            match tokio::time::timeout(s.idle, s.body.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    s.observe(&chunk);
+                    if let Some(out) = s.releasable(chunk) {
+                        s.report.outcome.bytes += out.len() as u64;
+                        return Some((Ok(out), Some(s)));
+                    }
+                }
+                Ok(None) => {
+                    let mut out = Vec::new();
+                    // A provider that ends without a final blank line still had its last event
+                    // delivered; the parser treats EOF as its end.
+                    let _ = s.parser.finish(&mut out);
+                    for frame in out {
+                        if let SseFrame::Event(event) = frame {
+                            if let Some(usage) = moat_wire::usage::usage_from_chunk(&event.data) {
+                                s.report.outcome.usage = Some(usage);
+                            }
+                        }
+                    }
+                    s.report.outcome.completed = true;
+                    s.report.finished = true;
+                    if s.tail.is_empty() {
+                        return None;
+                    }
+                    let rest = s.tail.split().freeze();
+                    s.report.outcome.bytes += rest.len() as u64;
+                    return Some((Ok(rest), None));
+                }
+                Ok(Some(Err(e))) => {
+                    let detail = UpstreamError::from_transport(&s.provider, &e, s.idle).to_string();
+                    let event = s.fail(format!("{detail} (mid-stream)"), "upstream_stream_error");
+                    return Some((Ok(event), None));
+                }
+                Err(_) => {
+                    let err =
+                        UpstreamError::Timeout { provider: s.provider.clone(), phase: Phase::Idle, after: s.idle };
+                    let event = s.fail(format!("{err} (mid-stream)"), "upstream_timeout");
+                    return Some((Ok(event), None));
+                }
+            }
+        }
+    })
+}
+
+/// Reads a whole (non-streamed) response body, with the idle time-out between pieces and the
+/// provider's `max_response_bytes` bound.
+pub async fn read_body(resp: reqwest::Response, settings: &UpstreamSettings) -> Result<Bytes, UpstreamError> {
+    read_capped(resp, settings, settings.max_response_bytes).await
+}
+
+pub(crate) async fn read_capped(
+    resp: reqwest::Response,
+    settings: &UpstreamSettings,
+    limit: usize,
+) -> Result<Bytes, UpstreamError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(UpstreamError::TooLarge { provider: settings.name.clone(), limit });
+    }
+    let mut body = resp.bytes_stream();
+    let mut buf = BytesMut::new();
+    let idle = settings.timeouts.idle;
+    loop {
+        match tokio::time::timeout(idle, body.next()).await {
+            Err(_) => {
+                return Err(UpstreamError::Timeout { provider: settings.name.clone(), phase: Phase::Idle, after: idle })
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => return Err(UpstreamError::from_transport(&settings.name, &e, idle)),
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(UpstreamError::TooLarge { provider: settings.name.clone(), limit });
+                }
+                if buf.is_empty() && body.size_hint().1 == Some(0) {
+                    return Ok(chunk);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Usage from a whole JSON response body, if it has one.
+pub fn usage_of(body: &[u8]) -> Option<Usage> {
+    moat_wire::usage::usage_from_response(body)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! `moatd`: parse flags, load the configuration, set up logging, and hand over to the gateway library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use moat_gateway::config::{self, Config, FileConfig};
+use moat_gateway::{server, Gateway};
+
+/// A private, local-first gateway for LLM APIs: one OpenAI- and OpenRouter-compatible endpoint in
+/// front of local models and cloud providers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "moatd",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  moatd                                   start on 127.0.0.1:7400; finds OpenRouter (OPENROUTER_API_KEY),
+                                          a llama.cpp server on :8080 and Ollama on :11434 by itself
+  moatd serve --config /etc/moat/moatd.toml
+  moatd check-config moatd.toml           validate a file and explain what it will do
+  curl -s localhost:7400/v1/models
+
+Logging: MOAT_LOG (default \"info\"; \"moat=debug\" adds one line per request, never headers or bodies)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve(ServeArgs),
+    /// Validate a configuration file and explain what it will do; exit 1 if it is invalid.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+struct ServeArgs {
+    /// Configuration file (TOML). Without one, moatd discovers providers by itself.
+    #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on; overrides the file's `listen` (default 127.0.0.1:7400).
+    #[arg(long, short = 'l', env = "MOATD_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Serve(args)) => run(args),
+        None => run(cli.serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moatd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(file)?;
+    println!("{}: OK", file.display());
+    print!("{}", config::explain(&config));
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => {
+            let (file, notes) = config::discover(&config::DiscoveryTargets::from_env()).await;
+            tracing::info!("no config file: discovering providers");
+            for note in notes {
+                tracing::info!("{note}");
+            }
+            file
+        }
+    };
+    if let Some(listen) = args.listen {
+        file.listen = Some(listen.to_string());
+    }
+    let config = Config::resolve(file, &|name| std::env::var(name).ok())?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    for p in &config.providers {
+        tracing::info!(provider = %p.upstream.name, kind = p.kind.as_str(), base_url = %p.upstream.base_url, local = p.local, "provider ready");
+    }
+    let gateway = Gateway::new(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!("moatd listening on http://{addr}");
+    server::serve(listener, gateway, shutdown_signal()).await.context("serving")?;
+    tracing::info!("moatd stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM (how service managers stop us).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
