@@ -77,10 +77,13 @@ impl UpstreamError {
                 return UpstreamError::Tls { provider, reason: crate::tls::describe(tls) };
             }
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                    return UpstreamError::Tls { provider, reason: crate::tls::describe(tls) };
-                }
                 io_kind.get_or_insert(io.kind());
+                // `io::Error::source` skips the error it wraps, and TLS errors arrive wrapped in two
+                // layers of `io::Error`: step into the wrapped error instead.
+                if let Some(inner) = io.get_ref() {
+                    source = Some(inner);
+                    continue;
+                }
             }
             source = e.source();
         }

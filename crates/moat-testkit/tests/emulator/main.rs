@@ -1,4 +1,8 @@
 //! Drives the upstream emulator with a real HTTP client (reqwest over rustls) on loopback.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions fail the test by panicking"
+)]
 
 mod plain;
 mod streaming;

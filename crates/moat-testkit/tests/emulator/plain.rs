@@ -358,3 +358,33 @@ async fn h2c_with_prior_knowledge() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(emu.requests()[0].version, Version::HTTP_2);
 }
+
+#[tokio::test]
+async fn standalone_serve_until_shutdown() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(moat_testkit::serve(
+        listener,
+        EmulatorOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let body: Value = plain_client()
+        .post(format!("http://{addr}/api/v1/chat/completions"))
+        .json(&chat("standalone", json!({})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "You said: standalone");
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -1,3 +1,5 @@
+//! Error body tests: moat-made errors, the upstream shapes `from_slice` accepts, and round trips.
+
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -6,8 +6,9 @@ use serde_json::{Map, Value};
 /// `{"object": "list", "data": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelList {
-    #[serde(default)]
-    pub object: String,
+    /// `"list"` at OpenAI; OpenRouter leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
     #[serde(default)]
     pub data: Vec<Model>,
     #[serde(flatten)]
@@ -18,7 +19,7 @@ impl ModelList {
     /// The list moatd serves, with OpenAI's `"object": "list"`.
     pub fn new(data: Vec<Model>) -> Self {
         Self {
-            object: "list".to_owned(),
+            object: Some("list".to_owned()),
             data,
             extra: Map::new(),
         }

@@ -1,3 +1,5 @@
+//! Examples from OpenAI and OpenRouter documentation, parsed and re-serialized.
+
 use serde_json::{json, Value};
 
 use super::*;
@@ -189,7 +191,7 @@ fn openrouter_models_list() {
       }]
     });
     let list: ModelList = round_trip(&json);
-    assert_eq!(list.object, "");
+    assert_eq!(list.object, None);
     let model = &list.data[0];
     assert_eq!(model.id, "google/gemini-2.5-flash");
     assert_eq!(model.created, Some(1750172488));
@@ -403,7 +405,8 @@ fn stop_and_prompt_shapes() {
         let parsed: PromptInput = round_trip(&json);
         assert_eq!(parsed, expected);
     }
-    let texts: Vec<&str> = PromptInput::from("x").texts().collect();
+    let input = PromptInput::from("x");
+    let texts: Vec<&str> = input.texts().collect();
     assert_eq!(texts, ["x"]);
     assert_eq!(PromptInput::Tokens(vec![1]).texts().count(), 0);
 }

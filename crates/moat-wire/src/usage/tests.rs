@@ -1,3 +1,5 @@
+//! Usage extraction tests, including agreement with a full parse of the chunk.
+
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
