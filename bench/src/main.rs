@@ -1,1 +1,167 @@
-fn main() {}
+//! `moat-bench`: the benchmark harness. `emulator` serves the upstream emulator as its own process;
+//! `gateway` measures the latency moatd adds in front of it under open-loop load.
+
+mod client;
+mod gateway;
+mod load;
+mod processes;
+mod procstat;
+mod report;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "moat-bench",
+    about = "Benchmarks for moat: the latency moatd adds, under open-loop load against an upstream emulator.",
+    after_help = "Example:
+  cargo build --release -p moatd -p moat-bench
+  target/release/moat-bench gateway --rates 1000,5000 --duration 10s --runs 3 --out bench.json"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the upstream emulator (OpenAI-compatible, deterministic answers) until killed.
+    Emulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Measure moatd's added latency: the same load directly to the emulator and through moatd.
+    Gateway(GatewayArgs),
+}
+
+#[derive(Debug, Args)]
+struct GatewayArgs {
+    /// Request rates to test, in requests per second.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    rates: Vec<u32>,
+    /// Measured time per phase (e.g. 10s, 500ms, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Load applied before each measured window and not recorded.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// How many times to repeat every rate; figures are medians over runs.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Keep-alive connections the generator opens per phase.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Requests scheduled while this many are outstanding are counted as "overload" errors instead.
+    #[arg(long, default_value_t = 2000)]
+    max_in_flight: usize,
+    /// The moatd binary to test.
+    #[arg(long, default_value = "target/release/moatd")]
+    moatd: PathBuf,
+    /// Write every run's figures and the medians as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// A smoke run to check the harness: 2 s per phase, 1 run (overrides --duration and --runs).
+    #[arg(long)]
+    quick: bool,
+}
+
+impl GatewayArgs {
+    /// Checks what was typed and turns it into settings; touches nothing outside.
+    fn settings(self) -> anyhow::Result<gateway::Settings> {
+        let (duration, runs) = if self.quick { (Duration::from_secs(2), 1) } else { (self.duration, self.runs) };
+        let warmup = if self.quick { self.warmup.min(Duration::from_secs(1)) } else { self.warmup };
+        if self.rates.is_empty() || self.rates.contains(&0) {
+            bail!("--rates needs one or more positive rates");
+        }
+        if duration.is_zero() {
+            bail!("--duration must be positive");
+        }
+        if runs == 0 || self.connections == 0 || self.max_in_flight == 0 {
+            bail!("--runs, --connections and --max-in-flight must be at least 1");
+        }
+        Ok(gateway::Settings {
+            rates: self.rates,
+            duration,
+            warmup,
+            runs,
+            connections: self.connections,
+            max_in_flight: self.max_in_flight,
+            moatd: self.moatd,
+            out: self.out,
+        })
+    }
+}
+
+/// Parses "10s", "500ms", "1m" or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("not a duration: {text:?}"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {text:?}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Emulator { listen } => emulator(listen),
+        Command::Gateway(args) => args.settings().and_then(|s| gateway::run(&s)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moat-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The emulator on a single-threaded runtime: on a small box it should take one core at most, like
+/// the generator, and the answers are tiny.
+fn emulator(listen: SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime
+        .block_on(moat_testkit::serve_forever(moat_testkit::EmulatorOptions::default(), listen))
+        .with_context(|| format!("serving the emulator on {listen}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("3h").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn quick_overrides_duration_and_runs() {
+        let cli = Cli::try_parse_from(["moat-bench", "gateway", "--quick", "--runs", "5"]).unwrap();
+        let Command::Gateway(args) = cli.command else { unreachable!() };
+        let s = args.settings().unwrap();
+        assert_eq!((s.duration, s.runs, s.rates.clone()), (Duration::from_secs(2), 1, vec![1000, 5000]));
+    }
+}

@@ -15,7 +15,9 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("keys", &self.digests.len()).finish()
+        f.debug_struct("Authenticator")
+            .field("keys", &self.digests.len())
+            .finish()
     }
 }
 
@@ -26,7 +28,9 @@ fn digest(key: &[u8]) -> [u8; 32] {
 impl Authenticator {
     /// Builds from the configured keys.
     pub fn new(keys: &[String]) -> Self {
-        Authenticator { digests: keys.iter().map(|k| digest(k.as_bytes())).collect() }
+        Authenticator {
+            digests: keys.iter().map(|k| digest(k.as_bytes())).collect(),
+        }
     }
 
     /// True when no key is required.
@@ -45,8 +49,15 @@ impl Authenticator {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
-            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim));
-        let Some(presented) = presented.filter(|k| !k.is_empty()) else { return false };
+            .or_else(|| {
+                headers
+                    .get("x-api-key")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+            });
+        let Some(presented) = presented.filter(|k| !k.is_empty()) else {
+            return false;
+        };
         let d = digest(presented.as_bytes());
         let mut ok = subtle::Choice::from(0u8);
         for known in &self.digests {
@@ -62,7 +73,10 @@ mod tests {
 
     fn headers(name: &str, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        h.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
         h
     }
 

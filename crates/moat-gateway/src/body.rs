@@ -15,7 +15,12 @@ use crate::GatewayError;
 const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Reads the whole body, refusing more than `limit` bytes (413) or a body slower than `timeout` (408).
-pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize, timeout: Duration) -> Result<Bytes, GatewayError> {
+pub async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, GatewayError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -30,7 +35,9 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize, timeout
             Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                 Err(GatewayError::PayloadTooLarge { limit })
             }
-            Err(e) => Err(GatewayError::BadRequest(format!("could not read the request body: {e}"))),
+            Err(e) => Err(GatewayError::BadRequest(format!(
+                "could not read the request body: {e}"
+            ))),
         }
     };
     match tokio::time::timeout(timeout, read).await {

@@ -37,7 +37,8 @@ pub enum GatewayError {
 
 fn json_response(status: StatusCode, body: ErrorBody) -> Response {
     let mut resp = (status, Bytes::from(body.to_json_bytes())).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -94,12 +95,19 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let GatewayError::Upstream(UpstreamError::Status { provider, status: code, body, retry_after }) = &self {
+        if let GatewayError::Upstream(UpstreamError::Status {
+            provider,
+            status: code,
+            body,
+            retry_after,
+        }) = &self
+        {
             // The provider's own error passes through untouched when it is already an error object
             // (OpenAI's or OpenRouter's shape); anything else is wrapped so clients can parse it.
             let mut resp = if ErrorBody::from_slice(body).is_some() {
                 let mut r = (status, body.clone()).into_response();
-                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 r
             } else {
                 let text = String::from_utf8_lossy(body);
@@ -109,7 +117,10 @@ impl IntoResponse for GatewayError {
                 } else {
                     format!("provider `{provider}` answered {code}: {}", snippet.trim())
                 };
-                json_response(status, ErrorBody::new(message, "upstream_error", Some("upstream_error")))
+                json_response(
+                    status,
+                    ErrorBody::new(message, "upstream_error", Some("upstream_error")),
+                )
             };
             if let Some(wait) = retry_after {
                 if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
@@ -121,7 +132,8 @@ impl IntoResponse for GatewayError {
         let (kind, code) = self.kind_and_code();
         let mut resp = json_response(status, ErrorBody::new(self.to_string(), kind, Some(code)));
         if matches!(self, GatewayError::Unauthorized) {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }

@@ -17,9 +17,12 @@ use crate::GatewayError;
 #[derive(Debug)]
 pub(crate) struct Provider {
     pub(crate) upstream: Upstream,
-    #[allow(dead_code, reason = "kind-specific behaviour (adapters) arrives with later provider kinds")]
+    #[allow(
+        dead_code,
+        reason = "kind-specific behaviour (adapters) arrives with later provider kinds"
+    )]
     pub(crate) kind: ProviderKind,
-    #[allow(dead_code, reason = "read by privacy routing")]
+    #[expect(dead_code, reason = "read by privacy routing")]
     pub(crate) local: bool,
 }
 
@@ -39,7 +42,11 @@ impl Gateway {
     pub fn new(config: &Config) -> Result<Arc<Gateway>, GatewayError> {
         let mut providers = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
-            providers.push(Provider { upstream: Upstream::new(p.upstream.clone())?, kind: p.kind, local: p.local });
+            providers.push(Provider {
+                upstream: Upstream::new(p.upstream.clone())?,
+                kind: p.kind,
+                local: p.local,
+            });
         }
         Ok(Arc::new(Gateway {
             catalog: config.catalog.clone(),
@@ -52,7 +59,9 @@ impl Gateway {
     }
 
     pub(crate) fn provider(&self, id: ProviderId) -> Result<&Provider, GatewayError> {
-        self.providers.get(id).ok_or_else(|| GatewayError::Internal(format!("provider {id} missing")))
+        self.providers
+            .get(id)
+            .ok_or_else(|| GatewayError::Internal(format!("provider {id} missing")))
     }
 
     pub(crate) fn next_request_id(&self) -> String {
@@ -73,11 +82,18 @@ impl RequestIds {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(u64::from(std::process::id()));
-        RequestIds { prefix: h.finish(), counter: AtomicU64::new(0) }
+        RequestIds {
+            prefix: h.finish(),
+            counter: AtomicU64::new(0),
+        }
     }
 
     fn next(&self) -> String {
-        format!("moat-{:016x}-{:x}", self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "moat-{:016x}-{:x}",
+            self.prefix,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 

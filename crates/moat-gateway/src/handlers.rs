@@ -11,7 +11,11 @@ pub(crate) mod proxy;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.
 pub(crate) async fn health() -> Response {
-    ([(http::header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}").into_response()
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        "{\"status\":\"ok\"}",
+    )
+        .into_response()
 }
 
 pub(crate) async fn not_found(uri: Uri) -> Response {

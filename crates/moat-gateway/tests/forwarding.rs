@@ -24,11 +24,26 @@ async fn non_streamed_chat_matches_direct_and_strips_the_prefix() {
         "messages": [{"role": "user", "content": "hello there"}],
         "x_probe": {"keep": [1, 2, 3]}
     });
-    let via: Value = http.post(gw.url("/v1/chat/completions")).json(&body).send().await.unwrap().json().await.unwrap();
+    let via: Value = http
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut direct_body = body.clone();
     direct_body["model"] = json!("tiny");
-    let direct: Value =
-        http.post(format!("{}/chat/completions", emu.base_url())).json(&direct_body).send().await.unwrap().json().await.unwrap();
+    let direct: Value = http
+        .post(format!("{}/chat/completions", emu.base_url()))
+        .json(&direct_body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     assert_eq!(via["choices"], direct["choices"]);
     assert_eq!(via["usage"], direct["usage"]);
@@ -36,7 +51,12 @@ async fn non_streamed_chat_matches_direct_and_strips_the_prefix() {
     // The unknown request field reached the upstream, and its unknown response field came back.
     assert_eq!(via["x_emulator"]["echo_unknown"], json!({"keep": [1, 2, 3]}));
     let seen = emu.requests();
-    let forwarded = seen.iter().find(|r| r.path == "/v1/chat/completions").unwrap().json().unwrap();
+    let forwarded = seen
+        .iter()
+        .find(|r| r.path == "/v1/chat/completions")
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(forwarded["model"], "tiny");
     assert_eq!(forwarded["x_probe"], json!({"keep": [1, 2, 3]}));
 }
@@ -46,18 +66,32 @@ async fn streamed_chat_relays_every_event() {
     let emu = emulator().await;
     let gw = gateway(&provider("local", &emu.base_url())).await;
     let body = json!({"model": "local/tiny", "stream": true, "messages": [{"role": "user", "content": "one two three"}]});
-    let resp = client().post(gw.url("/api/v1/chat/completions")).json(&body).send().await.unwrap();
+    let resp = client()
+        .post(gw.url("/api/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     assert_eq!(resp.headers()["x-moat-provider"], "local");
     let text = resp.text().await.unwrap();
-    assert!(text.starts_with(": OPENROUTER PROCESSING"), "keep-alive comment relayed: {text}");
+    assert!(
+        text.starts_with(": OPENROUTER PROCESSING"),
+        "keep-alive comment relayed: {text}"
+    );
     assert_eq!(streamed_text(&text), "You said: one two three");
     let events = data_events(&text);
     assert_eq!(events.last().unwrap(), "[DONE]");
     let usage_event: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert!(usage_event["usage"]["total_tokens"].as_u64().unwrap() > 0);
-    assert!(usage_event["x_emulator"].is_object(), "unknown fields pass through");
+    assert!(
+        usage_event["x_emulator"].is_object(),
+        "unknown fields pass through"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +103,12 @@ async fn first_chunk_arrives_while_the_upstream_still_pauses() {
         "messages": [{"role": "user", "content": "a b c d"}],
         "emulate": {"pause_after_chunks": 1, "pause_ms": 3000}
     });
-    let resp = client().post(gw.url("/v1/chat/completions")).json(&body).send().await.unwrap();
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let mut stream = resp.bytes_stream();
     let mut seen = String::new();
     while !streamed_text(&seen).contains("You") {
@@ -97,11 +136,19 @@ async fn client_disconnect_cancels_the_upstream() {
         "messages": [{"role": "user", "content": "x"}],
         "emulate": {"chunks": 200, "chunk_delay_ms": 50}
     });
-    let resp = client().post(gw.url("/v1/chat/completions")).json(&body).send().await.unwrap();
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let mut stream = resp.bytes_stream();
     stream.next().await.unwrap().unwrap();
     drop(stream);
-    assert!(eventually(Duration::from_secs(5), || emu.cancelled_streams() == 1).await, "upstream stream was not cancelled");
+    assert!(
+        eventually(Duration::from_secs(5), || emu.cancelled_streams() == 1).await,
+        "upstream stream was not cancelled"
+    );
     assert_eq!(emu.completed_streams(), 0);
 }
 
@@ -113,15 +160,30 @@ async fn completions_and_embeddings_are_forwarded() {
     let c: Value = http
         .post(gw.url("/v1/completions"))
         .json(&json!({"model": "local/tiny", "prompt": "say hi"}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(c["object"], "text_completion");
     assert!(c["choices"][0]["text"].as_str().unwrap().contains("say hi"));
     let e: Value = http
         .post(gw.url("/api/v1/embeddings"))
         .json(&json!({"model": "local/embed-small", "input": ["a", "b"]}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(e["data"].as_array().unwrap().len(), 2);
-    let models: Vec<String> = emu.requests().iter().filter_map(|r| r.json()).map(|j| j["model"].as_str().unwrap().to_string()).collect();
+    let models: Vec<String> = emu
+        .requests()
+        .iter()
+        .filter_map(|r| r.json())
+        .map(|j| j["model"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(models, ["tiny", "embed-small"]);
 }
 
@@ -136,14 +198,51 @@ async fn models_are_merged_prefixed_and_cached() {
     );
     let gw = gateway(&toml).await;
     let http = client();
-    let list: Value = http.get(gw.url("/v1/models")).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"a/tiny") && ids.contains(&"b/tiny") && ids.contains(&"fast"), "{ids:?}");
-    let tiny = list["data"].as_array().unwrap().iter().find(|m| m["id"] == "a/tiny").unwrap();
-    assert!(tiny["pricing"].is_object(), "provider-specific fields are kept: {tiny}");
-    let again: Value = http.get(gw.url("/api/v1/models")).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(gw.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"a/tiny") && ids.contains(&"b/tiny") && ids.contains(&"fast"),
+        "{ids:?}"
+    );
+    let tiny = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "a/tiny")
+        .unwrap();
+    assert!(
+        tiny["pricing"].is_object(),
+        "provider-specific fields are kept: {tiny}"
+    );
+    let again: Value = http
+        .get(gw.url("/api/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again, list);
-    assert_eq!(a.requests().iter().filter(|r| r.path.ends_with("/models")).count(), 1, "second listing came from the cache");
+    assert_eq!(
+        a.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/models"))
+            .count(),
+        1,
+        "second listing came from the cache"
+    );
 }
 
 #[tokio::test]
@@ -159,7 +258,12 @@ async fn http2_clients_are_served() {
     let emu = emulator().await;
     let gw = gateway(&provider("local", &emu.base_url())).await;
     let tls = moat_upstream::tls::client_config(None).unwrap();
-    let h2 = reqwest::Client::builder().tls_backend_preconfigured(tls).http2_prior_knowledge().no_proxy().build().unwrap();
+    let h2 = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .http2_prior_knowledge()
+        .no_proxy()
+        .build()
+        .unwrap();
     let resp = h2
         .post(gw.url("/v1/chat/completions"))
         .json(&json!({"model": "local/tiny", "messages": [{"role": "user", "content": "h2"}]}))
@@ -172,7 +276,12 @@ async fn http2_clients_are_served() {
 
 #[tokio::test]
 async fn client_credentials_never_reach_the_provider() {
-    let emu = Emulator::start(EmulatorOptions { api_key: Some("provider-key".into()), ..Default::default() }).await.unwrap();
+    let emu = Emulator::start(EmulatorOptions {
+        api_key: Some("provider-key".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let toml = format!(
         "[server]\napi_keys = [\"client-key\"]\n{}api_key = \"provider-key\"\n",
         provider("local", &emu.base_url())

@@ -15,44 +15,92 @@ fn chat() -> serde_json::Value {
 #[tokio::test]
 async fn untrusted_certificate_is_refused_and_ca_file_trusts_it() {
     let ca = TestCa::new("moat test CA").unwrap();
-    let emu = Emulator::start(EmulatorOptions { tls: Some(ca.issue(&["localhost"]).unwrap()), ..Default::default() })
-        .await
-        .unwrap();
+    let emu = Emulator::start(EmulatorOptions {
+        tls: Some(ca.issue(&["localhost"]).unwrap()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert!(emu.base_url().starts_with("https://localhost:"));
 
     let gw = gateway(&provider("secure", &emu.base_url())).await;
-    let resp = client().post(gw.url("/v1/chat/completions")).json(&chat()).send().await.unwrap();
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat())
+        .send()
+        .await
+        .unwrap();
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "upstream_tls_error");
-    assert!(body["error"]["message"].as_str().unwrap().contains("certificate not trusted"), "{body}");
-    assert!(emu.requests().is_empty(), "no request crossed an unverified connection");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("certificate not trusted"),
+        "{body}"
+    );
+    assert!(
+        emu.requests().is_empty(),
+        "no request crossed an unverified connection"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let ca_path = dir.path().join("ca.pem");
     ca.write_cert_pem(&ca_path).unwrap();
-    let toml = format!("{}ca_file = \"{}\"\n", provider("secure", &emu.base_url()), ca_path.display());
+    let toml = format!(
+        "{}ca_file = \"{}\"\n",
+        provider("secure", &emu.base_url()),
+        ca_path.display()
+    );
     let gw = gateway(&toml).await;
-    let resp = client().post(gw.url("/v1/chat/completions")).json(&chat()).send().await.unwrap();
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "You said: over tls");
-    assert_eq!(emu.requests()[0].version, http::Version::HTTP_2, "h2 negotiated by ALPN");
+    assert_eq!(
+        emu.requests()[0].version,
+        http::Version::HTTP_2,
+        "h2 negotiated by ALPN"
+    );
 }
 
 #[tokio::test]
 async fn a_certificate_for_another_name_is_refused() {
     let ca = TestCa::new("moat test CA").unwrap();
-    let emu = Emulator::start(EmulatorOptions { tls: Some(ca.issue(&["not-localhost.example"]).unwrap()), ..Default::default() })
-        .await
-        .unwrap();
+    let emu = Emulator::start(EmulatorOptions {
+        tls: Some(ca.issue(&["not-localhost.example"]).unwrap()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca_path = dir.path().join("ca.pem");
     ca.write_cert_pem(&ca_path).unwrap();
-    let toml = format!("{}ca_file = \"{}\"\n", provider("secure", &emu.base_url()), ca_path.display());
+    let toml = format!(
+        "{}ca_file = \"{}\"\n",
+        provider("secure", &emu.base_url()),
+        ca_path.display()
+    );
     let gw = gateway(&toml).await;
-    let resp = client().post(gw.url("/v1/chat/completions")).json(&chat()).send().await.unwrap();
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat())
+        .send()
+        .await
+        .unwrap();
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 502);
-    assert!(body["error"]["message"].as_str().unwrap().contains("name mismatch"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("name mismatch"),
+        "{body}"
+    );
 }

@@ -68,7 +68,11 @@ impl RetryPolicy {
             .min(self.max_delay);
         let half = step / 2;
         let half_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if half_nanos == 0 { 0 } else { random % (half_nanos + 1) };
+        let jitter = if half_nanos == 0 {
+            0
+        } else {
+            random % (half_nanos + 1)
+        };
         RetryDecision::RetryAfter(half + Duration::from_nanos(jitter))
     }
 }
@@ -91,16 +95,28 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_or_skipped() {
         let p = RetryPolicy::default();
-        assert_eq!(p.decide(0, Some(Duration::from_secs(1)), 7), RetryDecision::RetryAfter(Duration::from_secs(1)));
-        assert_eq!(p.decide(0, Some(Duration::from_secs(60)), 7), RetryDecision::NextTarget);
+        assert_eq!(
+            p.decide(0, Some(Duration::from_secs(1)), 7),
+            RetryDecision::RetryAfter(Duration::from_secs(1))
+        );
+        assert_eq!(
+            p.decide(0, Some(Duration::from_secs(60)), 7),
+            RetryDecision::NextTarget
+        );
     }
 
     #[test]
     fn attempts_run_out() {
-        let p = RetryPolicy { max_retries: 1, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            max_retries: 1,
+            ..RetryPolicy::default()
+        };
         assert!(matches!(p.decide(0, None, 0), RetryDecision::RetryAfter(_)));
         assert_eq!(p.decide(1, None, 0), RetryDecision::NextTarget);
-        let none = RetryPolicy { max_retries: 0, ..RetryPolicy::default() };
+        let none = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
         assert_eq!(none.decide(0, None, 0), RetryDecision::NextTarget);
     }
 

@@ -45,7 +45,9 @@ pub enum CatalogError {
     DuplicateProvider(String),
     #[error("model alias `{0}` is defined twice")]
     DuplicateAlias(String),
-    #[error("model alias `{alias}`: route entry `{entry}` must be PROVIDER/MODEL with a configured provider")]
+    #[error(
+        "model alias `{alias}`: route entry `{entry}` must be PROVIDER/MODEL with a configured provider"
+    )]
     BadRouteEntry { alias: String, entry: String },
     #[error("model alias `{0}` has an empty route")]
     EmptyRoute(String),
@@ -151,7 +153,10 @@ impl Catalog {
     fn split_provider(&self, model: &str) -> Option<Target> {
         let (prefix, rest) = model.split_once('/')?;
         let provider = self.provider_id(prefix)?;
-        Some(Target { provider, model: rest.to_string() })
+        Some(Target {
+            provider,
+            model: rest.to_string(),
+        })
     }
 
     /// Resolves one model name to its targets (see the module docs for the rules).
@@ -166,7 +171,10 @@ impl Catalog {
             return Ok(vec![target]);
         }
         match self.default_provider {
-            Some(provider) if !model.is_empty() => Ok(vec![Target { provider, model: model.to_string() }]),
+            Some(provider) if !model.is_empty() => Ok(vec![Target {
+                provider,
+                model: model.to_string(),
+            }]),
             _ => Err(RouteError::UnknownModel {
                 model: model.to_string(),
                 providers: if self.providers.is_empty() {

@@ -109,7 +109,11 @@ impl Upstream {
             }
             None => None,
         };
-        Ok(Upstream { settings, client, auth })
+        Ok(Upstream {
+            settings,
+            client,
+            auth,
+        })
     }
 
     /// This provider's settings.
@@ -132,11 +136,18 @@ impl Upstream {
             Some(body) => self
                 .client
                 .post(url)
-                .header(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .header(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )
                 .body(body),
             None => self.client.get(url),
         };
-        let accept = if stream { "text/event-stream" } else { "application/json" };
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
         req = req.header(http::header::ACCEPT, HeaderValue::from_static(accept));
         for (name, value) in extra_headers {
             req = req.header(name, value.clone());
@@ -154,7 +165,11 @@ impl Upstream {
                 })
             }
             Ok(Err(e)) => {
-                return Err(UpstreamError::from_transport(&self.settings.name, &e, self.settings.timeouts.connect))
+                return Err(UpstreamError::from_transport(
+                    &self.settings.name,
+                    &e,
+                    self.settings.timeouts.connect,
+                ))
             }
             Ok(Ok(resp)) => resp,
         };
@@ -162,10 +177,20 @@ impl Upstream {
         if status.is_success() {
             return Ok(resp);
         }
-        let retry_after = resp.headers().get(http::header::RETRY_AFTER).and_then(parse_retry_after);
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(parse_retry_after);
         // Error bodies are small; cap them anyway so a hostile upstream cannot make us buffer much.
-        let body = crate::relay::read_capped(resp, &self.settings, 64 * 1024).await.unwrap_or_default();
-        Err(UpstreamError::Status { provider: self.settings.name.clone(), status: status.as_u16(), body, retry_after })
+        let body = crate::relay::read_capped(resp, &self.settings, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        Err(UpstreamError::Status {
+            provider: self.settings.name.clone(),
+            status: status.as_u16(),
+            body,
+            retry_after,
+        })
     }
 
     /// [`Upstream::send`] with retries on retryable failures, waiting as the retry policy says (and as
@@ -176,7 +201,8 @@ impl Upstream {
         body: Option<Bytes>,
         stream: bool,
     ) -> Result<reqwest::Response, UpstreamError> {
-        self.send_with_retries_and_headers(path, body, stream, &HeaderMap::new()).await
+        self.send_with_retries_and_headers(path, body, stream, &HeaderMap::new())
+            .await
     }
 
     /// As [`Upstream::send_with_retries`], forwarding `extra_headers` on every attempt.
@@ -192,7 +218,11 @@ impl Upstream {
             match self.send(path, body.clone(), stream, extra_headers).await {
                 Ok(resp) => return Ok(resp),
                 Err(err) if err.is_retryable() => {
-                    match self.settings.retry.decide(attempt, err.retry_after(), cheap_random()) {
+                    match self
+                        .settings
+                        .retry
+                        .decide(attempt, err.retry_after(), cheap_random())
+                    {
                         RetryDecision::RetryAfter(wait) => {
                             tracing::debug!(provider = %self.settings.name, attempt, ?wait, error = %err, "retrying");
                             tokio::time::sleep(wait).await;
@@ -209,8 +239,10 @@ impl Upstream {
 
 /// Headers a client may send that providers act on and that carry no credential (OpenRouter's app
 /// attribution). Everything else from the client, above all its `Authorization`, stays with us.
-pub const FORWARDED_HEADERS: [HeaderName; 2] =
-    [HeaderName::from_static("http-referer"), HeaderName::from_static("x-title")];
+pub const FORWARDED_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("http-referer"),
+    HeaderName::from_static("x-title"),
+];
 
 /// `Retry-After` as delta-seconds. (HTTP-dates are rare from LLM providers and are ignored, which
 /// falls back to our own back-off.)
@@ -219,14 +251,21 @@ fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    text.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 /// Jitter source: not cryptographic, just different per call so retrying clients spread out.
 fn cheap_random() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }
 
@@ -236,9 +275,18 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("3")), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("0.5")), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("3")),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("0.5")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
         assert_eq!(parse_retry_after(&HeaderValue::from_static("-1")), None);
     }
 

@@ -34,9 +34,18 @@ pub enum UpstreamError {
     #[error("provider `{provider}`: TLS failure: {reason}")]
     Tls { provider: String, reason: String },
     #[error("provider `{provider}` timed out {phase} (after {after:?})")]
-    Timeout { provider: String, phase: Phase, after: Duration },
+    Timeout {
+        provider: String,
+        phase: Phase,
+        after: Duration,
+    },
     #[error("provider `{provider}` answered {status}")]
-    Status { provider: String, status: u16, body: Bytes, retry_after: Option<Duration> },
+    Status {
+        provider: String,
+        status: u16,
+        body: Bytes,
+        retry_after: Option<Duration>,
+    },
     #[error("provider `{provider}`: {detail}")]
     Protocol { provider: String, detail: String },
     #[error("provider `{provider}`: response larger than {limit} bytes")]
@@ -74,7 +83,10 @@ impl UpstreamError {
         let mut io_kind = None;
         while let Some(e) = source {
             if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-                return UpstreamError::Tls { provider, reason: crate::tls::describe(tls) };
+                return UpstreamError::Tls {
+                    provider,
+                    reason: crate::tls::describe(tls),
+                };
             }
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 io_kind.get_or_insert(io.kind());
@@ -88,7 +100,11 @@ impl UpstreamError {
             source = e.source();
         }
         if err.is_timeout() && err.is_connect() {
-            return UpstreamError::Timeout { provider, phase: Phase::Connect, after: connect_timeout };
+            return UpstreamError::Timeout {
+                provider,
+                phase: Phase::Connect,
+                after: connect_timeout,
+            };
         }
         if err.is_connect() {
             let detail = match io_kind {

@@ -143,7 +143,11 @@ where
         tail: BytesMut::new(),
         idle: settings.timeouts.idle,
         provider: settings.name.clone(),
-        report: Report { outcome: RelayOutcome::default(), reporter: Some(on_done), finished: false },
+        report: Report {
+            outcome: RelayOutcome::default(),
+            reporter: Some(on_done),
+            finished: false,
+        },
     };
     futures_util::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
@@ -183,8 +187,11 @@ where
                     return Some((Ok(event), None));
                 }
                 Err(_) => {
-                    let err =
-                        UpstreamError::Timeout { provider: s.provider.clone(), phase: Phase::Idle, after: s.idle };
+                    let err = UpstreamError::Timeout {
+                        provider: s.provider.clone(),
+                        phase: Phase::Idle,
+                        after: s.idle,
+                    };
                     let event = s.fail(format!("{err} (mid-stream)"), "upstream_timeout");
                     return Some((Ok(event), None));
                 }
@@ -205,7 +212,10 @@ pub(crate) async fn read_capped(
     limit: usize,
 ) -> Result<Bytes, UpstreamError> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(UpstreamError::TooLarge { provider: settings.name.clone(), limit });
+        return Err(UpstreamError::TooLarge {
+            provider: settings.name.clone(),
+            limit,
+        });
     }
     let mut body = resp.bytes_stream();
     let mut buf = BytesMut::new();
@@ -213,13 +223,20 @@ pub(crate) async fn read_capped(
     loop {
         match tokio::time::timeout(idle, body.next()).await {
             Err(_) => {
-                return Err(UpstreamError::Timeout { provider: settings.name.clone(), phase: Phase::Idle, after: idle })
+                return Err(UpstreamError::Timeout {
+                    provider: settings.name.clone(),
+                    phase: Phase::Idle,
+                    after: idle,
+                })
             }
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(Err(e))) => return Err(UpstreamError::from_transport(&settings.name, &e, idle)),
             Ok(Some(Ok(chunk))) => {
                 if buf.len() + chunk.len() > limit {
-                    return Err(UpstreamError::TooLarge { provider: settings.name.clone(), limit });
+                    return Err(UpstreamError::TooLarge {
+                        provider: settings.name.clone(),
+                        limit,
+                    });
                 }
                 if buf.is_empty() && body.size_hint().1 == Some(0) {
                     return Ok(chunk);

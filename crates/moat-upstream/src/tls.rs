@@ -95,7 +95,9 @@ mod tests {
         std::fs::write(&path, "not a certificate\n").unwrap();
         let err = client_config(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("no PEM certificates"), "{err}");
-        let missing = client_config(Some(&dir.path().join("missing.pem"))).unwrap_err().to_string();
+        let missing = client_config(Some(&dir.path().join("missing.pem")))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("missing.pem"), "{missing}");
     }
 

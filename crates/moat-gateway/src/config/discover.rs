@@ -62,13 +62,18 @@ async fn answers(root: &str, timeout: Duration) -> bool {
     settings.timeouts.idle = timeout;
     settings.retry.max_retries = 0;
     settings.no_proxy = true;
-    let Ok(up) = Upstream::new(settings) else { return false };
+    let Ok(up) = Upstream::new(settings) else {
+        return false;
+    };
     up.send("/models", None, false, &HeaderMap::new()).await.is_ok()
 }
 
 /// Builds the config a bare `moatd` runs with, and one line per decision for the start-up log.
 pub async fn discover(targets: &DiscoveryTargets) -> (FileConfig, Vec<String>) {
-    let mut file = FileConfig { server: ServerSection::default(), ..FileConfig::default() };
+    let mut file = FileConfig {
+        server: ServerSection::default(),
+        ..FileConfig::default()
+    };
     let mut notes = Vec::new();
     if targets.openrouter {
         let mut p = local_provider("openrouter", "");
@@ -78,7 +83,8 @@ pub async fn discover(targets: &DiscoveryTargets) -> (FileConfig, Vec<String>) {
         p.api_key = Some("${OPENROUTER_API_KEY}".into());
         file.providers.push(p);
         file.server.default_provider = Some("openrouter".into());
-        notes.push("provider `openrouter` from OPENROUTER_API_KEY (also takes unprefixed model names)".into());
+        notes
+            .push("provider `openrouter` from OPENROUTER_API_KEY (also takes unprefixed model names)".into());
     } else {
         notes.push("OPENROUTER_API_KEY not set: no cloud provider".into());
     }
@@ -86,7 +92,10 @@ pub async fn discover(targets: &DiscoveryTargets) -> (FileConfig, Vec<String>) {
         answers(&targets.llamacpp, targets.probe_timeout),
         answers(&targets.ollama, targets.probe_timeout)
     );
-    for (found, name, root) in [(llama, "llamacpp", &targets.llamacpp), (ollama, "ollama", &targets.ollama)] {
+    for (found, name, root) in [
+        (llama, "llamacpp", &targets.llamacpp),
+        (ollama, "ollama", &targets.ollama),
+    ] {
         if found {
             file.providers.push(local_provider(name, root));
             notes.push(format!("provider `{name}` found at {root}"));

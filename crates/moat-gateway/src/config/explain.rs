@@ -18,10 +18,16 @@ fn secs(d: Duration) -> String {
 pub fn explain(config: &Config) -> String {
     let mut out = String::new();
     let s = &config.server;
-    let scope = if config.listen.ip().is_loopback() { "loopback only" } else { "reachable from the network" };
+    let scope = if config.listen.ip().is_loopback() {
+        "loopback only"
+    } else {
+        "reachable from the network"
+    };
     let _ = writeln!(out, "listen: {} ({scope})", config.listen);
     let auth = match s.api_keys.len() {
-        0 if config.listen.ip().is_loopback() => "none: any local process may call (add server.api_keys to require a key)".to_string(),
+        0 if config.listen.ip().is_loopback() => {
+            "none: any local process may call (add server.api_keys to require a key)".to_string()
+        }
         0 => "NONE, and the gateway is open to the network (insecure_open = true)".to_string(),
         1 => "1 static key (server.api_keys)".to_string(),
         n => format!("{n} static keys (server.api_keys)"),
@@ -67,8 +73,10 @@ pub fn explain(config: &Config) -> String {
     if !aliases.is_empty() {
         let _ = writeln!(out, "model aliases:");
         for (alias, route) in aliases {
-            let route: Vec<String> =
-                route.iter().map(|t| format!("{}/{}", config.catalog.provider_name(t.provider), t.model)).collect();
+            let route: Vec<String> = route
+                .iter()
+                .map(|t| format!("{}/{}", config.catalog.provider_name(t.provider), t.model))
+                .collect();
             let _ = writeln!(out, "  {alias} -> {}", route.join(", then "));
         }
     }

@@ -22,14 +22,19 @@ pub struct FileConfig {
 impl FileConfig {
     /// Parses TOML text; `path` only labels errors.
     pub fn from_toml(text: &str, path: &str) -> Result<FileConfig, super::ConfigError> {
-        toml::from_str(text).map_err(|e| super::ConfigError::Parse { path: path.to_string(), message: e.to_string() })
+        toml::from_str(text).map_err(|e| super::ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Reads and parses a file (validation is [`super::Config::resolve`]).
     pub fn load(path: &std::path::Path) -> Result<FileConfig, super::ConfigError> {
         let label = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| super::ConfigError::Read { path: label.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| super::ConfigError::Read {
+            path: label.clone(),
+            source,
+        })?;
         FileConfig::from_toml(&text, &label)
     }
 }

@@ -29,7 +29,11 @@ pub enum ConfigError {
     #[error("provider `{name}`: base_url is required for kind = \"{kind}\"")]
     MissingBaseUrl { name: String, kind: &'static str },
     #[error("provider `{name}`: base_url {url:?}: {reason}")]
-    BadBaseUrl { name: String, url: String, reason: String },
+    BadBaseUrl {
+        name: String,
+        url: String,
+        reason: String,
+    },
     #[error("provider `{name}`: plain http:// to a non-loopback host ({host}) sends prompts and keys unencrypted; use https:// or set allow_plaintext = true")]
     Plaintext { name: String, host: String },
     #[error("{0}")]
@@ -80,7 +84,9 @@ pub struct Config {
 impl Config {
     /// Parses TOML text; `path` only labels errors.
     pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
-        Config::resolve(FileConfig::from_toml(text, path)?, &|name| std::env::var(name).ok())
+        Config::resolve(FileConfig::from_toml(text, path)?, &|name| {
+            std::env::var(name).ok()
+        })
     }
 
     /// Reads and validates a config file, with `${VAR}` from the process environment.
@@ -92,8 +98,9 @@ impl Config {
     pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut warnings = Vec::new();
         let listen_text = file.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        let listen: SocketAddr =
-            listen_text.parse().map_err(|_| ConfigError::BadListen(listen_text.to_string()))?;
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| ConfigError::BadListen(listen_text.to_string()))?;
 
         let s = &file.server;
         let mut api_keys = Vec::with_capacity(s.api_keys.len());
@@ -106,7 +113,10 @@ impl Config {
         }
         let server = ServerSettings {
             api_keys,
-            max_body_bytes: positive(s.max_body_bytes.unwrap_or(8 * 1024 * 1024), "server.max_body_bytes")?,
+            max_body_bytes: positive(
+                s.max_body_bytes.unwrap_or(8 * 1024 * 1024),
+                "server.max_body_bytes",
+            )?,
             insecure_open: s.insecure_open,
             max_connections: positive(s.max_connections.unwrap_or(4096), "server.max_connections")?,
             header_read_timeout: ms(s.header_read_timeout_ms, 10_000, "server.header_read_timeout_ms")?,
@@ -127,18 +137,30 @@ impl Config {
             providers.push(resolve_provider(index, p, env, &mut warnings)?);
         }
         let names: Vec<String> = file.providers.iter().map(|p| p.name.clone()).collect();
-        let aliases: Vec<(String, Vec<String>)> = file.models.iter().map(|m| (m.name.clone(), m.route.clone())).collect();
+        let aliases: Vec<(String, Vec<String>)> = file
+            .models
+            .iter()
+            .map(|m| (m.name.clone(), m.route.clone()))
+            .collect();
         let catalog = Catalog::new(names, aliases, s.default_provider.as_deref())?;
         if providers.is_empty() {
             warnings.push("no providers configured: every model request will get 404".to_string());
         }
-        Ok(Config { listen, server, providers, catalog, warnings })
+        Ok(Config {
+            listen,
+            server,
+            providers,
+            catalog,
+            warnings,
+        })
     }
 }
 
 fn positive(value: usize, field: &str) -> Result<usize, ConfigError> {
     if value == 0 {
-        return Err(ConfigError::Zero { field: field.to_string() });
+        return Err(ConfigError::Zero {
+            field: field.to_string(),
+        });
     }
     Ok(value)
 }
@@ -146,7 +168,9 @@ fn positive(value: usize, field: &str) -> Result<usize, ConfigError> {
 fn ms(value: Option<u64>, default: u64, field: &str) -> Result<Duration, ConfigError> {
     let v = value.unwrap_or(default);
     if v == 0 {
-        return Err(ConfigError::Zero { field: field.to_string() });
+        return Err(ConfigError::Zero {
+            field: field.to_string(),
+        });
     }
     Ok(Duration::from_millis(v))
 }
@@ -159,41 +183,67 @@ fn resolve_provider(
 ) -> Result<ProviderConfig, ConfigError> {
     let valid_name = !p.name.is_empty()
         && p.name.len() <= 64
-        && p.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && p.name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !valid_name {
-        return Err(ConfigError::BadProviderName { index, name: p.name.clone() });
+        return Err(ConfigError::BadProviderName {
+            index,
+            name: p.name.clone(),
+        });
     }
     let name = p.name.clone();
     let base_url = match (&p.base_url, p.kind) {
         (Some(url), _) => expand(url, &format!("providers.{name}.base_url"), env)?,
         (None, ProviderKind::Openrouter) => OPENROUTER_BASE_URL.to_string(),
-        (None, kind) => return Err(ConfigError::MissingBaseUrl { name, kind: kind.as_str() }),
+        (None, kind) => {
+            return Err(ConfigError::MissingBaseUrl {
+                name,
+                kind: kind.as_str(),
+            })
+        }
     };
-    let url = moat_upstream::Url::parse(&base_url)
-        .map_err(|e| ConfigError::BadBaseUrl { name: name.clone(), url: base_url.clone(), reason: e.to_string() })?;
+    let url = moat_upstream::Url::parse(&base_url).map_err(|e| ConfigError::BadBaseUrl {
+        name: name.clone(),
+        url: base_url.clone(),
+        reason: e.to_string(),
+    })?;
     let host = url.host_str().unwrap_or_default().to_string();
     let loopback = is_loopback_host(&host);
     match url.scheme() {
         "https" => {}
         "http" if loopback || p.allow_plaintext => {
             if !loopback {
-                warnings.push(format!("provider `{name}`: plain http:// to {host} (allow_plaintext = true)"));
+                warnings.push(format!(
+                    "provider `{name}`: plain http:// to {host} (allow_plaintext = true)"
+                ));
             }
         }
         "http" => return Err(ConfigError::Plaintext { name, host }),
         other => {
-            return Err(ConfigError::BadBaseUrl { name, url: base_url, reason: format!("scheme {other:?} is not http or https") })
+            return Err(ConfigError::BadBaseUrl {
+                name,
+                url: base_url,
+                reason: format!("scheme {other:?} is not http or https"),
+            })
         }
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(ConfigError::BadBaseUrl { name, url: "(hidden)".into(), reason: "put credentials in api_key, not in the URL".into() });
+        return Err(ConfigError::BadBaseUrl {
+            name,
+            url: "(hidden)".into(),
+            reason: "put credentials in api_key, not in the URL".into(),
+        });
     }
     let api_key = match &p.api_key {
         Some(k) => Some(expand(k, &format!("providers.{name}.api_key"), env)?).filter(|k| !k.is_empty()),
         None => None,
     };
     if let Some(ca) = &p.ca_file {
-        moat_upstream::tls::load_pem_certs(ca).map_err(|e| ConfigError::Upstream { name: name.clone(), message: e.to_string() })?;
+        moat_upstream::tls::load_pem_certs(ca).map_err(|e| ConfigError::Upstream {
+            name: name.clone(),
+            message: e.to_string(),
+        })?;
     }
     let defaults = Timeouts::default();
     let retry_defaults = RetryPolicy::default();
@@ -202,26 +252,48 @@ fn resolve_provider(
     upstream.ca_file = p.ca_file.clone();
     upstream.no_proxy = loopback;
     upstream.timeouts = Timeouts {
-        connect: ms_or(p.connect_timeout_ms, defaults.connect, &name, "connect_timeout_ms")?,
-        first_byte: ms_or(p.first_byte_timeout_ms, defaults.first_byte, &name, "first_byte_timeout_ms")?,
+        connect: ms_or(
+            p.connect_timeout_ms,
+            defaults.connect,
+            &name,
+            "connect_timeout_ms",
+        )?,
+        first_byte: ms_or(
+            p.first_byte_timeout_ms,
+            defaults.first_byte,
+            &name,
+            "first_byte_timeout_ms",
+        )?,
         idle: ms_or(p.idle_timeout_ms, defaults.idle, &name, "idle_timeout_ms")?,
     };
     upstream.retry = RetryPolicy {
         max_retries: p.max_retries.unwrap_or(retry_defaults.max_retries),
-        base_delay: p.retry_base_ms.map(Duration::from_millis).unwrap_or(retry_defaults.base_delay),
+        base_delay: p
+            .retry_base_ms
+            .map(Duration::from_millis)
+            .unwrap_or(retry_defaults.base_delay),
         max_delay: retry_defaults.max_delay,
-        max_retry_after: p.max_retry_after_ms.map(Duration::from_millis).unwrap_or(retry_defaults.max_retry_after),
+        max_retry_after: p
+            .max_retry_after_ms
+            .map(Duration::from_millis)
+            .unwrap_or(retry_defaults.max_retry_after),
     };
     if let Some(max) = p.max_response_bytes {
         upstream.max_response_bytes = positive(max, &format!("providers.{name}.max_response_bytes"))?;
     }
-    Ok(ProviderConfig { kind: p.kind, local: p.local, upstream })
+    Ok(ProviderConfig {
+        kind: p.kind,
+        local: p.local,
+        upstream,
+    })
 }
 
 fn ms_or(value: Option<u64>, default: Duration, name: &str, field: &str) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(default),
-        Some(0) => Err(ConfigError::Zero { field: format!("providers.{name}.{field}") }),
+        Some(0) => Err(ConfigError::Zero {
+            field: format!("providers.{name}.{field}"),
+        }),
         Some(v) => Ok(Duration::from_millis(v)),
     }
 }
@@ -240,9 +312,14 @@ pub fn expand(text: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> 
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| ConfigError::BadReference { field: field.to_string() })?;
+        let end = after.find('}').ok_or_else(|| ConfigError::BadReference {
+            field: field.to_string(),
+        })?;
         let var = &after[..end];
-        let value = env(var).ok_or_else(|| ConfigError::MissingEnv { field: field.to_string(), var: var.to_string() })?;
+        let value = env(var).ok_or_else(|| ConfigError::MissingEnv {
+            field: field.to_string(),
+            var: var.to_string(),
+        })?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }

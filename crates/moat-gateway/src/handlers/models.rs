@@ -29,7 +29,10 @@ pub(crate) struct ModelsCache {
 
 impl ModelsCache {
     pub(crate) fn new(ttl: Duration) -> Self {
-        ModelsCache { ttl, slot: tokio::sync::Mutex::new(None) }
+        ModelsCache {
+            ttl,
+            slot: tokio::sync::Mutex::new(None),
+        }
     }
 }
 
@@ -49,7 +52,11 @@ pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderM
         },
     };
     drop(slot);
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
 }
 
 async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
@@ -64,7 +71,8 @@ async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(body)) => body,
     };
-    serde_json::from_slice(&body).map_err(|e| format!("`{}` sent a malformed model list: {e}", up.settings().name))
+    serde_json::from_slice(&body)
+        .map_err(|e| format!("`{}` sent a malformed model list: {e}", up.settings().name))
 }
 
 async fn merged(gw: &Gateway) -> Result<Bytes, GatewayError> {
@@ -77,7 +85,9 @@ async fn merged(gw: &Gateway) -> Result<Bytes, GatewayError> {
             Ok(list) => {
                 for mut model in list.data {
                     model.id = format!("{name}/{}", model.id);
-                    data.push(serde_json::to_value(model).map_err(|e| GatewayError::Internal(e.to_string()))?);
+                    data.push(
+                        serde_json::to_value(model).map_err(|e| GatewayError::Internal(e.to_string()))?,
+                    );
                 }
             }
             Err(e) => {
@@ -95,9 +105,13 @@ async fn merged(gw: &Gateway) -> Result<Bytes, GatewayError> {
     let mut aliases: Vec<_> = gw.catalog.aliases().collect();
     aliases.sort_by(|a, b| a.0.cmp(b.0));
     for (alias, route) in aliases {
-        let route: Vec<String> =
-            route.iter().map(|t| format!("{}/{}", gw.catalog.provider_name(t.provider), t.model)).collect();
-        data.push(json!({"id": alias, "object": "model", "created": 0, "owned_by": "moat", "moat_route": route}));
+        let route: Vec<String> = route
+            .iter()
+            .map(|t| format!("{}/{}", gw.catalog.provider_name(t.provider), t.model))
+            .collect();
+        data.push(
+            json!({"id": alias, "object": "model", "created": 0, "owned_by": "moat", "moat_route": route}),
+        );
     }
     let body = serde_json::to_vec(&json!({"object": "list", "data": data}))
         .map_err(|e| GatewayError::Internal(e.to_string()))?;

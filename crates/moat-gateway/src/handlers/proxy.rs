@@ -75,9 +75,10 @@ impl Forward for EmbeddingRequest {
     }
     fn take_fallbacks(&mut self) -> Vec<String> {
         match self.extra.remove("models") {
-            Some(serde_json::Value::Array(items)) => {
-                items.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
-            }
+            Some(serde_json::Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -87,15 +88,21 @@ impl Forward for EmbeddingRequest {
 }
 
 pub(crate) async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    forward::<ChatCompletionRequest>(gw, req).await.unwrap_or_else(IntoResponse::into_response)
+    forward::<ChatCompletionRequest>(gw, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 pub(crate) async fn completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    forward::<CompletionRequest>(gw, req).await.unwrap_or_else(IntoResponse::into_response)
+    forward::<CompletionRequest>(gw, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    forward::<EmbeddingRequest>(gw, req).await.unwrap_or_else(IntoResponse::into_response)
+    forward::<EmbeddingRequest>(gw, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 fn route_error(err: RouteError) -> GatewayError {
@@ -111,7 +118,9 @@ fn route_error(err: RouteError) -> GatewayError {
 /// shape (400 `invalid_request`).
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(GatewayError::BadRequest("request body is empty: send a JSON object".into()));
+        return Err(GatewayError::BadRequest(
+            "request body is empty: send a JSON object".into(),
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => GatewayError::BadRequest(format!("invalid request: {e}")),
@@ -135,8 +144,13 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
     if !gw.auth.check(&parts.headers) {
         return Err(GatewayError::Unauthorized);
     }
-    let bytes =
-        body::read_limited(&parts.headers, body, gw.server.max_body_bytes, gw.server.body_read_timeout).await?;
+    let bytes = body::read_limited(
+        &parts.headers,
+        body,
+        gw.server.max_body_bytes,
+        gw.server.body_read_timeout,
+    )
+    .await?;
     let mut request: T = parse(&bytes)?;
     let fallbacks = request.take_fallbacks();
     let targets = plan(&gw.catalog, request.model(), &fallbacks).map_err(route_error)?;
@@ -149,8 +163,13 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
-        let body = Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
-        let result = match provider.upstream.send_with_retries_and_headers(T::PATH, Some(body), stream, &forwarded).await {
+        let body =
+            Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
+        let result = match provider
+            .upstream
+            .send_with_retries_and_headers(T::PATH, Some(body), stream, &forwarded)
+            .await
+        {
             Ok(resp) if stream => {
                 let status = resp.status();
                 let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
@@ -164,7 +183,10 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
                 let mut response = Response::new(Body::from_stream(body));
                 *response.status_mut() = status;
                 let h = response.headers_mut();
-                h.insert(header::CONTENT_TYPE, content_type.unwrap_or(HeaderValue::from_static("text/event-stream")));
+                h.insert(
+                    header::CONTENT_TYPE,
+                    content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
+                );
                 h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 h.insert("x-accel-buffering", HeaderValue::from_static("no"));
                 Ok(response)
@@ -219,7 +241,10 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
             }
         }
     }
-    Err(last_err.map_or_else(|| GatewayError::Internal("no target was tried".into()), GatewayError::from))
+    Err(last_err.map_or_else(
+        || GatewayError::Internal("no target was tried".into()),
+        GatewayError::from,
+    ))
 }
 
 /// Copies the few client headers providers act on (see `moat_upstream::client::FORWARDED_HEADERS`).

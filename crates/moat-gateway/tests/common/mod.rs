@@ -42,13 +42,21 @@ pub async fn gateway(toml: &str) -> TestGateway {
         })
         .await;
     });
-    TestGateway { addr, stop: Some(stop), task }
+    TestGateway {
+        addr,
+        stop: Some(stop),
+        task,
+    }
 }
 
 /// An HTTP client with the ring provider (reqwest is built without a default TLS provider).
 pub fn client() -> reqwest::Client {
     let tls = moat_upstream::tls::client_config(None).unwrap();
-    reqwest::Client::builder().tls_backend_preconfigured(tls).no_proxy().build().unwrap()
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .build()
+        .unwrap()
 }
 
 /// A provider block pointing at `base_url`, with fast retries so tests stay quick.

@@ -5,7 +5,13 @@ fn catalog(default: Option<&str>) -> Catalog {
     Catalog::new(
         ["openrouter", "local"],
         [
-            ("fast", vec!["local/tiny".to_string(), "openrouter/openai/gpt-4o-mini".to_string()]),
+            (
+                "fast",
+                vec![
+                    "local/tiny".to_string(),
+                    "openrouter/openai/gpt-4o-mini".to_string(),
+                ],
+            ),
             ("deep", vec!["openrouter/anthropic/claude-sonnet-4".to_string()]),
         ],
         default,
@@ -17,7 +23,13 @@ fn catalog(default: Option<&str>) -> Catalog {
 fn prefix_is_stripped_and_rest_kept_whole() {
     let c = catalog(None);
     let t = c.resolve("openrouter/anthropic/claude-sonnet-4").unwrap();
-    assert_eq!(t, vec![Target { provider: 0, model: "anthropic/claude-sonnet-4".into() }]);
+    assert_eq!(
+        t,
+        vec![Target {
+            provider: 0,
+            model: "anthropic/claude-sonnet-4".into()
+        }]
+    );
 }
 
 #[test]
@@ -34,29 +46,48 @@ fn unknown_model_names_providers() {
     let c = catalog(None);
     let err = c.resolve("anthropic/claude-sonnet-4").unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("anthropic/claude-sonnet-4") && msg.contains("openrouter, local"), "{msg}");
+    assert!(
+        msg.contains("anthropic/claude-sonnet-4") && msg.contains("openrouter, local"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn default_provider_takes_unprefixed_names_unchanged() {
     let c = catalog(Some("openrouter"));
     let t = c.resolve("anthropic/claude-sonnet-4").unwrap();
-    assert_eq!(t, vec![Target { provider: 0, model: "anthropic/claude-sonnet-4".into() }]);
+    assert_eq!(
+        t,
+        vec![Target {
+            provider: 0,
+            model: "anthropic/claude-sonnet-4".into()
+        }]
+    );
 }
 
 #[test]
 fn empty_model_after_prefix_is_refused() {
-    assert_eq!(catalog(None).resolve("local/"), Err(RouteError::EmptyModel("local/".into())));
+    assert_eq!(
+        catalog(None).resolve("local/"),
+        Err(RouteError::EmptyModel("local/".into()))
+    );
 }
 
 #[test]
 fn plan_orders_model_then_fallbacks_without_duplicates() {
     let c = catalog(None);
     let t = plan(&c, Some("local/tiny"), &["fast".into(), "deep".into()]).unwrap();
-    let names: Vec<String> = t.iter().map(|t| format!("{}/{}", c.provider_name(t.provider), t.model)).collect();
+    let names: Vec<String> = t
+        .iter()
+        .map(|t| format!("{}/{}", c.provider_name(t.provider), t.model))
+        .collect();
     assert_eq!(
         names,
-        ["local/tiny", "openrouter/openai/gpt-4o-mini", "openrouter/anthropic/claude-sonnet-4"]
+        [
+            "local/tiny",
+            "openrouter/openai/gpt-4o-mini",
+            "openrouter/anthropic/claude-sonnet-4"
+        ]
     );
 }
 

@@ -41,25 +41,38 @@ fn the_documented_contract_parses() {
 
 #[test]
 fn unset_environment_variables_are_errors_naming_the_field() {
-    let err = resolve_with(CONTRACT, &[("SOME_ENV", "x")]).unwrap_err().to_string();
-    assert!(err.contains("server.api_keys[0]") && err.contains("MOAT_KEY"), "{err}");
+    let err = resolve_with(CONTRACT, &[("SOME_ENV", "x")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.api_keys[0]") && err.contains("MOAT_KEY"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_keys_are_rejected() {
-    let err = resolve_with("[server]\napi_key = [\"x\"]\n", &[]).unwrap_err().to_string();
-    assert!(err.contains("unknown field `api_key`"), "{err}");
-    let err = resolve_with("[[providers]]\nname=\"a\"\nkind=\"openai\"\nbase_url=\"http://127.0.0.1:1\"\nbase=1\n", &[])
+    let err = resolve_with("[server]\napi_key = [\"x\"]\n", &[])
         .unwrap_err()
         .to_string();
+    assert!(err.contains("unknown field `api_key`"), "{err}");
+    let err = resolve_with(
+        "[[providers]]\nname=\"a\"\nkind=\"openai\"\nbase_url=\"http://127.0.0.1:1\"\nbase=1\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("unknown field `base`"), "{err}");
 }
 
 #[test]
 fn unsupported_kinds_are_named() {
-    let err = resolve_with("[[providers]]\nname=\"a\"\nkind=\"grpc\"\nbase_url=\"http://127.0.0.1:1\"\n", &[])
-        .unwrap_err()
-        .to_string();
+    let err = resolve_with(
+        "[[providers]]\nname=\"a\"\nkind=\"grpc\"\nbase_url=\"http://127.0.0.1:1\"\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("grpc") && err.contains("openai"), "{err}");
 }
 
@@ -79,7 +92,8 @@ fn plaintext_is_only_for_loopback_unless_allowed() {
 
 #[test]
 fn credentials_in_urls_are_refused_without_echoing_them() {
-    let text = "[[providers]]\nname=\"a\"\nkind=\"openai\"\nbase_url=\"https://user:sekrit@example.com/v1\"\n";
+    let text =
+        "[[providers]]\nname=\"a\"\nkind=\"openai\"\nbase_url=\"https://user:sekrit@example.com/v1\"\n";
     let err = resolve_with(text, &[]).unwrap_err().to_string();
     assert!(!err.contains("sekrit"), "{err}");
 }
@@ -95,30 +109,68 @@ fn open_gateway_beyond_loopback_needs_consent() {
 
 #[test]
 fn bad_values_are_explained() {
-    assert!(matches!(resolve_with("listen = \"nowhere\"\n", &[]).unwrap_err(), ConfigError::BadListen(_)));
-    assert!(matches!(resolve_with("[server]\napi_keys=[\"\"]\n", &[]).unwrap_err(), ConfigError::EmptyKey(0)));
-    assert!(matches!(resolve_with("[server]\nmax_body_bytes=0\n", &[]).unwrap_err(), ConfigError::Zero { .. }));
+    assert!(matches!(
+        resolve_with("listen = \"nowhere\"\n", &[]).unwrap_err(),
+        ConfigError::BadListen(_)
+    ));
+    assert!(matches!(
+        resolve_with("[server]\napi_keys=[\"\"]\n", &[]).unwrap_err(),
+        ConfigError::EmptyKey(0)
+    ));
+    assert!(matches!(
+        resolve_with("[server]\nmax_body_bytes=0\n", &[]).unwrap_err(),
+        ConfigError::Zero { .. }
+    ));
     let bad_name = "[[providers]]\nname=\"Has Space\"\nkind=\"openai\"\nbase_url=\"http://127.0.0.1:1\"\n";
-    assert!(matches!(resolve_with(bad_name, &[]).unwrap_err(), ConfigError::BadProviderName { .. }));
+    assert!(matches!(
+        resolve_with(bad_name, &[]).unwrap_err(),
+        ConfigError::BadProviderName { .. }
+    ));
     let no_url = "[[providers]]\nname=\"a\"\nkind=\"openai\"\n";
-    assert!(matches!(resolve_with(no_url, &[]).unwrap_err(), ConfigError::MissingBaseUrl { .. }));
+    assert!(matches!(
+        resolve_with(no_url, &[]).unwrap_err(),
+        ConfigError::MissingBaseUrl { .. }
+    ));
     let bad_route = "[[models]]\nname=\"x\"\nroute=[\"nope/m\"]\n";
-    assert!(resolve_with(bad_route, &[]).unwrap_err().to_string().contains("nope/m"));
+    assert!(resolve_with(bad_route, &[])
+        .unwrap_err()
+        .to_string()
+        .contains("nope/m"));
 }
 
 #[test]
 fn expansion_handles_several_references_and_reports_unterminated_ones() {
-    let env = |k: &str| (k == "A").then(|| "1".to_string()).or_else(|| (k == "B").then(|| "2".to_string()));
+    let env = |k: &str| {
+        (k == "A")
+            .then(|| "1".to_string())
+            .or_else(|| (k == "B").then(|| "2".to_string()))
+    };
     assert_eq!(expand("x${A}y${B}z", "f", &env).unwrap(), "x1y2z");
     assert_eq!(expand("plain", "f", &env).unwrap(), "plain");
-    assert!(matches!(expand("${A", "f", &env).unwrap_err(), ConfigError::BadReference { .. }));
+    assert!(matches!(
+        expand("${A", "f", &env).unwrap_err(),
+        ConfigError::BadReference { .. }
+    ));
 }
 
 #[test]
 fn explain_mentions_every_provider_and_alias_but_no_key() {
-    let c = resolve_with(CONTRACT, &[("MOAT_KEY", "client-secret"), ("SOME_ENV", "provider-secret")]).unwrap();
+    let c = resolve_with(
+        CONTRACT,
+        &[("MOAT_KEY", "client-secret"), ("SOME_ENV", "provider-secret")],
+    )
+    .unwrap();
     let text = crate::config::explain(&c);
-    assert!(text.contains("local: kind=openai") && text.contains("openrouter: kind=openrouter"), "{text}");
-    assert!(text.contains("fast -> local/tiny, then openrouter/openai/gpt-4o-mini"), "{text}");
-    assert!(!text.contains("client-secret") && !text.contains("provider-secret"), "{text}");
+    assert!(
+        text.contains("local: kind=openai") && text.contains("openrouter: kind=openrouter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fast -> local/tiny, then openrouter/openai/gpt-4o-mini"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("client-secret") && !text.contains("provider-secret"),
+        "{text}"
+    );
 }

@@ -1,0 +1,150 @@
+//! The servers under test as child processes: the upstream emulator (this binary again) and moatd.
+//! Each child is killed when its guard is dropped, so an error anywhere leaves nothing running.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::client::{self, Target};
+
+/// How long a freshly started server gets to answer its first request.
+const STARTUP_LIMIT: Duration = Duration::from_secs(20);
+
+/// A running child process and the file its output goes to.
+pub struct Server {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// An error if the process has already exited, quoting the end of its log.
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait().context("polling the child")? {
+            bail!("{} exited early ({status}); its log ends with:\n{}", self.name, log_tail(&self.log));
+        }
+        Ok(())
+    }
+
+    /// Waits until `target` on this server answers 200.
+    async fn wait_ready(&mut self, target: &Target, body: Option<bytes::Bytes>) -> anyhow::Result<()> {
+        client::wait_ready(target, body, STARTUP_LIMIT, || self.check_alive())
+            .await
+            .with_context(|| format!("{} did not come up; log: {}", self.name, self.log.display()))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory for the config and the logs, removed when dropped.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new() -> anyhow::Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("moat-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Scratch { dir })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback port that was free a moment ago (bound on port 0, then released for the child).
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a probe port")?;
+    listener.local_addr().context("reading the probe port")
+}
+
+fn spawn(name: &'static str, mut cmd: Command, log: PathBuf, addr: SocketAddr) -> anyhow::Result<Server> {
+    let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out.try_clone().context("duplicating the log file")?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    Ok(Server { name, child, log, addr })
+}
+
+/// Starts `moat-bench emulator` on a free port and waits until it answers a chat request.
+pub async fn start_emulator(scratch: &Scratch, body: bytes::Bytes) -> anyhow::Result<Server> {
+    let exe = std::env::current_exe().context("locating the moat-bench binary")?;
+    let addr = free_port()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("emulator").arg("--listen").arg(addr.to_string());
+    let mut server = spawn("the emulator", cmd, scratch.dir.join("emulator.log"), addr)?;
+    server.wait_ready(&Target::new(addr, "/v1/chat/completions"), Some(body)).await?;
+    Ok(server)
+}
+
+/// The moatd configuration: one OpenAI-compatible provider named `emu` pointing at the emulator.
+pub fn moatd_config(upstream: SocketAddr) -> String {
+    format!(
+        "# Written by moat-bench for one benchmark run.\n\
+         [[providers]]\n\
+         name = \"emu\"\n\
+         kind = \"openai\"\n\
+         base_url = \"http://{upstream}/v1\"\n"
+    )
+}
+
+/// Starts `moatd serve` in front of `upstream` and waits until `/health` answers.
+pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) -> anyhow::Result<Server> {
+    if !moatd.is_file() {
+        bail!(
+            "moatd binary not found at {}; build it first with `cargo build --release -p moatd -p moat-bench` \
+             (or pass --moatd PATH)",
+            moatd.display()
+        );
+    }
+    let config = scratch.dir.join("moatd.toml");
+    std::fs::write(&config, moatd_config(upstream)).with_context(|| format!("writing {}", config.display()))?;
+    let addr = free_port()?;
+    let mut cmd = Command::new(moatd);
+    cmd.arg("serve").arg("--config").arg(&config).arg("--listen").arg(addr.to_string());
+    // Per-request info logging would be part of what we measure; production runs at warn or info.
+    cmd.env("MOAT_LOG", "warn");
+    let mut server = spawn("moatd", cmd, scratch.dir.join("moatd.log"), addr)?;
+    server.wait_ready(&Target::new(addr, "/health"), None).await?;
+    Ok(server)
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_the_upstream() {
+        let addr: SocketAddr = "127.0.0.1:4567".parse().unwrap();
+        let text = moatd_config(addr);
+        assert!(text.contains("base_url = \"http://127.0.0.1:4567/v1\""));
+        assert!(text.contains("kind = \"openai\""));
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh checkout: installs what the tests need, then checks formatting,
+# lints, and runs every test (unit, property, integration, and the real `openai` Python SDK against
+# moatd). CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The real openai Python SDK drives moatd in crates/moatd/tests/openai_sdk.rs.
+if ! python3 -c 'import openai' 2>/dev/null; then
+    echo "== installing the openai Python SDK (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40'
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked
