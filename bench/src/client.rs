@@ -20,7 +20,9 @@ pub struct Connection {
 impl Connection {
     /// Connects to `addr` and completes the (trivial) HTTP/1.1 handshake.
     pub async fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
-        let tcp = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
         // Small requests must not wait for Nagle's algorithm; every real client sets this too.
         tcp.set_nodelay(true).context("setting TCP_NODELAY")?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
@@ -48,9 +50,16 @@ impl Connection {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
             .context("building the request")?;
-        let resp = self.sender.send_request(req).await.context("sending the request")?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
         let status = resp.status();
-        resp.into_body().collect().await.context("reading the response body")?;
+        resp.into_body()
+            .collect()
+            .await
+            .context("reading the response body")?;
         Ok(status)
     }
 }
@@ -65,7 +74,11 @@ pub struct Target {
 
 impl Target {
     pub fn new(addr: SocketAddr, path: &str) -> Target {
-        Target { addr, host: addr.to_string(), path: path.to_owned() }
+        Target {
+            addr,
+            host: addr.to_string(),
+            path: path.to_owned(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -90,7 +103,9 @@ pub async fn probe(target: &Target, body: Option<Bytes>) -> anyhow::Result<(Stat
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let builder = Request::builder().uri(target.path.as_str()).header(hyper::header::HOST, target.host.as_str());
+    let builder = Request::builder()
+        .uri(target.path.as_str())
+        .header(hyper::header::HOST, target.host.as_str());
     let req = match body {
         Some(body) => builder
             .method(Method::POST)
@@ -123,5 +138,8 @@ pub async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("{} did not answer 200 within {limit:?} (last: {last})", target.url())
+    bail!(
+        "{} did not answer 200 within {limit:?} (last: {last})",
+        target.url()
+    )
 }

@@ -69,7 +69,11 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
         settings.duration,
     );
 
-    let pids = Pids { moatd: moatd.pid(), emulator: emulator.pid(), bench: std::process::id() };
+    let pids = Pids {
+        moatd: moatd.pid(),
+        emulator: emulator.pid(),
+        bench: std::process::id(),
+    };
     let mut records = Vec::new();
     for run in 1..=settings.runs {
         for &rate in &settings.rates {
@@ -85,7 +89,13 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
                 direct_stats.errors.total(),
                 gateway_stats.errors.total(),
             );
-            records.push(RunRecord { run, rate, direct: direct_stats, gateway: gateway_stats, moatd_memory });
+            records.push(RunRecord {
+                run,
+                rate,
+                direct: direct_stats,
+                gateway: gateway_stats,
+                moatd_memory,
+            });
         }
     }
     check_alive(&moatd, &emulator)?;
@@ -104,7 +114,9 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
 
 /// Fails early, with moatd's own words, if a chat request through moatd does not work at all.
 async fn check_route(gateway: &Target, body: bytes::Bytes) -> anyhow::Result<()> {
-    let (status, bytes) = probe(gateway, Some(body)).await.context("a first request through moatd")?;
+    let (status, bytes) = probe(gateway, Some(body))
+        .await
+        .context("a first request through moatd")?;
     if status != StatusCode::OK {
         bail!(
             "a first request through moatd answered HTTP {status}: {}",

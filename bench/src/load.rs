@@ -92,7 +92,10 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
 
     let (tx, rx) = mpsc::unbounded_channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
-    let shared = Arc::new(Shared { in_flight: AtomicUsize::new(0), overload: AtomicU64::new(0) });
+    let shared = Arc::new(Shared {
+        in_flight: AtomicUsize::new(0),
+        overload: AtomicU64::new(0),
+    });
     let start = Instant::now() + Duration::from_millis(20);
     let measure_start = start + spec.warmup;
 
@@ -112,7 +115,13 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
     let pacer = {
         let shared = shared.clone();
         let total = u64::from(spec.rate) * (spec.warmup + spec.duration).as_micros() as u64 / 1_000_000;
-        let pace = Pace { start, measure_start, rate: spec.rate, total, max_in_flight: spec.max_in_flight };
+        let pace = Pace {
+            start,
+            measure_start,
+            rate: spec.rate,
+            total,
+            max_in_flight: spec.max_in_flight,
+        };
         std::thread::Builder::new()
             .name("moat-bench-pacer".into())
             .spawn(move || pace.run(&tx, &shared))
@@ -124,14 +133,20 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
         let tally = worker.await.context("a load worker failed")?;
         total.merge(&tally)?;
     }
-    pacer.join().map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
+    pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
 
     // Normally the measured window itself; longer when responses trail behind the schedule.
     let window = total
         .last_done
         .map_or(spec.duration, |end| end.saturating_duration_since(measure_start))
         .max(spec.duration);
-    let achieved_rate = if window.is_zero() { 0.0 } else { total.ok as f64 / window.as_secs_f64() };
+    let achieved_rate = if window.is_zero() {
+        0.0
+    } else {
+        total.ok as f64 / window.as_secs_f64()
+    };
     Ok(LoadResult {
         latency: total.latency,
         lag: total.lag,
@@ -245,11 +260,15 @@ impl Worker {
             if !job.measured {
                 continue;
             }
-            self.tally.lag.saturating_record(micros(sent.saturating_duration_since(job.at)));
+            self.tally
+                .lag
+                .saturating_record(micros(sent.saturating_duration_since(job.at)));
             match outcome {
                 Ok(Ok(StatusCode::OK)) => {
                     self.tally.ok += 1;
-                    self.tally.latency.saturating_record(micros(done.saturating_duration_since(job.at)));
+                    self.tally
+                        .latency
+                        .saturating_record(micros(done.saturating_duration_since(job.at)));
                     self.tally.last_done = self.tally.last_done.max(Some(done));
                 }
                 Ok(Ok(_)) => self.tally.status += 1,

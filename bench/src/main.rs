@@ -75,8 +75,16 @@ struct GatewayArgs {
 impl GatewayArgs {
     /// Checks what was typed and turns it into settings; touches nothing outside.
     fn settings(self) -> anyhow::Result<gateway::Settings> {
-        let (duration, runs) = if self.quick { (Duration::from_secs(2), 1) } else { (self.duration, self.runs) };
-        let warmup = if self.quick { self.warmup.min(Duration::from_secs(1)) } else { self.warmup };
+        let (duration, runs) = if self.quick {
+            (Duration::from_secs(2), 1)
+        } else {
+            (self.duration, self.runs)
+        };
+        let warmup = if self.quick {
+            self.warmup.min(Duration::from_secs(1))
+        } else {
+            self.warmup
+        };
         if self.rates.is_empty() || self.rates.contains(&0) {
             bail!("--rates needs one or more positive rates");
         }
@@ -139,7 +147,10 @@ fn emulator(listen: SocketAddr) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime
-        .block_on(moat_testkit::serve_forever(moat_testkit::EmulatorOptions::default(), listen))
+        .block_on(moat_testkit::serve_forever(
+            moat_testkit::EmulatorOptions::default(),
+            listen,
+        ))
         .with_context(|| format!("serving the emulator on {listen}"))
 }
 
@@ -160,8 +171,13 @@ mod tests {
     #[test]
     fn quick_overrides_duration_and_runs() {
         let cli = Cli::try_parse_from(["moat-bench", "gateway", "--quick", "--runs", "5"]).unwrap();
-        let Command::Gateway(args) = cli.command else { unreachable!() };
+        let Command::Gateway(args) = cli.command else {
+            unreachable!()
+        };
         let s = args.settings().unwrap();
-        assert_eq!((s.duration, s.runs, s.rates.clone()), (Duration::from_secs(2), 1, vec![1000, 5000]));
+        assert_eq!(
+            (s.duration, s.runs, s.rates.clone()),
+            (Duration::from_secs(2), 1, vec![1000, 5000])
+        );
     }
 }

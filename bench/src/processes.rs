@@ -30,7 +30,11 @@ impl Server {
     /// An error if the process has already exited, quoting the end of its log.
     fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait().context("polling the child")? {
-            bail!("{} exited early ({status}); its log ends with:\n{}", self.name, log_tail(&self.log));
+            bail!(
+                "{} exited early ({status}); its log ends with:\n{}",
+                self.name,
+                log_tail(&self.log)
+            );
         }
         Ok(())
     }
@@ -84,7 +88,12 @@ fn spawn(name: &'static str, mut cmd: Command, log: PathBuf, addr: SocketAddr) -
         .stderr(err)
         .spawn()
         .with_context(|| format!("starting {name}"))?;
-    Ok(Server { name, child, log, addr })
+    Ok(Server {
+        name,
+        child,
+        log,
+        addr,
+    })
 }
 
 /// Starts `moat-bench emulator` on a free port and waits until it answers a chat request.
@@ -94,7 +103,9 @@ pub async fn start_emulator(scratch: &Scratch, body: bytes::Bytes) -> anyhow::Re
     let mut cmd = Command::new(exe);
     cmd.arg("emulator").arg("--listen").arg(addr.to_string());
     let mut server = spawn("the emulator", cmd, scratch.dir.join("emulator.log"), addr)?;
-    server.wait_ready(&Target::new(addr, "/v1/chat/completions"), Some(body)).await?;
+    server
+        .wait_ready(&Target::new(addr, "/v1/chat/completions"), Some(body))
+        .await?;
     Ok(server)
 }
 
@@ -119,10 +130,15 @@ pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) 
         );
     }
     let config = scratch.dir.join("moatd.toml");
-    std::fs::write(&config, moatd_config(upstream)).with_context(|| format!("writing {}", config.display()))?;
+    std::fs::write(&config, moatd_config(upstream))
+        .with_context(|| format!("writing {}", config.display()))?;
     let addr = free_port()?;
     let mut cmd = Command::new(moatd);
-    cmd.arg("serve").arg("--config").arg(&config).arg("--listen").arg(addr.to_string());
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg(addr.to_string());
     // Per-request info logging would be part of what we measure; production runs at warn or info.
     cmd.env("MOAT_LOG", "warn");
     let mut server = spawn("moatd", cmd, scratch.dir.join("moatd.log"), addr)?;

@@ -15,11 +15,18 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 
 fn parse_cpu_seconds(stat: &str) -> anyhow::Result<f64> {
     // The command name (field 2) is in parentheses and may itself hold spaces or ')'.
-    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("no ')' in the stat line")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no ')' in the stat line")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After ')' the first field is field 3 (state); utime and stime are fields 14 and 15.
     let field = |n: usize| -> anyhow::Result<u64> {
-        fields.get(n - 3).context("stat line too short")?.parse::<u64>().context("not a number")
+        fields
+            .get(n - 3)
+            .context("stat line too short")?
+            .parse::<u64>()
+            .context("not a number")
     };
     Ok((field(14)? + field(15)?) as f64 / CLK_TCK)
 }
@@ -46,9 +53,14 @@ fn parse_memory(status: &str) -> anyhow::Result<Memory> {
             .find_map(|l| l.strip_prefix(key))
             .with_context(|| format!("no {key} line"))?;
         let number = line.trim().trim_end_matches("kB").trim();
-        number.parse().with_context(|| format!("bad {key} value {number:?}"))
+        number
+            .parse()
+            .with_context(|| format!("bad {key} value {number:?}"))
     };
-    Ok(Memory { rss_kib: kib("VmRSS:")?, hwm_kib: kib("VmHWM:")? })
+    Ok(Memory {
+        rss_kib: kib("VmRSS:")?,
+        hwm_kib: kib("VmHWM:")?,
+    })
 }
 
 #[cfg(test)]

@@ -110,19 +110,31 @@ const FIGURES: &[Figure] = &[
     ("added_p50_us", Combine::Median, |r| r.gateway.p50 - r.direct.p50),
     ("added_p90_us", Combine::Median, |r| r.gateway.p90 - r.direct.p90),
     ("added_p99_us", Combine::Median, |r| r.gateway.p99 - r.direct.p99),
-    ("direct_achieved_rate", Combine::Median, |r| r.direct.achieved_rate),
-    ("moatd_achieved_rate", Combine::Median, |r| r.gateway.achieved_rate),
+    ("direct_achieved_rate", Combine::Median, |r| {
+        r.direct.achieved_rate
+    }),
+    ("moatd_achieved_rate", Combine::Median, |r| {
+        r.gateway.achieved_rate
+    }),
     ("direct_errors", Combine::Sum, |r| r.direct.errors.total() as f64),
     ("moatd_errors", Combine::Sum, |r| r.gateway.errors.total() as f64),
     ("moatd_cpu_s", Combine::Median, |r| r.gateway.cpu.moatd),
-    ("moatd_rss_mib", Combine::Median, |r| r.moatd_memory.rss_kib as f64 / 1024.0),
-    ("moatd_hwm_mib", Combine::Median, |r| r.moatd_memory.hwm_kib as f64 / 1024.0),
+    ("moatd_rss_mib", Combine::Median, |r| {
+        r.moatd_memory.rss_kib as f64 / 1024.0
+    }),
+    ("moatd_hwm_mib", Combine::Median, |r| {
+        r.moatd_memory.hwm_kib as f64 / 1024.0
+    }),
     ("direct_pacer_lag_p50_us", Combine::Median, |r| r.direct.lag_p50),
     ("direct_pacer_lag_p99_us", Combine::Median, |r| r.direct.lag_p99),
     ("moatd_pacer_lag_p50_us", Combine::Median, |r| r.gateway.lag_p50),
     ("moatd_pacer_lag_p99_us", Combine::Median, |r| r.gateway.lag_p99),
-    ("emulator_cpu_direct_s", Combine::Median, |r| r.direct.cpu.emulator),
-    ("emulator_cpu_moatd_s", Combine::Median, |r| r.gateway.cpu.emulator),
+    ("emulator_cpu_direct_s", Combine::Median, |r| {
+        r.direct.cpu.emulator
+    }),
+    ("emulator_cpu_moatd_s", Combine::Median, |r| {
+        r.gateway.cpu.emulator
+    }),
     ("bench_cpu_direct_s", Combine::Median, |r| r.direct.cpu.bench),
     ("bench_cpu_moatd_s", Combine::Median, |r| r.gateway.cpu.bench),
 ];
@@ -149,7 +161,10 @@ pub struct Summary {
 
 impl Summary {
     pub fn get(&self, name: &str) -> f64 {
-        self.values.iter().find(|(n, _)| *n == name).map_or(f64::NAN, |(_, v)| *v)
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |(_, v)| *v)
     }
 }
 
@@ -170,7 +185,11 @@ pub fn summarize(records: &[RunRecord], rates: &[u32]) -> Vec<Summary> {
                     (*name, v)
                 })
                 .collect();
-            Summary { rate, runs: of_rate.len(), values }
+            Summary {
+                rate,
+                runs: of_rate.len(),
+                values,
+            }
         })
         .collect()
 }

@@ -200,17 +200,6 @@ impl Upstream {
         path: &str,
         body: Option<Bytes>,
         stream: bool,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        self.send_with_retries_and_headers(path, body, stream, &HeaderMap::new())
-            .await
-    }
-
-    /// As [`Upstream::send_with_retries`], forwarding `extra_headers` on every attempt.
-    pub async fn send_with_retries_and_headers(
-        &self,
-        path: &str,
-        body: Option<Bytes>,
-        stream: bool,
         extra_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut attempt = 0u32;

@@ -10,7 +10,7 @@
 //! # async fn demo() -> Result<(), moat_upstream::UpstreamError> {
 //! use moat_upstream::{Upstream, UpstreamSettings};
 //! let up = Upstream::new(UpstreamSettings::new("local", "http://127.0.0.1:8080/v1"))?;
-//! let resp = up.send_with_retries("/models", None, false).await?;
+//! let resp = up.send_with_retries("/models", None, false, &http::HeaderMap::new()).await?;
 //! let body = moat_upstream::relay::read_body(resp, up.settings()).await?;
 //! # let _ = body; Ok(()) }
 //! ```
@@ -22,5 +22,7 @@ pub mod tls;
 
 pub use client::{Timeouts, Upstream, UpstreamSettings, FORWARDED_HEADERS};
 pub use error::{Phase, UpstreamError};
+/// A provider's response once its headers are in (its body is read by [`relay`]).
+pub use reqwest::Response as UpstreamResponse;
 /// URL type used for provider base URLs (re-exported so callers validate with the same parser).
 pub use reqwest::Url;

@@ -71,6 +71,11 @@ impl<S> RelayState<S> {
             // An over-long line: stop inspecting, keep relaying. Usage is then unknown.
             self.parser = SseParser::new();
         }
+        self.take_usage();
+    }
+
+    /// Notes the usage of any parsed event that carries one (the last one wins).
+    fn take_usage(&mut self) {
         for frame in self.frames.drain(..) {
             if let SseFrame::Event(event) = frame {
                 if let Some(usage) = moat_wire::usage::usage_from_chunk(&event.data) {
@@ -161,17 +166,10 @@ where
                     }
                 }
                 Ok(None) => {
-                    let mut out = Vec::new();
                     // A provider that ends without a final blank line still had its last event
                     // delivered; the parser treats EOF as its end.
-                    let _ = s.parser.finish(&mut out);
-                    for frame in out {
-                        if let SseFrame::Event(event) = frame {
-                            if let Some(usage) = moat_wire::usage::usage_from_chunk(&event.data) {
-                                s.report.outcome.usage = Some(usage);
-                            }
-                        }
-                    }
+                    let _ = s.parser.finish(&mut s.frames);
+                    s.take_usage();
                     s.report.outcome.completed = true;
                     s.report.finished = true;
                     if s.tail.is_empty() {

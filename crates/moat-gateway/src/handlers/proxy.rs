@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
 use moat_policy::route::{plan, RouteError};
 use moat_upstream::relay::{self, RelayOutcome};
-use moat_upstream::UpstreamError;
-use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
+use moat_upstream::{UpstreamError, UpstreamSettings};
+use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Usage};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -33,37 +33,29 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     fn wants_stream(&self) -> bool;
 }
 
-impl Forward for ChatCompletionRequest {
-    const PATH: &'static str = "/chat/completions";
-    fn model(&self) -> Option<&str> {
-        self.model.as_deref().filter(|m| !m.is_empty())
-    }
-    fn set_model(&mut self, model: String) {
-        self.model = Some(model);
-    }
-    fn take_fallbacks(&mut self) -> Vec<String> {
-        self.models.take().unwrap_or_default()
-    }
-    fn wants_stream(&self) -> bool {
-        self.stream == Some(true)
-    }
+/// Chat and legacy completions carry the same addressing fields.
+macro_rules! forward_with_models_field {
+    ($ty:ty, $path:literal) => {
+        impl Forward for $ty {
+            const PATH: &'static str = $path;
+            fn model(&self) -> Option<&str> {
+                self.model.as_deref().filter(|m| !m.is_empty())
+            }
+            fn set_model(&mut self, model: String) {
+                self.model = Some(model);
+            }
+            fn take_fallbacks(&mut self) -> Vec<String> {
+                self.models.take().unwrap_or_default()
+            }
+            fn wants_stream(&self) -> bool {
+                self.stream == Some(true)
+            }
+        }
+    };
 }
 
-impl Forward for CompletionRequest {
-    const PATH: &'static str = "/completions";
-    fn model(&self) -> Option<&str> {
-        self.model.as_deref().filter(|m| !m.is_empty())
-    }
-    fn set_model(&mut self, model: String) {
-        self.model = Some(model);
-    }
-    fn take_fallbacks(&mut self) -> Vec<String> {
-        self.models.take().unwrap_or_default()
-    }
-    fn wants_stream(&self) -> bool {
-        self.stream == Some(true)
-    }
-}
+forward_with_models_field!(ChatCompletionRequest, "/chat/completions");
+forward_with_models_field!(CompletionRequest, "/completions");
 
 impl Forward for EmbeddingRequest {
     const PATH: &'static str = "/embeddings";
@@ -165,59 +157,19 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
         request.set_model(target.model.clone());
         let body =
             Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
+        let log = RequestLog {
+            request_id: request_id.clone(),
+            provider: settings.name.clone(),
+            model: target.model.clone(),
+            started,
+        };
         let result = match provider
             .upstream
-            .send_with_retries_and_headers(T::PATH, Some(body), stream, &forwarded)
+            .send_with_retries(T::PATH, Some(body), stream, &forwarded)
             .await
         {
-            Ok(resp) if stream => {
-                let status = resp.status();
-                let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-                let log = StreamLog {
-                    request_id: request_id.clone(),
-                    provider: settings.name.clone(),
-                    model: target.model.clone(),
-                    started,
-                };
-                let body = relay::relay_stream(resp, settings, move |outcome| log.finish(outcome));
-                let mut response = Response::new(Body::from_stream(body));
-                *response.status_mut() = status;
-                let h = response.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
-                );
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-                Ok(response)
-            }
-            Ok(resp) => {
-                let status = resp.status();
-                let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-                match relay::read_body(resp, settings).await {
-                    Ok(body) => {
-                        let usage = relay::usage_of(&body);
-                        tracing::debug!(
-                            request_id = %request_id,
-                            provider = %settings.name,
-                            model = %target.model,
-                            elapsed_us = started.elapsed().as_micros() as u64,
-                            prompt_tokens = usage.as_ref().map(|u| u.prompt_tokens),
-                            completion_tokens = usage.as_ref().map(|u| u.completion_tokens),
-                            cost = usage.as_ref().and_then(|u| u.cost),
-                            "answered"
-                        );
-                        let mut response = Response::new(Body::from(body));
-                        *response.status_mut() = status;
-                        response.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            content_type.unwrap_or(HeaderValue::from_static("application/json")),
-                        );
-                        Ok(response)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            Ok(resp) if stream => Ok(streamed_response(resp, settings, log)),
+            Ok(resp) => whole_response(resp, settings, log).await,
             Err(e) => Err(e),
         };
         match result {
@@ -247,6 +199,48 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
     ))
 }
 
+/// A streamed answer: relayed as it arrives; logged when it ends.
+fn streamed_response(
+    resp: moat_upstream::UpstreamResponse,
+    settings: &UpstreamSettings,
+    log: RequestLog,
+) -> Response {
+    let status = resp.status();
+    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let body = relay::relay_stream(resp, settings, move |outcome| log.stream_finished(outcome));
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells a reverse proxy in front of moatd (nginx) not to buffer the stream either.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// A whole answer: read within limits (a failure here can still fall back: nothing went to the
+/// client yet), then passed on byte for byte.
+async fn whole_response(
+    resp: moat_upstream::UpstreamResponse,
+    settings: &UpstreamSettings,
+    log: RequestLog,
+) -> Result<Response, UpstreamError> {
+    let status = resp.status();
+    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let body = relay::read_body(resp, settings).await?;
+    log.answered(relay::usage_of(&body).as_ref());
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    Ok(response)
+}
+
 /// Copies the few client headers providers act on (see `moat_upstream::client::FORWARDED_HEADERS`).
 fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
@@ -258,16 +252,29 @@ fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// What the end-of-stream log line needs; usage is known only when the stream ends.
-struct StreamLog {
+/// The per-request log line's fields. Names, ids, sizes and usage only: never keys or text.
+struct RequestLog {
     request_id: String,
     provider: String,
     model: String,
     started: Instant,
 }
 
-impl StreamLog {
-    fn finish(self, outcome: RelayOutcome) {
+impl RequestLog {
+    fn answered(&self, usage: Option<&Usage>) {
+        tracing::debug!(
+            request_id = %self.request_id,
+            provider = %self.provider,
+            model = %self.model,
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+            cost = usage.and_then(|u| u.cost),
+            "answered"
+        );
+    }
+
+    fn stream_finished(self, outcome: RelayOutcome) {
         let usage = outcome.usage.as_ref();
         tracing::debug!(
             request_id = %self.request_id,
