@@ -1,5 +1,5 @@
-//! Pure decisions for moat: which upstreams a request may try and in what order, and how long to wait
-//! before trying again.
+//! Pure decisions for moat: which upstreams a request may try and in what order, how long to wait
+//! before trying again, and whether a request fits its budgets and rate limits.
 //!
 //! Nothing here touches the network, a clock or a random source: callers pass those in, so every
 //! decision is a plain function that unit and property tests can cover exhaustively.
@@ -14,5 +14,8 @@
 //! assert_eq!(catalog.provider_name(targets[1].provider), "local");
 //! ```
 
+pub mod budget;
+pub mod keys;
+pub mod pricing;
 pub mod retry;
 pub mod route;
