@@ -30,6 +30,8 @@ pub struct Settings {
 /// Lets the machine settle between phases (sockets in TIME_WAIT, the previous phase's stragglers).
 const PAUSE: Duration = Duration::from_millis(300);
 const CHAT_PATH: &str = "/v1/chat/completions";
+/// Above this much CPU (in cores) used by processes other than ours, a run is flagged as disturbed.
+const BUSY_CORES: f64 = 0.1;
 
 /// Runs the whole benchmark on a single-threaded runtime, so the generator uses one core at most
 /// (plus its pacing thread) and leaves the rest to the emulator and moatd.
@@ -103,6 +105,7 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     let summaries = report::summarize(&records, &settings.rates);
     println!("{}", report::markdown(&summaries));
     print!("{}", report::verdicts(&summaries));
+    warn_if_busy(settings, &records);
     if let Some(path) = &settings.out {
         let doc = report::to_json(settings_json(settings), &records, &summaries);
         let text = serde_json::to_string_pretty(&doc).context("encoding the results")?;
@@ -110,6 +113,22 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
         eprintln!("moat-bench: per-run results written to {}", path.display());
     }
     Ok(())
+}
+
+/// Other work on the machine competes with the three processes for its cores and skews the results.
+fn warn_if_busy(settings: &Settings, records: &[RunRecord]) {
+    let window = settings.duration.as_secs_f64();
+    let busiest = records
+        .iter()
+        .flat_map(|r| [r.direct.cpu.other, r.gateway.cpu.other])
+        .fold(0.0_f64, f64::max);
+    if busiest / window > BUSY_CORES {
+        println!(
+            "warning: other processes used up to {:.2} cores during a measured window; \
+             the figures include their interference",
+            busiest / window
+        );
+    }
 }
 
 /// Fails early, with moatd's own words, if a chat request through moatd does not work at all.
@@ -160,23 +179,26 @@ async fn phase(
 /// CPU seconds used by each process between the end of the warm-up and the end of the window. The
 /// boundaries follow the load generator's to within a millisecond or two.
 async fn sample_cpu(settings: &Settings, pids: &Pids) -> anyhow::Result<CpuUse> {
-    let read = || -> anyhow::Result<CpuUse> {
-        Ok(CpuUse {
+    let read = || -> anyhow::Result<(CpuUse, f64)> {
+        let own = CpuUse {
             moatd: procstat::cpu_seconds(pids.moatd)?,
             emulator: procstat::cpu_seconds(pids.emulator)?,
             bench: procstat::cpu_seconds(pids.bench)?,
-        })
+            other: 0.0,
+        };
+        Ok((own, procstat::machine_busy_seconds()?))
     };
     // load::run starts its clock 20 ms after opening its connections.
     tokio::time::sleep(settings.warmup + Duration::from_millis(20)).await;
-    let before = read()?;
+    let (before, busy_before) = read()?;
     tokio::time::sleep(settings.duration).await;
-    let after = read()?;
-    Ok(CpuUse {
-        moatd: after.moatd - before.moatd,
-        emulator: after.emulator - before.emulator,
-        bench: after.bench - before.bench,
-    })
+    let (after, busy_after) = read()?;
+    let moatd = after.moatd - before.moatd;
+    let emulator = after.emulator - before.emulator;
+    let bench = after.bench - before.bench;
+    // Tick rounding can make this slightly negative on a quiet machine.
+    let other = (busy_after - busy_before - moatd - emulator - bench).max(0.0);
+    Ok(CpuUse { moatd, emulator, bench, other })
 }
 
 fn settings_json(settings: &Settings) -> serde_json::Value {

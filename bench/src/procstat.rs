@@ -31,6 +31,26 @@ fn parse_cpu_seconds(stat: &str) -> anyhow::Result<f64> {
     Ok((field(14)? + field(15)?) as f64 / CLK_TCK)
 }
 
+/// CPU time the whole machine has spent busy so far (all cores, all processes), in seconds; used to
+/// see how much of it went to something other than the benchmark.
+pub fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_machine_busy(&text).context("parsing /proc/stat")
+}
+
+fn parse_machine_busy(stat: &str) -> anyhow::Result<f64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu ")).context("no aggregate cpu line")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .context("not a number")?;
+    // user nice system idle iowait irq softirq steal (guest time is already inside user and nice).
+    let busy = [0, 1, 2, 5, 6, 7].iter().map(|&i| ticks.get(i).copied().unwrap_or(0)).sum::<u64>();
+    Ok(busy as f64 / CLK_TCK)
+}
+
 /// Resident memory of a process, in KiB.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
@@ -71,6 +91,12 @@ mod tests {
     fn cpu_from_stat_line_with_odd_name() {
         let line = "1234 (moat d) x) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 3 0 100 0 0";
         assert_eq!(parse_cpu_seconds(line).unwrap(), 3.0);
+    }
+
+    #[test]
+    fn machine_busy_skips_idle_and_iowait() {
+        let stat = "cpu  100 20 30 5000 40 1 2 3 0 0\ncpu0 50 10 15 2500 20 0 1 1 0 0\n";
+        assert_eq!(parse_machine_busy(stat).unwrap(), 1.56);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct CpuUse {
     pub emulator: f64,
     /// The load generator itself (this process).
     pub bench: f64,
+    /// Everything else on the machine (other builds, daemons): a check that the box was quiet.
+    pub other: f64,
 }
 
 /// The figures of one load phase (direct or through moatd), latencies in µs.
@@ -58,7 +60,8 @@ impl PhaseStats {
             "achieved_rate": self.achieved_rate, "ok": self.ok,
             "errors": {"status": self.errors.status, "transport": self.errors.transport,
                        "overload": self.errors.overload},
-            "cpu_seconds": {"moatd": self.cpu.moatd, "emulator": self.cpu.emulator, "bench": self.cpu.bench},
+            "cpu_seconds": {"moatd": self.cpu.moatd, "emulator": self.cpu.emulator, "bench": self.cpu.bench,
+                            "other": self.cpu.other},
         })
     }
 }
@@ -137,6 +140,8 @@ const FIGURES: &[Figure] = &[
     }),
     ("bench_cpu_direct_s", Combine::Median, |r| r.direct.cpu.bench),
     ("bench_cpu_moatd_s", Combine::Median, |r| r.gateway.cpu.bench),
+    ("other_cpu_direct_s", Combine::Median, |r| r.direct.cpu.other),
+    ("other_cpu_moatd_s", Combine::Median, |r| r.gateway.cpu.other),
 ];
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -233,12 +238,13 @@ pub fn markdown(summaries: &[Summary]) -> String {
     }
     out.push_str(
         "\n| rate/s | pacer lag p50 / p99, direct (µs) | pacer lag p50 / p99, moatd (µs) \
-         | emulator CPU direct / moatd (s) | generator CPU direct / moatd (s) |\n",
+         | emulator CPU direct / moatd (s) | generator CPU direct / moatd (s) \
+         | other processes' CPU direct / moatd (s) |\n",
     );
-    out.push_str("|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|\n");
     for s in summaries {
         out.push_str(&format!(
-            "| {} | {} / {} | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} |\n",
+            "| {} | {} / {} | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |\n",
             s.rate,
             us(s.get("direct_pacer_lag_p50_us")),
             us(s.get("direct_pacer_lag_p99_us")),
@@ -248,6 +254,8 @@ pub fn markdown(summaries: &[Summary]) -> String {
             s.get("emulator_cpu_moatd_s"),
             s.get("bench_cpu_direct_s"),
             s.get("bench_cpu_moatd_s"),
+            s.get("other_cpu_direct_s"),
+            s.get("other_cpu_moatd_s"),
         ));
     }
     out

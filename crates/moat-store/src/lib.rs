@@ -1,0 +1,87 @@
+//! moat's persistence: virtual keys, teams, usage records and encrypted provider credentials, behind
+//! one [`Store`] trait. [`SqliteStore`] is the embedded default (one file, WAL); the SQL is kept
+//! portable so a PostgreSQL implementation can follow for several gateway nodes.
+//!
+//! The store holds no secrets in the clear: keys arrive already hashed (HMAC under the server secret)
+//! and provider credentials already encrypted; the gateway does the cryptography.
+//!
+//! ```
+//! use moat_store::{SqliteStore, Store, TeamRecord};
+//! let store = SqliteStore::open_memory().unwrap();
+//! store.insert_team(&TeamRecord::new("team_1", "research")).unwrap();
+//! assert_eq!(store.teams().unwrap()[0].name, "research");
+//! ```
+
+mod schema;
+mod sqlite;
+mod types;
+mod writer;
+
+pub use sqlite::SqliteStore;
+pub use types::{KeyRecord, Limits, Scope, TeamRecord, UsageLine, UsageRow};
+
+/// What can go wrong in the store. Messages never include key material.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {url}: {message}")]
+    Open { url: String, message: String },
+    #[error("unsupported store url {0:?}: use sqlite:///absolute/path.db")]
+    BadUrl(String),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("the store's background writer has stopped")]
+    WriterGone,
+}
+
+/// How usage reports are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Key,
+    Team,
+    Model,
+}
+
+/// Everything the gateway persists. One trait, so the SQLite default and a future PostgreSQL store
+/// are interchangeable; methods are synchronous and fast (reads hit an in-process database, writes of
+/// usage are queued to a background writer).
+pub trait Store: Send + Sync {
+    /// Adds a team. Fails with [`StoreError::Duplicate`] if the name is taken.
+    fn insert_team(&self, team: &TeamRecord) -> Result<(), StoreError>;
+    /// Replaces a team's limits.
+    fn update_team_limits(&self, id: &str, limits: &Limits) -> Result<(), StoreError>;
+    fn teams(&self) -> Result<Vec<TeamRecord>, StoreError>;
+
+    /// Adds a key (its hash, never the key).
+    fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Marks a key revoked at `now`. Returns false when no such live key exists.
+    fn revoke_key(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Gives a key a new secret (hash and display prefix), keeping its id, limits and spend.
+    fn rotate_key(&self, id: &str, hash: &[u8], prefix: &str) -> Result<bool, StoreError>;
+    /// Replaces a key's limits.
+    fn update_key_limits(&self, id: &str, limits: &Limits) -> Result<(), StoreError>;
+
+    /// A number that changes whenever keys or teams change, from any process sharing the store.
+    /// Cheap enough to call on every request.
+    fn keys_version(&self) -> Result<i64, StoreError>;
+
+    /// Queues a usage record. Idempotent by `request_id`: recording the same request twice counts once.
+    fn record_usage(&self, row: UsageRow) -> Result<(), StoreError>;
+    /// Waits until every queued usage record is committed.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// Settled cost of a scope since `since` (inclusive), and request count and tokens since `minute`.
+    fn spend_since(&self, scope: &Scope, since: i64) -> Result<u64, StoreError>;
+    /// Requests and tokens recorded for a scope since `since`.
+    fn activity_since(&self, scope: &Scope, since: i64) -> Result<(u32, u64), StoreError>;
+    /// Usage totals grouped for reports.
+    fn usage_report(&self, by: GroupBy, since: i64) -> Result<Vec<UsageLine>, StoreError>;
+
+    /// Stores an encrypted provider credential (nonce and ciphertext).
+    fn put_provider_secret(&self, provider: &str, nonce: &[u8], ciphertext: &[u8], now: i64) -> Result<(), StoreError>;
+    /// All stored provider credentials: (provider, nonce, ciphertext).
+    fn provider_secrets(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, StoreError>;
+}
