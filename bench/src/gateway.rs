@@ -1,5 +1,6 @@
-//! The `gateway` benchmark: start the emulator and moatd, then load the direct path and the moatd path
-//! in turn at each rate, run after run, and report moatd's added latency.
+//! The `gateway` benchmark: start the emulator and the gateway under test (moatd, or the pass-through
+//! proxy as a floor), then load the direct path and the gateway path in turn at each rate, run after
+//! run, and report the latency the gateway adds.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,8 +24,38 @@ pub struct Settings {
     pub runs: usize,
     pub connections: usize,
     pub max_in_flight: usize,
+    pub subject: Subject,
+    /// Before each run, wait up to this long for other processes to leave the machine idle, and
+    /// repeat runs they disturbed.
+    pub wait_quiet: Option<Duration>,
     pub moatd: PathBuf,
     pub out: Option<PathBuf>,
+}
+
+/// What sits between the load generator and the emulator on the gateway path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Subject {
+    /// The moatd binary given by --moatd.
+    Moatd,
+    /// `moat-bench passthrough`: a bare hyper proxy, the cost of the extra hop alone.
+    Passthrough,
+}
+
+impl Subject {
+    pub fn label(self) -> &'static str {
+        match self {
+            Subject::Moatd => "moatd",
+            Subject::Passthrough => "passthrough",
+        }
+    }
+
+    /// moatd addresses models as `provider/model`; the pass-through proxy forwards names untouched.
+    fn model(self) -> &'static str {
+        match self {
+            Subject::Moatd => "emu/tiny",
+            Subject::Passthrough => "tiny",
+        }
+    }
 }
 
 /// Lets the machine settle between phases (sockets in TIME_WAIT, the previous phase's stragglers).
@@ -32,9 +63,11 @@ const PAUSE: Duration = Duration::from_millis(300);
 const CHAT_PATH: &str = "/v1/chat/completions";
 /// Above this much CPU (in cores) used by processes other than ours, a run is flagged as disturbed.
 const BUSY_CORES: f64 = 0.1;
+/// With --wait-quiet, a run disturbed by other processes is repeated up to this many times.
+const BUSY_RETRIES: u32 = 3;
 
 /// Runs the whole benchmark on a single-threaded runtime, so the generator uses one core at most
-/// (plus its pacing thread) and leaves the rest to the emulator and moatd.
+/// (plus its pacing thread) and leaves the rest to the emulator and the gateway.
 pub fn run(settings: &Settings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -45,7 +78,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
 
 /// The processes whose CPU time is sampled around each phase.
 struct Pids {
-    moatd: u32,
+    gateway: u32,
     emulator: u32,
     bench: u32,
 }
@@ -53,18 +86,24 @@ struct Pids {
 async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
     let direct_body = chat_body("tiny");
-    let gateway_body = chat_body("emu/tiny");
+    let gateway_body = chat_body(settings.subject.model());
+    let label = settings.subject.label();
     let emulator = processes::start_emulator(&scratch, direct_body.clone()).await?;
-    let moatd = processes::start_moatd(&settings.moatd, &scratch, emulator.addr).await?;
+    let server = match settings.subject {
+        Subject::Moatd => processes::start_moatd(&settings.moatd, &scratch, emulator.addr).await?,
+        Subject::Passthrough => {
+            processes::start_passthrough(&scratch, emulator.addr, gateway_body.clone()).await?
+        }
+    };
     let direct = Target::new(emulator.addr, CHAT_PATH);
-    let gateway = Target::new(moatd.addr, CHAT_PATH);
-    check_route(&gateway, gateway_body.clone()).await?;
+    let gateway = Target::new(server.addr, CHAT_PATH);
+    check_route(&gateway, gateway_body.clone(), label).await?;
     eprintln!(
-        "moat-bench: emulator on {} (pid {}), moatd on {} (pid {}); {} run(s) × rates {:?}, {:?} warm-up + {:?} each",
+        "moat-bench: emulator on {} (pid {}), {label} on {} (pid {}); {} run(s) × rates {:?}, {:?} warm-up + {:?} each",
         emulator.addr,
         emulator.pid(),
-        moatd.addr,
-        moatd.pid(),
+        server.addr,
+        server.pid(),
         settings.runs,
         settings.rates,
         settings.warmup,
@@ -72,38 +111,57 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     );
 
     let pids = Pids {
-        moatd: moatd.pid(),
+        gateway: server.pid(),
         emulator: emulator.pid(),
         bench: std::process::id(),
     };
     let mut records = Vec::new();
     for run in 1..=settings.runs {
         for &rate in &settings.rates {
-            let direct_stats = phase(settings, &direct, &direct_body, rate, &pids).await?;
-            let gateway_stats = phase(settings, &gateway, &gateway_body, rate, &pids).await?;
-            let moatd_memory = procstat::memory(pids.moatd)?;
-            eprintln!(
-                "run {run} at {rate}/s: direct p50 {:.0} p99 {:.0} µs; moatd p50 {:.0} p99 {:.0} µs; errors {} / {}",
-                direct_stats.p50,
-                direct_stats.p99,
-                gateway_stats.p50,
-                gateway_stats.p99,
-                direct_stats.errors.total(),
-                gateway_stats.errors.total(),
-            );
-            records.push(RunRecord {
-                run,
-                rate,
-                direct: direct_stats,
-                gateway: gateway_stats,
-                moatd_memory,
-            });
+            let mut retries = 0;
+            let record = loop {
+                if let Some(limit) = settings.wait_quiet {
+                    if !wait_quiet(&pids, limit).await? {
+                        eprintln!("moat-bench: the machine is still busy after {limit:?}; measuring anyway");
+                    }
+                }
+                let direct_stats = phase(settings, &direct, &direct_body, rate, &pids).await?;
+                let gateway_stats = phase(settings, &gateway, &gateway_body, rate, &pids).await?;
+                let gateway_memory = procstat::memory(pids.gateway)?;
+                eprintln!(
+                    "run {run} at {rate}/s: direct p50 {:.0} p99 {:.0} µs; {label} p50 {:.0} p99 {:.0} µs; \
+                     errors {} / {}; other processes {:.2} / {:.2} cores",
+                    direct_stats.p50,
+                    direct_stats.p99,
+                    gateway_stats.p50,
+                    gateway_stats.p99,
+                    direct_stats.errors.total(),
+                    gateway_stats.errors.total(),
+                    direct_stats.cpu.other / settings.duration.as_secs_f64(),
+                    gateway_stats.cpu.other / settings.duration.as_secs_f64(),
+                );
+                let record = RunRecord {
+                    run,
+                    rate,
+                    direct: direct_stats,
+                    gateway: gateway_stats,
+                    gateway_memory,
+                };
+                let disturbed = other_cores(settings, &record) > BUSY_CORES;
+                if disturbed && settings.wait_quiet.is_some() && retries < BUSY_RETRIES {
+                    retries += 1;
+                    eprintln!("moat-bench: other processes disturbed run {run} at {rate}/s; repeating it");
+                    continue;
+                }
+                break record;
+            };
+            records.push(record);
         }
     }
-    check_alive(&moatd, &emulator)?;
+    check_alive(&server, &emulator)?;
 
     let summaries = report::summarize(&records, &settings.rates);
-    println!("{}", report::markdown(&summaries));
+    println!("{}", report::markdown(&summaries, label));
     print!("{}", report::verdicts(&summaries));
     warn_if_busy(settings, &records);
     if let Some(path) = &settings.out {
@@ -115,30 +173,58 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The most CPU, in cores, that processes other than ours used during either phase of `record`.
+fn other_cores(settings: &Settings, record: &RunRecord) -> f64 {
+    record.direct.cpu.other.max(record.gateway.cpu.other) / settings.duration.as_secs_f64()
+}
+
 /// Other work on the machine competes with the three processes for its cores and skews the results.
 fn warn_if_busy(settings: &Settings, records: &[RunRecord]) {
-    let window = settings.duration.as_secs_f64();
     let busiest = records
         .iter()
-        .flat_map(|r| [r.direct.cpu.other, r.gateway.cpu.other])
+        .map(|r| other_cores(settings, r))
         .fold(0.0_f64, f64::max);
-    if busiest / window > BUSY_CORES {
+    if busiest > BUSY_CORES {
         println!(
-            "warning: other processes used up to {:.2} cores during a measured window; \
-             the figures include their interference",
-            busiest / window
+            "warning: other processes used up to {busiest:.2} cores during a measured window; \
+             the figures include their interference"
         );
     }
 }
 
-/// Fails early, with moatd's own words, if a chat request through moatd does not work at all.
-async fn check_route(gateway: &Target, body: bytes::Bytes) -> anyhow::Result<()> {
+/// Waits until processes other than ours use less than [`BUSY_CORES`] over a whole second, or until
+/// `limit` has passed (then returns false).
+async fn wait_quiet(pids: &Pids, limit: Duration) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut announced = false;
+    loop {
+        let before = read_cpu(pids)?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let used = read_cpu(pids)?.since(&before);
+        if used.other < BUSY_CORES {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        if !announced {
+            eprintln!(
+                "moat-bench: waiting for other processes to finish ({:.2} cores busy)",
+                used.other
+            );
+            announced = true;
+        }
+    }
+}
+
+/// Fails early, with the gateway's own words, if a chat request through it does not work at all.
+async fn check_route(gateway: &Target, body: bytes::Bytes, label: &str) -> anyhow::Result<()> {
     let (status, bytes) = probe(gateway, Some(body))
         .await
-        .context("a first request through moatd")?;
+        .with_context(|| format!("a first request through {label}"))?;
     if status != StatusCode::OK {
         bail!(
-            "a first request through moatd answered HTTP {status}: {}",
+            "a first request through {label} answered HTTP {status}: {}",
             String::from_utf8_lossy(&bytes)
         );
     }
@@ -146,8 +232,8 @@ async fn check_route(gateway: &Target, body: bytes::Bytes) -> anyhow::Result<()>
 }
 
 /// Both servers must have lived through every phase; a crash would make the numbers meaningless.
-fn check_alive(moatd: &Server, emulator: &Server) -> anyhow::Result<()> {
-    for (name, pid) in [("moatd", moatd.pid()), ("the emulator", emulator.pid())] {
+fn check_alive(gateway: &Server, emulator: &Server) -> anyhow::Result<()> {
+    for (name, pid) in [("the gateway", gateway.pid()), ("the emulator", emulator.pid())] {
         procstat::cpu_seconds(pid).with_context(|| format!("{name} is no longer running"))?;
     }
     Ok(())
@@ -179,26 +265,47 @@ async fn phase(
 /// CPU seconds used by each process between the end of the warm-up and the end of the window. The
 /// boundaries follow the load generator's to within a millisecond or two.
 async fn sample_cpu(settings: &Settings, pids: &Pids) -> anyhow::Result<CpuUse> {
-    let read = || -> anyhow::Result<(CpuUse, f64)> {
-        let own = CpuUse {
-            moatd: procstat::cpu_seconds(pids.moatd)?,
-            emulator: procstat::cpu_seconds(pids.emulator)?,
-            bench: procstat::cpu_seconds(pids.bench)?,
-            other: 0.0,
-        };
-        Ok((own, procstat::machine_busy_seconds()?))
-    };
     // load::run starts its clock 20 ms after opening its connections.
     tokio::time::sleep(settings.warmup + Duration::from_millis(20)).await;
-    let (before, busy_before) = read()?;
+    let before = read_cpu(pids)?;
     tokio::time::sleep(settings.duration).await;
-    let (after, busy_after) = read()?;
-    let moatd = after.moatd - before.moatd;
-    let emulator = after.emulator - before.emulator;
-    let bench = after.bench - before.bench;
-    // Tick rounding can make this slightly negative on a quiet machine.
-    let other = (busy_after - busy_before - moatd - emulator - bench).max(0.0);
-    Ok(CpuUse { moatd, emulator, bench, other })
+    Ok(read_cpu(pids)?.since(&before))
+}
+
+/// CPU counters at one moment: ours per process, and the whole machine's busy time.
+struct CpuSample {
+    ours: CpuUse,
+    machine: f64,
+}
+
+impl CpuSample {
+    /// What each process used since `before`; `other` is the machine's busy time not spent by ours.
+    fn since(&self, before: &CpuSample) -> CpuUse {
+        let gateway = self.ours.gateway - before.ours.gateway;
+        let emulator = self.ours.emulator - before.ours.emulator;
+        let bench = self.ours.bench - before.ours.bench;
+        // Tick rounding can make this slightly negative on a quiet machine.
+        let other = (self.machine - before.machine - gateway - emulator - bench).max(0.0);
+        CpuUse {
+            gateway,
+            emulator,
+            bench,
+            other,
+        }
+    }
+}
+
+fn read_cpu(pids: &Pids) -> anyhow::Result<CpuSample> {
+    let ours = CpuUse {
+        gateway: procstat::cpu_seconds(pids.gateway)?,
+        emulator: procstat::cpu_seconds(pids.emulator)?,
+        bench: procstat::cpu_seconds(pids.bench)?,
+        other: 0.0,
+    };
+    Ok(CpuSample {
+        ours,
+        machine: procstat::machine_busy_seconds()?,
+    })
 }
 
 fn settings_json(settings: &Settings) -> serde_json::Value {
@@ -209,6 +316,8 @@ fn settings_json(settings: &Settings) -> serde_json::Value {
         "runs": settings.runs,
         "connections": settings.connections,
         "max_in_flight": settings.max_in_flight,
+        "subject": settings.subject.label(),
+        "wait_quiet_s": settings.wait_quiet.map(|d| d.as_secs_f64()),
         "moatd": settings.moatd.display().to_string(),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     })

@@ -1,9 +1,11 @@
 //! `moat-bench`: the benchmark harness. `emulator` serves the upstream emulator as its own process;
-//! `gateway` measures the latency moatd adds in front of it under open-loop load.
+//! `gateway` measures the latency moatd adds in front of it under open-loop load; `passthrough` is a
+//! bare proxy that can stand in for moatd to show what the extra hop alone costs.
 
 mod client;
 mod gateway;
 mod load;
+mod passthrough;
 mod processes;
 mod procstat;
 mod report;
@@ -37,6 +39,15 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// Serve a bare pass-through proxy to UPSTREAM (the floor for an extra hop) until killed.
+    Passthrough {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Where to forward every request.
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
     /// Measure moatd's added latency: the same load directly to the emulator and through moatd.
     Gateway(GatewayArgs),
 }
@@ -61,6 +72,13 @@ struct GatewayArgs {
     /// Requests scheduled while this many are outstanding are counted as "overload" errors instead.
     #[arg(long, default_value_t = 2000)]
     max_in_flight: usize,
+    /// What to put on the gateway path: moatd, or the bare pass-through proxy for comparison.
+    #[arg(long, value_enum, default_value = "moatd")]
+    subject: gateway::Subject,
+    /// On a shared machine: before each run wait up to this long (e.g. 10m) for other processes to go
+    /// quiet, and repeat runs that they disturbed.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    wait_quiet: Option<Duration>,
     /// The moatd binary to test.
     #[arg(long, default_value = "target/release/moatd")]
     moatd: PathBuf,
@@ -101,6 +119,8 @@ impl GatewayArgs {
             runs,
             connections: self.connections,
             max_in_flight: self.max_in_flight,
+            subject: self.subject,
+            wait_quiet: self.wait_quiet,
             moatd: self.moatd,
             out: self.out,
         })
@@ -128,6 +148,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Emulator { listen } => emulator(listen),
+        Command::Passthrough { listen, upstream } => passthrough::run(listen, upstream),
         Command::Gateway(args) => args.settings().and_then(|s| gateway::run(&s)),
     };
     match result {

@@ -1,4 +1,5 @@
-//! The servers under test as child processes: the upstream emulator (this binary again) and moatd.
+//! The servers under test as child processes: the upstream emulator (this binary again) and moatd or
+//! the pass-through proxy.
 //! Each child is killed when its guard is dropped, so an error anywhere leaves nothing running.
 
 use std::fs::File;
@@ -103,6 +104,32 @@ pub async fn start_emulator(scratch: &Scratch, body: bytes::Bytes) -> anyhow::Re
     let mut cmd = Command::new(exe);
     cmd.arg("emulator").arg("--listen").arg(addr.to_string());
     let mut server = spawn("the emulator", cmd, scratch.dir.join("emulator.log"), addr)?;
+    server
+        .wait_ready(&Target::new(addr, "/v1/chat/completions"), Some(body))
+        .await?;
+    Ok(server)
+}
+
+/// Starts `moat-bench passthrough` in front of `upstream` and waits until a chat request gets through.
+pub async fn start_passthrough(
+    scratch: &Scratch,
+    upstream: SocketAddr,
+    body: bytes::Bytes,
+) -> anyhow::Result<Server> {
+    let exe = std::env::current_exe().context("locating the moat-bench binary")?;
+    let addr = free_port()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("passthrough")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--upstream")
+        .arg(upstream.to_string());
+    let mut server = spawn(
+        "the pass-through proxy",
+        cmd,
+        scratch.dir.join("passthrough.log"),
+        addr,
+    )?;
     server
         .wait_ready(&Target::new(addr, "/v1/chat/completions"), Some(body))
         .await?;

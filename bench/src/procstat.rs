@@ -39,7 +39,10 @@ pub fn machine_busy_seconds() -> anyhow::Result<f64> {
 }
 
 fn parse_machine_busy(stat: &str) -> anyhow::Result<f64> {
-    let line = stat.lines().find(|l| l.starts_with("cpu ")).context("no aggregate cpu line")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("no aggregate cpu line")?;
     let ticks: Vec<u64> = line
         .split_whitespace()
         .skip(1)
@@ -47,7 +50,10 @@ fn parse_machine_busy(stat: &str) -> anyhow::Result<f64> {
         .collect::<Result<_, _>>()
         .context("not a number")?;
     // user nice system idle iowait irq softirq steal (guest time is already inside user and nice).
-    let busy = [0, 1, 2, 5, 6, 7].iter().map(|&i| ticks.get(i).copied().unwrap_or(0)).sum::<u64>();
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0))
+        .sum::<u64>();
     Ok(busy as f64 / CLK_TCK)
 }
 

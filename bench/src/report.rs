@@ -13,7 +13,8 @@ pub const TARGET_ADDED_P99_US: f64 = 1000.0;
 /// CPU time the three processes on the box used during one phase's measured window, in seconds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuUse {
-    pub moatd: f64,
+    /// The gateway under test (moatd, or the pass-through proxy).
+    pub gateway: f64,
     pub emulator: f64,
     /// The load generator itself (this process).
     pub bench: f64,
@@ -21,7 +22,7 @@ pub struct CpuUse {
     pub other: f64,
 }
 
-/// The figures of one load phase (direct or through moatd), latencies in µs.
+/// The figures of one load phase (direct or through the gateway), latencies in µs.
 #[derive(Debug, Clone)]
 pub struct PhaseStats {
     pub p50: f64,
@@ -60,31 +61,31 @@ impl PhaseStats {
             "achieved_rate": self.achieved_rate, "ok": self.ok,
             "errors": {"status": self.errors.status, "transport": self.errors.transport,
                        "overload": self.errors.overload},
-            "cpu_seconds": {"moatd": self.cpu.moatd, "emulator": self.cpu.emulator, "bench": self.cpu.bench,
+            "cpu_seconds": {"gateway": self.cpu.gateway, "emulator": self.cpu.emulator, "bench": self.cpu.bench,
                             "other": self.cpu.other},
         })
     }
 }
 
-/// One run at one rate: the direct phase and the moatd phase that followed it.
+/// One run at one rate: the direct phase and the gateway phase that followed it.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
     pub run: usize,
     pub rate: u32,
     pub direct: PhaseStats,
     pub gateway: PhaseStats,
-    /// moatd's memory read right after its phase.
-    pub moatd_memory: Memory,
+    /// The gateway's memory, read right after its phase.
+    pub gateway_memory: Memory,
 }
 
 impl RunRecord {
     fn to_json(&self) -> Value {
         json!({
             "run": self.run, "rate": self.rate,
-            "direct": self.direct.to_json(), "moatd": self.gateway.to_json(),
+            "direct": self.direct.to_json(), "gateway": self.gateway.to_json(),
             "added_us": {"p50": self.gateway.p50 - self.direct.p50, "p90": self.gateway.p90 - self.direct.p90,
                          "p99": self.gateway.p99 - self.direct.p99},
-            "moatd_rss_kib": self.moatd_memory.rss_kib, "moatd_hwm_kib": self.moatd_memory.hwm_kib,
+            "gateway_rss_kib": self.gateway_memory.rss_kib, "gateway_hwm_kib": self.gateway_memory.hwm_kib,
         })
     }
 }
@@ -99,49 +100,51 @@ enum Combine {
 
 type Figure = (&'static str, Combine, fn(&RunRecord) -> f64);
 
-/// Every figure reported per rate. "added" is taken per run (moatd − direct of the same run) before
+/// Every figure reported per rate. "added" is taken per run (gateway − direct of the same run) before
 /// the median, so drift between runs cancels.
 const FIGURES: &[Figure] = &[
     ("direct_p50_us", Combine::Median, |r| r.direct.p50),
     ("direct_p90_us", Combine::Median, |r| r.direct.p90),
     ("direct_p99_us", Combine::Median, |r| r.direct.p99),
     ("direct_max_us", Combine::Median, |r| r.direct.max),
-    ("moatd_p50_us", Combine::Median, |r| r.gateway.p50),
-    ("moatd_p90_us", Combine::Median, |r| r.gateway.p90),
-    ("moatd_p99_us", Combine::Median, |r| r.gateway.p99),
-    ("moatd_max_us", Combine::Median, |r| r.gateway.max),
+    ("gateway_p50_us", Combine::Median, |r| r.gateway.p50),
+    ("gateway_p90_us", Combine::Median, |r| r.gateway.p90),
+    ("gateway_p99_us", Combine::Median, |r| r.gateway.p99),
+    ("gateway_max_us", Combine::Median, |r| r.gateway.max),
     ("added_p50_us", Combine::Median, |r| r.gateway.p50 - r.direct.p50),
     ("added_p90_us", Combine::Median, |r| r.gateway.p90 - r.direct.p90),
     ("added_p99_us", Combine::Median, |r| r.gateway.p99 - r.direct.p99),
     ("direct_achieved_rate", Combine::Median, |r| {
         r.direct.achieved_rate
     }),
-    ("moatd_achieved_rate", Combine::Median, |r| {
+    ("gateway_achieved_rate", Combine::Median, |r| {
         r.gateway.achieved_rate
     }),
     ("direct_errors", Combine::Sum, |r| r.direct.errors.total() as f64),
-    ("moatd_errors", Combine::Sum, |r| r.gateway.errors.total() as f64),
-    ("moatd_cpu_s", Combine::Median, |r| r.gateway.cpu.moatd),
-    ("moatd_rss_mib", Combine::Median, |r| {
-        r.moatd_memory.rss_kib as f64 / 1024.0
+    ("gateway_errors", Combine::Sum, |r| {
+        r.gateway.errors.total() as f64
     }),
-    ("moatd_hwm_mib", Combine::Median, |r| {
-        r.moatd_memory.hwm_kib as f64 / 1024.0
+    ("gateway_cpu_s", Combine::Median, |r| r.gateway.cpu.gateway),
+    ("gateway_rss_mib", Combine::Median, |r| {
+        r.gateway_memory.rss_kib as f64 / 1024.0
+    }),
+    ("gateway_hwm_mib", Combine::Median, |r| {
+        r.gateway_memory.hwm_kib as f64 / 1024.0
     }),
     ("direct_pacer_lag_p50_us", Combine::Median, |r| r.direct.lag_p50),
     ("direct_pacer_lag_p99_us", Combine::Median, |r| r.direct.lag_p99),
-    ("moatd_pacer_lag_p50_us", Combine::Median, |r| r.gateway.lag_p50),
-    ("moatd_pacer_lag_p99_us", Combine::Median, |r| r.gateway.lag_p99),
+    ("gateway_pacer_lag_p50_us", Combine::Median, |r| r.gateway.lag_p50),
+    ("gateway_pacer_lag_p99_us", Combine::Median, |r| r.gateway.lag_p99),
     ("emulator_cpu_direct_s", Combine::Median, |r| {
         r.direct.cpu.emulator
     }),
-    ("emulator_cpu_moatd_s", Combine::Median, |r| {
+    ("emulator_cpu_gateway_s", Combine::Median, |r| {
         r.gateway.cpu.emulator
     }),
     ("bench_cpu_direct_s", Combine::Median, |r| r.direct.cpu.bench),
-    ("bench_cpu_moatd_s", Combine::Median, |r| r.gateway.cpu.bench),
+    ("bench_cpu_gateway_s", Combine::Median, |r| r.gateway.cpu.bench),
     ("other_cpu_direct_s", Combine::Median, |r| r.direct.cpu.other),
-    ("other_cpu_moatd_s", Combine::Median, |r| r.gateway.cpu.other),
+    ("other_cpu_gateway_s", Combine::Median, |r| r.gateway.cpu.other),
 ];
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -204,43 +207,43 @@ fn us(v: f64) -> String {
 }
 
 /// The markdown tables printed at the end of a run.
-pub fn markdown(summaries: &[Summary]) -> String {
+pub fn markdown(summaries: &[Summary], gw: &str) -> String {
     let mut out = String::new();
-    out.push_str(
-        "| rate/s | achieved direct / moatd | direct p50 / p90 / p99 / max (µs) \
-         | moatd p50 / p90 / p99 / max (µs) | added p50 / p90 / p99 (µs) | errors direct / moatd \
-         | moatd CPU (s) | moatd RSS / peak (MiB) |\n",
-    );
+    out.push_str(&format!(
+        "| rate/s | achieved direct / {gw} | direct p50 / p90 / p99 / max (µs) \
+         | {gw} p50 / p90 / p99 / max (µs) | added p50 / p90 / p99 (µs) | errors direct / {gw} \
+         | {gw} CPU (s) | {gw} RSS / peak (MiB) |\n",
+    ));
     out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for s in summaries {
         out.push_str(&format!(
             "| {} | {:.0} / {:.0} | {} / {} / {} / {} | {} / {} / {} / {} | {} / {} / {} | {} / {} | {:.2} | {:.1} / {:.1} |\n",
             s.rate,
             s.get("direct_achieved_rate"),
-            s.get("moatd_achieved_rate"),
+            s.get("gateway_achieved_rate"),
             us(s.get("direct_p50_us")),
             us(s.get("direct_p90_us")),
             us(s.get("direct_p99_us")),
             us(s.get("direct_max_us")),
-            us(s.get("moatd_p50_us")),
-            us(s.get("moatd_p90_us")),
-            us(s.get("moatd_p99_us")),
-            us(s.get("moatd_max_us")),
+            us(s.get("gateway_p50_us")),
+            us(s.get("gateway_p90_us")),
+            us(s.get("gateway_p99_us")),
+            us(s.get("gateway_max_us")),
             us(s.get("added_p50_us")),
             us(s.get("added_p90_us")),
             us(s.get("added_p99_us")),
             s.get("direct_errors"),
-            s.get("moatd_errors"),
-            s.get("moatd_cpu_s"),
-            s.get("moatd_rss_mib"),
-            s.get("moatd_hwm_mib"),
+            s.get("gateway_errors"),
+            s.get("gateway_cpu_s"),
+            s.get("gateway_rss_mib"),
+            s.get("gateway_hwm_mib"),
         ));
     }
-    out.push_str(
-        "\n| rate/s | pacer lag p50 / p99, direct (µs) | pacer lag p50 / p99, moatd (µs) \
-         | emulator CPU direct / moatd (s) | generator CPU direct / moatd (s) \
-         | other processes' CPU direct / moatd (s) |\n",
-    );
+    out.push_str(&format!(
+        "\n| rate/s | pacer lag p50 / p99, direct (µs) | pacer lag p50 / p99, {gw} (µs) \
+         | emulator CPU direct / {gw} (s) | generator CPU direct / {gw} (s) \
+         | other processes' CPU direct / {gw} (s) |\n",
+    ));
     out.push_str("|---:|---:|---:|---:|---:|---:|\n");
     for s in summaries {
         out.push_str(&format!(
@@ -248,14 +251,14 @@ pub fn markdown(summaries: &[Summary]) -> String {
             s.rate,
             us(s.get("direct_pacer_lag_p50_us")),
             us(s.get("direct_pacer_lag_p99_us")),
-            us(s.get("moatd_pacer_lag_p50_us")),
-            us(s.get("moatd_pacer_lag_p99_us")),
+            us(s.get("gateway_pacer_lag_p50_us")),
+            us(s.get("gateway_pacer_lag_p99_us")),
             s.get("emulator_cpu_direct_s"),
-            s.get("emulator_cpu_moatd_s"),
+            s.get("emulator_cpu_gateway_s"),
             s.get("bench_cpu_direct_s"),
-            s.get("bench_cpu_moatd_s"),
+            s.get("bench_cpu_gateway_s"),
             s.get("other_cpu_direct_s"),
-            s.get("other_cpu_moatd_s"),
+            s.get("other_cpu_gateway_s"),
         ));
     }
     out

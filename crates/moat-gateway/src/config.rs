@@ -10,11 +10,23 @@ mod resolve;
 
 pub use discover::{discover, DiscoveryTargets};
 pub use explain::explain;
-pub use file::{FileConfig, ModelSection, ProviderKind, ProviderSection, ServerSection};
-pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings};
+pub use file::{FileConfig, ModelSection, ProviderKind, ProviderSection, ServerSection, StoreSection};
+pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings, StoreSettings};
 
 /// Where moatd listens when nothing says otherwise: loopback, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
 
 /// OpenRouter's API base, the default for `kind = "openrouter"`.
 pub const OPENROUTER_BASE_URL: &str = "https://openrouter.ai/api/v1";
+
+/// The data directory: `$XDG_DATA_HOME/moat`, else `~/.local/share/moat`, else `./.moat`.
+pub fn data_dir() -> std::path::PathBuf {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    if let Some(d) = var("XDG_DATA_HOME") {
+        return d.join("moat");
+    }
+    if let Some(h) = var("HOME") {
+        return h.join(".local/share/moat");
+    }
+    std::path::PathBuf::from(".moat")
+}

@@ -29,6 +29,16 @@ pub enum GatewayError {
     BodyTimeout(Duration),
     #[error("{0}")]
     BadGateway(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this request does not fit the {scope}'s budget")]
+    BudgetExceeded { scope: &'static str, retry_after: Option<u64> },
+    #[error("the {scope}'s {what} limit is reached")]
+    RateLimited { scope: &'static str, what: &'static str, retry_after: u64 },
+    #[error("{message}")]
+    Forbidden { message: String, code: &'static str },
+    #[error("no price is known for `{0}`, so its cost cannot be reserved against a budget; add it to the provider's `prices` in the config")]
+    PriceUnknown(String),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -54,6 +64,10 @@ impl GatewayError {
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Conflict(_) => StatusCode::CONFLICT,
+            GatewayError::BudgetExceeded { .. } | GatewayError::PriceUnknown(_) => StatusCode::PAYMENT_REQUIRED,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::Upstream(e) => match e {
                 UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamError::Status { status, .. } => {
@@ -79,6 +93,11 @@ impl GatewayError {
             GatewayError::BodyTimeout(_) => ("invalid_request_error", "request_timeout"),
             GatewayError::Internal(_) => ("server_error", "internal_error"),
             GatewayError::BadGateway(_) => ("upstream_error", "upstream_unavailable"),
+            GatewayError::Conflict(_) => ("invalid_request_error", "conflict"),
+            GatewayError::BudgetExceeded { .. } => ("insufficient_quota", "budget_exceeded"),
+            GatewayError::PriceUnknown(_) => ("insufficient_quota", "price_unknown"),
+            GatewayError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
+            GatewayError::Forbidden { code, .. } => ("permission_error", code),
             GatewayError::Upstream(e) => match e {
                 UpstreamError::Timeout { .. } => ("upstream_error", "upstream_timeout"),
                 UpstreamError::Tls { .. } => ("upstream_error", "upstream_tls_error"),

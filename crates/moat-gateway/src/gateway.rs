@@ -8,9 +8,14 @@ use axum::Router;
 use moat_policy::route::{Catalog, ProviderId};
 use moat_upstream::Upstream;
 
-use crate::auth::Authenticator;
+use moat_store::{SqliteStore, Store};
+
 use crate::config::{Config, ProviderKind, ServerSettings};
 use crate::handlers::{self, models::ModelsCache};
+use crate::identity::Identities;
+use crate::ledger::Ledger;
+use crate::pricebook::PriceBook;
+use crate::secret::ServerSecret;
 use crate::GatewayError;
 
 /// One configured provider, ready to take requests.
@@ -22,7 +27,6 @@ pub(crate) struct Provider {
         reason = "kind-specific behaviour (adapters) arrives with later provider kinds"
     )]
     pub(crate) kind: ProviderKind,
-    #[expect(dead_code, reason = "read by privacy routing")]
     pub(crate) local: bool,
 }
 
@@ -31,27 +35,55 @@ pub(crate) struct Provider {
 pub struct Gateway {
     pub(crate) catalog: Catalog,
     pub(crate) providers: Vec<Provider>,
-    pub(crate) auth: Authenticator,
+    pub(crate) identities: Identities,
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) prices: PriceBook,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) server: ServerSettings,
     pub(crate) models: ModelsCache,
     request_ids: RequestIds,
 }
 
 impl Gateway {
-    /// Builds the per-provider clients. Fails only on TLS set-up problems (e.g. a bad `ca_file`).
-    pub fn new(config: &Config) -> Result<Arc<Gateway>, GatewayError> {
+    /// Opens the store and the server secret the config names (`MOAT_SECRET` overrides the secret
+    /// file), then builds the gateway.
+    pub fn open(config: &Config) -> Result<Arc<Gateway>, GatewayError> {
+        let store = SqliteStore::open(&config.store.url).map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let secret = load_secret(config)?;
+        Gateway::with_store(config, Arc::new(store), secret)
+    }
+
+    /// Builds the gateway on a given store and secret (tests use an in-memory store). Provider keys
+    /// saved with `moatd providers set-key` fill in providers whose config gives none.
+    pub fn with_store(config: &Config, store: Arc<dyn Store>, secret: ServerSecret) -> Result<Arc<Gateway>, GatewayError> {
+        let sealed = store.provider_secrets().map_err(|e| GatewayError::Internal(e.to_string()))?;
         let mut providers = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
-            providers.push(Provider {
-                upstream: Upstream::new(p.upstream.clone())?,
-                kind: p.kind,
-                local: p.local,
-            });
+            let mut settings = p.upstream.clone();
+            if settings.api_key.is_none() {
+                if let Some((name, nonce, ct)) = sealed.iter().find(|(name, _, _)| *name == settings.name) {
+                    let key = secret.open(name, nonce, ct).map_err(|e| GatewayError::Internal(e.to_string()))?;
+                    settings.api_key = Some(key);
+                }
+            }
+            providers.push(Provider { upstream: Upstream::new(settings)?, kind: p.kind, local: p.local });
         }
+        let ledger = Arc::new(Ledger::new(store.clone()));
+        let identities = Identities::new(
+            store.clone(),
+            secret,
+            &config.server.api_keys,
+            &config.server.admin_keys,
+            config.server.open_allowed,
+            ledger.clone(),
+        )?;
         Ok(Arc::new(Gateway {
             catalog: config.catalog.clone(),
+            prices: PriceBook::new(config.providers.iter().map(|p| (p.local, p.prices.clone()))),
             providers,
-            auth: Authenticator::new(&config.server.api_keys),
+            identities,
+            ledger,
+            store,
             server: config.server.clone(),
             models: ModelsCache::new(config.server.models_cache_ttl),
             request_ids: RequestIds::new(),
@@ -66,6 +98,14 @@ impl Gateway {
 
     pub(crate) fn next_request_id(&self) -> String {
         self.request_ids.next()
+    }
+}
+
+/// The server secret: `MOAT_SECRET` when set, else the secret file (created on first start).
+pub fn load_secret(config: &Config) -> Result<ServerSecret, GatewayError> {
+    match std::env::var("MOAT_SECRET") {
+        Ok(text) if !text.trim().is_empty() => Ok(ServerSecret::from_text(&text)),
+        _ => ServerSecret::load_or_create(&config.store.secret_file).map_err(|e| GatewayError::Internal(e.to_string())),
     }
 }
 
@@ -103,10 +143,18 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/chat/completions", post(handlers::proxy::chat_completions))
         .route("/completions", post(handlers::proxy::completions))
         .route("/embeddings", post(handlers::proxy::embeddings))
-        .route("/models", get(handlers::models::list_models));
+        .route("/models", get(handlers::models::list_models))
+        .route("/key", get(handlers::key_info::key_info))
+        .route("/auth/key", get(handlers::key_info::key_info));
+    let admin = Router::new()
+        .route("/keys", post(handlers::admin::create_key).get(handlers::admin::list_keys))
+        .route("/keys/{id}/{action}", post(handlers::admin::key_action))
+        .route("/teams", post(handlers::admin::create_team).get(handlers::admin::list_teams))
+        .route("/usage", get(handlers::admin::usage));
     Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)
+        .nest("/admin", admin)
         .route("/health", get(handlers::health))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

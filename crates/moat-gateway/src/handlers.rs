@@ -6,6 +6,8 @@ use http::{Method, Uri};
 
 use crate::GatewayError;
 
+pub(crate) mod admin;
+pub(crate) mod key_info;
 pub(crate) mod models;
 pub(crate) mod proxy;
 

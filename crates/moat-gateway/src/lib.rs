@@ -13,18 +13,23 @@
 //!     kind = "openai"
 //!     base_url = "http://127.0.0.1:8080/v1"
 //! "#, "inline")?;
-//! let gateway = Gateway::new(&config)?;
+//! let gateway = Gateway::open(&config)?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
 //! server::serve(listener, gateway, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 mod auth;
+pub mod secret;
 mod body;
 pub mod config;
 mod error;
 mod gateway;
 mod handlers;
+pub mod identity;
+pub mod ledger;
+mod pricebook;
 pub mod server;
 
 pub use error::GatewayError;

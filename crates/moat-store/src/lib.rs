@@ -48,7 +48,7 @@ pub enum GroupBy {
 /// Everything the gateway persists. One trait, so the SQLite default and a future PostgreSQL store
 /// are interchangeable; methods are synchronous and fast (reads hit an in-process database, writes of
 /// usage are queued to a background writer).
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + std::fmt::Debug {
     /// Adds a team. Fails with [`StoreError::Duplicate`] if the name is taken.
     fn insert_team(&self, team: &TeamRecord) -> Result<(), StoreError>;
     /// Replaces a team's limits.

@@ -27,6 +27,9 @@ pub(crate) struct Completion {
     pub(crate) price: Price,
     /// The request's `x_probe` member, echoed so tests can see unknown fields travel both ways.
     pub(crate) probe: Value,
+    /// Reasoning text, present when the request asked for reasoning it does not exclude (OpenRouter's
+    /// `reasoning` object); streamed as `delta.reasoning` ahead of the answer.
+    pub(crate) reasoning: Option<String>,
 }
 
 /// What the emulator read from a completion request.
@@ -154,6 +157,17 @@ impl Completion {
         })
     }
 
+    /// The reasoning the emulator "does" for a request: `Some` when the request carries a `reasoning`
+    /// object that is not `"enabled": false` or `"exclude": true`, as OpenRouter returns reasoning.
+    pub(crate) fn reasoning_for(prompt: &Prompt, request: &Value) -> Option<String> {
+        let reasoning = request.get("reasoning")?.as_object()?;
+        let off = |key: &str, value: bool| reasoning.get(key).and_then(Value::as_bool) == Some(value);
+        if off("enabled", false) || off("exclude", true) {
+            return None;
+        }
+        Some(format!("Thinking about \"{}\".", prompt.last_text))
+    }
+
     /// The dollars [`Completion::usage`] reports for `answer`.
     pub(crate) fn cost(&self, answer: &str) -> f64 {
         self.prompt_tokens as f64 * self.price.prompt + count_words(answer) as f64 * self.price.completion
@@ -185,7 +199,7 @@ impl Completion {
         let choice = match self.kind {
             Kind::Chat => json!({
                 "index": 0,
-                "message": {"role": "assistant", "content": self.content, "refusal": null},
+                "message": self.message(),
                 "logprobs": null,
                 "finish_reason": "stop",
                 "native_finish_reason": "stop"
@@ -223,6 +237,23 @@ impl Completion {
             }
             Kind::Text => json!({"index": 0, "text": piece, "logprobs": null, "finish_reason": null}),
         };
+        self.envelope(true, json!([choice]))
+    }
+
+    /// The assistant message of a whole chat response; `reasoning` only when there is some, as at
+    /// OpenRouter.
+    fn message(&self) -> Value {
+        let mut message = json!({"role": "assistant", "content": self.content, "refusal": null});
+        if let Some(reasoning) = &self.reasoning {
+            message["reasoning"] = json!(reasoning);
+        }
+        message
+    }
+
+    /// One piece of the reasoning (chat only: text completions have no reasoning channel).
+    pub(crate) fn reasoning_chunk(&self, piece: &str) -> Value {
+        let choice =
+            json!({"index": 0, "delta": {"content": "", "reasoning": piece}, "logprobs": null, "finish_reason": null});
         self.envelope(true, json!([choice]))
     }
 
@@ -277,6 +308,7 @@ mod tests {
                 completion: 2.0,
             },
             probe: json!({"a": 1}),
+            reasoning: None,
         }
     }
 
@@ -329,6 +361,22 @@ mod tests {
         assert_eq!(r["usage"]["total_tokens"], 7);
         assert_eq!(r["usage"]["cost"], 11.0);
         assert_eq!(r["x_emulator"]["echo_unknown"]["a"], 1);
+        assert_eq!(r["choices"][0]["message"]["reasoning"], Value::Null);
+    }
+
+    #[test]
+    fn reasoning_only_when_asked_and_not_excluded() {
+        let p = Prompt::read(Kind::Chat, &json!({"model": "m", "messages": [{"role": "user", "content": "q"}]})).unwrap();
+        let ask = |r: Value| Completion::reasoning_for(&p, &json!({"reasoning": r}));
+        assert_eq!(ask(json!({"effort": "high"})).as_deref(), Some("Thinking about \"q\"."));
+        assert_eq!(ask(json!({"enabled": true})).as_deref(), Some("Thinking about \"q\"."));
+        assert_eq!(ask(json!({"effort": "low", "exclude": true})), None);
+        assert_eq!(ask(json!({"enabled": false})), None);
+        assert_eq!(Completion::reasoning_for(&p, &json!({})), None);
+        let mut c = completion(Kind::Chat);
+        c.reasoning = Some("r".into());
+        assert_eq!(c.response()["choices"][0]["message"]["reasoning"], "r");
+        assert_eq!(c.reasoning_chunk("r")["choices"][0]["delta"]["reasoning"], "r");
     }
 
     #[test]

@@ -83,7 +83,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
                 Some("model"),
             ),
         },
-        Endpoint::Key => json(StatusCode::OK, &wire::key_report(shared.spent())),
+        Endpoint::Key => json(
+            StatusCode::OK,
+            &wire::key_report(shared.key_report.as_ref(), shared.spent()),
+        ),
         Endpoint::Complete(_) | Endpoint::Embeddings => generate(&shared, &endpoint, &body).await,
     }
 }
@@ -152,6 +155,10 @@ fn complete(shared: &Shared, kind: Kind, request: &Value, directive: &Directive)
         model: prompt.model.clone(),
         prompt_tokens: prompt.prompt_tokens,
         probe: request.get("x_probe").cloned().unwrap_or(Value::Null),
+        reasoning: match kind {
+            Kind::Chat => Completion::reasoning_for(&prompt, request),
+            Kind::Text => None,
+        },
     };
     if prompt.stream {
         let plan = stream::plan(&completion, directive);

@@ -34,6 +34,10 @@ pub struct EmulatorOptions {
     pub api_key: Option<String>,
     /// Replaces the `data` array of `GET /models` (and the price table used for `usage.cost`).
     pub models: Option<Value>,
+    /// Replaces the `data` object of OpenRouter's `GET /api/v1/key` (e.g. `{"limit": 5,
+    /// "limit_reset": "daily"}`); its `usage` is filled in with the spend so far when absent.
+    /// `None` reports a key without any limit.
+    pub key_report: Option<Value>,
 }
 
 /// One request as the emulator received it.
@@ -58,6 +62,7 @@ impl RecordedRequest {
 pub(crate) struct Shared {
     pub(crate) api_key: Option<String>,
     pub(crate) models: Value,
+    pub(crate) key_report: Option<Value>,
     pub(crate) streams: Arc<StreamCounters>,
     /// `None` for a standalone server: nobody could read the log, and a benchmark would grow it forever.
     requests: Option<Mutex<Vec<RecordedRequest>>>,
@@ -73,6 +78,7 @@ impl Shared {
         Shared {
             api_key: opts.api_key.clone(),
             models: opts.models.clone().unwrap_or_else(wire::default_models),
+            key_report: opts.key_report.clone(),
             streams: Arc::default(),
             requests: record.then(Mutex::default),
             directive_hits: Mutex::default(),

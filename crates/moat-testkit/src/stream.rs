@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::Value;
 
-use crate::completion::Completion;
+use crate::completion::{Completion, Kind};
 use crate::directive::Directive;
 use crate::ResponseBody;
 
@@ -61,6 +61,11 @@ pub(crate) fn plan(completion: &Completion, directive: &Directive) -> Plan {
     };
     if let Some(role) = completion.role_chunk() {
         send(&mut steps, &role);
+    }
+    if let (Some(reasoning), Kind::Chat) = (&completion.reasoning, completion.kind) {
+        for piece in split(reasoning, None) {
+            send(&mut steps, &completion.reasoning_chunk(&piece));
+        }
     }
     let clamp = |k: Option<usize>| k.map(|k| k.min(pieces.len()));
     let (pause, error_at, reset_at) = (
@@ -249,7 +254,6 @@ pub(crate) fn reset_body() -> ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::completion::Kind;
     use crate::wire::Price;
 
     fn completion(content: &str) -> Completion {
@@ -265,6 +269,7 @@ mod tests {
                 completion: 0.0,
             },
             probe: Value::Null,
+            reasoning: None,
         }
     }
 
@@ -333,6 +338,15 @@ mod tests {
         let t = texts(&plan(&completion("a b"), &d));
         assert_eq!(t[t.len() - 2..], ["Wait(50ms)", "Reset"]);
         assert!(!t.iter().any(|s| s.contains("finish_reason\":\"stop")));
+    }
+
+    #[test]
+    fn reasoning_streams_before_the_answer() {
+        let mut c = completion("a b");
+        c.reasoning = Some("think hard".into());
+        let t = texts(&plan(&c, &Directive::default()));
+        assert!(t[2].contains("\"reasoning\":\"think\"") && t[3].contains("\"reasoning\":\" hard\""));
+        assert!(t[4].contains("\"content\":\"a\""));
     }
 
     #[test]

@@ -99,11 +99,21 @@ pub(crate) fn find_model<'a>(data: &'a Value, id: &str) -> Option<&'a Value> {
         .find(|m| m.get("id").and_then(Value::as_str) == Some(id))
 }
 
-/// OpenRouter's `GET /api/v1/key` report for the calling key; the emulator has no limits.
-pub(crate) fn key_report(usage: f64) -> Value {
+/// OpenRouter's `GET /api/v1/key` report for the calling key: the configured `data` object if the
+/// options gave one (its `usage` filled in with the spend so far when it has none), else a key
+/// without limits.
+pub(crate) fn key_report(configured: Option<&Value>, usage: f64) -> Value {
+    if let Some(data) = configured {
+        let mut data = data.clone();
+        if let Some(obj) = data.as_object_mut() {
+            obj.entry("usage").or_insert(json!(usage));
+        }
+        return json!({ "data": data });
+    }
     json!({"data": {
         "label": "sk-or-v1-emu...",
         "limit": null,
+        "limit_reset": null,
         "usage": usage,
         "limit_remaining": null,
         "is_free_tier": false,
@@ -154,6 +164,16 @@ mod tests {
             error_kind(StatusCode::TOO_MANY_REQUESTS).1,
             Some("rate_limit_exceeded")
         );
+    }
+
+    #[test]
+    fn key_reports() {
+        let open = key_report(None, 0.5);
+        assert_eq!((open["data"]["limit"].clone(), open["data"]["usage"].clone()), (Value::Null, json!(0.5)));
+        let daily = json!({"limit": 5.0, "limit_reset": "daily"});
+        let r = key_report(Some(&daily), 0.25);
+        assert_eq!(r["data"]["limit_reset"], "daily");
+        assert_eq!(r["data"]["usage"], 0.25);
     }
 
     #[test]

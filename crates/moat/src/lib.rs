@@ -67,7 +67,7 @@ pub fn main() -> ExitCode {
 pub fn run(args: cli::Cli) -> Result<(), Error> {
     let env = paths::Env::from_process();
     match args.command {
-        Some(cli::Command::Login(login)) => login::run(&env, &login),
+        Some(cli::Command::Login(_)) => login::run(&env, &args.common),
         Some(cli::Command::Doctor(doctor)) => doctor::run(&env, &args.common, &doctor),
         Some(cli::Command::Models(models)) => models::run(&env, &args.common, &models),
         Some(cli::Command::Completions(c)) => {
@@ -76,13 +76,13 @@ pub fn run(args: cli::Cli) -> Result<(), Error> {
             Ok(())
         }
         None => {
-            let stdin = if std::io::stdin().is_terminal() {
-                None
-            } else {
-                Some(prompt::read_stdin()?)
+            // Flags are checked before stdin is read, so a typo never waits on a pipe.
+            let flags = invocation::validate(&args.ask)?;
+            let stdin = match std::io::stdin().is_terminal() {
+                true => None,
+                false => Some(prompt::read_stdin()?),
             };
-            let ask = invocation::validate(&args.common, &args.ask, stdin)?;
-            ask::run(&env, ask)
+            ask::run(&env, &args.common, flags, stdin)
         }
     }
 }

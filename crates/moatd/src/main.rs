@@ -117,7 +117,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for p in &config.providers {
         tracing::info!(provider = %p.upstream.name, kind = p.kind.as_str(), base_url = %p.upstream.base_url, local = p.local, "provider ready");
     }
-    let gateway = Gateway::new(&config)?;
+    let gateway = Gateway::open(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -51,6 +51,7 @@ fn local_provider(name: &str, root: &str) -> ProviderSection {
         retry_base_ms: None,
         max_retry_after_ms: None,
         max_response_bytes: None,
+        prices: Default::default(),
     }
 }
 

@@ -17,6 +17,18 @@ pub struct FileConfig {
     pub providers: Vec<ProviderSection>,
     #[serde(default)]
     pub models: Vec<ModelSection>,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: where keys, teams and usage live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sqlite:///path/moatd.db` (default: `moatd.db` in the data directory, `$XDG_DATA_HOME/moat`).
+    pub url: Option<String>,
+    /// The server secret file (default: `secret` in the data directory). `MOAT_SECRET` overrides it.
+    pub secret_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -46,6 +58,11 @@ pub struct ServerSection {
     /// Static bearer keys clients must present. `${VAR}` is expanded.
     #[serde(default)]
     pub api_keys: Vec<String>,
+    /// Keys for the admin API (`/admin/...`): managing virtual keys, teams and usage. `${VAR}` is expanded.
+    #[serde(default)]
+    pub admin_keys: Vec<String>,
+    /// Output tokens reserved for a request that sets no `max_tokens` and whose model's cap is unknown.
+    pub default_max_output_tokens: Option<u64>,
     /// Largest request body accepted (default 8 MiB); larger gets 413.
     pub max_body_bytes: Option<usize>,
     /// Allow listening beyond loopback with no client key. Warned about at every start.
@@ -113,6 +130,10 @@ pub struct ProviderSection {
     pub max_retry_after_ms: Option<u64>,
     /// Largest non-streamed response accepted (default 64 MiB).
     pub max_response_bytes: Option<usize>,
+    /// Prices in USD per million tokens, `[input, output]`, by model name as this provider knows it;
+    /// `"*"` covers the rest. Used for budgets when the provider's `/models` gives no pricing.
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, [f64; 2]>,
 }
 
 /// `[[models]]`: an alias and its ordered route.

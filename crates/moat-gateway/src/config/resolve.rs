@@ -40,7 +40,7 @@ pub enum ConfigError {
     Catalog(#[from] CatalogError),
     #[error("server.api_keys: entry {0} is empty")]
     EmptyKey(usize),
-    #[error("listening on {0}, beyond loopback, with no server.api_keys would let anyone on the network spend your provider credits; add api_keys or set server.insecure_open = true")]
+    #[error("listening on {0}, beyond loopback, with no server.api_keys or admin_keys would let anyone on the network spend your provider credits; add api_keys or set server.insecure_open = true")]
     OpenNonLoopback(SocketAddr),
     #[error("{field} must be greater than zero")]
     Zero { field: String },
@@ -48,10 +48,21 @@ pub enum ConfigError {
     Upstream { name: String, message: String },
 }
 
+/// Where the store and the secret live.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub url: String,
+    pub secret_file: std::path::PathBuf,
+}
+
 /// The server's own settings, with defaults applied.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub api_keys: Vec<String>,
+    pub admin_keys: Vec<String>,
+    /// Requests without a valid key are served (loopback with no keys configured, or insecure_open).
+    pub open_allowed: bool,
+    pub default_max_output_tokens: u64,
     pub max_body_bytes: usize,
     pub insecure_open: bool,
     pub max_connections: usize,
@@ -67,6 +78,8 @@ pub struct ProviderConfig {
     /// Runs on our own hardware.
     pub local: bool,
     pub upstream: UpstreamSettings,
+    /// Configured prices by upstream model name (`*` = any other model).
+    pub prices: std::collections::BTreeMap<String, moat_policy::pricing::Price>,
 }
 
 /// The validated configuration.
@@ -74,6 +87,7 @@ pub struct ProviderConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub server: ServerSettings,
+    pub store: StoreSettings,
     pub providers: Vec<ProviderConfig>,
     /// Model names, providers and aliases, already cross-checked.
     pub catalog: Catalog,
@@ -111,8 +125,20 @@ impl Config {
             }
             api_keys.push(key);
         }
+        let mut admin_keys = Vec::with_capacity(s.admin_keys.len());
+        for (i, key) in s.admin_keys.iter().enumerate() {
+            let key = expand(key, &format!("server.admin_keys[{i}]"), env)?;
+            if key.trim().is_empty() {
+                return Err(ConfigError::EmptyKey(i));
+            }
+            admin_keys.push(key);
+        }
+        let keyed = !api_keys.is_empty() || !admin_keys.is_empty();
         let server = ServerSettings {
             api_keys,
+            admin_keys,
+            open_allowed: !keyed && (listen.ip().is_loopback() || s.insecure_open),
+            default_max_output_tokens: s.default_max_output_tokens.unwrap_or(4096),
             max_body_bytes: positive(
                 s.max_body_bytes.unwrap_or(8 * 1024 * 1024),
                 "server.max_body_bytes",
@@ -123,7 +149,7 @@ impl Config {
             body_read_timeout: ms(s.body_read_timeout_ms, 30_000, "server.body_read_timeout_ms")?,
             models_cache_ttl: Duration::from_millis(s.models_cache_ttl_ms.unwrap_or(60_000)),
         };
-        if server.api_keys.is_empty() && !listen.ip().is_loopback() {
+        if !keyed && !listen.ip().is_loopback() {
             if !server.insecure_open {
                 return Err(ConfigError::OpenNonLoopback(listen));
             }
@@ -146,13 +172,15 @@ impl Config {
         if providers.is_empty() {
             warnings.push("no providers configured: every model request will get 404".to_string());
         }
-        Ok(Config {
-            listen,
-            server,
-            providers,
-            catalog,
-            warnings,
-        })
+        let dir = super::data_dir();
+        let store = StoreSettings {
+            url: match &file.store.url {
+                Some(u) => expand(u, "store.url", env)?,
+                None => format!("sqlite://{}", dir.join("moatd.db").display()),
+            },
+            secret_file: file.store.secret_file.clone().unwrap_or_else(|| dir.join("secret")),
+        };
+        Ok(Config { listen, server, store, providers, catalog, warnings })
     }
 }
 
@@ -281,11 +309,17 @@ fn resolve_provider(
     if let Some(max) = p.max_response_bytes {
         upstream.max_response_bytes = positive(max, &format!("providers.{name}.max_response_bytes"))?;
     }
-    Ok(ProviderConfig {
-        kind: p.kind,
-        local: p.local,
-        upstream,
-    })
+    let mut prices = std::collections::BTreeMap::new();
+    for (model, [input, output]) in &p.prices {
+        let price = moat_policy::pricing::Price::from_usd_per_mtok(*input, *output).ok_or_else(|| {
+            ConfigError::Upstream {
+                name: name.clone(),
+                message: format!("prices.{model:?}: prices must be non-negative numbers (USD per million tokens)"),
+            }
+        })?;
+        prices.insert(model.clone(), price);
+    }
+    Ok(ProviderConfig { kind: p.kind, local: p.local, upstream, prices })
 }
 
 fn ms_or(value: Option<u64>, default: Duration, name: &str, field: &str) -> Result<Duration, ConfigError> {

@@ -37,8 +37,8 @@ impl ModelsCache {
 }
 
 pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if !gw.auth.check(&headers) {
-        return GatewayError::Unauthorized.into_response();
+    if let Err(e) = gw.identities.authenticate(&headers, crate::ledger::now()) {
+        return e.into_response();
     }
     let mut slot = gw.models.slot.lock().await;
     let body = match slot.as_ref() {
@@ -57,6 +57,18 @@ pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderM
         body,
     )
         .into_response()
+}
+
+/// Refreshes the merged list (and so the learned prices) if it is older than a few seconds; used when
+/// a budgeted request meets a model whose price is not known yet.
+pub(crate) async fn refresh(gw: &Gateway) {
+    let mut slot = gw.models.slot.lock().await;
+    if slot.as_ref().is_some_and(|(made, _)| made.elapsed() < Duration::from_secs(5)) {
+        return;
+    }
+    if let Ok(body) = merged(gw).await {
+        *slot = Some((Instant::now(), body));
+    }
 }
 
 async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
@@ -83,6 +95,7 @@ async fn merged(gw: &Gateway) -> Result<Bytes, GatewayError> {
         let name = gw.catalog.provider_name(id);
         match list {
             Ok(list) => {
+                gw.prices.learn(id, &list);
                 for mut model in list.data {
                     model.id = format!("{name}/{}", model.id);
                     data.push(

@@ -18,7 +18,14 @@ use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingReque
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use moat_policy::budget::Hold;
+use moat_policy::pricing::{estimate_prompt_tokens, Price};
+use moat_policy::route::Target;
+
 use crate::gateway::Gateway;
+use crate::identity::{KeyEntry, Principal};
+use crate::ledger::{self, Meter, Payer};
+use crate::pricebook::ModelFacts;
 use crate::{body, GatewayError};
 
 /// What the forwarding path needs to know about a request body, whatever the endpoint.
@@ -31,6 +38,11 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     /// the names in it are moatd's, not the provider's.
     fn take_fallbacks(&mut self) -> Vec<String>;
     fn wants_stream(&self) -> bool;
+    /// The most output tokens the client allows (`None`: the model's own cap applies).
+    fn max_output_tokens(&self) -> Option<u64>;
+    /// Asks a streaming provider to end with a usage chunk, so a metered stream settles to its real
+    /// cost instead of its whole reservation.
+    fn ask_stream_usage(&mut self);
 }
 
 /// Chat and legacy completions carry the same addressing fields.
@@ -49,6 +61,13 @@ macro_rules! forward_with_models_field {
             }
             fn wants_stream(&self) -> bool {
                 self.stream == Some(true)
+            }
+            fn max_output_tokens(&self) -> Option<u64> {
+                self.max_output()
+            }
+            fn ask_stream_usage(&mut self) {
+                let opts = self.stream_options.get_or_insert_with(Default::default);
+                opts.include_usage.get_or_insert(true);
             }
         }
     };
@@ -76,6 +95,27 @@ impl Forward for EmbeddingRequest {
     }
     fn wants_stream(&self) -> bool {
         false
+    }
+    fn max_output_tokens(&self) -> Option<u64> {
+        Some(0)
+    }
+    fn ask_stream_usage(&mut self) {}
+}
+
+/// Where the output cap of each request type lives.
+trait MaxOutput {
+    fn max_output(&self) -> Option<u64>;
+}
+
+impl MaxOutput for ChatCompletionRequest {
+    fn max_output(&self) -> Option<u64> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+}
+
+impl MaxOutput for CompletionRequest {
+    fn max_output(&self) -> Option<u64> {
+        self.max_tokens
     }
 }
 
@@ -132,44 +172,43 @@ fn provider_fault(err: &UpstreamError) -> bool {
 
 async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
     let started = Instant::now();
+    let now = ledger::now();
     let (parts, body) = req.into_parts();
-    if !gw.auth.check(&parts.headers) {
-        return Err(GatewayError::Unauthorized);
-    }
-    let bytes = body::read_limited(
-        &parts.headers,
-        body,
-        gw.server.max_body_bytes,
-        gw.server.body_read_timeout,
-    )
-    .await?;
+    let principal = gw.identities.authenticate(&parts.headers, now)?;
+    let bytes =
+        body::read_limited(&parts.headers, body, gw.server.max_body_bytes, gw.server.body_read_timeout).await?;
     let mut request: T = parse(&bytes)?;
     let fallbacks = request.take_fallbacks();
-    let targets = plan(&gw.catalog, request.model(), &fallbacks).map_err(route_error)?;
+    let mut targets = plan(&gw.catalog, request.model(), &fallbacks).map_err(route_error)?;
+    if let Principal::Virtual(key) = &principal {
+        apply_key_rules(&gw, key, request.model(), &fallbacks, &mut targets)?;
+    }
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
     let request_id = gw.next_request_id();
+    let payer = principal.payer();
+    let (hold, facts) = reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?;
+    let mut meter = Some(Meter::reserve(&gw.ledger, payer.clone(), request_id.clone(), hold, now)?);
+    if stream && payer.metered {
+        request.ask_stream_usage();
+    }
 
     let mut last_err = None;
-    for (attempt, target) in targets.iter().enumerate() {
+    for (attempt, (target, facts)) in targets.iter().zip(&facts).enumerate() {
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
-        let body =
-            Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
+        let body = Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
         let log = RequestLog {
             request_id: request_id.clone(),
             provider: settings.name.clone(),
             model: target.model.clone(),
             started,
+            price: facts.price,
         };
-        let result = match provider
-            .upstream
-            .send_with_retries(T::PATH, Some(body), stream, &forwarded)
-            .await
-        {
-            Ok(resp) if stream => Ok(streamed_response(resp, settings, log)),
-            Ok(resp) => whole_response(resp, settings, log).await,
+        let result = match provider.upstream.send_with_retries(T::PATH, Some(body), stream, &forwarded).await {
+            Ok(resp) if stream => Ok(streamed_response(resp, settings, log, meter.take())),
+            Ok(resp) => whole_response(resp, settings, log, &mut meter).await,
             Err(e) => Err(e),
         };
         match result {
@@ -193,21 +232,94 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
             }
         }
     }
-    Err(last_err.map_or_else(
-        || GatewayError::Internal("no target was tried".into()),
-        GatewayError::from,
-    ))
+    Err(last_err.map_or_else(|| GatewayError::Internal("no target was tried".into()), GatewayError::from))
 }
 
-/// A streamed answer: relayed as it arrives; logged when it ends.
+/// A virtual key's own rules: its model allow-list (checked against the names the client used), and
+/// `local_only`, which keeps only targets on `local = true` providers.
+fn apply_key_rules(
+    gw: &Gateway,
+    key: &KeyEntry,
+    model: Option<&str>,
+    fallbacks: &[String],
+    targets: &mut Vec<Target>,
+) -> Result<(), GatewayError> {
+    for name in model.into_iter().chain(fallbacks.iter().map(String::as_str)) {
+        if !key.models.allows(name) {
+            return Err(GatewayError::Forbidden {
+                message: format!("this key may not use model `{name}` (allowed: {})", key.models.patterns().join(", ")),
+                code: "model_not_allowed",
+            });
+        }
+    }
+    if key.local_only {
+        targets.retain(|t| gw.providers.get(t.provider).is_some_and(|p| p.local));
+        if targets.is_empty() {
+            return Err(GatewayError::Forbidden {
+                message: "this key is local-only and no local provider serves the requested model".into(),
+                code: "local_only",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The hold for a request: the most any of its targets could cost (the prompt estimated from the body
+/// size, the output at the client's `max_tokens` or the model's cap), and each target's facts for
+/// settling later. A metered payer with a budget needs every price; an unknown one is refreshed from
+/// the providers' model lists once, then refused.
+async fn reservation(
+    gw: &Arc<Gateway>,
+    payer: &Payer,
+    targets: &[Target],
+    body_bytes: usize,
+    max_output: Option<u64>,
+) -> Result<(Hold, Vec<ModelFacts>), GatewayError> {
+    let budgeted = payer.metered && payer.key_id.as_deref().is_some_and(|k| gw.ledger.has_budget(k, payer.team_id.as_deref()));
+    let mut facts: Vec<ModelFacts> = targets.iter().map(|t| gw.prices.lookup(t.provider, &t.model)).collect();
+    if budgeted && facts.iter().any(|f| f.price.is_none()) {
+        super::models::refresh(gw).await;
+        facts = targets.iter().map(|t| gw.prices.lookup(t.provider, &t.model)).collect();
+    }
+    let prompt = estimate_prompt_tokens(body_bytes, 0);
+    let mut hold = Hold::default();
+    for (target, f) in targets.iter().zip(&facts) {
+        let output = max_output.or(f.max_output).unwrap_or(gw.server.default_max_output_tokens);
+        let cost = match f.price {
+            Some(p) => p.cost(prompt, output),
+            None if budgeted => {
+                return Err(GatewayError::PriceUnknown(format!("{}/{}", gw.catalog.provider_name(target.provider), target.model)))
+            }
+            None => 0,
+        };
+        hold.cost = hold.cost.max(cost);
+        hold.tokens = hold.tokens.max(prompt.saturating_add(output));
+    }
+    Ok((hold, facts))
+}
+
+/// A streamed answer: relayed as it arrives; settled and logged when it ends.
 fn streamed_response(
     resp: moat_upstream::UpstreamResponse,
     settings: &UpstreamSettings,
     log: RequestLog,
+    meter: Option<Meter>,
 ) -> Response {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let body = relay::relay_stream(resp, settings, move |outcome| log.stream_finished(outcome));
+    let body = relay::relay_stream(resp, settings, move |outcome| {
+        if let Some(meter) = meter {
+            let state = if outcome.completed {
+                "ok"
+            } else if outcome.cancelled {
+                "cancelled"
+            } else {
+                "error"
+            };
+            meter.settle(outcome.usage.as_ref(), log.price, &log.provider, &log.model, state);
+        }
+        log.stream_finished(outcome);
+    });
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -227,11 +339,16 @@ async fn whole_response(
     resp: moat_upstream::UpstreamResponse,
     settings: &UpstreamSettings,
     log: RequestLog,
+    meter: &mut Option<Meter>,
 ) -> Result<Response, UpstreamError> {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
     let body = relay::read_body(resp, settings).await?;
-    log.answered(relay::usage_of(&body).as_ref());
+    let usage = relay::usage_of(&body);
+    if let Some(meter) = meter.take() {
+        meter.settle(usage.as_ref(), log.price, &log.provider, &log.model, "ok");
+    }
+    log.answered(usage.as_ref());
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -258,6 +375,8 @@ struct RequestLog {
     provider: String,
     model: String,
     started: Instant,
+    /// The answering model's price, for settling when the provider reports no cost.
+    price: Option<Price>,
 }
 
 impl RequestLog {
@@ -274,7 +393,7 @@ impl RequestLog {
         );
     }
 
-    fn stream_finished(self, outcome: RelayOutcome) {
+    fn stream_finished(&self, outcome: RelayOutcome) {
         let usage = outcome.usage.as_ref();
         tracing::debug!(
             request_id = %self.request_id,

@@ -4,8 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use moat_gateway::config::Config;
+use moat_gateway::secret::ServerSecret;
 use moat_gateway::{server, Gateway};
+use moat_store::{SqliteStore, Store};
 use tokio::sync::oneshot;
 
 pub struct TestGateway {
@@ -29,10 +33,21 @@ impl Drop for TestGateway {
     }
 }
 
-/// Starts a gateway from TOML text on 127.0.0.1:0 (the file's `listen` is ignored).
+/// The server secret every test gateway uses.
+pub fn secret() -> ServerSecret {
+    ServerSecret::from_text("moat test secret")
+}
+
+/// Starts a gateway from TOML text on 127.0.0.1:0 (the file's `listen` is ignored), on a fresh
+/// in-memory store.
 pub async fn gateway(toml: &str) -> TestGateway {
+    gateway_with_store(toml, Arc::new(SqliteStore::open_memory().unwrap())).await
+}
+
+/// Starts a gateway on a given store (to share it with the test, or to restart on the same data).
+pub async fn gateway_with_store(toml: &str, store: Arc<dyn Store>) -> TestGateway {
     let config = Config::from_toml(toml, "test").expect("valid test config");
-    let gw = Gateway::new(&config).expect("gateway");
+    let gw = Gateway::with_store(&config, store, secret()).expect("gateway");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -13,6 +13,8 @@ pub struct Daemon {
     child: Child,
     pub addr: String,
     log: Arc<Mutex<String>>,
+    /// The daemon's data directory (store and secret), private to this test.
+    pub data: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -50,7 +52,7 @@ impl Daemon {
                 panic!("moatd did not start: {}", log.lock().unwrap());
             }
         };
-        Daemon { child, addr, log }
+        Daemon { child, addr, log, data }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,125 @@
+//! The admin HTTP API (`/admin/...`, admin keys only): the same operations as the `moatd keys`,
+//! `teams` and `usage` commands, as JSON.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use crate::admin::{self, AdminError, LimitSpec, NewKey, NewTeam};
+use crate::gateway::Gateway;
+use crate::ledger::now;
+use crate::GatewayError;
+
+fn admin_error(e: AdminError) -> GatewayError {
+    match e {
+        AdminError::Invalid(m) => GatewayError::BadRequest(m),
+        AdminError::NotFound(what) => GatewayError::NotFound(format!("{what} not found")),
+        AdminError::Conflict(what) => GatewayError::Conflict(format!("{what} already exists")),
+        other => GatewayError::Internal(other.to_string()),
+    }
+}
+
+fn guard(gw: &Gateway, headers: &HeaderMap) -> Result<(), GatewayError> {
+    if gw.identities.is_admin(headers) {
+        Ok(())
+    } else {
+        Err(GatewayError::Unauthorized)
+    }
+}
+
+/// Parses a JSON body into `T` with the gateway's error shape (axum's own rejection is plain text).
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    serde_json::from_slice(bytes).map_err(|e| GatewayError::BadRequest(format!("invalid request: {e}")))
+}
+
+fn done<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    (status, Json(serde_json::json!({ "data": value }))).into_response()
+}
+
+pub(crate) async fn create_key(State(gw): State<Arc<Gateway>>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    let run = || -> Result<Response, GatewayError> {
+        guard(&gw, &headers)?;
+        let new: NewKey = body(&bytes)?;
+        let issued = admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now()).map_err(admin_error)?;
+        Ok(done(StatusCode::CREATED, &issued))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn list_keys(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let run = || -> Result<Response, GatewayError> {
+        guard(&gw, &headers)?;
+        Ok(done(StatusCode::OK, &admin::list_keys(gw.store.as_ref(), now()).map_err(admin_error)?))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn key_action(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let run = || -> Result<Response, GatewayError> {
+        guard(&gw, &headers)?;
+        let store = gw.store.as_ref();
+        match action.as_str() {
+            "revoke" => {
+                let id = admin::revoke_key(store, &id, now()).map_err(admin_error)?;
+                Ok(done(StatusCode::OK, &serde_json::json!({"id": id, "revoked": true})))
+            }
+            "rotate" => {
+                let issued = admin::rotate_key(store, gw.identities.secret(), &id).map_err(admin_error)?;
+                Ok(done(StatusCode::OK, &issued))
+            }
+            "limits" => {
+                let spec: LimitSpec = body(&bytes)?;
+                admin::set_key_limits(store, &id, &spec).map_err(admin_error)?;
+                Ok(done(StatusCode::OK, &spec))
+            }
+            other => Err(GatewayError::NotFound(format!("no key action {other:?}: use revoke, rotate or limits"))),
+        }
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn create_team(State(gw): State<Arc<Gateway>>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    let run = || -> Result<Response, GatewayError> {
+        guard(&gw, &headers)?;
+        let new: NewTeam = body(&bytes)?;
+        let team = admin::create_team(gw.store.as_ref(), &new, now()).map_err(admin_error)?;
+        Ok(done(StatusCode::CREATED, &serde_json::json!({"id": team.id, "name": team.name})))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn list_teams(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let run = || -> Result<Response, GatewayError> {
+        guard(&gw, &headers)?;
+        Ok(done(StatusCode::OK, &admin::list_teams(gw.store.as_ref(), now()).map_err(admin_error)?))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UsageQuery {
+    by: Option<String>,
+    since: Option<String>,
+}
+
+pub(crate) async fn usage(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<UsageQuery>) -> Response {
+    let run = || -> Result<Response, GatewayError> {
+        guard(&gw, &headers)?;
+        let by = admin::group_by(q.by.as_deref().unwrap_or("key")).map_err(admin_error)?;
+        let since = match &q.since {
+            Some(d) => admin::parse_date(d).map_err(admin_error)?,
+            None => 0,
+        };
+        Ok(done(StatusCode::OK, &admin::usage(gw.store.as_ref(), by, since).map_err(admin_error)?))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}

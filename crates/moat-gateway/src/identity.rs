@@ -1,0 +1,187 @@
+//! Who is calling: static keys from the config, virtual keys from the store, or nobody (allowed only
+//! on an open loopback gateway). Virtual keys are looked up by their HMAC in an in-memory table that
+//! is reloaded whenever the store's `keys_version` moves, which any process changing keys bumps — so
+//! `moatd keys revoke` in another terminal refuses the very next request.
+//!
+//! Unknown, revoked and expired keys all get the same 401: the answer must not tell an attacker which
+//! keys exist.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use http::HeaderMap;
+use moat_policy::keys::ModelFilter;
+use moat_store::Store;
+
+use crate::auth::{presented_key, StaticKeys};
+use crate::ledger::{Ledger, Payer};
+use crate::secret::ServerSecret;
+use crate::GatewayError;
+
+/// A virtual key as the request path needs it.
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub team_id: Option<String>,
+    pub models: ModelFilter,
+    pub local_only: bool,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// No key needed (open loopback gateway); usage is recorded without a key.
+    Open,
+    /// A static key from `[server] api_keys`: unlimited.
+    Static,
+    Virtual(Arc<KeyEntry>),
+}
+
+impl Principal {
+    pub fn payer(&self) -> Payer {
+        match self {
+            Principal::Open | Principal::Static => Payer { key_id: None, team_id: None, metered: false },
+            Principal::Virtual(k) => Payer { key_id: Some(k.id.clone()), team_id: k.team_id.clone(), metered: true },
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    version: i64,
+    by_hash: HashMap<[u8; 32], Arc<KeyEntry>>,
+    live: usize,
+}
+
+/// The gateway's view of keys.
+pub struct Identities {
+    store: Arc<dyn Store>,
+    secret: ServerSecret,
+    statics: StaticKeys,
+    admins: StaticKeys,
+    open_allowed: bool,
+    ledger: Arc<Ledger>,
+    table: RwLock<Table>,
+}
+
+impl std::fmt::Debug for Identities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identities").field("statics", &self.statics).finish()
+    }
+}
+
+impl Identities {
+    pub fn new(
+        store: Arc<dyn Store>,
+        secret: ServerSecret,
+        api_keys: &[String],
+        admin_keys: &[String],
+        open_allowed: bool,
+        ledger: Arc<Ledger>,
+    ) -> Result<Identities, GatewayError> {
+        let ids = Identities {
+            store,
+            secret,
+            statics: StaticKeys::new(api_keys),
+            admins: StaticKeys::new(admin_keys),
+            open_allowed,
+            ledger,
+            table: RwLock::new(Table { version: -1, ..Table::default() }),
+        };
+        ids.refresh(crate::ledger::now())?;
+        Ok(ids)
+    }
+
+    pub fn secret(&self) -> &ServerSecret {
+        &self.secret
+    }
+
+    /// Reloads keys and teams if anything changed them since the last look.
+    pub fn refresh(&self, now: i64) -> Result<(), GatewayError> {
+        let version = self.store.keys_version().map_err(store_error)?;
+        if self.table.read().map(|t| t.version == version).unwrap_or(false) {
+            return Ok(());
+        }
+        let keys = self.store.keys().map_err(store_error)?;
+        let teams = self.store.teams().map_err(store_error)?;
+        self.ledger.sync(&keys, &teams, now).map_err(store_error)?;
+        let mut by_hash = HashMap::with_capacity(keys.len());
+        let mut live = 0;
+        for k in keys {
+            let Ok(hash) = <[u8; 32]>::try_from(k.hash.as_slice()) else { continue };
+            // Patterns are validated before they are stored; one that fails here was edited by hand,
+            // and a key whose allow-list cannot be enforced is left out rather than let through.
+            let models = match ModelFilter::new(&k.models) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(key = %k.prefix, error = %e, "key skipped: bad model pattern");
+                    continue;
+                }
+            };
+            let revoked = k.revoked_at.is_some();
+            if !revoked && k.expires_at.is_none_or(|e| e > now) {
+                live += 1;
+            }
+            by_hash.insert(
+                hash,
+                Arc::new(KeyEntry {
+                    id: k.id,
+                    name: k.name,
+                    prefix: k.prefix,
+                    team_id: k.team_id,
+                    models,
+                    local_only: k.local_only,
+                    expires_at: k.expires_at,
+                    revoked,
+                }),
+            );
+        }
+        if let Ok(mut t) = self.table.write() {
+            *t = Table { version, by_hash, live };
+        }
+        Ok(())
+    }
+
+    /// Authenticates a request.
+    pub fn authenticate(&self, headers: &HeaderMap, now: i64) -> Result<Principal, GatewayError> {
+        let presented = presented_key(headers);
+        if let Some(key) = presented {
+            if self.statics.matches(key) {
+                return Ok(Principal::Static);
+            }
+            if key.starts_with("moat-") {
+                self.refresh(now)?;
+                let hash = self.secret.hash_key(key);
+                let found = self.table.read().ok().and_then(|t| t.by_hash.get(&hash).cloned());
+                if let Some(entry) = found {
+                    if entry.revoked || entry.expires_at.is_some_and(|e| e <= now) {
+                        return Err(GatewayError::Unauthorized);
+                    }
+                    return Ok(Principal::Virtual(entry));
+                }
+            }
+        }
+        if self.open_allowed && self.statics.is_empty() && self.live_keys() == 0 {
+            return Ok(Principal::Open);
+        }
+        Err(GatewayError::Unauthorized)
+    }
+
+    fn live_keys(&self) -> usize {
+        self.table.read().map(|t| t.live).unwrap_or(0)
+    }
+
+    /// True for an admin key (the admin API needs one; there is no open admin API).
+    pub fn is_admin(&self, headers: &HeaderMap) -> bool {
+        presented_key(headers).is_some_and(|k| self.admins.matches(k))
+    }
+}
+
+fn store_error(e: moat_store::StoreError) -> GatewayError {
+    tracing::error!(error = %e, "store unavailable");
+    GatewayError::Internal("the key store is unavailable".into())
+}
