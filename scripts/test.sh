@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tmux gives crates/moat/tests/cli/tty.rs a real terminal (spinner, stats line). Debian's package;
+# skipped when already present so a warm machine pays nothing.
+if ! command -v tmux >/dev/null 2>&1; then
+    echo "== installing tmux (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+fi
+
 # The real openai Python SDK drives moatd in crates/moatd/tests/openai_sdk.rs.
 if ! python3 -c 'import openai' 2>/dev/null; then
     echo "== installing the openai Python SDK (PyPI)"

@@ -51,11 +51,16 @@ pub struct LimitSpec {
 impl LimitSpec {
     fn to_limits(&self) -> Result<Limits, AdminError> {
         let budget = match &self.budget {
-            Some(text) => Some(text.parse::<Budget>().map_err(|e| AdminError::Invalid(e.to_string()))?),
+            Some(text) => Some(
+                text.parse::<Budget>()
+                    .map_err(|e| AdminError::Invalid(e.to_string()))?,
+            ),
             None => None,
         };
         if self.rpm == Some(0) || self.tpm == Some(0) {
-            return Err(AdminError::Invalid("rpm and tpm must be greater than zero".into()));
+            return Err(AdminError::Invalid(
+                "rpm and tpm must be greater than zero".into(),
+            ));
         }
         Ok(Limits {
             budget_nanos: budget.map(|b| b.limit),
@@ -116,7 +121,11 @@ pub struct KeyView {
 fn budget_of(l: &Limits) -> Option<Budget> {
     l.budget_nanos.map(|limit| Budget {
         limit,
-        period: l.budget_period.as_deref().and_then(Period::parse).unwrap_or(Period::Total),
+        period: l
+            .budget_period
+            .as_deref()
+            .and_then(Period::parse)
+            .unwrap_or(Period::Total),
     })
 }
 
@@ -125,7 +134,9 @@ fn check_name(kind: &str, name: &str) -> Result<(), AdminError> {
     if ok {
         Ok(())
     } else {
-        Err(AdminError::Invalid(format!("{kind} name must be 1-128 printable characters")))
+        Err(AdminError::Invalid(format!(
+            "{kind} name must be 1-128 printable characters"
+        )))
     }
 }
 
@@ -148,12 +159,19 @@ fn find_key(store: &dyn Store, which: &str) -> Result<KeyRecord, AdminError> {
     match hits.len() {
         0 => Err(AdminError::NotFound(format!("key {which:?}"))),
         1 => Ok(hits.remove(0)),
-        _ => Err(AdminError::Invalid(format!("{which:?} matches several keys; use the key id"))),
+        _ => Err(AdminError::Invalid(format!(
+            "{which:?} matches several keys; use the key id"
+        ))),
     }
 }
 
 /// Creates a key; its secret is returned once.
-pub fn create_key(store: &dyn Store, secret: &ServerSecret, new: &NewKey, now: i64) -> Result<IssuedKey, AdminError> {
+pub fn create_key(
+    store: &dyn Store,
+    secret: &ServerSecret,
+    new: &NewKey,
+    now: i64,
+) -> Result<IssuedKey, AdminError> {
     check_name("key", &new.name)?;
     let limits = new.limits.to_limits()?;
     ModelFilter::new(&new.models).map_err(|e| AdminError::Invalid(e.to_string()))?;
@@ -173,21 +191,34 @@ pub fn create_key(store: &dyn Store, secret: &ServerSecret, new: &NewKey, now: i
         name: new.name.clone(),
         team_id,
         limits,
-        models: new.models.iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
+        models: new
+            .models
+            .iter()
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect(),
         local_only: new.local_only,
         expires_at,
         revoked_at: None,
         created_at: now,
     };
     store.insert_key(&record)?;
-    Ok(IssuedKey { id: record.id, name: record.name, prefix: record.prefix, key })
+    Ok(IssuedKey {
+        id: record.id,
+        name: record.name,
+        prefix: record.prefix,
+        key,
+    })
 }
 
 /// Revokes a key: the next request with it gets 401.
 pub fn revoke_key(store: &dyn Store, which: &str, now: i64) -> Result<String, AdminError> {
     let key = find_key(store, which)?;
     if !store.revoke_key(&key.id, now)? {
-        return Err(AdminError::Invalid(format!("key {} is already revoked", key.prefix)));
+        return Err(AdminError::Invalid(format!(
+            "key {} is already revoked",
+            key.prefix
+        )));
     }
     Ok(key.id)
 }
@@ -197,9 +228,17 @@ pub fn rotate_key(store: &dyn Store, secret: &ServerSecret, which: &str) -> Resu
     let record = find_key(store, which)?;
     let key = new_virtual_key()?;
     if !store.rotate_key(&record.id, &secret.hash_key(&key), &display_prefix(&key))? {
-        return Err(AdminError::Invalid(format!("key {} is revoked and cannot be rotated", record.prefix)));
+        return Err(AdminError::Invalid(format!(
+            "key {} is revoked and cannot be rotated",
+            record.prefix
+        )));
     }
-    Ok(IssuedKey { id: record.id, name: record.name, prefix: display_prefix(&key), key })
+    Ok(IssuedKey {
+        id: record.id,
+        name: record.name,
+        prefix: display_prefix(&key),
+        key,
+    })
 }
 
 /// Changes a key's limits.
@@ -225,7 +264,11 @@ pub fn list_keys(store: &dyn Store, now: i64) -> Result<Vec<KeyView>, AdminError
             "active"
         };
         out.push(KeyView {
-            team: k.team_id.as_ref().and_then(|id| teams.iter().find(|t| &t.id == id)).map(|t| t.name.clone()),
+            team: k
+                .team_id
+                .as_ref()
+                .and_then(|id| teams.iter().find(|t| &t.id == id))
+                .map(|t| t.name.clone()),
             id: k.id,
             prefix: k.prefix,
             name: k.name,
@@ -264,7 +307,12 @@ pub struct TeamView {
 
 pub fn create_team(store: &dyn Store, new: &NewTeam, now: i64) -> Result<TeamRecord, AdminError> {
     check_name("team", &new.name)?;
-    let team = TeamRecord { id: new_id("team")?, name: new.name.clone(), limits: new.limits.to_limits()?, created_at: now };
+    let team = TeamRecord {
+        id: new_id("team")?,
+        name: new.name.clone(),
+        limits: new.limits.to_limits()?,
+        created_at: now,
+    };
     store.insert_team(&team)?;
     Ok(team)
 }
@@ -294,10 +342,18 @@ pub fn list_teams(store: &dyn Store, now: i64) -> Result<Vec<TeamView>, AdminErr
 }
 
 /// Seals and stores a provider credential.
-pub fn set_provider_key(store: &dyn Store, secret: &ServerSecret, provider: &str, key: &str, now: i64) -> Result<(), AdminError> {
+pub fn set_provider_key(
+    store: &dyn Store,
+    secret: &ServerSecret,
+    provider: &str,
+    key: &str,
+    now: i64,
+) -> Result<(), AdminError> {
     let key = key.trim();
     if key.is_empty() || key.chars().any(char::is_control) {
-        return Err(AdminError::Invalid("the provider key is empty or has control characters".into()));
+        return Err(AdminError::Invalid(
+            "the provider key is empty or has control characters".into(),
+        ));
     }
     let (nonce, ct) = secret.seal(provider, key)?;
     Ok(store.put_provider_secret(provider, &nonce, &ct, now)?)
@@ -309,7 +365,9 @@ pub fn group_by(text: &str) -> Result<GroupBy, AdminError> {
         "key" => Ok(GroupBy::Key),
         "team" => Ok(GroupBy::Team),
         "model" => Ok(GroupBy::Model),
-        other => Err(AdminError::Invalid(format!("--by {other:?}: use key, team or model"))),
+        other => Err(AdminError::Invalid(format!(
+            "--by {other:?}: use key, team or model"
+        ))),
     }
 }
 
@@ -317,7 +375,11 @@ pub fn group_by(text: &str) -> Result<GroupBy, AdminError> {
 pub fn parse_date(text: &str) -> Result<i64, AdminError> {
     let bad = || AdminError::Invalid(format!("date {text:?}: use YYYY-MM-DD"));
     let mut parts = text.trim().splitn(3, '-');
-    let (y, m, d) = (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
+    let (y, m, d) = (
+        parts.next().ok_or_else(bad)?,
+        parts.next().ok_or_else(bad)?,
+        parts.next().ok_or_else(bad)?,
+    );
     let y: i32 = y.parse().map_err(|_| bad())?;
     let m: u8 = m.parse().map_err(|_| bad())?;
     let d: u8 = d.parse().map_err(|_| bad())?;

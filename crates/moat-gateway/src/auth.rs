@@ -14,7 +14,12 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim))
+        .or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
         .filter(|k| !k.is_empty())
 }
 
@@ -26,7 +31,9 @@ pub struct StaticKeys {
 
 impl std::fmt::Debug for StaticKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticKeys").field("keys", &self.digests.len()).finish()
+        f.debug_struct("StaticKeys")
+            .field("keys", &self.digests.len())
+            .finish()
     }
 }
 
@@ -36,7 +43,9 @@ fn digest(key: &[u8]) -> [u8; 32] {
 
 impl StaticKeys {
     pub fn new(keys: &[String]) -> Self {
-        StaticKeys { digests: keys.iter().map(|k| digest(k.as_bytes())).collect() }
+        StaticKeys {
+            digests: keys.iter().map(|k| digest(k.as_bytes())).collect(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -60,7 +69,10 @@ mod tests {
 
     fn headers(name: &str, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        h.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
         h
     }
 

@@ -21,7 +21,11 @@ pub const OPENROUTER_BASE_URL: &str = "https://openrouter.ai/api/v1";
 
 /// The data directory: `$XDG_DATA_HOME/moat`, else `~/.local/share/moat`, else `./.moat`.
 pub fn data_dir() -> std::path::PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
     if let Some(d) = var("XDG_DATA_HOME") {
         return d.join("moat");
     }

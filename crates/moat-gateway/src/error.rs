@@ -32,9 +32,16 @@ pub enum GatewayError {
     #[error("{0}")]
     Conflict(String),
     #[error("this request does not fit the {scope}'s budget")]
-    BudgetExceeded { scope: &'static str, retry_after: Option<u64> },
+    BudgetExceeded {
+        scope: &'static str,
+        retry_after: Option<u64>,
+    },
     #[error("the {scope}'s {what} limit is reached")]
-    RateLimited { scope: &'static str, what: &'static str, retry_after: u64 },
+    RateLimited {
+        scope: &'static str,
+        what: &'static str,
+        retry_after: u64,
+    },
     #[error("{message}")]
     Forbidden { message: String, code: &'static str },
     #[error("no price is known for `{0}`, so its cost cannot be reserved against a budget; add it to the provider's `prices` in the config")]
@@ -65,7 +72,9 @@ impl GatewayError {
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
-            GatewayError::BudgetExceeded { .. } | GatewayError::PriceUnknown(_) => StatusCode::PAYMENT_REQUIRED,
+            GatewayError::BudgetExceeded { .. } | GatewayError::PriceUnknown(_) => {
+                StatusCode::PAYMENT_REQUIRED
+            }
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::Upstream(e) => match e {
@@ -150,6 +159,14 @@ impl IntoResponse for GatewayError {
         }
         let (kind, code) = self.kind_and_code();
         let mut resp = json_response(status, ErrorBody::new(self.to_string(), kind, Some(code)));
+        let retry_after = match &self {
+            GatewayError::BudgetExceeded { retry_after, .. } => *retry_after,
+            GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if matches!(self, GatewayError::Unauthorized) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -48,25 +48,38 @@ impl Gateway {
     /// Opens the store and the server secret the config names (`MOAT_SECRET` overrides the secret
     /// file), then builds the gateway.
     pub fn open(config: &Config) -> Result<Arc<Gateway>, GatewayError> {
-        let store = SqliteStore::open(&config.store.url).map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let store =
+            SqliteStore::open(&config.store.url).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let secret = load_secret(config)?;
         Gateway::with_store(config, Arc::new(store), secret)
     }
 
     /// Builds the gateway on a given store and secret (tests use an in-memory store). Provider keys
     /// saved with `moatd providers set-key` fill in providers whose config gives none.
-    pub fn with_store(config: &Config, store: Arc<dyn Store>, secret: ServerSecret) -> Result<Arc<Gateway>, GatewayError> {
-        let sealed = store.provider_secrets().map_err(|e| GatewayError::Internal(e.to_string()))?;
+    pub fn with_store(
+        config: &Config,
+        store: Arc<dyn Store>,
+        secret: ServerSecret,
+    ) -> Result<Arc<Gateway>, GatewayError> {
+        let sealed = store
+            .provider_secrets()
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
         let mut providers = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
             let mut settings = p.upstream.clone();
             if settings.api_key.is_none() {
-                if let Some((name, nonce, ct)) = sealed.iter().find(|(name, _, _)| *name == settings.name) {
-                    let key = secret.open(name, nonce, ct).map_err(|e| GatewayError::Internal(e.to_string()))?;
+                if let Some(s) = sealed.iter().find(|s| s.provider == settings.name) {
+                    let key = secret
+                        .open(&s.provider, &s.nonce, &s.ciphertext)
+                        .map_err(|e| GatewayError::Internal(e.to_string()))?;
                     settings.api_key = Some(key);
                 }
             }
-            providers.push(Provider { upstream: Upstream::new(settings)?, kind: p.kind, local: p.local });
+            providers.push(Provider {
+                upstream: Upstream::new(settings)?,
+                kind: p.kind,
+                local: p.local,
+            });
         }
         let ledger = Arc::new(Ledger::new(store.clone()));
         let identities = Identities::new(
@@ -105,7 +118,8 @@ impl Gateway {
 pub fn load_secret(config: &Config) -> Result<ServerSecret, GatewayError> {
     match std::env::var("MOAT_SECRET") {
         Ok(text) if !text.trim().is_empty() => Ok(ServerSecret::from_text(&text)),
-        _ => ServerSecret::load_or_create(&config.store.secret_file).map_err(|e| GatewayError::Internal(e.to_string())),
+        _ => ServerSecret::load_or_create(&config.store.secret_file)
+            .map_err(|e| GatewayError::Internal(e.to_string())),
     }
 }
 
@@ -147,9 +161,15 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/key", get(handlers::key_info::key_info))
         .route("/auth/key", get(handlers::key_info::key_info));
     let admin = Router::new()
-        .route("/keys", post(handlers::admin::create_key).get(handlers::admin::list_keys))
+        .route(
+            "/keys",
+            post(handlers::admin::create_key).get(handlers::admin::list_keys),
+        )
         .route("/keys/{id}/{action}", post(handlers::admin::key_action))
-        .route("/teams", post(handlers::admin::create_team).get(handlers::admin::list_teams))
+        .route(
+            "/teams",
+            post(handlers::admin::create_team).get(handlers::admin::list_teams),
+        )
         .route("/usage", get(handlers::admin::usage));
     Router::new()
         .nest("/v1", api.clone())

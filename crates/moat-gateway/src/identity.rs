@@ -44,8 +44,16 @@ pub enum Principal {
 impl Principal {
     pub fn payer(&self) -> Payer {
         match self {
-            Principal::Open | Principal::Static => Payer { key_id: None, team_id: None, metered: false },
-            Principal::Virtual(k) => Payer { key_id: Some(k.id.clone()), team_id: k.team_id.clone(), metered: true },
+            Principal::Open | Principal::Static => Payer {
+                key_id: None,
+                team_id: None,
+                metered: false,
+            },
+            Principal::Virtual(k) => Payer {
+                key_id: Some(k.id.clone()),
+                team_id: k.team_id.clone(),
+                metered: true,
+            },
         }
     }
 }
@@ -54,7 +62,6 @@ impl Principal {
 struct Table {
     version: i64,
     by_hash: HashMap<[u8; 32], Arc<KeyEntry>>,
-    live: usize,
 }
 
 /// The gateway's view of keys.
@@ -70,7 +77,9 @@ pub struct Identities {
 
 impl std::fmt::Debug for Identities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identities").field("statics", &self.statics).finish()
+        f.debug_struct("Identities")
+            .field("statics", &self.statics)
+            .finish()
     }
 }
 
@@ -90,7 +99,10 @@ impl Identities {
             admins: StaticKeys::new(admin_keys),
             open_allowed,
             ledger,
-            table: RwLock::new(Table { version: -1, ..Table::default() }),
+            table: RwLock::new(Table {
+                version: -1,
+                ..Table::default()
+            }),
         };
         ids.refresh(crate::ledger::now())?;
         Ok(ids)
@@ -110,9 +122,10 @@ impl Identities {
         let teams = self.store.teams().map_err(store_error)?;
         self.ledger.sync(&keys, &teams, now).map_err(store_error)?;
         let mut by_hash = HashMap::with_capacity(keys.len());
-        let mut live = 0;
         for k in keys {
-            let Ok(hash) = <[u8; 32]>::try_from(k.hash.as_slice()) else { continue };
+            let Ok(hash) = <[u8; 32]>::try_from(k.hash.as_slice()) else {
+                continue;
+            };
             // Patterns are validated before they are stored; one that fails here was edited by hand,
             // and a key whose allow-list cannot be enforced is left out rather than let through.
             let models = match ModelFilter::new(&k.models) {
@@ -123,9 +136,6 @@ impl Identities {
                 }
             };
             let revoked = k.revoked_at.is_some();
-            if !revoked && k.expires_at.is_none_or(|e| e > now) {
-                live += 1;
-            }
             by_hash.insert(
                 hash,
                 Arc::new(KeyEntry {
@@ -141,7 +151,7 @@ impl Identities {
             );
         }
         if let Ok(mut t) = self.table.write() {
-            *t = Table { version, by_hash, live };
+            *t = Table { version, by_hash };
         }
         Ok(())
     }
@@ -149,30 +159,30 @@ impl Identities {
     /// Authenticates a request.
     pub fn authenticate(&self, headers: &HeaderMap, now: i64) -> Result<Principal, GatewayError> {
         let presented = presented_key(headers);
-        if let Some(key) = presented {
-            if self.statics.matches(key) {
-                return Ok(Principal::Static);
-            }
-            if key.starts_with("moat-") {
-                self.refresh(now)?;
-                let hash = self.secret.hash_key(key);
-                let found = self.table.read().ok().and_then(|t| t.by_hash.get(&hash).cloned());
-                if let Some(entry) = found {
-                    if entry.revoked || entry.expires_at.is_some_and(|e| e <= now) {
-                        return Err(GatewayError::Unauthorized);
-                    }
-                    return Ok(Principal::Virtual(entry));
+        if presented.is_some_and(|k| self.statics.matches(k)) {
+            return Ok(Principal::Static);
+        }
+        self.refresh(now)?;
+        if let Some(key) = presented.filter(|k| k.starts_with("moat-")) {
+            let hash = self.secret.hash_key(key);
+            let found = self.table.read().ok().and_then(|t| t.by_hash.get(&hash).cloned());
+            if let Some(entry) = found {
+                if entry.revoked || entry.expires_at.is_some_and(|e| e <= now) {
+                    return Err(GatewayError::Unauthorized);
                 }
+                return Ok(Principal::Virtual(entry));
             }
         }
-        if self.open_allowed && self.statics.is_empty() && self.live_keys() == 0 {
+        // An open loopback gateway stays open only until its first virtual key is made: from then on
+        // (even if every key is later revoked) a key is required.
+        if self.open_allowed && self.statics.is_empty() && !self.has_keys() {
             return Ok(Principal::Open);
         }
         Err(GatewayError::Unauthorized)
     }
 
-    fn live_keys(&self) -> usize {
-        self.table.read().map(|t| t.live).unwrap_or(0)
+    fn has_keys(&self) -> bool {
+        self.table.read().map(|t| !t.by_hash.is_empty()).unwrap_or(true)
     }
 
     /// True for an admin key (the admin API needs one; there is no open admin API).

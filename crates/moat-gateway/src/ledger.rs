@@ -27,7 +27,11 @@ pub fn now() -> UnixSecs {
 fn limits_to_account(l: &Limits) -> (Option<Budget>, Option<u32>, Option<u64>) {
     let budget = l.budget_nanos.map(|limit| Budget {
         limit,
-        period: l.budget_period.as_deref().and_then(Period::parse).unwrap_or(Period::Total),
+        period: l
+            .budget_period
+            .as_deref()
+            .and_then(Period::parse)
+            .unwrap_or(Period::Total),
     });
     (budget, l.rpm, l.tpm)
 }
@@ -56,7 +60,11 @@ fn restored(store: &dyn Store, scope: &Scope, limits: &Limits, now: UnixSecs) ->
     let mut account = Account::new(budget, rpm, tpm);
     let (window_start, _) = budget.map_or(Period::Total, |b| b.period).window(now);
     let window = store.spend_since(scope, window_start)?;
-    let total = if window_start == 0 { window } else { store.spend_since(scope, 0)? };
+    let total = if window_start == 0 {
+        window
+    } else {
+        store.spend_since(scope, 0)?
+    };
     let (requests, tokens) = store.activity_since(scope, now - now.rem_euclid(60))?;
     account.restore(now, window, total, requests, tokens);
     Ok(account)
@@ -64,7 +72,10 @@ fn restored(store: &dyn Store, scope: &Scope, limits: &Limits, now: UnixSecs) ->
 
 impl Ledger {
     pub fn new(store: Arc<dyn Store>) -> Ledger {
-        Ledger { store, accounts: Mutex::new(Accounts::default()) }
+        Ledger {
+            store,
+            accounts: Mutex::new(Accounts::default()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Accounts> {
@@ -76,16 +87,25 @@ impl Ledger {
     pub fn sync(&self, keys: &[KeyRecord], teams: &[TeamRecord], now: UnixSecs) -> Result<(), StoreError> {
         let known: (Vec<String>, Vec<String>) = {
             let a = self.lock();
-            (a.keys.keys().cloned().collect(), a.teams.keys().cloned().collect())
+            (
+                a.keys.keys().cloned().collect(),
+                a.teams.keys().cloned().collect(),
+            )
         };
         // Restoring reads the store; do it outside the lock so requests keep flowing.
         let mut new_keys = Vec::new();
         for k in keys.iter().filter(|k| !known.0.contains(&k.id)) {
-            new_keys.push((k.id.clone(), restored(self.store.as_ref(), &Scope::Key(k.id.clone()), &k.limits, now)?));
+            new_keys.push((
+                k.id.clone(),
+                restored(self.store.as_ref(), &Scope::Key(k.id.clone()), &k.limits, now)?,
+            ));
         }
         let mut new_teams = Vec::new();
         for t in teams.iter().filter(|t| !known.1.contains(&t.id)) {
-            new_teams.push((t.id.clone(), restored(self.store.as_ref(), &Scope::Team(t.id.clone()), &t.limits, now)?));
+            new_teams.push((
+                t.id.clone(),
+                restored(self.store.as_ref(), &Scope::Team(t.id.clone()), &t.limits, now)?,
+            ));
         }
         let mut a = self.lock();
         for (id, account) in new_keys {
@@ -113,16 +133,25 @@ impl Ledger {
     pub fn has_budget(&self, key_id: &str, team_id: Option<&str>) -> bool {
         let a = self.lock();
         a.keys.get(key_id).is_some_and(|k| k.budget.is_some())
-            || team_id.and_then(|t| a.teams.get(t)).is_some_and(|t| t.budget.is_some())
+            || team_id
+                .and_then(|t| a.teams.get(t))
+                .is_some_and(|t| t.budget.is_some())
     }
 
     /// (spent in window, lifetime spend, budget) for reports such as `/api/v1/key`.
     pub fn key_status(&self, key_id: &str, now: UnixSecs) -> Option<(Nanos, Nanos, Option<Budget>)> {
         let a = self.lock();
-        a.keys.get(key_id).map(|k| (k.spent(now), k.total_spent(), k.budget))
+        a.keys
+            .get(key_id)
+            .map(|k| (k.spent(now), k.total_spent(), k.budget))
     }
 
-    fn with_accounts<R>(&self, key_id: &str, team_id: Option<&str>, f: impl FnOnce(&mut [&mut Account]) -> R) -> Option<R> {
+    fn with_accounts<R>(
+        &self,
+        key_id: &str,
+        team_id: Option<&str>,
+        f: impl FnOnce(&mut [&mut Account]) -> R,
+    ) -> Option<R> {
         let mut guard = self.lock();
         let Accounts { keys, teams } = &mut *guard;
         let key = keys.get_mut(key_id)?;
@@ -154,20 +183,38 @@ pub struct Meter {
 
 impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Meter").field("request_id", &self.request_id).field("hold", &self.hold).finish()
+        f.debug_struct("Meter")
+            .field("request_id", &self.request_id)
+            .field("hold", &self.hold)
+            .finish()
     }
 }
 
 impl Meter {
     /// Reserves `hold` for a metered payer (refusing with 402/429 when it does not fit), or just
     /// prepares to record usage for an unmetered one.
-    pub fn reserve(ledger: &Arc<Ledger>, payer: Payer, request_id: String, hold: Hold, now: UnixSecs) -> Result<Meter, GatewayError> {
-        let mut meter = Meter { ledger: ledger.clone(), payer, request_id, hold, reserved: false, done: false };
+    pub fn reserve(
+        ledger: &Arc<Ledger>,
+        payer: Payer,
+        request_id: String,
+        hold: Hold,
+        now: UnixSecs,
+    ) -> Result<Meter, GatewayError> {
+        let mut meter = Meter {
+            ledger: ledger.clone(),
+            payer,
+            request_id,
+            hold,
+            reserved: false,
+            done: false,
+        };
         if meter.payer.metered {
             if let Some(key_id) = meter.payer.key_id.clone() {
                 let team = meter.payer.team_id.clone();
                 let result = ledger
-                    .with_accounts(&key_id, team.as_deref(), |accounts| budget::reserve(accounts, hold, now))
+                    .with_accounts(&key_id, team.as_deref(), |accounts| {
+                        budget::reserve(accounts, hold, now)
+                    })
                     .ok_or(GatewayError::Unauthorized)?;
                 match result {
                     Ok(()) => meter.reserved = true,
@@ -184,18 +231,35 @@ impl Meter {
     /// Settles with the answer's usage. Without usage (the provider sent none, or the client left
     /// mid-stream) the whole hold is charged: the provider may have billed for it, and charging less
     /// could let spend pass the limit.
-    pub fn settle(mut self, usage: Option<&Usage>, price: Option<Price>, provider: &str, model: &str, status: &str) {
+    pub fn settle(
+        mut self,
+        usage: Option<&Usage>,
+        price: Option<Price>,
+        provider: &str,
+        model: &str,
+        status: &str,
+    ) {
         let now = now();
         let (prompt, completion, cost) = match usage {
-            Some(u) => (u.prompt_tokens, u.completion_tokens, actual_cost(u.cost, price, u.prompt_tokens, u.completion_tokens)),
+            Some(u) => (
+                u.prompt_tokens,
+                u.completion_tokens,
+                actual_cost(u.cost, price, u.prompt_tokens, u.completion_tokens),
+            ),
             None => (0, 0, self.hold.cost),
         };
-        let tokens = if usage.is_some() { prompt.saturating_add(completion) } else { self.hold.tokens };
+        let tokens = if usage.is_some() {
+            prompt.saturating_add(completion)
+        } else {
+            self.hold.tokens
+        };
         if self.reserved {
             if let Some(key_id) = self.payer.key_id.clone() {
                 let team = self.payer.team_id.clone();
                 let hold = self.hold;
-                self.ledger.with_accounts(&key_id, team.as_deref(), |a| budget::settle(a, hold, cost, tokens, now));
+                self.ledger.with_accounts(&key_id, team.as_deref(), |a| {
+                    budget::settle(a, hold, cost, tokens, now)
+                });
             }
         }
         self.done = true;
@@ -225,7 +289,8 @@ impl Drop for Meter {
         if let Some(key_id) = self.payer.key_id.clone() {
             let team = self.payer.team_id.clone();
             let hold = self.hold;
-            self.ledger.with_accounts(&key_id, team.as_deref(), |a| budget::release(a, hold, now()));
+            self.ledger
+                .with_accounts(&key_id, team.as_deref(), |a| budget::release(a, hold, now()));
         }
     }
 }
@@ -233,8 +298,19 @@ impl Drop for Meter {
 fn refusal_error(refusal: Refusal) -> GatewayError {
     let scope = |account: usize| if account == 0 { "key" } else { "team" };
     match refusal {
-        Refusal::Budget { account, retry_after } => GatewayError::BudgetExceeded { scope: scope(account), retry_after },
-        Refusal::Rpm { account, retry_after } => GatewayError::RateLimited { scope: scope(account), what: "requests per minute", retry_after },
-        Refusal::Tpm { account, retry_after } => GatewayError::RateLimited { scope: scope(account), what: "tokens per minute", retry_after },
+        Refusal::Budget { account, retry_after } => GatewayError::BudgetExceeded {
+            scope: scope(account),
+            retry_after,
+        },
+        Refusal::Rpm { account, retry_after } => GatewayError::RateLimited {
+            scope: scope(account),
+            what: "requests per minute",
+            retry_after,
+        },
+        Refusal::Tpm { account, retry_after } => GatewayError::RateLimited {
+            scope: scope(account),
+            what: "tokens per minute",
+            retry_after,
+        },
     }
 }

@@ -21,7 +21,6 @@
 
 pub mod admin;
 mod auth;
-pub mod secret;
 mod body;
 pub mod config;
 mod error;
@@ -30,7 +29,8 @@ mod handlers;
 pub mod identity;
 pub mod ledger;
 mod pricebook;
+pub mod secret;
 pub mod server;
 
 pub use error::GatewayError;
-pub use gateway::{router, Gateway};
+pub use gateway::{load_secret as gateway_secret, router, Gateway};

@@ -32,26 +32,45 @@ pub struct PriceBook {
 impl PriceBook {
     pub fn new(providers: impl IntoIterator<Item = (bool, BTreeMap<String, Price>)>) -> PriceBook {
         PriceBook {
-            providers: providers.into_iter().map(|(local, configured)| ProviderPrices { local, configured }).collect(),
+            providers: providers
+                .into_iter()
+                .map(|(local, configured)| ProviderPrices { local, configured })
+                .collect(),
             learned: RwLock::new(HashMap::new()),
         }
     }
 
     /// The facts for `model` on `provider`.
     pub fn lookup(&self, provider: usize, model: &str) -> ModelFacts {
-        let Some(p) = self.providers.get(provider) else { return ModelFacts::default() };
-        let learned = self.learned.read().ok().and_then(|l| l.get(&(provider, model.to_string())).copied()).unwrap_or_default();
+        let Some(p) = self.providers.get(provider) else {
+            return ModelFacts::default();
+        };
+        let learned = self
+            .learned
+            .read()
+            .ok()
+            .and_then(|l| l.get(&(provider, model.to_string())).copied())
+            .unwrap_or_default();
         let price = if p.local {
             Some(Price::FREE)
         } else {
-            p.configured.get(model).copied().or(learned.price).or_else(|| p.configured.get("*").copied())
+            p.configured
+                .get(model)
+                .copied()
+                .or(learned.price)
+                .or_else(|| p.configured.get("*").copied())
         };
-        ModelFacts { price, max_output: learned.max_output }
+        ModelFacts {
+            price,
+            max_output: learned.max_output,
+        }
     }
 
     /// Records what a provider's model list says.
     pub fn learn(&self, provider: usize, list: &ModelList) {
-        let Ok(mut learned) = self.learned.write() else { return };
+        let Ok(mut learned) = self.learned.write() else {
+            return;
+        };
         for m in &list.data {
             let price = m.pricing.as_ref().and_then(|p| {
                 let input = ModelPricing::usd(p.prompt.as_ref())?;
@@ -76,8 +95,20 @@ mod tests {
     #[test]
     fn configured_then_learned_then_wildcard() {
         let mut configured = BTreeMap::new();
-        configured.insert("a".to_string(), Price { input_per_mtok: 1, output_per_mtok: 2 });
-        configured.insert("*".to_string(), Price { input_per_mtok: 9, output_per_mtok: 9 });
+        configured.insert(
+            "a".to_string(),
+            Price {
+                input_per_mtok: 1,
+                output_per_mtok: 2,
+            },
+        );
+        configured.insert(
+            "*".to_string(),
+            Price {
+                input_per_mtok: 9,
+                output_per_mtok: 9,
+            },
+        );
         let book = PriceBook::new([(false, configured), (true, BTreeMap::new())]);
         let list: ModelList = serde_json::from_value(serde_json::json!({"data": [
             {"id": "b", "pricing": {"prompt": "0.000001", "completion": "0.000002"}, "context_length": 8000,
@@ -86,10 +117,25 @@ mod tests {
         ]}))
         .unwrap();
         book.learn(0, &list);
-        assert_eq!(book.lookup(0, "a").price, Some(Price { input_per_mtok: 1, output_per_mtok: 2 }));
-        assert_eq!(book.lookup(0, "b").price, Price::from_usd_per_token(0.000001, 0.000002));
+        assert_eq!(
+            book.lookup(0, "a").price,
+            Some(Price {
+                input_per_mtok: 1,
+                output_per_mtok: 2
+            })
+        );
+        assert_eq!(
+            book.lookup(0, "b").price,
+            Price::from_usd_per_token(0.000001, 0.000002)
+        );
         assert_eq!(book.lookup(0, "b").max_output, Some(1000));
-        assert_eq!(book.lookup(0, "c").price, Some(Price { input_per_mtok: 9, output_per_mtok: 9 }));
+        assert_eq!(
+            book.lookup(0, "c").price,
+            Some(Price {
+                input_per_mtok: 9,
+                output_per_mtok: 9
+            })
+        );
         assert_eq!(book.lookup(1, "anything").price, Some(Price::FREE));
         assert_eq!(book.lookup(7, "x"), ModelFacts::default());
     }

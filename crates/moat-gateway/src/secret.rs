@@ -8,8 +8,8 @@ use std::path::Path;
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, Payload};
-use hmac::digest::KeyInit;
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -51,7 +51,10 @@ impl ServerSecret {
     /// Reads the secret file, creating it (0600, 32 random bytes, hex) if it does not exist.
     pub fn load_or_create(path: &Path) -> Result<ServerSecret, SecretError> {
         let label = path.display().to_string();
-        let fail = |e: std::io::Error| SecretError::File { path: label.clone(), message: e.to_string() };
+        let fail = |e: std::io::Error| SecretError::File {
+            path: label.clone(),
+            message: e.to_string(),
+        };
         match std::fs::metadata(path) {
             Ok(meta) => {
                 #[cfg(unix)]
@@ -65,7 +68,10 @@ impl ServerSecret {
                 let _ = meta;
                 let text = std::fs::read_to_string(path).map_err(fail)?;
                 if text.trim().len() < 32 {
-                    return Err(SecretError::File { path: label, message: "too short (want 32+ characters)".into() });
+                    return Err(SecretError::File {
+                        path: label,
+                        message: "too short (want 32+ characters)".into(),
+                    });
                 }
                 Ok(ServerSecret::from_text(&text))
             }
@@ -113,7 +119,13 @@ impl ServerSecret {
         let nonce: [u8; 12] = random()?;
         let ct = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: provider.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: provider.as_bytes(),
+                },
+            )
             .map_err(|_| SecretError::Decrypt)?;
         Ok((nonce.to_vec(), ct))
     }
@@ -125,7 +137,13 @@ impl ServerSecret {
         }
         let pt = self
             .cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: provider.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: provider.as_bytes(),
+                },
+            )
             .map_err(|_| SecretError::Decrypt)?;
         String::from_utf8(pt).map_err(|_| SecretError::Decrypt)
     }
@@ -134,13 +152,19 @@ impl ServerSecret {
 /// A fresh virtual key: `moat-` and 256 random bits in URL-safe base64.
 pub fn new_virtual_key() -> Result<String, SecretError> {
     let bytes: [u8; 32] = random()?;
-    Ok(format!("moat-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(format!(
+        "moat-{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
 }
 
 /// A short random id (keys, teams): not secret, just unique.
 pub fn new_id(kind: &str) -> Result<String, SecretError> {
     let bytes: [u8; 6] = random()?;
-    Ok(format!("{kind}_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!(
+        "{kind}_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
 }
 
 /// The non-secret start of a key shown in listings (`moat-AbCdEfGh`).
@@ -177,9 +201,15 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert!(matches!(ServerSecret::load_or_create(&path), Err(SecretError::Permissions(_))));
+            assert!(matches!(
+                ServerSecret::load_or_create(&path),
+                Err(SecretError::Permissions(_))
+            ));
         }
     }
 
@@ -190,7 +220,9 @@ mod tests {
         assert!(!String::from_utf8_lossy(&ct).contains("sk-or-123"));
         assert_eq!(s.open("openrouter", &nonce, &ct).unwrap(), "sk-or-123");
         assert!(s.open("other", &nonce, &ct).is_err());
-        assert!(ServerSecret::from_text("two").open("openrouter", &nonce, &ct).is_err());
+        assert!(ServerSecret::from_text("two")
+            .open("openrouter", &nonce, &ct)
+            .is_err());
     }
 
     #[test]
@@ -198,7 +230,10 @@ mod tests {
         let k = new_virtual_key().unwrap();
         assert!(k.starts_with("moat-") && k.len() == 5 + 43, "{k}");
         assert_ne!(k, new_virtual_key().unwrap());
-        assert_ne!(ServerSecret::from_text("a").hash_key(&k), ServerSecret::from_text("b").hash_key(&k));
+        assert_ne!(
+            ServerSecret::from_text("a").hash_key(&k),
+            ServerSecret::from_text("b").hash_key(&k)
+        );
         assert_eq!(display_prefix(&k).len(), 13);
         assert!(format!("{:?}", ServerSecret::from_text("a")) == "ServerSecret(..)");
     }

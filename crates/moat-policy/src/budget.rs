@@ -135,7 +135,12 @@ impl std::str::FromStr for Budget {
         let bad = || BudgetParseError(text.to_string());
         let t = text.trim();
         let (amount, period) = match t.split_once('/') {
-            Some((a, p)) => (a, Period::parse(p.trim()).filter(|p| *p != Period::Total).ok_or_else(bad)?),
+            Some((a, p)) => (
+                a,
+                Period::parse(p.trim())
+                    .filter(|p| *p != Period::Total)
+                    .ok_or_else(bad)?,
+            ),
             None => (t, Period::Total),
         };
         let amount = amount.trim().trim_start_matches('$');
@@ -157,7 +162,11 @@ pub fn parse_usd(s: &str) -> Option<Nanos> {
         return None;
     }
     let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let frac_n: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
+    let frac_n: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
     whole.checked_mul(NANOS_PER_USD)?.checked_add(frac_n)
 }
 
@@ -193,7 +202,10 @@ pub struct Hold {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The budget of account number `account` (index into the slice given) would be exceeded.
-    Budget { account: usize, retry_after: Option<u64> },
+    Budget {
+        account: usize,
+        retry_after: Option<u64>,
+    },
     /// Requests per minute.
     Rpm { account: usize, retry_after: u64 },
     /// Tokens per minute.
@@ -203,12 +215,24 @@ pub enum Refusal {
 impl Account {
     /// An account with these limits and nothing used.
     pub fn new(budget: Option<Budget>, rpm: Option<u32>, tpm: Option<u64>) -> Account {
-        Account { budget, rpm, tpm, ..Account::default() }
+        Account {
+            budget,
+            rpm,
+            tpm,
+            ..Account::default()
+        }
     }
 
     /// Restores settled usage (e.g. at start, from the store): spend in the current window, lifetime
     /// spend, and the current minute's requests and tokens.
-    pub fn restore(&mut self, now: UnixSecs, window_spent: Nanos, total_spent: Nanos, minute_requests: u32, minute_tokens: u64) {
+    pub fn restore(
+        &mut self,
+        now: UnixSecs,
+        window_spent: Nanos,
+        total_spent: Nanos,
+        minute_requests: u32,
+        minute_tokens: u64,
+    ) {
         self.roll(now);
         self.spent = window_spent;
         self.total_spent = total_spent;
@@ -226,7 +250,11 @@ impl Account {
     /// Settled spend in the current budget window.
     pub fn spent(&self, now: UnixSecs) -> Nanos {
         let (start, _) = self.period().window(now);
-        if start == self.window_start { self.spent } else { 0 }
+        if start == self.window_start {
+            self.spent
+        } else {
+            0
+        }
     }
 
     /// Lifetime settled spend.
@@ -263,12 +291,18 @@ impl Account {
         let to_next_minute = (60 - now.rem_euclid(60)) as u64;
         if let Some(rpm) = self.rpm {
             if self.requests_this_minute >= rpm {
-                return Err(Refusal::Rpm { account: index, retry_after: to_next_minute });
+                return Err(Refusal::Rpm {
+                    account: index,
+                    retry_after: to_next_minute,
+                });
             }
         }
         if let Some(tpm) = self.tpm {
             if self.tokens_this_minute.saturating_add(hold.tokens) > tpm {
-                return Err(Refusal::Tpm { account: index, retry_after: to_next_minute });
+                return Err(Refusal::Tpm {
+                    account: index,
+                    retry_after: to_next_minute,
+                });
             }
         }
         if let Some(budget) = self.budget {
@@ -276,7 +310,10 @@ impl Account {
             if committed > budget.limit {
                 let (_, next) = budget.period.window(now);
                 let retry_after = next.map(|n| (n - now).max(1) as u64);
-                return Err(Refusal::Budget { account: index, retry_after });
+                return Err(Refusal::Budget {
+                    account: index,
+                    retry_after,
+                });
             }
         }
         Ok(())
@@ -302,14 +339,22 @@ pub fn reserve(accounts: &mut [&mut Account], hold: Hold, now: UnixSecs) -> Resu
 
 /// Settles a reservation: drops its hold and counts what was actually used. `actual_tokens` replaces
 /// the held token estimate in this minute's count.
-pub fn settle(accounts: &mut [&mut Account], hold: Hold, actual_cost: Nanos, actual_tokens: u64, now: UnixSecs) {
+pub fn settle(
+    accounts: &mut [&mut Account],
+    hold: Hold,
+    actual_cost: Nanos,
+    actual_tokens: u64,
+    now: UnixSecs,
+) {
     for account in accounts.iter_mut() {
         account.roll(now);
         account.held = account.held.saturating_sub(hold.cost);
         account.spent = account.spent.saturating_add(actual_cost);
         account.total_spent = account.total_spent.saturating_add(actual_cost);
-        account.tokens_this_minute =
-            account.tokens_this_minute.saturating_sub(hold.tokens).saturating_add(actual_tokens);
+        account.tokens_this_minute = account
+            .tokens_this_minute
+            .saturating_sub(hold.tokens)
+            .saturating_add(actual_tokens);
     }
 }
 

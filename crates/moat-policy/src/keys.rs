@@ -23,19 +23,30 @@ pub enum KeyRuleError {
 impl ModelFilter {
     /// Compiles the patterns once; a key's filter is checked on every request.
     pub fn new(patterns: &[String]) -> Result<ModelFilter, KeyRuleError> {
-        let patterns: Vec<String> = patterns.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+        let patterns: Vec<String> = patterns
+            .iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
         if patterns.is_empty() {
             return Ok(ModelFilter::default());
         }
         let mut builder = GlobSetBuilder::new();
         for p in &patterns {
-            let glob = Glob::new(p).map_err(|e| KeyRuleError::BadPattern { pattern: p.clone(), reason: e.kind().to_string() })?;
+            let glob = Glob::new(p).map_err(|e| KeyRuleError::BadPattern {
+                pattern: p.clone(),
+                reason: e.kind().to_string(),
+            })?;
             builder.add(glob);
         }
-        let set = builder
-            .build()
-            .map_err(|e| KeyRuleError::BadPattern { pattern: patterns.join(","), reason: e.to_string() })?;
-        Ok(ModelFilter { set: Some(set), patterns })
+        let set = builder.build().map_err(|e| KeyRuleError::BadPattern {
+            pattern: patterns.join(","),
+            reason: e.to_string(),
+        })?;
+        Ok(ModelFilter {
+            set: Some(set),
+            patterns,
+        })
     }
 
     /// True when `model` may be used.

@@ -12,12 +12,18 @@ pub struct Price {
 
 impl Price {
     /// Free (local models).
-    pub const FREE: Price = Price { input_per_mtok: 0, output_per_mtok: 0 };
+    pub const FREE: Price = Price {
+        input_per_mtok: 0,
+        output_per_mtok: 0,
+    };
 
     /// From dollars per million tokens, as written in config (`[0.15, 0.60]`).
     pub fn from_usd_per_mtok(input: f64, output: f64) -> Option<Price> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
-        (ok(input) && ok(output)).then(|| Price { input_per_mtok: usd_to_nanos(input), output_per_mtok: usd_to_nanos(output) })
+        (ok(input) && ok(output)).then(|| Price {
+            input_per_mtok: usd_to_nanos(input),
+            output_per_mtok: usd_to_nanos(output),
+        })
     }
 
     /// From OpenRouter's `/models` pricing: decimal strings (or numbers) in dollars per token.
@@ -44,7 +50,12 @@ pub fn estimate_prompt_tokens(text_bytes: usize, messages: usize) -> u64 {
 
 /// The actual cost of an answer: the provider's own figure when it reports one (OpenRouter's
 /// `usage.cost`), otherwise tokens × price.
-pub fn actual_cost(reported_usd: Option<f64>, price: Option<Price>, prompt_tokens: u64, completion_tokens: u64) -> Nanos {
+pub fn actual_cost(
+    reported_usd: Option<f64>,
+    price: Option<Price>,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+) -> Nanos {
     match (reported_usd, price) {
         (Some(usd), _) => usd_to_nanos(usd),
         (None, Some(p)) => p.cost(prompt_tokens, completion_tokens),

@@ -18,7 +18,7 @@ mod types;
 mod writer;
 
 pub use sqlite::SqliteStore;
-pub use types::{KeyRecord, Limits, Scope, TeamRecord, UsageLine, UsageRow};
+pub use types::{KeyRecord, Limits, Scope, SealedSecret, TeamRecord, UsageLine, UsageRow};
 
 /// What can go wrong in the store. Messages never include key material.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +81,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn usage_report(&self, by: GroupBy, since: i64) -> Result<Vec<UsageLine>, StoreError>;
 
     /// Stores an encrypted provider credential (nonce and ciphertext).
-    fn put_provider_secret(&self, provider: &str, nonce: &[u8], ciphertext: &[u8], now: i64) -> Result<(), StoreError>;
-    /// All stored provider credentials: (provider, nonce, ciphertext).
-    fn provider_secrets(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, StoreError>;
+    fn put_provider_secret(
+        &self,
+        provider: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// All stored provider credentials, still sealed.
+    fn provider_secrets(&self) -> Result<Vec<SealedSecret>, StoreError>;
 }

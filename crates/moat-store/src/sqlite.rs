@@ -7,7 +7,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::writer::{Op, Writer};
-use crate::{GroupBy, KeyRecord, Limits, Scope, Store, StoreError, TeamRecord, UsageLine, UsageRow};
+use crate::{
+    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, TeamRecord, UsageLine, UsageRow,
+};
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -43,7 +45,9 @@ impl SqliteStore {
     /// Opens `sqlite:///absolute/path.db` (or `sqlite://relative.db`), creating the file and its
     /// directory if needed, and migrates the schema.
     pub fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        let path = url.strip_prefix("sqlite://").ok_or_else(|| StoreError::BadUrl(url.to_string()))?;
+        let path = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| StoreError::BadUrl(url.to_string()))?;
         if path.is_empty() {
             return Err(StoreError::BadUrl(url.to_string()));
         }
@@ -53,7 +57,10 @@ impl SqliteStore {
     /// Opens a database file.
     pub fn open_path(path: &Path) -> Result<SqliteStore, StoreError> {
         let label = path.display().to_string();
-        let fail = |message: String| StoreError::Open { url: label.clone(), message };
+        let fail = |message: String| StoreError::Open {
+            url: label.clone(),
+            message,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
@@ -62,7 +69,10 @@ impl SqliteStore {
         crate::schema::migrate(&mut conn)?;
         let writer_conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         configure(&writer_conn).map_err(|e| fail(e.to_string()))?;
-        Ok(SqliteStore { conn: Mutex::new(conn), writer: Writer::start(writer_conn)? })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            writer: Writer::start(writer_conn)?,
+        })
     }
 
     /// A private in-memory database (tests, `--private` style runs). Both connections share it.
@@ -80,7 +90,10 @@ impl SqliteStore {
         crate::schema::migrate(&mut conn)?;
         let writer_conn = Connection::open_with_flags(&uri, flags)?;
         writer_conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(SqliteStore { conn: Mutex::new(conn), writer: Writer::start(writer_conn)? })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            writer: Writer::start(writer_conn)?,
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -97,7 +110,9 @@ fn limits_of(row: &Row<'_>, base: usize) -> Result<Limits, rusqlite::Error> {
     Ok(Limits {
         budget_nanos: u64_of(row.get(base)?),
         budget_period: row.get(base + 1)?,
-        rpm: row.get::<_, Option<i64>>(base + 2)?.map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+        rpm: row
+            .get::<_, Option<i64>>(base + 2)?
+            .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
         tpm: u64_of(row.get(base + 3)?),
     })
 }
@@ -119,7 +134,15 @@ impl Store for SqliteStore {
         tx.execute(
             "INSERT INTO teams (id, name, budget_nanos, budget_period, rpm, tpm, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![team.id, team.name, l.budget_nanos.map(i64_of), l.budget_period, l.rpm, l.tpm.map(i64_of), team.created_at],
+            params![
+                team.id,
+                team.name,
+                l.budget_nanos.map(i64_of),
+                l.budget_period,
+                l.rpm,
+                l.tpm.map(i64_of),
+                team.created_at
+            ],
         )
         .map_err(|e| duplicate_or(e, format!("team {:?}", team.name)))?;
         bump_keys_version(&tx)?;
@@ -132,7 +155,13 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         let n = tx.execute(
             "UPDATE teams SET budget_nanos = ?2, budget_period = ?3, rpm = ?4, tpm = ?5 WHERE id = ?1",
-            params![id, l.budget_nanos.map(i64_of), l.budget_period, l.rpm, l.tpm.map(i64_of)],
+            params![
+                id,
+                l.budget_nanos.map(i64_of),
+                l.budget_period,
+                l.rpm,
+                l.tpm.map(i64_of)
+            ],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("team {id:?}")));
@@ -148,7 +177,12 @@ impl Store for SqliteStore {
             "SELECT id, name, budget_nanos, budget_period, rpm, tpm, created_at FROM teams ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(TeamRecord { id: r.get(0)?, name: r.get(1)?, limits: limits_of(r, 2)?, created_at: r.get(6)? })
+            Ok(TeamRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                limits: limits_of(r, 2)?,
+                created_at: r.get(6)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -200,7 +234,11 @@ impl Store for SqliteStore {
                 name: r.get(3)?,
                 team_id: r.get(4)?,
                 limits: limits_of(r, 5)?,
-                models: models.split(',').filter(|m| !m.is_empty()).map(str::to_string).collect(),
+                models: models
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 local_only: r.get(10)?,
                 expires_at: r.get(11)?,
                 revoked_at: r.get(12)?,
@@ -213,7 +251,10 @@ impl Store for SqliteStore {
     fn revoke_key(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let n = tx.execute("UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, now])?;
+        let n = tx.execute(
+            "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now],
+        )?;
         bump_keys_version(&tx)?;
         tx.commit()?;
         Ok(n > 0)
@@ -236,7 +277,13 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         let n = tx.execute(
             "UPDATE keys SET budget_nanos = ?2, budget_period = ?3, rpm = ?4, tpm = ?5 WHERE id = ?1",
-            params![id, l.budget_nanos.map(i64_of), l.budget_period, l.rpm, l.tpm.map(i64_of)],
+            params![
+                id,
+                l.budget_nanos.map(i64_of),
+                l.budget_period,
+                l.rpm,
+                l.tpm.map(i64_of)
+            ],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("key {id:?}")));
@@ -261,7 +308,10 @@ impl Store for SqliteStore {
         self.writer.send(Op::Flush(ack))?;
         match done.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Open { url: "writer".into(), message }),
+            Ok(Err(message)) => Err(StoreError::Open {
+                url: "writer".into(),
+                message,
+            }),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
@@ -269,10 +319,18 @@ impl Store for SqliteStore {
     fn spend_since(&self, scope: &Scope, since: i64) -> Result<u64, StoreError> {
         let conn = self.conn();
         let (sql, id) = match scope {
-            Scope::Key(id) => ("SELECT COALESCE(SUM(cost_nanos), 0) FROM usage WHERE key_id = ?1 AND ts >= ?2", id),
-            Scope::Team(id) => ("SELECT COALESCE(SUM(cost_nanos), 0) FROM usage WHERE team_id = ?1 AND ts >= ?2", id),
+            Scope::Key(id) => (
+                "SELECT COALESCE(SUM(cost_nanos), 0) FROM usage WHERE key_id = ?1 AND ts >= ?2",
+                id,
+            ),
+            Scope::Team(id) => (
+                "SELECT COALESCE(SUM(cost_nanos), 0) FROM usage WHERE team_id = ?1 AND ts >= ?2",
+                id,
+            ),
         };
-        let sum: i64 = conn.prepare_cached(sql)?.query_row(params![id, since], |r| r.get(0))?;
+        let sum: i64 = conn
+            .prepare_cached(sql)?
+            .query_row(params![id, since], |r| r.get(0))?;
         Ok(u64::try_from(sum).unwrap_or(0))
     }
 
@@ -288,8 +346,13 @@ impl Store for SqliteStore {
                 id,
             ),
         };
-        let (n, tokens): (i64, i64) = conn.prepare_cached(sql)?.query_row(params![id, since], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok((u32::try_from(n).unwrap_or(u32::MAX), u64::try_from(tokens).unwrap_or(0)))
+        let (n, tokens): (i64, i64) = conn
+            .prepare_cached(sql)?
+            .query_row(params![id, since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok((
+            u32::try_from(n).unwrap_or(u32::MAX),
+            u64::try_from(tokens).unwrap_or(0),
+        ))
     }
 
     fn usage_report(&self, by: GroupBy, since: i64) -> Result<Vec<UsageLine>, StoreError> {
@@ -312,7 +375,13 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn put_provider_secret(&self, provider: &str, nonce: &[u8], ciphertext: &[u8], now: i64) -> Result<(), StoreError> {
+    fn put_provider_secret(
+        &self,
+        provider: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO provider_secrets (provider, nonce, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (provider) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext,
@@ -322,10 +391,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn provider_secrets(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, StoreError> {
+    fn provider_secrets(&self) -> Result<Vec<SealedSecret>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT provider, nonce, ciphertext FROM provider_secrets ORDER BY provider")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let mut stmt = conn
+            .prepare_cached("SELECT provider, nonce, ciphertext FROM provider_secrets ORDER BY provider")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SealedSecret {
+                provider: r.get(0)?,
+                nonce: r.get(1)?,
+                ciphertext: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -23,7 +23,12 @@ pub struct TeamRecord {
 impl TeamRecord {
     /// A team with no limits.
     pub fn new(id: &str, name: &str) -> TeamRecord {
-        TeamRecord { id: id.to_string(), name: name.to_string(), limits: Limits::default(), created_at: 0 }
+        TeamRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            limits: Limits::default(),
+            created_at: 0,
+        }
     }
 }
 
@@ -78,4 +83,12 @@ pub struct UsageLine {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_nanos: u64,
+}
+
+/// A provider credential as stored: sealed by the gateway (AEAD), never in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub provider: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
 }

@@ -30,12 +30,22 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("moat-store-writer".into())
             .spawn(move || run(conn, rx))
-            .map_err(|e| StoreError::Open { url: "writer".into(), message: e.to_string() })?;
-        Ok(Writer { tx: Some(tx), handle: Some(handle) })
+            .map_err(|e| StoreError::Open {
+                url: "writer".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Writer {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
     }
 
     pub(crate) fn send(&self, op: Op) -> Result<(), StoreError> {
-        self.tx.as_ref().ok_or(StoreError::WriterGone)?.send(op).map_err(|_| StoreError::WriterGone)
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .send(op)
+            .map_err(|_| StoreError::WriterGone)
     }
 }
 

@@ -252,8 +252,7 @@ impl Completion {
 
     /// One piece of the reasoning (chat only: text completions have no reasoning channel).
     pub(crate) fn reasoning_chunk(&self, piece: &str) -> Value {
-        let choice =
-            json!({"index": 0, "delta": {"content": "", "reasoning": piece}, "logprobs": null, "finish_reason": null});
+        let choice = json!({"index": 0, "delta": {"content": "", "reasoning": piece}, "logprobs": null, "finish_reason": null});
         self.envelope(true, json!([choice]))
     }
 
@@ -366,10 +365,20 @@ mod tests {
 
     #[test]
     fn reasoning_only_when_asked_and_not_excluded() {
-        let p = Prompt::read(Kind::Chat, &json!({"model": "m", "messages": [{"role": "user", "content": "q"}]})).unwrap();
+        let p = Prompt::read(
+            Kind::Chat,
+            &json!({"model": "m", "messages": [{"role": "user", "content": "q"}]}),
+        )
+        .unwrap();
         let ask = |r: Value| Completion::reasoning_for(&p, &json!({"reasoning": r}));
-        assert_eq!(ask(json!({"effort": "high"})).as_deref(), Some("Thinking about \"q\"."));
-        assert_eq!(ask(json!({"enabled": true})).as_deref(), Some("Thinking about \"q\"."));
+        assert_eq!(
+            ask(json!({"effort": "high"})).as_deref(),
+            Some("Thinking about \"q\".")
+        );
+        assert_eq!(
+            ask(json!({"enabled": true})).as_deref(),
+            Some("Thinking about \"q\".")
+        );
         assert_eq!(ask(json!({"effort": "low", "exclude": true})), None);
         assert_eq!(ask(json!({"enabled": false})), None);
         assert_eq!(Completion::reasoning_for(&p, &json!({})), None);

@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn key_reports() {
         let open = key_report(None, 0.5);
-        assert_eq!((open["data"]["limit"].clone(), open["data"]["usage"].clone()), (Value::Null, json!(0.5)));
+        assert_eq!(
+            (open["data"]["limit"].clone(), open["data"]["usage"].clone()),
+            (Value::Null, json!(0.5))
+        );
         let daily = json!({"limit": 5.0, "limit_reset": "daily"});
         let r = key_report(Some(&daily), 0.25);
         assert_eq!(r["data"]["limit_reset"], "daily");

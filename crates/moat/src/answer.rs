@@ -64,7 +64,9 @@ pub fn read_stream(
         if n == 0 {
             return match answer.finish_reason {
                 Some(_) => Ok(answer),
-                None => Err(Error::Network("the answer broke off before it was finished".into())),
+                None => Err(Error::Network(
+                    "the answer broke off before it was finished".into(),
+                )),
             };
         }
     }
@@ -79,8 +81,11 @@ fn apply_chunk(
     answer: &mut Answer,
     on_piece: &mut dyn FnMut(Piece<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let chunk: ChatCompletionChunk = serde_json::from_str(data)
-        .map_err(|e| Error::Network(format!("the server sent a chunk that is not a chat completion: {e}")))?;
+    let chunk: ChatCompletionChunk = serde_json::from_str(data).map_err(|e| {
+        Error::Network(format!(
+            "the server sent a chunk that is not a chat completion: {e}"
+        ))
+    })?;
     if let Some(error) = chunk.error {
         return Err(Error::Api {
             context: "the answer failed midway".to_owned(),
@@ -146,7 +151,11 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
     let message = ErrorBody::from_slice(body)
         .map(|b| b.error.message)
         .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned());
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_owned()
+        });
     let hint = match status {
         401 => " (check the key: `moat doctor`, `moat login`)",
         402 => " (out of credits or over the key's spend limit)",
@@ -221,7 +230,8 @@ mod tests {
         assert_eq!(seen, ["C:a"]);
         assert!(r.unwrap_err().to_string().contains("boom"));
         // No [DONE] but a finish reason: complete.
-        let no_done = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}";
+        let no_done =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}";
         assert_eq!(collect(no_done.as_bytes()).0.unwrap().content, "a");
         assert!(collect(b"data: not json\n\n").0.is_err());
     }
@@ -233,7 +243,10 @@ mod tests {
         assert_eq!((a.content.as_str(), a.reasoning.as_str()), ("hi", "r"));
         assert_eq!(a.provider.as_deref(), Some("P"));
         let e = error_message(401, br#"{"error":{"message":"Incorrect API key","type":"x"}}"#);
-        assert!(e.starts_with("HTTP 401: Incorrect API key") && e.contains("moat login"), "{e}");
+        assert!(
+            e.starts_with("HTTP 401: Incorrect API key") && e.contains("moat login"),
+            "{e}"
+        );
         assert_eq!(error_message(502, b""), "HTTP 502");
         assert_eq!(error_message(500, b"oops\nmore"), "HTTP 500: oops");
     }

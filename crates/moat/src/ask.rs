@@ -41,20 +41,30 @@ pub fn run(env: &Env, common: &Common, flags: Flags, stdin: Option<String>) -> R
     let images = read_images(&flags.images)?;
 
     let term = Term::detect();
-    let conversation_file = conversation::path(env, &conversation::session_id(env, conversation::tty_name().as_deref()))?;
+    let conversation_file = conversation::path(
+        env,
+        &conversation::session_id(env, conversation::tty_name().as_deref()),
+    )?;
     let previous = match flags.continue_last {
         true => conversation::load(&conversation_file)?,
         false => None,
     };
     if flags.continue_last && previous.is_none() {
-        render::note("moat: no earlier conversation in this terminal; starting a new one", term);
+        render::note(
+            "moat: no earlier conversation in this terminal; starting a new one",
+            term,
+        );
     }
     let plan = Plan::merge(&flags, &profile, previous.as_ref(), &endpoint, system)?;
 
     let (key, _) = keys::find(env, &profile_name, &profile)?;
     let client = Client::new(env, endpoint, key)?;
     let history = previous.map(|c| c.messages).unwrap_or_default();
-    let messages = request::messages(&history, plan.options.system.as_deref(), request::user_message(&prompt, images));
+    let messages = request::messages(
+        &history,
+        plan.options.system.as_deref(),
+        request::user_message(&prompt, images),
+    );
     let show_stats = flags.force_stats || (term.stderr_tty && !flags.quiet);
 
     let first = if plan.models.len() == 1 {
@@ -71,7 +81,12 @@ pub fn run(env: &Env, common: &Common, flags: Flags, stdin: Option<String>) -> R
     };
 
     if !flags.private {
-        let mut saved = Conversation::new(&client.endpoint.base_url, &plan.models[0], plan.options.sort.clone(), plan.options.providers.clone());
+        let mut saved = Conversation::new(
+            &client.endpoint.base_url,
+            &plan.models[0],
+            plan.options.sort.clone(),
+            plan.options.providers.clone(),
+        );
         saved.messages = messages;
         saved.messages.push(ChatMessage::assistant(first.content));
         conversation::save(&conversation_file, &saved)?;
@@ -104,7 +119,9 @@ impl Plan {
         } else if endpoint.is_openrouter() {
             vec![OPENROUTER_DEFAULT_MODEL.to_owned()]
         } else {
-            return Err(Error::usage("no model: pass -m MODEL or set `model` in the profile"));
+            return Err(Error::usage(
+                "no model: pass -m MODEL or set `model` in the profile",
+            ));
         };
         let sort = match (&flags.sort, previous.and_then(|p| p.sort.clone()), &profile.sort) {
             (Some(s), _, _) => Some(s.clone()),
@@ -141,7 +158,8 @@ fn read_images(images: &[Image]) -> Result<Vec<ContentPart>, Error> {
         .map(|image| match image {
             Image::Url(url) => Ok(ContentPart::image_url(url.clone())),
             Image::File(path) => {
-                let bytes = fs::read(path).map_err(|e| Error::usage(format!("cannot read image {}: {e}", path.display())))?;
+                let bytes = fs::read(path)
+                    .map_err(|e| Error::usage(format!("cannot read image {}: {e}", path.display())))?;
                 request::image_part(path, &bytes)
             }
         })
@@ -168,7 +186,11 @@ fn ask_live(
     term: Term,
 ) -> Result<(Answer, Stats), Error> {
     let body = request::body(model, messages.to_vec(), options, true)?;
-    let mut live = Live::new(Spinner::start(format!("{model}…"), term.stderr_tty), term, options.show_reasoning);
+    let mut live = Live::new(
+        Spinner::start(format!("{model}…"), term.stderr_tty),
+        term,
+        options.show_reasoning,
+    );
     let started = Instant::now();
     let reply = client.post_json(CHAT_PATH, &body)?;
     let mut first_token = None;
@@ -192,7 +214,12 @@ fn ask_live(
 }
 
 /// One model, not streamed; the server's JSON goes to stdout as it came.
-fn ask_json(client: &Client, model: &str, messages: &[ChatMessage], options: &Options) -> Result<(Answer, Stats), Error> {
+fn ask_json(
+    client: &Client,
+    model: &str,
+    messages: &[ChatMessage],
+    options: &Options,
+) -> Result<(Answer, Stats), Error> {
     let (raw, answer, stats) = fetch_whole(client, model, messages, options)?;
     let mut out = std::io::stdout().lock();
     out.write_all(raw.trim_ascii_end())
@@ -205,7 +232,12 @@ fn ask_json(client: &Client, model: &str, messages: &[ChatMessage], options: &Op
 /// A whole answer: the server's bytes, what they say, and the stats.
 type Whole = (Vec<u8>, Answer, Stats);
 
-fn fetch_whole(client: &Client, model: &str, messages: &[ChatMessage], options: &Options) -> Result<Whole, Error> {
+fn fetch_whole(
+    client: &Client,
+    model: &str,
+    messages: &[ChatMessage],
+    options: &Options,
+) -> Result<Whole, Error> {
     let body = request::body(model, messages.to_vec(), options, false)?;
     let started = Instant::now();
     let reply = client.post_json(CHAT_PATH, &body)?;
@@ -235,7 +267,10 @@ fn ask_parallel(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Network("a worker thread failed".into()))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Network("a worker thread failed".into())))
+            })
             .collect()
     });
     spinner.stop();
@@ -250,7 +285,11 @@ fn ask_parallel(
                         .and_then(|()| out.write_all(b"\n"))
                         .map_err(|e| Error::io("writing the answer", e))?;
                 } else {
-                    let reasoning = if plan.options.show_reasoning { answer.reasoning.as_str() } else { "" };
+                    let reasoning = if plan.options.show_reasoning {
+                        answer.reasoning.as_str()
+                    } else {
+                        ""
+                    };
                     render::labelled(model, reasoning, &answer.content, term)?;
                 }
                 if show_stats {
@@ -269,7 +308,10 @@ fn ask_parallel(
     }
     match (first, failures) {
         (Some(answer), 0) => Ok(answer),
-        _ => Err(Error::Network(format!("{failures} of {} models failed", plan.models.len()))),
+        _ => Err(Error::Network(format!(
+            "{failures} of {} models failed",
+            plan.models.len()
+        ))),
     }
 }
 
@@ -296,14 +338,30 @@ mod tests {
             sort: Some("Price".into()),
             ..Profile::default()
         };
-        assert_eq!(Plan::merge(&flags, &Profile::default(), None, &or, None).unwrap().models, ["openrouter/auto"]);
-        assert_eq!(Plan::merge(&flags, &Profile::default(), None, &local, None).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            Plan::merge(&flags, &Profile::default(), None, &or, None)
+                .unwrap()
+                .models,
+            ["openrouter/auto"]
+        );
+        assert_eq!(
+            Plan::merge(&flags, &Profile::default(), None, &local, None)
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
         let plan = Plan::merge(&flags, &profile, None, &local, None).unwrap();
-        assert_eq!((plan.models[0].as_str(), plan.options.sort.as_deref()), ("p", Some("price")));
+        assert_eq!(
+            (plan.models[0].as_str(), plan.options.sort.as_deref()),
+            ("p", Some("price"))
+        );
         let prev = Conversation::new("x", "c", Some("latency".into()), vec!["a".into()]);
         let plan = Plan::merge(&flags, &profile, Some(&prev), &local, None).unwrap();
         assert_eq!(plan.models, ["c"]);
-        assert_eq!((plan.options.sort.as_deref(), plan.options.providers.clone()), (Some("latency"), vec!["a".to_owned()]));
+        assert_eq!(
+            (plan.options.sort.as_deref(), plan.options.providers.clone()),
+            (Some("latency"), vec!["a".to_owned()])
+        );
         let explicit = Flags {
             models: vec!["f".into()],
             sort: Some("throughput".into()),
@@ -311,7 +369,10 @@ mod tests {
             ..Flags::default()
         };
         let plan = Plan::merge(&explicit, &profile, Some(&prev), &local, Some("sys".into())).unwrap();
-        assert_eq!((plan.models[0].as_str(), plan.options.sort.as_deref()), ("f", Some("throughput")));
+        assert_eq!(
+            (plan.models[0].as_str(), plan.options.sort.as_deref()),
+            ("f", Some("throughput"))
+        );
         assert_eq!(plan.options.system.as_deref(), Some("sys"));
         assert_eq!(plan.options.effort, Some(Effort::Tokens(9)));
     }

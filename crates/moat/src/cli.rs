@@ -31,8 +31,7 @@ never from a flag. Config: $XDG_CONFIG_HOME/moat/config.toml (profiles). Exit co
     name = "moat",
     version,
     about = "Ask LLMs from the terminal: OpenRouter, moatd, or any OpenAI-compatible server",
-    after_help = EXAMPLES,
-    args_conflicts_with_subcommands = true
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -160,7 +159,13 @@ mod tests {
     #[test]
     fn subcommands_and_prompts_do_not_mix() {
         let cli = Cli::try_parse_from(["moat", "models", "--json", "gpt"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Models(ModelsArgs { json: true, .. }))));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Models(ModelsArgs { json: true, .. }))
+        ));
+        let cli = Cli::try_parse_from(["moat", "--base-url", "http://x", "doctor"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Doctor(_))));
+        assert_eq!(cli.common.base_url.as_deref(), Some("http://x"));
         let cli = Cli::try_parse_from(["moat", "-m", "a", "-m", "b", "q"]).unwrap();
         assert_eq!(cli.ask.models, ["a", "b"]);
         assert!(cli.command.is_none());

@@ -99,7 +99,9 @@ impl ConfigFile {
         match self.profiles.get(&name) {
             Some(profile) => Ok((name, profile.clone())),
             None if !explicit => Ok((name, Profile::default())),
-            None => Err(Error::usage(format!("no profile named '{name}' in the config file"))),
+            None => Err(Error::usage(format!(
+                "no profile named '{name}' in the config file"
+            ))),
         }
     }
 }
@@ -172,7 +174,9 @@ fn parse_base_url(raw: &str) -> Result<BaseUrl, Error> {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err(bad("must not carry credentials; use `moat login` or a key variable"));
+        return Err(bad(
+            "must not carry credentials; use `moat login` or a key variable",
+        ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or_else(|| bad("has an unclosed '['"))?;
@@ -262,7 +266,13 @@ mod tests {
         let v6 = parse_base_url("https://[::1]:8443/v1").unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 8443));
         assert!(is_loopback(&v6.host));
-        for bad in ["ftp://x", "https://", "https://u:p@host/v1", "https://h:99999", "https://[::1"] {
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://u:p@host/v1",
+            "https://h:99999",
+            "https://[::1",
+        ] {
             assert!(parse_base_url(bad).is_err(), "{bad}");
         }
         assert!(is_loopback("localhost") && is_loopback("127.8.0.1") && !is_loopback("10.0.0.1"));

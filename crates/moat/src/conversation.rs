@@ -70,7 +70,13 @@ pub fn tty_name() -> Option<String> {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect()
 }
@@ -84,7 +90,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The file of a session.
 pub fn path(env: &Env, session: &str) -> Result<PathBuf, Error> {
-    Ok(env.state_dir()?.join("conversations").join(format!("{session}.json")))
+    Ok(env
+        .state_dir()?
+        .join("conversations")
+        .join(format!("{session}.json")))
 }
 
 /// The saved conversation, if there is a readable one of this format.
@@ -111,7 +120,11 @@ mod tests {
 
     #[test]
     fn session_ids() {
-        let env = Env::from_pairs([("MOAT_SESSION", "my test/1"), ("TMUX_PANE", "%3"), ("TMUX", "/tmp/s,1,0")]);
+        let env = Env::from_pairs([
+            ("MOAT_SESSION", "my test/1"),
+            ("TMUX_PANE", "%3"),
+            ("TMUX", "/tmp/s,1,0"),
+        ]);
         assert_eq!(session_id(&env, Some("/dev/pts/1")), "s-my_test_1");
         let env = Env::from_pairs([("TMUX_PANE", "%3"), ("TMUX", "/tmp/s,1,0")]);
         let id = session_id(&env, Some("/dev/pts/1"));

@@ -52,7 +52,11 @@ pub fn parse_key_info(body: &[u8]) -> Result<KeyInfo, Error> {
 pub fn describe_key(info: &KeyInfo) -> String {
     let limit = match (info.limit, info.limit_reset.as_deref()) {
         (None, _) => "no spend limit".to_owned(),
-        (Some(l), Some(reset)) => format!("limit {} per {}", format_cost(l), reset.trim_end_matches("ly").replace("dai", "day")),
+        (Some(l), Some(reset)) => format!(
+            "limit {} per {}",
+            format_cost(l),
+            reset.trim_end_matches("ly").replace("dai", "day")
+        ),
         (Some(l), None) => format!("limit {} (never resets)", format_cost(l)),
     };
     let mut parts = vec![limit];
@@ -94,14 +98,25 @@ pub fn run(env: &Env, common: &Common, _args: &DoctorArgs) -> Result<(), Error> 
     let config = ConfigFile::load(env)?;
     let (profile_name, profile) = config.select(common.profile.as_deref())?;
     let endpoint = Endpoint::resolve(&profile, common)?;
-    let exists = if config_path.exists() { "" } else { " (not present; defaults)" };
+    let exists = if config_path.exists() {
+        ""
+    } else {
+        " (not present; defaults)"
+    };
     line("endpoint", &endpoint.base_url);
-    line("profile", &format!("{profile_name} from {}{exists}", config_path.display()));
+    line(
+        "profile",
+        &format!("{profile_name} from {}{exists}", config_path.display()),
+    );
 
     let chosen = proxy::choose(env, endpoint.https, &endpoint.host);
     let settings = proxy::describe(env);
     let proxy_line = match (&chosen, settings.is_empty()) {
-        (Some(p), _) => format!("{} (from {}) for this endpoint", proxy::hide_credentials(&p.url), p.var),
+        (Some(p), _) => format!(
+            "{} (from {}) for this endpoint",
+            proxy::hide_credentials(&p.url),
+            p.var
+        ),
         (None, true) => "none set".to_owned(),
         (None, false) => "not used for this endpoint".to_owned(),
     };
@@ -113,7 +128,10 @@ pub fn run(env: &Env, common: &Common, _args: &DoctorArgs) -> Result<(), Error> 
     if endpoint.https {
         problems += check_tls(env, &endpoint, chosen.is_some());
     } else {
-        line("tls", "none: plain http (only allowed to loopback, or with allow_plaintext)");
+        line(
+            "tls",
+            "none: plain http (only allowed to loopback, or with allow_plaintext)",
+        );
     }
 
     let key = match keys::find(env, &profile_name, &profile) {
@@ -146,7 +164,10 @@ pub fn run(env: &Env, common: &Common, _args: &DoctorArgs) -> Result<(), Error> 
             line("limit", &format!("unknown without a key ({message})"));
         }
         Err(Error::Api { message, .. }) if message.starts_with("HTTP 404") => {
-            line("limit", "unknown: this endpoint does not report key limits (GET /key is 404)");
+            line(
+                "limit",
+                "unknown: this endpoint does not report key limits (GET /key is 404)",
+            );
         }
         Err(e) => {
             line("limit", &format!("PROBLEM: {e}"));
@@ -167,7 +188,11 @@ fn check_tls(env: &Env, endpoint: &Endpoint, proxied: bool) -> usize {
             return 1;
         }
     };
-    let system = match (env.get("SSL_CERT_FILE"), env.get("SSL_CERT_DIR"), trust.webpki_fallback) {
+    let system = match (
+        env.get("SSL_CERT_FILE"),
+        env.get("SSL_CERT_DIR"),
+        trust.webpki_fallback,
+    ) {
         (_, _, true) => "no system roots found; using Mozilla's roots (compiled in)".to_owned(),
         (Some(f), _, _) => format!("{} roots from SSL_CERT_FILE={f}", trust.system_count()),
         (None, Some(d), _) => format!("{} roots from SSL_CERT_DIR={d}", trust.system_count()),
@@ -175,24 +200,47 @@ fn check_tls(env: &Env, endpoint: &Endpoint, proxied: bool) -> usize {
     };
     let extra = match trust.extra_count() {
         0 => String::new(),
-        n => format!(" + {n} from {}", trust.extra_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
+        n => format!(
+            " + {n} from {}",
+            trust
+                .extra_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     line("trust", &format!("{system}{extra}; verification is always on"));
     for w in &trust.warnings {
         line("", &format!("note: {w}"));
     }
     if proxied {
-        line("tls", "not probed directly: requests go through the proxy (the key check below still verifies)");
+        line(
+            "tls",
+            "not probed directly: requests go through the proxy (the key check below still verifies)",
+        );
         return 0;
     }
     match tlsinfo::probe(&endpoint.host, endpoint.port, trust.root_store()) {
         Ok(report) => {
             let alpn = report.alpn.as_deref().unwrap_or("none");
-            line("tls", &format!("{}, {}, ALPN {alpn}", report.version, report.cipher));
+            line(
+                "tls",
+                &format!("{}, {}, ALPN {alpn}", report.version, report.cipher),
+            );
             for (i, cert) in report.chain.iter().enumerate() {
                 let expired = if cert.expired { " EXPIRED" } else { "" };
-                line(if i == 0 { "chain" } else { "" }, &format!("{i}: {}", cert.subject));
-                line("", &format!("   issued by {}, valid until {}{expired}", cert.issuer, cert.not_after));
+                line(
+                    if i == 0 { "chain" } else { "" },
+                    &format!("{i}: {}", cert.subject),
+                );
+                line(
+                    "",
+                    &format!(
+                        "   issued by {}, valid until {}{expired}",
+                        cert.issuer, cert.not_after
+                    ),
+                );
             }
             match report.verified {
                 Ok(()) => {
@@ -226,7 +274,9 @@ fn key_line(source: &KeySource) -> String {
             let mode = String::new();
             format!("from {source}{mode}")
         }
-        KeySource::Nowhere => "none found (MOAT_API_KEY, OPENROUTER_API_KEY, key_env, key_command, `moat login`)".into(),
+        KeySource::Nowhere => {
+            "none found (MOAT_API_KEY, OPENROUTER_API_KEY, key_env, key_command, `moat login`)".into()
+        }
         other => format!("from {other}"),
     }
 }
@@ -252,7 +302,10 @@ mod tests {
             ..KeyInfo::default()
         };
         assert!(limit_warnings(&daily).is_empty());
-        assert_eq!(describe_key(&daily), "limit $5.0000 per day, $4.0000 left, $1.0000 today");
+        assert_eq!(
+            describe_key(&daily),
+            "limit $5.0000 per day, $4.0000 left, $1.0000 today"
+        );
         let never = KeyInfo {
             limit: Some(5.0),
             ..KeyInfo::default()

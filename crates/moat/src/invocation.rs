@@ -73,7 +73,9 @@ pub fn validate(args: &AskArgs) -> Result<Flags, Error> {
     let (effort, show) = reasoning(&args.reasoning)?;
     if let Some(t) = args.temperature {
         if !(0.0..=2.0).contains(&t) {
-            return Err(Error::usage(format!("--temperature must be between 0 and 2, not {t}")));
+            return Err(Error::usage(format!(
+                "--temperature must be between 0 and 2, not {t}"
+            )));
         }
     }
     if args.max_tokens == Some(0) {
@@ -136,7 +138,10 @@ pub fn check_sort(value: &str) -> Result<String, Error> {
     let lower = value.to_ascii_lowercase();
     match SORTS.contains(&lower.as_str()) {
         true => Ok(lower),
-        false => Err(Error::usage(format!("sort '{value}' is not one of {}", SORTS.join("|")))),
+        false => Err(Error::usage(format!(
+            "sort '{value}' is not one of {}",
+            SORTS.join("|")
+        ))),
     }
 }
 
@@ -219,7 +224,10 @@ mod tests {
         assert_eq!(text_or_file("@sys.txt"), TextOrFile::File("sys.txt".into()));
         assert_eq!(text_or_file("@@literal"), TextOrFile::Text("@literal".into()));
         assert_eq!(text_or_file("be brief"), TextOrFile::Text("be brief".into()));
-        assert_eq!(image("https://x/y.png").unwrap(), Image::Url("https://x/y.png".into()));
+        assert_eq!(
+            image("https://x/y.png").unwrap(),
+            Image::Url("https://x/y.png".into())
+        );
         assert_eq!(image("a.png").unwrap(), Image::File("a.png".into()));
     }
 }

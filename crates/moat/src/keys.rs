@@ -94,15 +94,22 @@ pub fn find(env: &Env, profile_name: &str, profile: &Profile) -> Result<(Option<
         }
     }
     if let Some(command) = &profile.key_command {
-        return Ok((Some(run_key_command(command)?), KeySource::Command(command.clone())));
+        return Ok((
+            Some(run_key_command(command)?),
+            KeySource::Command(command.clone()),
+        ));
     }
     let file = key_file(env, profile_name)?;
     if let Some(key) = read_key_file(&file)? {
         return Ok((Some(key), KeySource::File(file)));
     }
     if keyring_enabled(env) {
-        if let Ok(secret) = keyring::Entry::new(KEYRING_SERVICE, profile_name).and_then(|e| e.get_password()) {
-            return Ok((Some(parse_key(&secret)?), KeySource::Keyring(profile_name.to_owned())));
+        if let Ok(secret) = keyring::Entry::new(KEYRING_SERVICE, profile_name).and_then(|e| e.get_password())
+        {
+            return Ok((
+                Some(parse_key(&secret)?),
+                KeySource::Keyring(profile_name.to_owned()),
+            ));
         }
     }
     Ok((None, KeySource::Nowhere))
@@ -118,7 +125,12 @@ pub fn keyring_enabled(env: &Env) -> bool {
 
 /// `<config dir>/keys/<profile>`.
 pub fn key_file(env: &Env, profile_name: &str) -> Result<PathBuf, Error> {
-    if profile_name.is_empty() || !profile_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || profile_name.starts_with('.') {
+    if profile_name.is_empty()
+        || !profile_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || profile_name.starts_with('.')
+    {
         return Err(Error::usage(format!(
             "profile name '{profile_name}' may only use letters, digits, '-', '_' and '.'"
         )));
@@ -166,7 +178,10 @@ fn run_key_command(command: &str) -> Result<ApiKey, Error> {
         .output()
         .map_err(|e| Error::Key(format!("cannot run key_command: {e}")))?;
     if !output.status.success() {
-        return Err(Error::Key(format!("key_command `{command}` failed ({})", output.status)));
+        return Err(Error::Key(format!(
+            "key_command `{command}` failed ({})",
+            output.status
+        )));
     }
     let text = String::from_utf8_lossy(&output.stdout);
     parse_key(text.lines().next().unwrap_or_default())
@@ -177,7 +192,8 @@ fn run_key_command(command: &str) -> Result<ApiKey, Error> {
 pub fn store(env: &Env, profile_name: &str, key: &ApiKey) -> Result<KeySource, Error> {
     let file = key_file(env, profile_name)?;
     if keyring_enabled(env) {
-        let stored = keyring::Entry::new(KEYRING_SERVICE, profile_name).and_then(|e| e.set_password(key.expose()));
+        let stored =
+            keyring::Entry::new(KEYRING_SERVICE, profile_name).and_then(|e| e.set_password(key.expose()));
         if stored.is_ok() {
             // A stale file would shadow the keyring (files are read first).
             let _ = fs::remove_file(&file);
@@ -192,9 +208,15 @@ pub fn store(env: &Env, profile_name: &str, key: &ApiKey) -> Result<KeySource, E
 /// created 0600 under a temporary name and renamed into place, so no moment exists where the key
 /// sits in a file with wider permissions.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().ok_or_else(|| Error::usage(format!("{} has no directory", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::usage(format!("{} has no directory", path.display())))?;
     create_private_dir(dir)?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("f"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
+        std::process::id()
+    ));
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -223,7 +245,9 @@ pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+    builder
+        .create(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
 }
 
 #[cfg(test)]
@@ -245,15 +269,25 @@ mod tests {
         assert!(check_mode(0o100600, p).is_ok());
         assert!(check_mode(0o100400, p).is_ok());
         let e = check_mode(0o100644, p).unwrap_err();
-        assert!(e.to_string().contains("0644") && e.to_string().contains("chmod 600"), "{e}");
+        assert!(
+            e.to_string().contains("0644") && e.to_string().contains("chmod 600"),
+            "{e}"
+        );
         assert!(check_mode(0o100620, p).is_err());
     }
 
     #[test]
     fn env_order_and_keyring_switch() {
-        let env = Env::from_pairs([("HOME", "/nonexistent-home"), ("OPENROUTER_API_KEY", "b"), ("MOAT_API_KEY", "a")]);
+        let env = Env::from_pairs([
+            ("HOME", "/nonexistent-home"),
+            ("OPENROUTER_API_KEY", "b"),
+            ("MOAT_API_KEY", "a"),
+        ]);
         let (key, source) = find(&env, "default", &Profile::default()).unwrap();
-        assert_eq!((key.unwrap().expose(), source), ("a", KeySource::EnvVar("MOAT_API_KEY".into())));
+        assert_eq!(
+            (key.unwrap().expose(), source),
+            ("a", KeySource::EnvVar("MOAT_API_KEY".into()))
+        );
         let profile = Profile {
             key_env: Some("MINE".into()),
             ..Profile::default()

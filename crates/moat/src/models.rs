@@ -32,7 +32,10 @@ pub fn filter(models: Vec<Model>, filter: Option<&str>) -> Vec<Model> {
         .filter(|m| match &needle {
             None => true,
             Some(n) => {
-                m.id.to_lowercase().contains(n) || m.name.as_deref().is_some_and(|name| name.to_lowercase().contains(n))
+                m.id.to_lowercase().contains(n)
+                    || m.name
+                        .as_deref()
+                        .is_some_and(|name| name.to_lowercase().contains(n))
             }
         })
         .collect();
@@ -65,13 +68,20 @@ pub fn table(models: &[Model]) -> String {
             let pricing = m.pricing.as_ref();
             [
                 m.id.clone(),
-                m.context_length.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                m.context_length
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 per_million(pricing.and_then(|p| p.prompt.as_ref())),
                 per_million(pricing.and_then(|p| p.completion.as_ref())),
             ]
         })
         .collect();
-    let header = ["MODEL".to_owned(), "CONTEXT".into(), "$/M IN".into(), "$/M OUT".into()];
+    let header = [
+        "MODEL".to_owned(),
+        "CONTEXT".into(),
+        "$/M IN".into(),
+        "$/M OUT".into(),
+    ];
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -86,7 +86,11 @@ mod tests {
 
     #[test]
     fn xdg_wins_over_home_and_relative_is_ignored() {
-        let env = Env::from_pairs([("HOME", "/h"), ("XDG_CONFIG_HOME", "/c"), ("XDG_STATE_HOME", "rel")]);
+        let env = Env::from_pairs([
+            ("HOME", "/h"),
+            ("XDG_CONFIG_HOME", "/c"),
+            ("XDG_STATE_HOME", "rel"),
+        ]);
         assert_eq!(env.config_dir().unwrap(), PathBuf::from("/c/moat"));
         assert_eq!(env.state_dir().unwrap(), PathBuf::from("/h/.local/state/moat"));
         assert_eq!(env.config_file().unwrap(), PathBuf::from("/c/moat/config.toml"));

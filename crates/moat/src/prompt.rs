@@ -83,9 +83,16 @@ mod tests {
 
     #[test]
     fn words_files_and_stdin() {
-        let p = assemble(&words(&["explain", "this", "@trace.txt", "briefly"]), Some("piped\n"), &files);
+        let p = assemble(
+            &words(&["explain", "this", "@trace.txt", "briefly"]),
+            Some("piped\n"),
+            &files,
+        );
         assert_eq!(p.unwrap(), "explain this\n\nline 1\nline 2\n\nbriefly\n\npiped");
-        assert_eq!(assemble(&words(&["mail", "@@bob"]), None, &files).unwrap(), "mail @bob");
+        assert_eq!(
+            assemble(&words(&["mail", "@@bob"]), None, &files).unwrap(),
+            "mail @bob"
+        );
         assert_eq!(assemble(&[], Some("only stdin\n"), &files).unwrap(), "only stdin");
         assert_eq!(assemble(&words(&["q"]), Some("  \n"), &files).unwrap(), "q");
     }
@@ -95,6 +102,11 @@ mod tests {
         let e = assemble(&words(&["@missing"]), None, &files).unwrap_err();
         assert!(e.to_string().contains("@missing") && e.exit_code() == 2);
         assert_eq!(assemble(&[], None, &files).unwrap_err().exit_code(), 2);
-        assert_eq!(assemble(&words(&[" "]), Some(""), &files).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            assemble(&words(&[" "]), Some(""), &files)
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 }

@@ -105,6 +105,9 @@ impl Live {
     }
 
     pub fn piece(&mut self, piece: Piece<'_>) -> Result<(), Error> {
+        if matches!(piece, Piece::Reasoning(_)) && !self.show_reasoning {
+            return Ok(()); // hidden reasoning: the spinner keeps saying "still working"
+        }
         self.spinner.stop();
         match piece {
             Piece::Reasoning(text) if self.show_reasoning => {

@@ -178,20 +178,32 @@ mod tests {
         let b = parse(&body("m", vec![ChatMessage::user("x")], &o, false).unwrap());
         assert_eq!(b["reasoning"], json!({"effort": "high", "exclude": true}));
         assert_eq!(b["provider"], json!({"order": ["openai"], "sort": "price"}));
-        assert_eq!((b["max_tokens"].clone(), b["temperature"].clone()), (json!(5), json!(0.5)));
+        assert_eq!(
+            (b["max_tokens"].clone(), b["temperature"].clone()),
+            (json!(5), json!(0.5))
+        );
         assert!(b.get("stream").is_none());
         o.show_reasoning = true;
         o.effort = Some(Effort::Tokens(100));
-        assert_eq!(serde_json::to_value(o.reasoning()).unwrap(), json!({"max_tokens": 100}));
+        assert_eq!(
+            serde_json::to_value(o.reasoning()).unwrap(),
+            json!({"max_tokens": 100})
+        );
         o.effort = None;
-        assert_eq!(serde_json::to_value(o.reasoning()).unwrap(), json!({"enabled": true}));
+        assert_eq!(
+            serde_json::to_value(o.reasoning()).unwrap(),
+            json!({"enabled": true})
+        );
     }
 
     #[test]
     fn extra_body_wins() {
         let o = Options {
             temperature: Some(1.0),
-            extra_body: json!({"temperature": 0.1, "emulate": {"chunks": 2}}).as_object().unwrap().clone(),
+            extra_body: json!({"temperature": 0.1, "emulate": {"chunks": 2}})
+                .as_object()
+                .unwrap()
+                .clone(),
             ..Options::default()
         };
         let b = parse(&body("m", vec![ChatMessage::user("x")], &o, true).unwrap());

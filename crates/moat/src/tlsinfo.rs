@@ -145,7 +145,9 @@ pub fn probe(host: &str, port: u16, roots: RootCertStore) -> Result<TlsReport, E
             .negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
             .unwrap_or_else(|| "-".into()),
-        alpn: conn.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+        alpn: conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
         chain,
         verified,
     };

@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use moat_gateway::config::{self, Config, FileConfig};
 use moat_gateway::{server, Gateway};
 
+mod admin_cmd;
+
 /// A private, local-first gateway for LLM APIs: one OpenAI- and OpenRouter-compatible endpoint in
 /// front of local models and cloud providers.
 #[derive(Debug, Parser)]
@@ -21,6 +23,11 @@ use moat_gateway::{server, Gateway};
                                           a llama.cpp server on :8080 and Ollama on :11434 by itself
   moatd serve --config /etc/moat/moatd.toml
   moatd check-config moatd.toml           validate a file and explain what it will do
+  moatd teams create --name research --budget 200/month
+  moatd keys create --name alice --team research --budget 5/day --rpm 60
+  moatd keys list
+  moatd usage --by model --since 2026-11-01
+  printf %s \"$OPENROUTER_API_KEY\" | moatd providers set-key openrouter
   curl -s localhost:7400/v1/models
 
 Logging: MOAT_LOG (default \"info\"; \"moat=debug\" adds one line per request, never headers or bodies)."
@@ -41,6 +48,34 @@ enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Virtual keys: create, list, revoke, rotate, limits.
+    Keys {
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: admin_cmd::KeysCmd,
+    },
+    /// Teams and their limits.
+    Teams {
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: admin_cmd::TeamsCmd,
+    },
+    /// Provider credentials kept encrypted in the store.
+    Providers {
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: admin_cmd::ProvidersCmd,
+    },
+    /// Usage and spend report.
+    Usage {
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: admin_cmd::UsageArgs,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -58,6 +93,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Serve(args)) => run(args),
+        Some(Command::Keys { config, cmd }) => admin_cmd::keys(&config, cmd),
+        Some(Command::Teams { config, cmd }) => admin_cmd::teams(&config, cmd),
+        Some(Command::Providers { config, cmd }) => admin_cmd::providers(&config, cmd),
+        Some(Command::Usage { config, args }) => admin_cmd::usage(&config, args),
         None => run(cli.serve),
     };
     match result {

@@ -178,9 +178,20 @@ impl Config {
                 Some(u) => expand(u, "store.url", env)?,
                 None => format!("sqlite://{}", dir.join("moatd.db").display()),
             },
-            secret_file: file.store.secret_file.clone().unwrap_or_else(|| dir.join("secret")),
+            secret_file: file
+                .store
+                .secret_file
+                .clone()
+                .unwrap_or_else(|| dir.join("secret")),
         };
-        Ok(Config { listen, server, store, providers, catalog, warnings })
+        Ok(Config {
+            listen,
+            server,
+            store,
+            providers,
+            catalog,
+            warnings,
+        })
     }
 }
 
@@ -314,12 +325,19 @@ fn resolve_provider(
         let price = moat_policy::pricing::Price::from_usd_per_mtok(*input, *output).ok_or_else(|| {
             ConfigError::Upstream {
                 name: name.clone(),
-                message: format!("prices.{model:?}: prices must be non-negative numbers (USD per million tokens)"),
+                message: format!(
+                    "prices.{model:?}: prices must be non-negative numbers (USD per million tokens)"
+                ),
             }
         })?;
         prices.insert(model.clone(), price);
     }
-    Ok(ProviderConfig { kind: p.kind, local: p.local, upstream, prices })
+    Ok(ProviderConfig {
+        kind: p.kind,
+        local: p.local,
+        upstream,
+        prices,
+    })
 }
 
 fn ms_or(value: Option<u64>, default: Duration, name: &str, field: &str) -> Result<Duration, ConfigError> {

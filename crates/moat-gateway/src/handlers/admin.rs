@@ -40,11 +40,16 @@ fn done<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     (status, Json(serde_json::json!({ "data": value }))).into_response()
 }
 
-pub(crate) async fn create_key(State(gw): State<Arc<Gateway>>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn create_key(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
         let new: NewKey = body(&bytes)?;
-        let issued = admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now()).map_err(admin_error)?;
+        let issued =
+            admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now()).map_err(admin_error)?;
         Ok(done(StatusCode::CREATED, &issued))
     };
     run().unwrap_or_else(IntoResponse::into_response)
@@ -53,7 +58,10 @@ pub(crate) async fn create_key(State(gw): State<Arc<Gateway>>, headers: HeaderMa
 pub(crate) async fn list_keys(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
-        Ok(done(StatusCode::OK, &admin::list_keys(gw.store.as_ref(), now()).map_err(admin_error)?))
+        Ok(done(
+            StatusCode::OK,
+            &admin::list_keys(gw.store.as_ref(), now()).map_err(admin_error)?,
+        ))
     };
     run().unwrap_or_else(IntoResponse::into_response)
 }
@@ -70,7 +78,10 @@ pub(crate) async fn key_action(
         match action.as_str() {
             "revoke" => {
                 let id = admin::revoke_key(store, &id, now()).map_err(admin_error)?;
-                Ok(done(StatusCode::OK, &serde_json::json!({"id": id, "revoked": true})))
+                Ok(done(
+                    StatusCode::OK,
+                    &serde_json::json!({"id": id, "revoked": true}),
+                ))
             }
             "rotate" => {
                 let issued = admin::rotate_key(store, gw.identities.secret(), &id).map_err(admin_error)?;
@@ -81,18 +92,27 @@ pub(crate) async fn key_action(
                 admin::set_key_limits(store, &id, &spec).map_err(admin_error)?;
                 Ok(done(StatusCode::OK, &spec))
             }
-            other => Err(GatewayError::NotFound(format!("no key action {other:?}: use revoke, rotate or limits"))),
+            other => Err(GatewayError::NotFound(format!(
+                "no key action {other:?}: use revoke, rotate or limits"
+            ))),
         }
     };
     run().unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(crate) async fn create_team(State(gw): State<Arc<Gateway>>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+pub(crate) async fn create_team(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
         let new: NewTeam = body(&bytes)?;
         let team = admin::create_team(gw.store.as_ref(), &new, now()).map_err(admin_error)?;
-        Ok(done(StatusCode::CREATED, &serde_json::json!({"id": team.id, "name": team.name})))
+        Ok(done(
+            StatusCode::CREATED,
+            &serde_json::json!({"id": team.id, "name": team.name}),
+        ))
     };
     run().unwrap_or_else(IntoResponse::into_response)
 }
@@ -100,7 +120,10 @@ pub(crate) async fn create_team(State(gw): State<Arc<Gateway>>, headers: HeaderM
 pub(crate) async fn list_teams(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
-        Ok(done(StatusCode::OK, &admin::list_teams(gw.store.as_ref(), now()).map_err(admin_error)?))
+        Ok(done(
+            StatusCode::OK,
+            &admin::list_teams(gw.store.as_ref(), now()).map_err(admin_error)?,
+        ))
     };
     run().unwrap_or_else(IntoResponse::into_response)
 }
@@ -111,7 +134,11 @@ pub(crate) struct UsageQuery {
     since: Option<String>,
 }
 
-pub(crate) async fn usage(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<UsageQuery>) -> Response {
+pub(crate) async fn usage(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<UsageQuery>,
+) -> Response {
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
         let by = admin::group_by(q.by.as_deref().unwrap_or("key")).map_err(admin_error)?;
@@ -119,7 +146,10 @@ pub(crate) async fn usage(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Qu
             Some(d) => admin::parse_date(d).map_err(admin_error)?,
             None => 0,
         };
-        Ok(done(StatusCode::OK, &admin::usage(gw.store.as_ref(), by, since).map_err(admin_error)?))
+        Ok(done(
+            StatusCode::OK,
+            &admin::usage(gw.store.as_ref(), by, since).map_err(admin_error)?,
+        ))
     };
     run().unwrap_or_else(IntoResponse::into_response)
 }

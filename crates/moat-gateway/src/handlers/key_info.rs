@@ -42,12 +42,17 @@ pub(crate) async fn key_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap)
         let store = gw.store.as_ref();
         store.flush().map_err(|e| GatewayError::Internal(e.to_string()))?;
         let scope = Scope::Key(key.id.clone());
-        let since = |t: i64| store.spend_since(&scope, t).map_err(|e| GatewayError::Internal(e.to_string()));
+        let since = |t: i64| {
+            store
+                .spend_since(&scope, t)
+                .map_err(|e| GatewayError::Internal(e.to_string()))
+        };
         let day = Period::Day.window(now).0;
         let days_since_monday = (now.div_euclid(86_400) + 3).rem_euclid(7);
         let week = day - days_since_monday * 86_400;
         let month = Period::Month.window(now).0;
-        let (window_spent, total, budget) = gw.ledger.key_status(&key.id, now).unwrap_or((0, since(0)?, None));
+        let (window_spent, total, budget) =
+            gw.ledger.key_status(&key.id, now).unwrap_or((0, since(0)?, None));
         let limit = budget.map(|b| usd(b.limit));
         let remaining = budget.map(|b| usd(b.limit.saturating_sub(window_spent)));
         let reset = budget.and_then(|b| match b.period {

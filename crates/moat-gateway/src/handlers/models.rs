@@ -63,7 +63,10 @@ pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderM
 /// a budgeted request meets a model whose price is not known yet.
 pub(crate) async fn refresh(gw: &Gateway) {
     let mut slot = gw.models.slot.lock().await;
-    if slot.as_ref().is_some_and(|(made, _)| made.elapsed() < Duration::from_secs(5)) {
+    if slot
+        .as_ref()
+        .is_some_and(|(made, _)| made.elapsed() < Duration::from_secs(5))
+    {
         return;
     }
     if let Ok(body) = merged(gw).await {

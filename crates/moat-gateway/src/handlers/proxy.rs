@@ -175,8 +175,13 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
     let now = ledger::now();
     let (parts, body) = req.into_parts();
     let principal = gw.identities.authenticate(&parts.headers, now)?;
-    let bytes =
-        body::read_limited(&parts.headers, body, gw.server.max_body_bytes, gw.server.body_read_timeout).await?;
+    let bytes = body::read_limited(
+        &parts.headers,
+        body,
+        gw.server.max_body_bytes,
+        gw.server.body_read_timeout,
+    )
+    .await?;
     let mut request: T = parse(&bytes)?;
     let fallbacks = request.take_fallbacks();
     let mut targets = plan(&gw.catalog, request.model(), &fallbacks).map_err(route_error)?;
@@ -188,7 +193,13 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
     let request_id = gw.next_request_id();
     let payer = principal.payer();
     let (hold, facts) = reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?;
-    let mut meter = Some(Meter::reserve(&gw.ledger, payer.clone(), request_id.clone(), hold, now)?);
+    let mut meter = Some(Meter::reserve(
+        &gw.ledger,
+        payer.clone(),
+        request_id.clone(),
+        hold,
+        now,
+    )?);
     if stream && payer.metered {
         request.ask_stream_usage();
     }
@@ -198,7 +209,8 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
-        let body = Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
+        let body =
+            Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
         let log = RequestLog {
             request_id: request_id.clone(),
             provider: settings.name.clone(),
@@ -206,7 +218,11 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
             started,
             price: facts.price,
         };
-        let result = match provider.upstream.send_with_retries(T::PATH, Some(body), stream, &forwarded).await {
+        let result = match provider
+            .upstream
+            .send_with_retries(T::PATH, Some(body), stream, &forwarded)
+            .await
+        {
             Ok(resp) if stream => Ok(streamed_response(resp, settings, log, meter.take())),
             Ok(resp) => whole_response(resp, settings, log, &mut meter).await,
             Err(e) => Err(e),
@@ -232,7 +248,10 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
             }
         }
     }
-    Err(last_err.map_or_else(|| GatewayError::Internal("no target was tried".into()), GatewayError::from))
+    Err(last_err.map_or_else(
+        || GatewayError::Internal("no target was tried".into()),
+        GatewayError::from,
+    ))
 }
 
 /// A virtual key's own rules: its model allow-list (checked against the names the client used), and
@@ -247,7 +266,10 @@ fn apply_key_rules(
     for name in model.into_iter().chain(fallbacks.iter().map(String::as_str)) {
         if !key.models.allows(name) {
             return Err(GatewayError::Forbidden {
-                message: format!("this key may not use model `{name}` (allowed: {})", key.models.patterns().join(", ")),
+                message: format!(
+                    "this key may not use model `{name}` (allowed: {})",
+                    key.models.patterns().join(", ")
+                ),
                 code: "model_not_allowed",
             });
         }
@@ -275,20 +297,36 @@ async fn reservation(
     body_bytes: usize,
     max_output: Option<u64>,
 ) -> Result<(Hold, Vec<ModelFacts>), GatewayError> {
-    let budgeted = payer.metered && payer.key_id.as_deref().is_some_and(|k| gw.ledger.has_budget(k, payer.team_id.as_deref()));
-    let mut facts: Vec<ModelFacts> = targets.iter().map(|t| gw.prices.lookup(t.provider, &t.model)).collect();
+    let budgeted = payer.metered
+        && payer
+            .key_id
+            .as_deref()
+            .is_some_and(|k| gw.ledger.has_budget(k, payer.team_id.as_deref()));
+    let mut facts: Vec<ModelFacts> = targets
+        .iter()
+        .map(|t| gw.prices.lookup(t.provider, &t.model))
+        .collect();
     if budgeted && facts.iter().any(|f| f.price.is_none()) {
         super::models::refresh(gw).await;
-        facts = targets.iter().map(|t| gw.prices.lookup(t.provider, &t.model)).collect();
+        facts = targets
+            .iter()
+            .map(|t| gw.prices.lookup(t.provider, &t.model))
+            .collect();
     }
     let prompt = estimate_prompt_tokens(body_bytes, 0);
     let mut hold = Hold::default();
     for (target, f) in targets.iter().zip(&facts) {
-        let output = max_output.or(f.max_output).unwrap_or(gw.server.default_max_output_tokens);
+        let output = max_output
+            .or(f.max_output)
+            .unwrap_or(gw.server.default_max_output_tokens);
         let cost = match f.price {
             Some(p) => p.cost(prompt, output),
             None if budgeted => {
-                return Err(GatewayError::PriceUnknown(format!("{}/{}", gw.catalog.provider_name(target.provider), target.model)))
+                return Err(GatewayError::PriceUnknown(format!(
+                    "{}/{}",
+                    gw.catalog.provider_name(target.provider),
+                    target.model
+                )))
             }
             None => 0,
         };
@@ -316,7 +354,13 @@ fn streamed_response(
             } else {
                 "error"
             };
-            meter.settle(outcome.usage.as_ref(), log.price, &log.provider, &log.model, state);
+            meter.settle(
+                outcome.usage.as_ref(),
+                log.price,
+                &log.provider,
+                &log.model,
+                state,
+            );
         }
         log.stream_finished(outcome);
     });

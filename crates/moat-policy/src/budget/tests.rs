@@ -11,9 +11,27 @@ fn usd(x: u64) -> Nanos {
 
 #[test]
 fn budgets_parse() {
-    assert_eq!("5/day".parse::<Budget>().unwrap(), Budget { limit: usd(5), period: Period::Day });
-    assert_eq!("$50/month".parse::<Budget>().unwrap(), Budget { limit: usd(50), period: Period::Month });
-    assert_eq!("100".parse::<Budget>().unwrap(), Budget { limit: usd(100), period: Period::Total });
+    assert_eq!(
+        "5/day".parse::<Budget>().unwrap(),
+        Budget {
+            limit: usd(5),
+            period: Period::Day
+        }
+    );
+    assert_eq!(
+        "$50/month".parse::<Budget>().unwrap(),
+        Budget {
+            limit: usd(50),
+            period: Period::Month
+        }
+    );
+    assert_eq!(
+        "100".parse::<Budget>().unwrap(),
+        Budget {
+            limit: usd(100),
+            period: Period::Total
+        }
+    );
     assert_eq!("0.25/day".parse::<Budget>().unwrap().limit, 250_000_000);
     for bad in ["", "x", "5/week", "5/total", "-1", "1.0000000001", "1e3"] {
         assert!(bad.parse::<Budget>().is_err(), "{bad}");
@@ -39,12 +57,28 @@ fn windows_are_calendar_aligned() {
 
 #[test]
 fn a_request_that_does_not_fit_is_refused_with_time_to_reset() {
-    let mut key = Account::new(Some(Budget { limit: usd(1), period: Period::Day }), None, None);
-    let hold = Hold { cost: 400_000_000, tokens: 10 };
+    let mut key = Account::new(
+        Some(Budget {
+            limit: usd(1),
+            period: Period::Day,
+        }),
+        None,
+        None,
+    );
+    let hold = Hold {
+        cost: 400_000_000,
+        tokens: 10,
+    };
     reserve(&mut [&mut key], hold, NOW).unwrap();
     reserve(&mut [&mut key], hold, NOW).unwrap();
     let err = reserve(&mut [&mut key], hold, NOW).unwrap_err();
-    assert_eq!(err, Refusal::Budget { account: 0, retry_after: Some(12 * 3600) });
+    assert_eq!(
+        err,
+        Refusal::Budget {
+            account: 0,
+            retry_after: Some(12 * 3600)
+        }
+    );
     // Settling below the estimate frees room.
     settle(&mut [&mut key], hold, 100_000_000, 5, NOW);
     reserve(&mut [&mut key], hold, NOW).unwrap();
@@ -54,9 +88,26 @@ fn a_request_that_does_not_fit_is_refused_with_time_to_reset() {
 
 #[test]
 fn every_account_must_fit_and_none_changes_on_refusal() {
-    let mut key = Account::new(Some(Budget { limit: usd(10), period: Period::Day }), None, None);
-    let mut team = Account::new(Some(Budget { limit: usd(1), period: Period::Month }), None, None);
-    let hold = Hold { cost: usd(2), tokens: 1 };
+    let mut key = Account::new(
+        Some(Budget {
+            limit: usd(10),
+            period: Period::Day,
+        }),
+        None,
+        None,
+    );
+    let mut team = Account::new(
+        Some(Budget {
+            limit: usd(1),
+            period: Period::Month,
+        }),
+        None,
+        None,
+    );
+    let hold = Hold {
+        cost: usd(2),
+        tokens: 1,
+    };
     let err = reserve(&mut [&mut key, &mut team], hold, NOW).unwrap_err();
     assert!(matches!(err, Refusal::Budget { account: 1, .. }));
     assert_eq!(key.held(), 0, "the key was not charged for a refused request");
@@ -64,17 +115,40 @@ fn every_account_must_fit_and_none_changes_on_refusal() {
 
 #[test]
 fn daily_spend_resets_at_midnight_but_lifetime_does_not() {
-    let mut key = Account::new(Some(Budget { limit: usd(1), period: Period::Day }), None, None);
-    let hold = Hold { cost: usd(1), tokens: 1 };
+    let mut key = Account::new(
+        Some(Budget {
+            limit: usd(1),
+            period: Period::Day,
+        }),
+        None,
+        None,
+    );
+    let hold = Hold {
+        cost: usd(1),
+        tokens: 1,
+    };
     reserve(&mut [&mut key], hold, NOW).unwrap();
     settle(&mut [&mut key], hold, usd(1), 1, NOW);
     assert!(reserve(&mut [&mut key], hold, NOW).is_err());
     reserve(&mut [&mut key], hold, NOW + DAY).unwrap();
-    let mut life = Account::new(Some(Budget { limit: usd(1), period: Period::Total }), None, None);
+    let mut life = Account::new(
+        Some(Budget {
+            limit: usd(1),
+            period: Period::Total,
+        }),
+        None,
+        None,
+    );
     reserve(&mut [&mut life], hold, NOW).unwrap();
     settle(&mut [&mut life], hold, usd(1), 1, NOW);
     let err = reserve(&mut [&mut life], hold, NOW + 400 * DAY).unwrap_err();
-    assert_eq!(err, Refusal::Budget { account: 0, retry_after: None });
+    assert_eq!(
+        err,
+        Refusal::Budget {
+            account: 0,
+            retry_after: None
+        }
+    );
 }
 
 #[test]
@@ -83,10 +157,19 @@ fn rate_limits_count_per_minute() {
     let small = Hold { cost: 0, tokens: 10 };
     reserve(&mut [&mut key], small, NOW).unwrap();
     reserve(&mut [&mut key], small, NOW + 1).unwrap();
-    assert_eq!(reserve(&mut [&mut key], small, NOW + 2).unwrap_err(), Refusal::Rpm { account: 0, retry_after: 58 });
+    assert_eq!(
+        reserve(&mut [&mut key], small, NOW + 2).unwrap_err(),
+        Refusal::Rpm {
+            account: 0,
+            retry_after: 58
+        }
+    );
     reserve(&mut [&mut key], small, NOW + 60).unwrap();
     let big = Hold { cost: 0, tokens: 95 };
-    assert!(matches!(reserve(&mut [&mut key], big, NOW + 61).unwrap_err(), Refusal::Tpm { .. }));
+    assert!(matches!(
+        reserve(&mut [&mut key], big, NOW + 61).unwrap_err(),
+        Refusal::Tpm { .. }
+    ));
     // Settling to the actual (smaller) token count frees tokens in the minute.
     settle(&mut [&mut key], small, 0, 1, NOW + 61);
     reserve(&mut [&mut key], Hold { cost: 0, tokens: 95 }, NOW + 62).unwrap();

@@ -7,7 +7,12 @@ fn key(id: &str, hash: &[u8]) -> KeyRecord {
         prefix: "moat-abc".into(),
         name: id.into(),
         team_id: None,
-        limits: Limits { budget_nanos: Some(5), budget_period: Some("day".into()), rpm: Some(3), tpm: None },
+        limits: Limits {
+            budget_nanos: Some(5),
+            budget_period: Some("day".into()),
+            rpm: Some(3),
+            tpm: None,
+        },
         models: vec!["local/*".into(), "fast".into()],
         local_only: true,
         expires_at: Some(99),
@@ -38,24 +43,41 @@ fn keys_round_trip_and_changes_bump_the_version() {
     s.insert_key(&key("k1", b"h1")).unwrap();
     assert_eq!(s.keys().unwrap(), vec![key("k1", b"h1")]);
     assert!(s.keys_version().unwrap() > v0);
-    assert!(matches!(s.insert_key(&key("k2", b"h1")), Err(StoreError::Duplicate(_))), "hashes are unique");
+    assert!(
+        matches!(s.insert_key(&key("k2", b"h1")), Err(StoreError::Duplicate(_))),
+        "hashes are unique"
+    );
     let v1 = s.keys_version().unwrap();
     assert!(s.revoke_key("k1", 50).unwrap());
     assert!(!s.revoke_key("k1", 51).unwrap(), "already revoked");
     assert!(s.keys_version().unwrap() > v1);
     assert_eq!(s.keys().unwrap()[0].revoked_at, Some(50));
-    assert!(!s.rotate_key("k1", b"h9", "moat-new").unwrap(), "a revoked key cannot be rotated");
+    assert!(
+        !s.rotate_key("k1", b"h9", "moat-new").unwrap(),
+        "a revoked key cannot be rotated"
+    );
 }
 
 #[test]
 fn teams_are_unique_by_name() {
     let s = SqliteStore::open_memory().unwrap();
     s.insert_team(&TeamRecord::new("t1", "research")).unwrap();
-    assert!(matches!(s.insert_team(&TeamRecord::new("t2", "research")), Err(StoreError::Duplicate(_))));
-    let limits = Limits { budget_nanos: Some(7), budget_period: Some("month".into()), rpm: None, tpm: Some(9) };
+    assert!(matches!(
+        s.insert_team(&TeamRecord::new("t2", "research")),
+        Err(StoreError::Duplicate(_))
+    ));
+    let limits = Limits {
+        budget_nanos: Some(7),
+        budget_period: Some("month".into()),
+        rpm: None,
+        tpm: Some(9),
+    };
     s.update_team_limits("t1", &limits).unwrap();
     assert_eq!(s.teams().unwrap()[0].limits, limits);
-    assert!(matches!(s.update_team_limits("nope", &limits), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.update_team_limits("nope", &limits),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -70,7 +92,16 @@ fn usage_is_idempotent_by_request_id() {
     assert_eq!(s.spend_since(&Scope::Team("t1".into()), 0).unwrap(), 10);
     assert_eq!(s.activity_since(&Scope::Key("k1".into()), 0).unwrap(), (2, 30));
     let report = s.usage_report(GroupBy::Model, 0).unwrap();
-    assert_eq!(report, vec![UsageLine { group: "p/m".into(), requests: 2, prompt_tokens: 20, completion_tokens: 10, cost_nanos: 10 }]);
+    assert_eq!(
+        report,
+        vec![UsageLine {
+            group: "p/m".into(),
+            requests: 2,
+            prompt_tokens: 20,
+            completion_tokens: 10,
+            cost_nanos: 10
+        }]
+    );
 }
 
 #[test]
@@ -81,11 +112,26 @@ fn a_file_store_survives_reopening() {
         let s = SqliteStore::open(&url).unwrap();
         s.insert_key(&key("k1", b"h1")).unwrap();
         s.record_usage(usage("r1", "k1", 100, 7)).unwrap();
-        s.put_provider_secret("openrouter", b"nonce", b"cipher", 1).unwrap();
+        s.put_provider_secret("openrouter", b"nonce", b"cipher", 1)
+            .unwrap();
     }
     let s = SqliteStore::open(&url).unwrap();
     assert_eq!(s.keys().unwrap().len(), 1);
-    assert_eq!(s.spend_since(&Scope::Key("k1".into()), 0).unwrap(), 7, "queued usage was committed on close");
-    assert_eq!(s.provider_secrets().unwrap(), vec![("openrouter".into(), b"nonce".to_vec(), b"cipher".to_vec())]);
-    assert!(matches!(SqliteStore::open("postgres://x"), Err(StoreError::BadUrl(_))));
+    assert_eq!(
+        s.spend_since(&Scope::Key("k1".into()), 0).unwrap(),
+        7,
+        "queued usage was committed on close"
+    );
+    assert_eq!(
+        s.provider_secrets().unwrap(),
+        vec![SealedSecret {
+            provider: "openrouter".into(),
+            nonce: b"nonce".to_vec(),
+            ciphertext: b"cipher".to_vec()
+        }]
+    );
+    assert!(matches!(
+        SqliteStore::open("postgres://x"),
+        Err(StoreError::BadUrl(_))
+    ));
 }

@@ -50,7 +50,10 @@ impl Trust {
                 .collect::<Result<_, _>>()
                 .map_err(|e| Error::usage(format!("CA file {}: {e}", path.display())))?;
             if certs.is_empty() {
-                return Err(Error::usage(format!("CA file {} holds no certificate", path.display())));
+                return Err(Error::usage(format!(
+                    "CA file {} holds no certificate",
+                    path.display()
+                )));
             }
             extra.extend(certs);
         }
@@ -88,7 +91,10 @@ impl Trust {
             return RootCerts::WebPki;
         }
         let all = self.system.iter().chain(&self.extra);
-        RootCerts::new_with_certs(&all.map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect::<Vec<_>>())
+        RootCerts::new_with_certs(
+            &all.map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect::<Vec<_>>(),
+        )
     }
 }
 
@@ -117,9 +123,10 @@ impl Client {
                 .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
         }
         let proxy = match proxy::choose(env, endpoint.https, &endpoint.host) {
-            Some(choice) => Some(ureq::Proxy::new(&choice.url).map_err(|_| {
-                Error::usage(format!("{} is not a usable proxy URL", choice.var))
-            })?),
+            Some(choice) => Some(
+                ureq::Proxy::new(&choice.url)
+                    .map_err(|_| Error::usage(format!("{} is not a usable proxy URL", choice.var)))?,
+            ),
             None => None,
         };
         let config = ureq::Agent::config_builder()
@@ -167,7 +174,10 @@ impl Client {
 
     /// `GET base+path`, whole body.
     pub fn get(&self, path: &str) -> Result<Vec<u8>, Error> {
-        let mut request = self.agent.get(self.endpoint.url(path)).header("accept", "application/json");
+        let mut request = self
+            .agent
+            .get(self.endpoint.url(path))
+            .header("accept", "application/json");
         if let Some(key) = &self.key {
             request = request.header("authorization", key.bearer());
         }
@@ -177,7 +187,10 @@ impl Client {
     }
 
     pub fn read_all(&self, mut body: ureq::Body) -> Result<Vec<u8>, Error> {
-        body.with_config().limit(MAX_BODY).read_to_vec().map_err(|e| self.fail(e))
+        body.with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| self.fail(e))
     }
 
     fn check(&self, response: http_response::Response, path: &str) -> Result<Reply, Error> {
@@ -188,7 +201,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response.into_body();
         if (200..300).contains(&status) {
             return Ok(Reply {
@@ -203,7 +220,11 @@ impl Client {
                 self.endpoint.url(path)
             )));
         }
-        let bytes = body.into_with_config().limit(64 * 1024).read_to_vec().unwrap_or_default();
+        let bytes = body
+            .into_with_config()
+            .limit(64 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
         Err(Error::Api {
             context: format!("{} {path}", self.endpoint.host),
             message: crate::answer::error_message(status, &bytes),

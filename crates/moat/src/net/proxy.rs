@@ -35,16 +35,22 @@ pub fn choose(env: &Env, https: bool, host: &str) -> Option<ProxyChoice> {
 /// (`example.com`, `.example.com` and `*.example.com` all cover `api.example.com`). Ports in
 /// entries are ignored, as most tools do.
 pub fn bypasses(list: &str, host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    list.split(',').map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
-        if entry == "*" {
-            return true;
-        }
-        let entry = entry.to_ascii_lowercase();
-        let entry = strip_port(&entry);
-        let domain = entry.trim_start_matches("*.").trim_start_matches('.');
-        host == domain || host.ends_with(&format!(".{domain}"))
-    })
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let entry = entry.to_ascii_lowercase();
+            let entry = strip_port(&entry);
+            let domain = entry.trim_start_matches("*.").trim_start_matches('.');
+            host == domain || host.ends_with(&format!(".{domain}"))
+        })
 }
 
 fn strip_port(entry: &str) -> &str {
@@ -82,7 +88,11 @@ pub fn hide_credentials(url: &str) -> String {
         return url.to_owned();
     };
     let user = userinfo.split(':').next().unwrap_or_default();
-    let prefix = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    let prefix = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
     format!("{prefix}{user}:***@{host}")
 }
 
@@ -108,10 +118,16 @@ mod tests {
 
     #[test]
     fn no_proxy_rules() {
-        let env = Env::from_pairs([("HTTPS_PROXY", "http://p:1"), ("NO_PROXY", "localhost, .corp.example")]);
+        let env = Env::from_pairs([
+            ("HTTPS_PROXY", "http://p:1"),
+            ("NO_PROXY", "localhost, .corp.example"),
+        ]);
         assert_eq!(choose(&env, true, "localhost"), None);
         assert_eq!(choose(&env, true, "api.corp.example"), None);
-        assert!(choose(&env, true, "127.0.0.1").is_some(), "loopback is not exempt by itself");
+        assert!(
+            choose(&env, true, "127.0.0.1").is_some(),
+            "loopback is not exempt by itself"
+        );
         assert!(bypasses("*", "anything"));
         assert!(bypasses("example.com:443", "api.example.com"));
         assert!(bypasses("*.example.com", "example.com"));

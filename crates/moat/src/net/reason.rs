@@ -83,7 +83,10 @@ mod tests {
         let unknown = TlsError::InvalidCertificate(CertificateError::UnknownIssuer);
         assert!(tls_reason(&unknown, "h").starts_with("certificate not trusted (unknown issuer)"));
         let name = TlsError::InvalidCertificate(CertificateError::NotValidForName);
-        assert_eq!(tls_reason(&name, "h"), "certificate name mismatch (not valid for h)");
+        assert_eq!(
+            tls_reason(&name, "h"),
+            "certificate name mismatch (not valid for h)"
+        );
         let expired = TlsError::InvalidCertificate(CertificateError::Expired);
         assert_eq!(tls_reason(&expired, "h"), "certificate expired");
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, unknown);

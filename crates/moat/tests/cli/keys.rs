@@ -7,7 +7,8 @@ use crate::{run, Harness, KEY};
 
 fn no_key_moat(h: &Harness) -> std::process::Command {
     let mut cmd = h.bare();
-    cmd.args(["--base-url", &h.emu.base_url(), "--cacert"]).arg(&h.ca_file);
+    cmd.args(["--base-url", &h.emu.base_url(), "--cacert"])
+        .arg(&h.ca_file);
     cmd
 }
 
@@ -17,16 +18,28 @@ fn login_from_stdin_stores_a_0600_file_that_is_then_used() {
     let out = run(h.bare(), &["login"], Some(&format!("  {KEY}\n")));
     out.ok();
     assert!(out.stdout.contains("key file"), "{}", out.stdout);
-    assert!(!out.stdout.contains(KEY) && !out.stderr.contains(KEY), "the key is never echoed");
+    assert!(
+        !out.stdout.contains(KEY) && !out.stderr.contains(KEY),
+        "the key is never echoed"
+    );
     let file = h.path("config").join("moat").join("keys").join("default");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), KEY);
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let dir = file.parent().unwrap();
-    assert_eq!(std::fs::metadata(dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
 
     let out = run(no_key_moat(&h), &["-m", "tiny", "hi"], None);
     out.ok();
-    assert_eq!(h.requests()[0].headers["authorization"], format!("Bearer {KEY}").as_str());
+    assert_eq!(
+        h.requests()[0].headers["authorization"],
+        format!("Bearer {KEY}").as_str()
+    );
 }
 
 #[test]
@@ -67,5 +80,8 @@ fn key_command_supplies_the_key() {
     let h = Harness::tls();
     h.config(&format!("[profiles.default]\nkey_command = \"echo {KEY}\"\n"));
     run(no_key_moat(&h), &["-m", "tiny", "hi"], None).ok();
-    assert_eq!(h.requests()[0].headers["authorization"], format!("Bearer {KEY}").as_str());
+    assert_eq!(
+        h.requests()[0].headers["authorization"],
+        format!("Bearer {KEY}").as_str()
+    );
 }

@@ -3,8 +3,6 @@
 //! directory and the environment otherwise cleared, so nothing of the machine leaks in or out.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 
@@ -79,7 +77,10 @@ impl Harness {
 
     /// The directories moat may write to; `--private` must leave them all empty.
     pub fn xdg_dirs(&self) -> Vec<PathBuf> {
-        ["home", "config", "state", "cache", "data"].iter().map(|s| self.path(s)).collect()
+        ["home", "config", "state", "cache", "data"]
+            .iter()
+            .map(|s| self.path(s))
+            .collect()
     }
 
     /// `moat` with a cleared environment: fake home and XDG dirs, the key in MOAT_API_KEY, no keyring,
@@ -140,7 +141,11 @@ pub struct Run {
 
 impl Run {
     pub fn ok(&self) -> &Run {
-        assert_eq!(self.code, 0, "moat failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "moat failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -148,13 +153,21 @@ impl Run {
 /// Runs `cmd` with `args`, feeding `stdin` (or nothing: stdin is then /dev/null, not a terminal).
 pub fn run(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().unwrap();
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().unwrap();
         pipe.write_all(text.as_bytes()).unwrap();
     }
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8(stdout).unwrap(),

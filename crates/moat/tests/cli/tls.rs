@@ -24,7 +24,8 @@ fn an_untrusted_ca_is_refused() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(
-        out.stderr.starts_with("moat: TLS error talking to localhost: certificate not trusted (unknown issuer)"),
+        out.stderr
+            .starts_with("moat: TLS error talking to localhost: certificate not trusted (unknown issuer)"),
         "{}",
         out.stderr
     );
@@ -49,10 +50,17 @@ fn a_certificate_for_another_name_is_refused() {
     let ca_file = h.path("right-ca.pem");
     ca.write_cert_pem(&ca_file).unwrap();
     let mut cmd = h.bare();
-    cmd.env("MOAT_API_KEY", KEY).args(["--base-url", &h.emu.base_url(), "--cacert"]).arg(&ca_file);
+    cmd.env("MOAT_API_KEY", KEY)
+        .args(["--base-url", &h.emu.base_url(), "--cacert"])
+        .arg(&ca_file);
     let out = run(cmd, &["-m", "tiny", "hi"], None);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("certificate name mismatch (not valid for localhost)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("certificate name mismatch (not valid for localhost)"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A minimal HTTP CONNECT proxy on port 0 that records each tunnel's target.
@@ -80,11 +88,17 @@ fn tunnel(client: TcpStream, log: &Mutex<Vec<String>>) {
             break;
         }
     }
-    let target = request_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    let target = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     log.lock().unwrap().push(request_line.trim().to_owned());
     let upstream = TcpStream::connect(target.replace("localhost", "127.0.0.1")).unwrap();
     let mut client_w = client.try_clone().unwrap();
-    client_w.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").unwrap();
+    client_w
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .unwrap();
     let mut up_r = upstream.try_clone().unwrap();
     let mut up_w = upstream;
     let down = std::thread::spawn(move || {
@@ -105,12 +119,20 @@ fn https_proxy_is_used_unless_no_proxy_names_the_host() {
     out.ok();
     assert_eq!(out.stdout, "You said: via proxy\n");
     let port = h.emu.addr().port();
-    assert_eq!(*seen.lock().unwrap(), [format!("CONNECT localhost:{port} HTTP/1.1")]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [format!("CONNECT localhost:{port} HTTP/1.1")]
+    );
 
     let mut cmd = h.moat();
-    cmd.env("HTTPS_PROXY", &proxy).env("NO_PROXY", "example.com,localhost");
+    cmd.env("HTTPS_PROXY", &proxy)
+        .env("NO_PROXY", "example.com,localhost");
     run(cmd, &["-m", "tiny", "direct"], None).ok();
-    assert_eq!(seen.lock().unwrap().len(), 1, "NO_PROXY=localhost bypasses the proxy");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "NO_PROXY=localhost bypasses the proxy"
+    );
 
     let mut cmd = h.moat();
     cmd.env("ALL_PROXY", &proxy);

@@ -24,9 +24,12 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
+        let data = tempfile::tempdir().unwrap();
         cmd.env_remove("OPENROUTER_API_KEY")
             .env_remove("MOATD_CONFIG")
-            .env_remove("MOATD_LISTEN");
+            .env_remove("MOATD_LISTEN")
+            .env_remove("MOAT_SECRET")
+            .env("XDG_DATA_HOME", data.path());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -52,7 +55,12 @@ impl Daemon {
                 panic!("moatd did not start: {}", log.lock().unwrap());
             }
         };
-        Daemon { child, addr, log, data }
+        Daemon {
+            child,
+            addr,
+            log,
+            data,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
