@@ -50,28 +50,32 @@ enum Command {
     },
     /// Virtual keys: create, list, revoke, rotate, limits.
     Keys {
-        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+        /// Configuration file naming the store (default: the data directory's moatd.db).
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         cmd: admin_cmd::KeysCmd,
     },
     /// Teams and their limits.
     Teams {
-        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+        /// Configuration file naming the store (default: the data directory's moatd.db).
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         cmd: admin_cmd::TeamsCmd,
     },
     /// Provider credentials kept encrypted in the store.
     Providers {
-        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+        /// Configuration file naming the store (default: the data directory's moatd.db).
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         cmd: admin_cmd::ProvidersCmd,
     },
     /// Usage and spend report.
     Usage {
-        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE")]
+        /// Configuration file naming the store (default: the data directory's moatd.db).
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE", global = true)]
         config: Option<PathBuf>,
         #[command(flatten)]
         args: admin_cmd::UsageArgs,

@@ -13,23 +13,32 @@ pub struct Daemon {
     child: Child,
     pub addr: String,
     log: Arc<Mutex<String>>,
-    /// The daemon's data directory (store and secret), private to this test.
-    pub data: tempfile::TempDir,
+    /// The daemon's own data directory (store and secret) when the test did not give one.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Daemon {
+    /// Starts moatd with a private data directory.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let data = tempfile::tempdir().unwrap();
+        let mut d = Daemon::start_in(data.path(), args, env);
+        d._data = Some(data);
+        d
+    }
+
+    /// Starts moatd with `data` as its data directory (`XDG_DATA_HOME`), e.g. to share it with
+    /// `moatd keys` commands or a restart.
+    pub fn start_in(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(MOATD);
         cmd.args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
-        let data = tempfile::tempdir().unwrap();
         cmd.env_remove("OPENROUTER_API_KEY")
             .env_remove("MOATD_CONFIG")
             .env_remove("MOATD_LISTEN")
             .env_remove("MOAT_SECRET")
-            .env("XDG_DATA_HOME", data.path());
+            .env("XDG_DATA_HOME", data);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -59,12 +68,18 @@ impl Daemon {
             child,
             addr,
             log,
-            data,
+            _data: None,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn stop(mut self) -> String {
@@ -102,4 +117,31 @@ pub fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let path = dir.path().join("moatd.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Runs a `moatd` admin command with `data` as the data directory; returns (stdout, stderr, success).
+pub fn moatd_cmd(data: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (String, String, bool) {
+    use std::io::Write;
+    let mut cmd = Command::new(MOATD);
+    cmd.args(args)
+        .env("XDG_DATA_HOME", data)
+        .env_remove("MOAT_SECRET")
+        .env_remove("MOATD_CONFIG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
