@@ -10,7 +10,10 @@ mod resolve;
 
 pub use discover::{discover, DiscoveryTargets};
 pub use explain::explain;
-pub use file::{FileConfig, ModelSection, ProviderKind, ProviderSection, ServerSection, StoreSection};
+pub use file::{
+    AuditSection, FileConfig, ModelSection, PrivacyAction, PrivacyRuleSection, PrivacySection, ProviderKind,
+    ProviderSection, ServerSection, StoreSection,
+};
 pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings, StoreSettings};
 
 /// Where moatd listens when nothing says otherwise: loopback, so a fresh start exposes nothing.

@@ -19,6 +19,126 @@ pub struct FileConfig {
     pub models: Vec<ModelSection>,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub privacy: PrivacySection,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// What the privacy scan does with each finding (see docs/PRIVACY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivacyAction {
+    /// Forward as is.
+    Allow,
+    /// Forward only to `local = true` providers; 403 if none can serve.
+    LocalOnly,
+    /// Replace with typed placeholders before forwarding; restore them in the answer.
+    Redact,
+    /// Refuse with 403 `policy_blocked`.
+    Block,
+}
+
+/// `[privacy]`: the scan of every prompt before it leaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySection {
+    /// Action for the built-in secret detectors (API keys, private keys, credentials). Default local_only.
+    #[serde(default = "default_secrets_action")]
+    pub secrets: PrivacyAction,
+    /// Action for the built-in personal-data detectors (emails, phones, cards, IBANs, SSNs). Default allow.
+    #[serde(default = "default_personal_action")]
+    pub personal: PrivacyAction,
+    /// Per-detector overrides by detector id, e.g. `{ email = "redact", jwt = "block" }`.
+    #[serde(default)]
+    pub detectors: std::collections::BTreeMap<String, PrivacyAction>,
+    /// Custom rules: a regex or a list of terms, each with its action.
+    #[serde(default)]
+    pub rules: Vec<PrivacyRuleSection>,
+    /// OpenRouter's `provider.data_collection` added to requests for `kind = "openrouter"` providers
+    /// unless the request sets it: "deny" (default) or "allow".
+    #[serde(default = "default_data_collection")]
+    pub data_collection: String,
+    /// Also require OpenRouter's zero-data-retention endpoints (`provider.zdr = true`).
+    #[serde(default)]
+    pub zdr: bool,
+}
+
+fn default_secrets_action() -> PrivacyAction {
+    PrivacyAction::LocalOnly
+}
+fn default_personal_action() -> PrivacyAction {
+    PrivacyAction::Allow
+}
+fn default_data_collection() -> String {
+    "deny".to_string()
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        PrivacySection {
+            secrets: default_secrets_action(),
+            personal: default_personal_action(),
+            detectors: Default::default(),
+            rules: Vec::new(),
+            data_collection: default_data_collection(),
+            zdr: false,
+        }
+    }
+}
+
+/// `[[privacy.rules]]`: a custom detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyRuleSection {
+    /// Names the rule in errors, logs and audit records (the matched text never appears).
+    pub id: String,
+    /// A regular expression (Rust `regex` syntax).
+    pub regex: Option<String>,
+    /// Literal terms, matched case-insensitively as whole words.
+    #[serde(default)]
+    pub terms: Vec<String>,
+    pub action: PrivacyAction,
+}
+
+/// `[audit]`: the tamper-evident log of requests and admin actions (see docs/AUDIT.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `sqlite:///path/audit.db` (default: `audit.db` in the data directory).
+    pub url: Option<String>,
+    /// Also record prompt and answer bodies (after redaction). Default false.
+    #[serde(default)]
+    pub bodies: bool,
+    /// Sign a checkpoint every this many records (default 1000)...
+    pub checkpoint_every: Option<u64>,
+    /// ...or every this many seconds, whichever comes first (default 60).
+    pub checkpoint_secs: Option<u64>,
+    /// Prune records older than this many days, after a checkpoint covers them (default: keep all).
+    pub retention_days: Option<u64>,
+    /// The Ed25519 signing key file (default: `audit_signing_key` in the data directory; made on first start).
+    pub key_file: Option<PathBuf>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            enabled: true,
+            url: None,
+            bodies: false,
+            checkpoint_every: None,
+            checkpoint_secs: None,
+            retention_days: None,
+            key_file: None,
+        }
+    }
 }
 
 /// `[store]`: where keys, teams and usage live.

@@ -88,6 +88,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub server: ServerSettings,
     pub store: StoreSettings,
+    /// The privacy scan's settings, as written (compiled by the gateway).
+    pub privacy: super::file::PrivacySection,
+    /// The audit log's settings, as written.
+    pub audit: super::file::AuditSection,
     pub providers: Vec<ProviderConfig>,
     /// Model names, providers and aliases, already cross-checked.
     pub catalog: Catalog,
@@ -184,10 +188,18 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| dir.join("secret")),
         };
+        if !matches!(file.privacy.data_collection.as_str(), "deny" | "allow") {
+            return Err(ConfigError::Parse {
+                path: "privacy.data_collection".into(),
+                message: format!("{:?}: use \"deny\" or \"allow\"", file.privacy.data_collection),
+            });
+        }
         Ok(Config {
             listen,
             server,
             store,
+            privacy: file.privacy.clone(),
+            audit: file.audit.clone(),
             providers,
             catalog,
             warnings,
