@@ -85,3 +85,26 @@ fn key_command_supplies_the_key() {
         format!("Bearer {KEY}").as_str()
     );
 }
+
+#[test]
+fn without_a_reachable_keyring_login_falls_back_to_the_file() {
+    let h = Harness::tls();
+    let mut cmd = h.bare();
+    // The keyring is allowed, but there is no D-Bus session to find it on (as on a headless server).
+    cmd.env_remove("MOAT_KEYRING").env(
+        "DBUS_SESSION_BUS_ADDRESS",
+        format!("unix:path={}", h.path("no-bus").display()),
+    );
+    let out = run(cmd, &["login"], Some(KEY));
+    out.ok();
+    assert!(
+        out.stdout.contains("no OS keyring was reachable"),
+        "{}",
+        out.stdout
+    );
+    let file = h.path("config").join("moat/keys/default");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
