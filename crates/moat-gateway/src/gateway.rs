@@ -15,6 +15,7 @@ use crate::handlers::{self, models::ModelsCache};
 use crate::identity::Identities;
 use crate::ledger::Ledger;
 use crate::pricebook::PriceBook;
+use crate::privacy::Privacy;
 use crate::secret::ServerSecret;
 use crate::GatewayError;
 
@@ -38,6 +39,7 @@ pub struct Gateway {
     pub(crate) identities: Identities,
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) prices: PriceBook,
+    pub(crate) privacy: Privacy,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) server: ServerSettings,
     pub(crate) models: ModelsCache,
@@ -81,6 +83,7 @@ impl Gateway {
                 local: p.local,
             });
         }
+        crate::handlers::install_metrics();
         let ledger = Arc::new(Ledger::new(store.clone()));
         let identities = Identities::new(
             store.clone(),
@@ -92,6 +95,7 @@ impl Gateway {
         )?;
         Ok(Arc::new(Gateway {
             catalog: config.catalog.clone(),
+            privacy: Privacy::new(&config.privacy).map_err(GatewayError::Internal)?,
             prices: PriceBook::new(config.providers.iter().map(|p| (p.local, p.prices.clone()))),
             providers,
             identities,
@@ -176,6 +180,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .nest("/api/v1", api)
         .nest("/admin", admin)
         .route("/health", get(handlers::health))
+        .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(gateway)

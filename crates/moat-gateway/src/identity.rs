@@ -185,6 +185,11 @@ impl Identities {
         self.table.read().map(|t| !t.by_hash.is_empty()).unwrap_or(true)
     }
 
+    /// True when `[server] admin_keys` names any key.
+    pub fn has_admin_keys(&self) -> bool {
+        !self.admins.is_empty()
+    }
+
     /// True for an admin key (the admin API needs one; there is no open admin API).
     pub fn is_admin(&self, headers: &HeaderMap) -> bool {
         presented_key(headers).is_some_and(|k| self.admins.matches(k))

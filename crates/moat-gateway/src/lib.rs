@@ -29,6 +29,7 @@ mod handlers;
 pub mod identity;
 pub mod ledger;
 mod pricebook;
+pub mod privacy;
 pub mod secret;
 pub mod server;
 

@@ -17,5 +17,6 @@
 pub mod budget;
 pub mod keys;
 pub mod pricing;
+pub mod privacy;
 pub mod retry;
 pub mod route;

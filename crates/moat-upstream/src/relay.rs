@@ -34,6 +34,10 @@ pub struct RelayOutcome {
 
 type Reporter = Box<dyn FnOnce(RelayOutcome) + Send>;
 
+/// Rewrites complete events on their way to the client (e.g. restoring redacted values). Gets whole
+/// events only, never a piece of one.
+pub type Transform = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
+
 /// Calls the reporter exactly once, from `Drop`, so that a client disconnect (which drops the body
 /// stream without polling it to the end) is reported too.
 struct Report {
@@ -61,6 +65,7 @@ struct RelayState<S> {
     tail: BytesMut,
     idle: Duration,
     provider: String,
+    transform: Option<Transform>,
     report: Report,
 }
 
@@ -106,6 +111,13 @@ impl<S> RelayState<S> {
         }
     }
 
+    fn transformed(&mut self, out: Bytes) -> Bytes {
+        match &mut self.transform {
+            Some(t) => Bytes::from(t(&out)),
+            None => out,
+        }
+    }
+
     fn fail(&mut self, message: String, code: &str) -> Bytes {
         self.tail.clear();
         self.report.outcome.error = Some(message.clone());
@@ -130,12 +142,23 @@ pub fn relay_stream(
     settings: &UpstreamSettings,
     on_done: impl FnOnce(RelayOutcome) + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    relay_byte_stream(resp.bytes_stream(), settings, Box::new(on_done))
+    relay_byte_stream(resp.bytes_stream(), settings, None, Box::new(on_done))
+}
+
+/// As [`relay_stream`], passing every complete event through `transform` first.
+pub fn relay_stream_with(
+    resp: reqwest::Response,
+    settings: &UpstreamSettings,
+    transform: Option<Transform>,
+    on_done: impl FnOnce(RelayOutcome) + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    relay_byte_stream(resp.bytes_stream(), settings, transform, Box::new(on_done))
 }
 
 fn relay_byte_stream<S>(
     body: S,
     settings: &UpstreamSettings,
+    transform: Option<Transform>,
     on_done: Reporter,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
 where
@@ -148,6 +171,7 @@ where
         tail: BytesMut::new(),
         idle: settings.timeouts.idle,
         provider: settings.name.clone(),
+        transform,
         report: Report {
             outcome: RelayOutcome::default(),
             reporter: Some(on_done),
@@ -161,6 +185,7 @@ where
                 Ok(Some(Ok(chunk))) => {
                     s.observe(&chunk);
                     if let Some(out) = s.releasable(chunk) {
+                        let out = s.transformed(out);
                         s.report.outcome.bytes += out.len() as u64;
                         return Some((Ok(out), Some(s)));
                     }
@@ -176,6 +201,7 @@ where
                         return None;
                     }
                     let rest = s.tail.split().freeze();
+                    let rest = s.transformed(rest);
                     s.report.outcome.bytes += rest.len() as u64;
                     return Some((Ok(rest), None));
                 }

@@ -10,6 +10,7 @@ use moat_gateway::config::{self, Config, FileConfig};
 use moat_gateway::{server, Gateway};
 
 mod admin_cmd;
+mod audit_cmd;
 
 /// A private, local-first gateway for LLM APIs: one OpenAI- and OpenRouter-compatible endpoint in
 /// front of local models and cloud providers.
@@ -72,6 +73,14 @@ enum Command {
         #[command(subcommand)]
         cmd: admin_cmd::ProvidersCmd,
     },
+    /// The tamper-evident audit log: verify, export, checkpoints, prune (docs/AUDIT.md).
+    Audit {
+        /// Configuration file naming the audit log (default: the data directory's audit.db).
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: audit_cmd::AuditCmd,
+    },
     /// Usage and spend report.
     Usage {
         /// Configuration file naming the store (default: the data directory's moatd.db).
@@ -101,6 +110,7 @@ fn main() -> ExitCode {
         Some(Command::Teams { config, cmd }) => admin_cmd::teams(&config, cmd),
         Some(Command::Providers { config, cmd }) => admin_cmd::providers(&config, cmd),
         Some(Command::Usage { config, args }) => admin_cmd::usage(&config, args),
+        Some(Command::Audit { config, cmd }) => audit_cmd::audit(&config, cmd),
         None => run(cli.serve),
     };
     match result {

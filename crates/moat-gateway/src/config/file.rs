@@ -26,7 +26,7 @@ pub struct FileConfig {
 }
 
 /// What the privacy scan does with each finding (see docs/PRIVACY.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrivacyAction {
     /// Forward as is.

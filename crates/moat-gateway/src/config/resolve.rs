@@ -46,6 +46,8 @@ pub enum ConfigError {
     Zero { field: String },
     #[error("provider `{name}`: {message}")]
     Upstream { name: String, message: String },
+    #[error("{0}")]
+    Privacy(String),
 }
 
 /// Where the store and the secret live.
@@ -188,6 +190,8 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| dir.join("secret")),
         };
+        // Compiling the scan here makes a bad rule a start-up (and check-config) error.
+        crate::privacy::Privacy::new(&file.privacy).map_err(ConfigError::Privacy)?;
         if !matches!(file.privacy.data_collection.as_str(), "deny" | "allow") {
             return Err(ConfigError::Parse {
                 path: "privacy.data_collection".into(),

@@ -14,7 +14,10 @@ use http::{header, HeaderMap, HeaderValue};
 use moat_policy::route::{plan, RouteError};
 use moat_upstream::relay::{self, RelayOutcome};
 use moat_upstream::{UpstreamError, UpstreamSettings};
-use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Usage};
+use moat_wire::openai::{
+    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, MessageContent, PromptInput,
+    ProviderPreferences, Usage,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -22,10 +25,12 @@ use moat_policy::budget::Hold;
 use moat_policy::pricing::{estimate_prompt_tokens, Price};
 use moat_policy::route::Target;
 
+use crate::config::ProviderKind;
 use crate::gateway::Gateway;
 use crate::identity::{KeyEntry, Principal};
 use crate::ledger::{self, Meter, Payer};
 use crate::pricebook::ModelFacts;
+use crate::privacy::{Inspection, Redactions, StreamRestorer};
 use crate::{body, GatewayError};
 
 /// What the forwarding path needs to know about a request body, whatever the endpoint.
@@ -43,6 +48,10 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     /// Asks a streaming provider to end with a usage chunk, so a metered stream settles to its real
     /// cost instead of its whole reservation.
     fn ask_stream_usage(&mut self);
+    /// Every piece of prompt text, for the privacy scan (which may redact in place).
+    fn texts_mut(&mut self) -> Vec<&mut String>;
+    /// OpenRouter's provider preferences, which privacy settings add to.
+    fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences>;
 }
 
 /// Chat and legacy completions carry the same addressing fields.
@@ -68,6 +77,12 @@ macro_rules! forward_with_models_field {
             fn ask_stream_usage(&mut self) {
                 let opts = self.stream_options.get_or_insert_with(Default::default);
                 opts.include_usage.get_or_insert(true);
+            }
+            fn texts_mut(&mut self) -> Vec<&mut String> {
+                self.prompt_texts()
+            }
+            fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
+                &mut self.provider
             }
         }
     };
@@ -100,16 +115,47 @@ impl Forward for EmbeddingRequest {
         Some(0)
     }
     fn ask_stream_usage(&mut self) {}
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        prompt_input_texts(&mut self.input)
+    }
+    fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
+        &mut self.provider
+    }
 }
 
-/// Where the output cap of each request type lives.
+fn prompt_input_texts(input: &mut PromptInput) -> Vec<&mut String> {
+    match input {
+        PromptInput::Text(t) => vec![t],
+        PromptInput::Texts(ts) => ts.iter_mut().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Where the output cap and the prompt text of each request type live.
 trait MaxOutput {
     fn max_output(&self) -> Option<u64>;
+    fn prompt_texts(&mut self) -> Vec<&mut String>;
 }
 
 impl MaxOutput for ChatCompletionRequest {
     fn max_output(&self) -> Option<u64> {
         self.max_completion_tokens.or(self.max_tokens)
+    }
+    fn prompt_texts(&mut self) -> Vec<&mut String> {
+        let mut out = Vec::new();
+        for m in &mut self.messages {
+            match &mut m.content {
+                Some(MessageContent::Text(t)) => out.push(t),
+                Some(MessageContent::Parts(parts)) => {
+                    out.extend(parts.iter_mut().filter_map(|p| p.text.as_mut()))
+                }
+                None => {}
+            }
+            if let Some(calls) = &mut m.tool_calls {
+                out.extend(calls.iter_mut().map(|c| &mut c.function.arguments));
+            }
+        }
+        out
     }
 }
 
@@ -117,24 +163,29 @@ impl MaxOutput for CompletionRequest {
     fn max_output(&self) -> Option<u64> {
         self.max_tokens
     }
+    fn prompt_texts(&mut self) -> Vec<&mut String> {
+        self.prompt.as_mut().map(prompt_input_texts).unwrap_or_default()
+    }
 }
 
 pub(crate) async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    forward::<ChatCompletionRequest>(gw, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    counted::<ChatCompletionRequest>(forward::<ChatCompletionRequest>(gw, req).await)
 }
 
 pub(crate) async fn completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    forward::<CompletionRequest>(gw, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    counted::<CompletionRequest>(forward::<CompletionRequest>(gw, req).await)
 }
 
 pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    forward::<EmbeddingRequest>(gw, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    counted::<EmbeddingRequest>(forward::<EmbeddingRequest>(gw, req).await)
+}
+
+/// Turns the result into a response and counts it by endpoint and status.
+fn counted<T: Forward>(result: Result<Response, GatewayError>) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    metrics::counter!("moat_requests_total", "endpoint" => T::PATH, "status" => response.status().as_str().to_string())
+        .increment(1);
+    response
 }
 
 fn route_error(err: RouteError) -> GatewayError {
@@ -188,6 +239,9 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
     if let Principal::Virtual(key) = &principal {
         apply_key_rules(&gw, key, request.model(), &fallbacks, &mut targets)?;
     }
+    let inspection = gw.privacy.inspect(request.texts_mut());
+    apply_privacy(&gw, &inspection, &mut targets)?;
+    let redactions = (!inspection.redactions.is_empty()).then_some(inspection.redactions);
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
     let request_id = gw.next_request_id();
@@ -204,11 +258,13 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
         request.ask_stream_usage();
     }
 
+    let client_prefs = request.provider_prefs().clone();
     let mut last_err = None;
     for (attempt, (target, facts)) in targets.iter().zip(&facts).enumerate() {
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
+        *request.provider_prefs() = provider_prefs_for(&gw, provider.kind, &client_prefs);
         let body =
             Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
         let log = RequestLog {
@@ -223,8 +279,14 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
             .send_with_retries(T::PATH, Some(body), stream, &forwarded)
             .await
         {
-            Ok(resp) if stream => Ok(streamed_response(resp, settings, log, meter.take())),
-            Ok(resp) => whole_response(resp, settings, log, &mut meter).await,
+            Ok(resp) if stream => Ok(streamed_response(
+                resp,
+                settings,
+                log,
+                meter.take(),
+                redactions.clone(),
+            )),
+            Ok(resp) => whole_response(resp, settings, log, &mut meter, redactions.as_ref()).await,
             Err(e) => Err(e),
         };
         match result {
@@ -286,6 +348,58 @@ fn apply_key_rules(
     Ok(())
 }
 
+/// The privacy scan's routing effects: a `block` finding refuses the request (naming the rule, never
+/// the text), a `local_only` finding keeps only `local = true` targets.
+fn apply_privacy(
+    gw: &Gateway,
+    inspection: &Inspection,
+    targets: &mut Vec<Target>,
+) -> Result<(), GatewayError> {
+    for d in &inspection.decisions {
+        metrics::counter!("moat_policy_decisions_total", "rule" => d.rule.clone(), "action" => d.action.as_str())
+            .increment(u64::from(d.count));
+    }
+    if let Some(rule) = &inspection.blocked_by {
+        return Err(GatewayError::Forbidden {
+            message: format!("request blocked by privacy rule `{rule}`"),
+            code: "policy_blocked",
+        });
+    }
+    if !inspection.local_only.is_empty() {
+        targets.retain(|t| gw.providers.get(t.provider).is_some_and(|p| p.local));
+        if targets.is_empty() {
+            return Err(GatewayError::Forbidden {
+                message: format!(
+                    "privacy rule(s) `{}` keep this request on local models, and no local provider serves the requested model",
+                    inspection.local_only.join("`, `")
+                ),
+                code: "policy_local_only",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// OpenRouter requests carry `provider.data_collection = "deny"` (and `zdr = true` when required)
+/// unless the client chose otherwise; other providers get the client's preferences unchanged.
+fn provider_prefs_for(
+    gw: &Gateway,
+    kind: ProviderKind,
+    client: &Option<ProviderPreferences>,
+) -> Option<ProviderPreferences> {
+    if kind != ProviderKind::Openrouter || !(gw.privacy.deny_data_collection || gw.privacy.require_zdr) {
+        return client.clone();
+    }
+    let mut prefs = client.clone().unwrap_or_default();
+    if gw.privacy.deny_data_collection && prefs.data_collection.is_none() {
+        prefs.data_collection = Some("deny".into());
+    }
+    if gw.privacy.require_zdr {
+        prefs.zdr = Some(true);
+    }
+    Some(prefs)
+}
+
 /// The hold for a request: the most any of its targets could cost (the prompt estimated from the body
 /// size, the output at the client's `max_tokens` or the model's cap), and each target's facts for
 /// settling later. A metered payer with a budget needs every price; an unknown one is refreshed from
@@ -342,10 +456,15 @@ fn streamed_response(
     settings: &UpstreamSettings,
     log: RequestLog,
     meter: Option<Meter>,
+    redactions: Option<Redactions>,
 ) -> Response {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let body = relay::relay_stream(resp, settings, move |outcome| {
+    let transform = redactions.map(|r| {
+        let mut restorer = StreamRestorer::new(r);
+        Box::new(move |bytes: &[u8]| restorer.transform(bytes)) as relay::Transform
+    });
+    let body = relay::relay_stream_with(resp, settings, transform, move |outcome| {
         if let Some(meter) = meter {
             let state = if outcome.completed {
                 "ok"
@@ -384,11 +503,16 @@ async fn whole_response(
     settings: &UpstreamSettings,
     log: RequestLog,
     meter: &mut Option<Meter>,
+    redactions: Option<&Redactions>,
 ) -> Result<Response, UpstreamError> {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
     let body = relay::read_body(resp, settings).await?;
     let usage = relay::usage_of(&body);
+    let body = match redactions {
+        Some(r) => Bytes::from(r.restore_json(&body)),
+        None => body,
+    };
     if let Some(meter) = meter.take() {
         meter.settle(usage.as_ref(), log.price, &log.provider, &log.model, "ok");
     }

@@ -26,7 +26,7 @@ async fn passes_bytes_through_and_reads_usage() {
     ];
     let (slot, report) = collector();
     let settings = UpstreamSettings::new("emu", "http://127.0.0.1:1/v1");
-    let out: Vec<Bytes> = relay_byte_stream(chunks(&parts), &settings, report)
+    let out: Vec<Bytes> = relay_byte_stream(chunks(&parts), &settings, None, report)
         .map(|r| r.unwrap())
         .collect()
         .await;
@@ -47,7 +47,7 @@ async fn unterminated_tail_is_delivered_at_eof() {
     let parts = ["data: {\"a\":1}\n\n", "data: {\"b\":", "2}"];
     let (slot, report) = collector();
     let settings = UpstreamSettings::new("emu", "http://127.0.0.1:1/v1");
-    let out: Vec<Bytes> = relay_byte_stream(chunks(&parts), &settings, report)
+    let out: Vec<Bytes> = relay_byte_stream(chunks(&parts), &settings, None, report)
         .map(|r| r.unwrap())
         .collect()
         .await;
@@ -61,7 +61,7 @@ async fn dropping_the_relay_reports_cancellation() {
     let (slot, report) = collector();
     let settings = UpstreamSettings::new("emu", "http://127.0.0.1:1/v1");
     let body = chunks(&["data: 1\n\n"]).chain(futures_util::stream::pending());
-    let mut relay = Box::pin(relay_byte_stream(body, &settings, report));
+    let mut relay = Box::pin(relay_byte_stream(body, &settings, None, report));
     assert_eq!(relay.next().await.unwrap().unwrap(), Bytes::from("data: 1\n\n"));
     drop(relay);
     let outcome = slot.lock().unwrap().clone().unwrap();
@@ -74,7 +74,7 @@ async fn silence_ends_the_stream_with_an_error_event() {
     let mut settings = UpstreamSettings::new("emu", "http://127.0.0.1:1/v1");
     settings.timeouts.idle = Duration::from_secs(5);
     let body = chunks(&["data: 1\n\n", "data: partial"]).chain(futures_util::stream::pending());
-    let out: Vec<Bytes> = relay_byte_stream(body, &settings, report)
+    let out: Vec<Bytes> = relay_byte_stream(body, &settings, None, report)
         .map(|r| r.unwrap())
         .collect()
         .await;
@@ -96,4 +96,26 @@ fn event_ends_are_found_for_every_line_ending() {
     assert_eq!(last_event_end(b"data: a\r\n\r\n"), Some(11));
     assert_eq!(last_event_end(b"data: a\r\r"), Some(9));
     assert_eq!(last_event_end(b"data: a\n"), None);
+}
+
+#[tokio::test]
+async fn a_transform_sees_whole_events_only() {
+    let (_slot, report) = collector();
+    let settings = UpstreamSettings::new("emu", "http://127.0.0.1:1/v1");
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let transform: Transform = Box::new(move |b: &[u8]| {
+        log.lock().unwrap().push(String::from_utf8_lossy(b).into_owned());
+        b.to_ascii_uppercase()
+    });
+    let parts = ["data: a", "bc\n\nda", "ta: d\n\n"];
+    let out: Vec<Bytes> = relay_byte_stream(chunks(&parts), &settings, Some(transform), report)
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["data: abc\n\n".to_string(), "data: d\n\n".to_string()]
+    );
+    assert_eq!(out.concat(), b"DATA: ABC\n\nDATA: D\n\n");
 }

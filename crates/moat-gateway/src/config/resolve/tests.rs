@@ -174,3 +174,26 @@ fn explain_mentions_every_provider_and_alias_but_no_key() {
         "{text}"
     );
 }
+
+#[test]
+fn privacy_rules_are_checked_at_load() {
+    let bad = "[[privacy.rules]]\nid = \"x\"\nregex = \"(\"\naction = \"block\"\n";
+    assert!(resolve_with(bad, &[]).unwrap_err().to_string().contains("x"));
+    let empty = "[[privacy.rules]]\nid = \"y\"\naction = \"block\"\n";
+    assert!(resolve_with(empty, &[])
+        .unwrap_err()
+        .to_string()
+        .contains("needs a regex or terms"));
+    let unknown = "[privacy.detectors]\nnope = \"block\"\n";
+    assert!(resolve_with(unknown, &[])
+        .unwrap_err()
+        .to_string()
+        .contains("unknown detector `nope`"));
+    let dc = "[privacy]\ndata_collection = \"maybe\"\n";
+    assert!(resolve_with(dc, &[]).is_err());
+    assert!(resolve_with(
+        "[privacy]\nsecrets = \"block\"\n[privacy.detectors]\nemail = \"redact\"\n",
+        &[]
+    )
+    .is_ok());
+}

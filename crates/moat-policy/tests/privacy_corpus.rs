@@ -1,0 +1,160 @@
+//! Recall and false-positive rates of the privacy detectors on the generated corpora
+//! (`moat_policy::privacy::corpus`). Run with `--nocapture` to see the table that docs/PRIVACY.md
+//! quotes.
+//!
+//! Thresholds, and why:
+//! - secrets: 100% recall. Every planted secret is in a format a detector claims to cover, and the
+//!   default policy (keep secrets local) is only as good as this number.
+//! - personal data: ≥ 93% of all plants and 100% of those in formats the detectors claim. About 4% of
+//!   the plants are deliberately in formats no pattern matcher can tell from IDs (a bare 10-digit phone
+//!   number, an undashed SSN); recall on the rest must be complete, and the headline number must not
+//!   drift down as the generator or patterns change.
+//! - clean corpus: ≤ 1% of documents with any finding. A false positive under the default policy
+//!   routes a prompt to a local model or redacts a harmless string; one in a hundred prompts of
+//!   near-miss-dense text is noticeable but tolerable, and typical text measures far lower.
+
+use std::collections::BTreeMap;
+
+use moat_policy::privacy::corpus::{clean_docs, planted_docs, secret_docs, Doc};
+use moat_policy::privacy::{Category, Finding, Scanner};
+
+const SEED: u64 = 0x6d6f_6174;
+
+fn covers(f: &Finding, start: usize, end: usize) -> bool {
+    f.start <= start && f.end >= end
+}
+
+/// Per-detector (planted, expected, found-with-the-right-id) counts, plus findings overlapping no plant.
+#[derive(Default)]
+struct Tally {
+    per: BTreeMap<&'static str, (usize, usize, usize, usize)>,
+    stray: BTreeMap<String, usize>,
+}
+
+fn tally(scanner: &Scanner, docs: &[Doc]) -> Tally {
+    let mut t = Tally::default();
+    for d in docs {
+        let found = scanner.scan(&d.text);
+        for p in &d.planted {
+            let e = t.per.entry(p.detector).or_default();
+            e.0 += 1;
+            e.1 += usize::from(p.expected);
+            let hit = found
+                .iter()
+                .any(|f| covers(f, p.start, p.end) && *f.detector == *p.detector);
+            e.2 += usize::from(hit);
+            e.3 += usize::from(hit && p.expected);
+            if p.expected && !hit {
+                eprintln!("MISS {} {:?} in {:?}", p.detector, &d.text[p.start..p.end], found);
+            }
+        }
+        for f in &found {
+            if !d.planted.iter().any(|p| f.start < p.end && p.start < f.end) {
+                *t.stray.entry(f.detector.to_string()).or_default() += 1;
+                eprintln!("STRAY {} {:?}", f.detector, &d.text[f.range()]);
+            }
+        }
+    }
+    t
+}
+
+fn print(title: &str, t: &Tally) {
+    println!("{title}");
+    println!(
+        "  {:<20} {:>8} {:>9} {:>8} {:>9} {:>12}",
+        "detector", "planted", "found", "recall", "claimed", "claimed rec."
+    );
+    for (id, (n, exp, hit, hit_exp)) in &t.per {
+        println!(
+            "  {:<20} {:>8} {:>9} {:>7.2}% {:>9} {:>11.2}%",
+            id,
+            n,
+            hit,
+            100.0 * *hit as f64 / *n as f64,
+            exp,
+            100.0 * *hit_exp as f64 / (*exp).max(1) as f64
+        );
+    }
+    println!("  findings on no plant: {:?}", t.stray);
+}
+
+#[test]
+fn every_planted_secret_is_found() {
+    let scanner = Scanner::new(&[]).unwrap();
+    let docs = secret_docs(SEED, 60);
+    let t = tally(&scanner, &docs);
+    print("secrets, one per document, every detector in every context", &t);
+    for (id, (n, _, hit, _)) in &t.per {
+        assert_eq!(hit, n, "{id}: {hit}/{n} found");
+    }
+    assert_eq!(t.per.len(), 12);
+}
+
+#[test]
+fn recall_on_mixed_prompts() {
+    let scanner = Scanner::new(&[]).unwrap();
+    let docs = planted_docs(SEED, 3000);
+    let t = tally(&scanner, &docs);
+    print("mixed prompts (secrets and personal data among clean filler)", &t);
+    let secret_ids: Vec<&str> = scanner
+        .detectors()
+        .filter(|(_, c)| *c == Category::Secret)
+        .map(|(id, _)| id)
+        .collect();
+    let (mut pn, mut phit, mut pexp, mut phit_exp) = (0, 0, 0, 0);
+    for (id, (n, exp, hit, hit_exp)) in &t.per {
+        if secret_ids.contains(id) {
+            assert_eq!(hit, n, "secret {id}: {hit}/{n}");
+        } else {
+            pn += n;
+            phit += hit;
+            pexp += exp;
+            phit_exp += hit_exp;
+        }
+    }
+    let recall = phit as f64 / pn as f64;
+    println!(
+        "  personal data: {phit}/{pn} = {:.2}% of all plants, {phit_exp}/{pexp} = {:.2}% of claimed formats",
+        100.0 * recall,
+        100.0 * phit_exp as f64 / pexp as f64
+    );
+    assert!(recall >= 0.93, "personal recall {recall}");
+    assert_eq!(
+        phit_exp, pexp,
+        "every personal plant in a claimed format is found"
+    );
+    let stray: usize = t.stray.values().sum();
+    assert!(
+        stray * 100 <= docs.len(),
+        "{stray} findings on filler in {} documents",
+        docs.len()
+    );
+}
+
+#[test]
+fn false_positives_on_clean_text() {
+    let scanner = Scanner::new(&[]).unwrap();
+    let docs = clean_docs(SEED, 3000);
+    let bytes: usize = docs.iter().map(String::len).sum();
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    let mut flagged = 0;
+    for d in &docs {
+        let found = scanner.scan(d);
+        flagged += usize::from(!found.is_empty());
+        for f in &found {
+            *per.entry(f.detector.to_string()).or_default() += 1;
+            eprintln!("FP {} {:?}", f.detector, &d[f.range()]);
+        }
+        assert_eq!(scanner.has_findings(d), !found.is_empty());
+    }
+    let rate = flagged as f64 / docs.len() as f64;
+    let total: usize = per.values().sum();
+    println!(
+        "clean corpus: {} documents, {:.1} MB; {flagged} with a finding ({:.2}%); {total} findings ({:.2} per MB): {per:?}",
+        docs.len(),
+        bytes as f64 / 1e6,
+        100.0 * rate,
+        total as f64 / (bytes as f64 / 1e6)
+    );
+    assert!(rate <= 0.01, "false-positive rate {rate}");
+}
