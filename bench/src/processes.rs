@@ -168,6 +168,9 @@ pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) 
         .arg(addr.to_string());
     // Per-request info logging would be part of what we measure; production runs at warn or info.
     cmd.env("MOAT_LOG", "warn");
+    // moatd keeps its store and server secret in the data directory; a fresh one per benchmark keeps
+    // the user's own data out of it and every run starting from the same empty store.
+    cmd.env("XDG_DATA_HOME", scratch.dir.join("data"));
     let mut server = spawn("moatd", cmd, scratch.dir.join("moatd.log"), addr)?;
     server.wait_ready(&Target::new(addr, "/health"), None).await?;
     Ok(server)

@@ -102,18 +102,15 @@ pub(crate) fn run(
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => closed = true,
             }
-            // Linger a moment for more records: at moderate rates that turns one transaction (a WAL
-            // page and an fsync) per record into one per few dozen. Sleeping rather than waiting on
-            // the queue means appends meanwhile never have to wake this thread. Flushes skip it.
-            if !closed && st.acks.is_empty() && !st.pending.is_empty() && !st.cfg.commit_delay.is_zero() {
+            st.drain(&rx, &mut closed);
+            // Linger a moment when the batch is not full: at moderate rates that turns one
+            // transaction (a WAL page and an fsync) per record into one per few dozen. Sleeping
+            // rather than waiting on the queue means appends meanwhile never have to wake this
+            // thread. Flushes and shutdown skip it; under load batches are full and skip it too.
+            let partial = !st.pending.is_empty() && st.pending.len() < st.cfg.max_batch;
+            if partial && !closed && st.acks.is_empty() && !st.cfg.commit_delay.is_zero() {
                 std::thread::sleep(st.cfg.commit_delay);
-            }
-            while !closed && st.pending.len() < st.cfg.max_batch {
-                match rx.try_recv() {
-                    Ok(op) => st.take(op),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => closed = true,
-                }
+                st.drain(&rx, &mut closed);
             }
             if closed {
                 // A last checkpoint at shutdown, so a clean stop leaves nothing unsigned.
@@ -163,6 +160,17 @@ pub(crate) fn run(
 }
 
 impl State {
+    /// Takes what is queued, up to a full batch, without waiting.
+    fn drain(&mut self, rx: &Receiver<Op>, closed: &mut bool) {
+        while !*closed && self.pending.len() < self.cfg.max_batch {
+            match rx.try_recv() {
+                Ok(op) => self.take(op),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => *closed = true,
+            }
+        }
+    }
+
     fn take(&mut self, op: Op) {
         match op {
             Op::Record(r) => match r.payload() {

@@ -1,11 +1,15 @@
-//! The socket side: accepting connections (HTTP/1.1 and HTTP/2, cleartext), the connection limit,
-//! header time-outs, and graceful shutdown. Everything about requests lives in the router.
+//! The socket side: accepting connections (HTTP/1.1 and HTTP/2, over TLS when configured), the
+//! connection limit, handshake and header time-outs, and graceful shutdown. Everything about requests
+//! lives in the router.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -21,6 +25,27 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// wait for them forever).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Loads a certificate chain and private key (PEM) into a rustls server config offering HTTP/2 and
+/// HTTP/1.1. Errors name the file and never include key material.
+pub fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificates", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("certificate and key do not match or are unusable: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Serves `gateway` on `listener` until `shutdown` completes, then stops accepting and lets open
 /// requests finish (up to [`SHUTDOWN_GRACE`]).
 pub async fn serve(
@@ -29,6 +54,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let limits = gateway.server.clone();
+    let tls = match &limits.tls {
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(
+            load_tls(cert, key).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
     let app = router(gateway);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -69,10 +100,20 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match tls {
+                None => serve_io(&builder, watcher, stream, service).await,
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_io(&builder, watcher, tls_stream, service).await,
+                    Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
+                    Err(_) => Err("TLS handshake timed out".into()),
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
@@ -86,4 +127,20 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+type ServiceFor = TowerToHyperService<axum::Router>;
+
+/// Serves one connection (plain or TLS) until it closes or shutdown drains it.
+async fn serve_io<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    service: ServiceFor,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    watcher.watch(conn.into_owned()).await
 }

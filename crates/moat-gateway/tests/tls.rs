@@ -104,3 +104,33 @@ async fn a_certificate_for_another_name_is_refused() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn moatd_serves_https_with_h2_when_configured() {
+    let ca = TestCa::new("moatd server CA").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    ca.issue(&["localhost", "127.0.0.1"]).unwrap().write_pem(&cert, &key).unwrap();
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let toml = format!(
+        "[server]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n{}",
+        cert.display(),
+        key.display(),
+        provider("local", &emu.base_url())
+    );
+    let gw = gateway(&toml).await;
+    let https = reqwest::Client::builder().tls_backend_preconfigured(ca.client_config().unwrap()).no_proxy().build().unwrap();
+    let url = format!("https://127.0.0.1:{}/v1/chat/completions", gw.addr.port());
+    let resp = https
+        .post(url)
+        .json(&json!({"model": "local/tiny", "messages": [{"role": "user", "content": "over https"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "You said: over https");
+    // A client that does not trust the CA is refused by its own verifier, and plain HTTP gets nothing.
+    let plain = client().get(gw.url("/health")).send().await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}

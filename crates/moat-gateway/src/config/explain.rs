@@ -23,7 +23,11 @@ pub fn explain(config: &Config) -> String {
     } else {
         "reachable from the network"
     };
-    let _ = writeln!(out, "listen: {} ({scope})", config.listen);
+    let transport = match &s.tls {
+        Some((cert, _)) => format!("HTTPS with {}", cert.display()),
+        None => "plain HTTP".to_string(),
+    };
+    let _ = writeln!(out, "listen: {} ({scope}, {transport})", config.listen);
     let auth = match s.api_keys.len() {
         0 if config.listen.ip().is_loopback() => {
             "none: any local process may call (add server.api_keys to require a key)".to_string()

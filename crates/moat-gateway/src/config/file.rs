@@ -188,6 +188,14 @@ pub struct ServerSection {
     /// Allow listening beyond loopback with no client key. Warned about at every start.
     #[serde(default)]
     pub insecure_open: bool,
+    /// Serve HTTPS with this certificate chain (PEM) and `tls_key_file`. Required beyond loopback
+    /// unless `plaintext = true`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) for `tls_cert_file`; keep it mode 0600.
+    pub tls_key_file: Option<PathBuf>,
+    /// Allow plain HTTP beyond loopback (e.g. behind a proxy that terminates TLS). Warned at start.
+    #[serde(default)]
+    pub plaintext: bool,
     /// Provider that takes model names with no known provider prefix, unchanged.
     pub default_provider: Option<String>,
     /// Most client connections open at once (default 4096); more wait in the kernel's backlog.

@@ -48,6 +48,10 @@ pub enum ConfigError {
     Upstream { name: String, message: String },
     #[error("{0}")]
     Privacy(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("listening on {0}, beyond loopback, without TLS would send keys and prompts in the clear; set server.tls_cert_file and server.tls_key_file, or server.plaintext = true if a proxy in front terminates TLS")]
+    PlaintextListen(SocketAddr),
 }
 
 /// Where the store and the secret live.
@@ -67,6 +71,8 @@ pub struct ServerSettings {
     pub default_max_output_tokens: u64,
     pub max_body_bytes: usize,
     pub insecure_open: bool,
+    /// Certificate chain and key files for HTTPS, already checked to load.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
@@ -150,6 +156,14 @@ impl Config {
                 "server.max_body_bytes",
             )?,
             insecure_open: s.insecure_open,
+            tls: match (&s.tls_cert_file, &s.tls_key_file) {
+                (Some(c), Some(k)) => {
+                    crate::server::load_tls(c, k).map_err(ConfigError::Tls)?;
+                    Some((c.clone(), k.clone()))
+                }
+                (None, None) => None,
+                _ => return Err(ConfigError::Tls("set both server.tls_cert_file and server.tls_key_file".into())),
+            },
             max_connections: positive(s.max_connections.unwrap_or(4096), "server.max_connections")?,
             header_read_timeout: ms(s.header_read_timeout_ms, 10_000, "server.header_read_timeout_ms")?,
             body_read_timeout: ms(s.body_read_timeout_ms, 30_000, "server.body_read_timeout_ms")?,
@@ -164,6 +178,12 @@ impl Config {
             ));
         }
 
+        if !listen.ip().is_loopback() && server.tls.is_none() {
+            if !s.plaintext {
+                return Err(ConfigError::PlaintextListen(listen));
+            }
+            warnings.push(format!("plain HTTP on {listen} (server.plaintext = true): keys and prompts cross the network unencrypted unless a proxy in front adds TLS"));
+        }
         let mut providers = Vec::with_capacity(file.providers.len());
         for (index, p) in file.providers.iter().enumerate() {
             providers.push(resolve_provider(index, p, env, &mut warnings)?);

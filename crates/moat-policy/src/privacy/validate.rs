@@ -288,7 +288,7 @@ fn assignment_value(c: &Candidate<'_>) -> bool {
     if !quoted && looks_like_code(v) {
         return false;
     }
-    if v.starts_with("http://") || v.starts_with("https://") || v.starts_with("file:") {
+    if v.starts_with("http://") || v.starts_with("https://") || v.starts_with("file:") || looks_like_name(v) {
         return false;
     }
     classes(v) >= 2 && alnum_classes(v) >= 1 && entropy(v.as_bytes()) >= VALUE_MIN_ENTROPY
@@ -303,6 +303,22 @@ fn looks_like_code(v: &str) -> bool {
     // a password such as `ipQNP0v.uR4jPFUbK5`).
     let parts: Vec<&str> = v.trim_end_matches([';', ',']).split('.').collect();
     parts.len() >= 2 && parts.iter().all(|p| wordy_identifier(p))
+}
+
+/// A name, path, timestamp or identifier rather than a secret: only `/-_.:` between the words, each
+/// word single-case with at most two letter/digit switches (`argon2id`, `18T07`) or camelCase
+/// (`GetSecretValue`). Hex and random strings switch between letters and digits far more often, and
+/// passwords mix cases or use other symbols.
+fn looks_like_name(v: &str) -> bool {
+    if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.:".contains(&b)) {
+        return false;
+    }
+    v.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).all(|w| {
+        let b = w.as_bytes();
+        let single_case = !(b.iter().any(u8::is_ascii_lowercase) && b.iter().any(u8::is_ascii_uppercase));
+        let switches = b.windows(2).filter(|p| p[0].is_ascii_digit() != p[1].is_ascii_digit()).count();
+        (single_case && switches <= 2) || (wordy_identifier(w) && switches <= 1)
+    })
 }
 
 /// snake_case, UPPER_CASE or camelCase/PascalCase with real humps (a capital, then lowercase).

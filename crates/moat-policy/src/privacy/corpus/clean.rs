@@ -157,6 +157,30 @@ fn non_card_number(rng: &mut Rng) -> String {
     }
 }
 
+/// The 13 digits after an IMEI's "35" that make the whole 15 digits pass Luhn (IMEIs use it too).
+fn imei_tail(rng: &mut Rng) -> String {
+    loop {
+        let tail = rng.string(DIGITS, 13);
+        let n = format!("35{tail}");
+        let sum: u32 = n
+            .bytes()
+            .rev()
+            .enumerate()
+            .map(|(i, b)| {
+                let d = u32::from(b - b'0') * if i % 2 == 1 { 2 } else { 1 };
+                if d > 9 {
+                    d - 9
+                } else {
+                    d
+                }
+            })
+            .sum();
+        if sum % 10 == 0 {
+            return tail;
+        }
+    }
+}
+
 fn python_code(rng: &mut Rng) -> String {
     let lines = [
         "import os\nimport getpass\n".to_string(),
@@ -231,6 +255,35 @@ fn config_placeholders(rng: &mut Rng) -> String {
     ];
     let mut s = String::from("# .env.example\n");
     for _ in 0..rng.range(3, 8) {
+        s.push_str(&lines[rng.below(lines.len())]);
+    }
+    s
+}
+
+/// Assignments whose names contain `password`, `secret`, `token` or `key` but whose values are not
+/// secrets: names of secrets, paths, counts, timestamps, algorithm names, URLs.
+fn tricky_assignments(rng: &mut Rng) -> String {
+    let env = *rng.pick(&["prod", "staging", "dev"]);
+    let n = rng.range(4, 9);
+    let svc = lower(rng, n);
+    let lines = [
+        format!("secret_name = \"{env}/{svc}/db-credentials\"\n"),
+        format!("private_key_path: /etc/ssl/private/{svc}.key\n"),
+        format!("password_hash_algorithm = \"{}\"\n", rng.pick(&["argon2id", "bcrypt", "scrypt", "pbkdf2_sha256"])),
+        format!("\"password_last_changed\": \"{}T{}Z\",\n", date(rng), time(rng)),
+        format!("token_expires_at = {}\n", rng.range(1_600_000_000, 1_900_000_000)),
+        format!("secret_version: v{}{:02}{:02}\n", rng.range(2019, 2026), rng.range(1, 12), rng.range(1, 28)),
+        format!("token_endpoint: https://auth.{svc}.com/oauth/token\n"),
+        format!("access_key_rotation_days: {}\n", rng.range(30, 365)),
+        format!("\"tokens_used\": {}, \"max_tokens\": {},\n", rng.range(1, 9999), rng.range(256, 32768)),
+        format!("SECRET_MANAGER_PATH=projects/{svc}-{}/secrets/{env}-api/versions/{}\n", rng.range(100, 999), rng.range(1, 20)),
+        "PASSWORD_RESET_TEMPLATE=emails/password_reset.html\n".to_string(),
+        format!("api_key_header = \"X-Api-Key\"  # sent by {svc}\n"),
+        format!("token_type: {}\n", rng.pick(&["Bearer", "bearer", "refresh_token", "access_token"])),
+        format!("secretsmanager:GetSecretValue on arn:aws:secretsmanager:eu-west-1:{}:secret:{env}/{svc}\n", rng.string(DIGITS, 12)),
+    ];
+    let mut s = String::new();
+    for _ in 0..rng.range(2, 6) {
         s.push_str(&lines[rng.below(lines.len())]);
     }
     s
@@ -413,6 +466,8 @@ fn markdown_misc(rng: &mut Rng) -> String {
             rng.range(5, 25)
         ),
         "Use scikit-learn (sk-learn) with `sk-learn-pipeline-config-v2` presets.\n".to_string(),
+        format!("Location: +{}.{} {}.{} (lat, long)\n", rng.range(10, 80), rng.string(DIGITS, 6), rng.range(1, 170), rng.string(DIGITS, 6)),
+        format!("IMEI 35{} / serial {}-{}\n", imei_tail(rng), rng.string(HEX, 8).to_ascii_uppercase(), rng.range(1000, 9999)),
         format!(
             "Zip 94105-{:04}, suite {}, floor {}.\n",
             rng.below(10000),
@@ -486,8 +541,9 @@ fn non_english(rng: &mut Rng) -> String {
 pub fn clean_doc(rng: &mut Rng, parts: usize) -> String {
     let mut s = String::new();
     for _ in 0..parts {
-        let snippet = match rng.below(16) {
+        let snippet = match rng.below(17) {
             0 | 1 => prose(rng),
+            16 => tricky_assignments(rng),
             2 => lorem(rng),
             3 => python_code(rng),
             4 => js_code(rng),
