@@ -36,6 +36,10 @@ pub fn entry_hash(seq: u64, prev_hash: &[u8; 32], payload: &[u8]) -> [u8; 32] {
 /// `{"kind":"admin",...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "request records are the common case; boxing them would cost an allocation per request"
+)]
 pub enum AuditRecord {
     Request(RequestRecord),
     Admin(AdminRecord),

@@ -25,6 +25,10 @@ use crate::record::{entry_hash, AuditRecord};
 /// Answers a flush or checkpoint request once what was queued before it is committed.
 pub(crate) type Ack = SyncSender<Result<(), String>>;
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "records are nearly every message; boxing them would add an allocation per append"
+)]
 pub(crate) enum Op {
     Record(AuditRecord),
     Flush(Ack),

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -107,11 +107,13 @@ pub async fn serve(
         tokio::spawn(async move {
             let result = match tls {
                 None => serve_io(&builder, watcher, stream, service).await,
-                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve_io(&builder, watcher, tls_stream, service).await,
-                    Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
-                    Err(_) => Err("TLS handshake timed out".into()),
-                },
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => serve_io(&builder, watcher, tls_stream, service).await,
+                        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -110,7 +110,10 @@ async fn moatd_serves_https_with_h2_when_configured() {
     let ca = TestCa::new("moatd server CA").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    ca.issue(&["localhost", "127.0.0.1"]).unwrap().write_pem(&cert, &key).unwrap();
+    ca.issue(&["localhost", "127.0.0.1"])
+        .unwrap()
+        .write_pem(&cert, &key)
+        .unwrap();
     let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
     let toml = format!(
         "[server]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n{}",
@@ -119,7 +122,11 @@ async fn moatd_serves_https_with_h2_when_configured() {
         provider("local", &emu.base_url())
     );
     let gw = gateway(&toml).await;
-    let https = reqwest::Client::builder().tls_backend_preconfigured(ca.client_config().unwrap()).no_proxy().build().unwrap();
+    let https = reqwest::Client::builder()
+        .tls_backend_preconfigured(ca.client_config().unwrap())
+        .no_proxy()
+        .build()
+        .unwrap();
     let url = format!("https://127.0.0.1:{}/v1/chat/completions", gw.addr.port());
     let resp = https
         .post(url)

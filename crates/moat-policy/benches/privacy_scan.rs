@@ -1,1 +1,149 @@
-fn main() {}
+//! Throughput of the privacy scanner: `cargo bench -p moat-policy --bench privacy_scan`.
+//!
+//! Prints MB/s (1 MB = 10^6 bytes) for each kind of text, as the median of several timed rounds, each
+//! round at least a quarter of a second. Texts come from the deterministic corpora in
+//! `moat_policy::privacy::corpus`, so runs are comparable across machines and commits.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use moat_policy::privacy::corpus::{dense_near_misses, planted_docs, typical_text, Rng};
+use moat_policy::privacy::{CustomRule, Scanner};
+
+const SIZE: usize = 4 << 20;
+const ROUNDS: usize = 7;
+const MIN_ROUND: Duration = Duration::from_millis(250);
+
+/// Median MB/s of `f` over `bytes` of input.
+fn measure(bytes: usize, mut f: impl FnMut() -> usize) -> f64 {
+    let mut rates = Vec::with_capacity(ROUNDS);
+    black_box(f());
+    for _ in 0..ROUNDS {
+        let (start, mut n) = (Instant::now(), 0u64);
+        while start.elapsed() < MIN_ROUND {
+            black_box(f());
+            n += 1;
+        }
+        rates.push(bytes as f64 * n as f64 / start.elapsed().as_secs_f64() / 1e6);
+    }
+    rates.sort_by(f64::total_cmp);
+    rates[ROUNDS / 2]
+}
+
+/// Typical text with one planted item (from the mixed-prompt corpus) about every `every` bytes.
+fn sparse(every: usize) -> String {
+    let base = typical_text(2, SIZE);
+    let docs = planted_docs(3, SIZE / every + 1);
+    let mut out = String::with_capacity(SIZE + SIZE / 8);
+    let mut plants = docs
+        .iter()
+        .flat_map(|d| d.planted.iter().map(move |p| &d.text[p.start..p.end]));
+    let mut last = 0;
+    for (i, _) in base.match_indices('\n') {
+        if i - last >= every {
+            out.push_str(&base[last..i]);
+            out.push(' ');
+            out.push_str(plants.next().unwrap_or("jane.doe@acme-corp.com"));
+            last = i;
+        }
+    }
+    out.push_str(&base[last..]);
+    out
+}
+
+/// Rows to run: `cargo bench -p moat-policy --bench privacy_scan -- worst` runs those whose name
+/// contains "worst"; no filter runs all.
+fn selected(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
+fn row(name: &str, text: &str, scanner: &Scanner) {
+    if !selected(name) {
+        return;
+    }
+    let findings = scanner.scan(text).len();
+    let scan = measure(text.len(), || scanner.scan(text).len());
+    let has = measure(text.len(), || usize::from(scanner.has_findings(text)));
+    println!(
+        "| {name:<44} | {:>7.2} | {:>9} | {scan:>10.0} | {has:>14.0} |",
+        text.len() as f64 / 1e6,
+        findings
+    );
+}
+
+/// The same text cut into prompt-sized pieces, each scanned on its own (per-call overhead included).
+fn row_chunked(name: &str, text: &str, chunk: usize, scanner: &Scanner) {
+    if !selected(name) {
+        return;
+    }
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + chunk).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        pieces.push(&text[start..end]);
+        start = end;
+    }
+    let findings: usize = pieces.iter().map(|p| scanner.scan(p).len()).sum();
+    let scan = measure(text.len(), || pieces.iter().map(|p| scanner.scan(p).len()).sum());
+    let has = measure(text.len(), || {
+        pieces.iter().filter(|p| scanner.has_findings(p)).count()
+    });
+    println!(
+        "| {name:<44} | {:>7.2} | {:>9} | {scan:>10.0} | {has:>14.0} |",
+        text.len() as f64 / 1e6,
+        findings
+    );
+}
+
+fn main() {
+    let builtin = Scanner::new(&[]).unwrap_or_else(|e| unreachable!("built-in detectors compile: {e}"));
+    let rules = [
+        CustomRule {
+            id: "codenames".into(),
+            regex: None,
+            terms: vec!["Bluebird".into(), "Project Nightjar".into()],
+        },
+        CustomRule {
+            id: "ticket".into(),
+            regex: Some(r"\bINC-[0-9]{6}\b".into()),
+            terms: vec![],
+        },
+    ];
+    let custom = Scanner::new(&rules).unwrap_or_else(|e| unreachable!("bench rules compile: {e}"));
+
+    let typical = typical_text(1, SIZE);
+    let sparse_text = sparse(8 * 1024);
+    let planted: String = planted_docs(4, 4000)
+        .into_iter()
+        .map(|d| d.text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let worst = dense_near_misses(5, SIZE);
+    let mut rng = Rng::new(6);
+    let non_ascii: String = (0..SIZE / 40)
+        .map(|_| {
+            *rng.pick(&[
+                "Bitte prüfen Sie den Vertrag. ",
+                "この関数の説明をお願いします。",
+                "Объясни ошибку. ",
+            ])
+        })
+        .collect();
+
+    println!("| text | MB | findings | scan MB/s | has_findings MB/s |");
+    println!("|---|---:|---:|---:|---:|");
+    row("clean: typical prose and code", &typical, &builtin);
+    row_chunked("clean: same, as 4 KiB prompts", &typical, 4096, &builtin);
+    row("clean: typical, with 2 custom rules", &typical, &custom);
+    row("clean: non-ASCII prose (de/ja/ru)", &non_ascii, &builtin);
+    row("sparse: one finding per 8 KiB", &sparse_text, &builtin);
+    row("dense: generated prompts with plants", &planted, &builtin);
+    row("worst: near-misses only (fail validation)", &worst, &builtin);
+}

@@ -17,7 +17,7 @@
 //!
 //! let rules = [CustomRule { id: "codename".into(), regex: None, terms: vec!["Bluebird".into()] }];
 //! let scanner = Scanner::new(&rules).unwrap();
-//! let text = "mail jane.doe@example.org about bluebird; key AKIAQ3EGRTPRZ5J4KF6D";
+//! let text = "mail jane.doe@acme-corp.com about bluebird; key AKIAQ3EGRTPRZ5J4KF6D";
 //! let found: Vec<_> = scanner.scan(text).iter().map(|f| (&*f.detector, f.category)).collect();
 //! assert_eq!(
 //!     found,

@@ -158,3 +158,54 @@ fn false_positives_on_clean_text() {
     );
     assert!(rate <= 0.01, "false-positive rate {rate}");
 }
+
+/// Findings per detector on real files (not a pass/fail test): `MOAT_PRIVACY_SCAN_DIR=~/.cargo/registry/src
+/// cargo test --release -p moat-policy --test privacy_corpus -- --ignored --nocapture`. Prints a sample
+/// of each detector's findings so they can be judged by eye.
+#[test]
+#[ignore = "reads MOAT_PRIVACY_SCAN_DIR"]
+fn findings_on_a_directory() {
+    let Ok(dir) = std::env::var("MOAT_PRIVACY_SCAN_DIR") else {
+        return;
+    };
+    let scanner = Scanner::new(&[]).unwrap();
+    let mut stack = vec![std::path::PathBuf::from(dir)];
+    let (mut files, mut bytes, mut flagged) = (0usize, 0usize, 0usize);
+    let mut per: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                stack.push(e.path());
+            }
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        files += 1;
+        bytes += text.len();
+        let found = scanner.scan(&text);
+        flagged += usize::from(!found.is_empty());
+        for f in found {
+            let sample = text[f.range()].chars().take(80).collect::<String>();
+            per.entry(f.detector.to_string())
+                .or_default()
+                .push(format!("{}: {sample:?}", p.display()));
+        }
+    }
+    println!(
+        "{files} files, {:.1} MB, {flagged} with a finding",
+        bytes as f64 / 1e6
+    );
+    for (id, list) in &per {
+        println!(
+            "{id}: {} ({:.2} per MB)",
+            list.len(),
+            list.len() as f64 / (bytes as f64 / 1e6)
+        );
+        let step = (list.len() / 15).max(1);
+        for s in list.iter().step_by(step).take(15) {
+            println!("    {s}");
+        }
+    }
+}

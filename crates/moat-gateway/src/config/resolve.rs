@@ -162,7 +162,11 @@ impl Config {
                     Some((c.clone(), k.clone()))
                 }
                 (None, None) => None,
-                _ => return Err(ConfigError::Tls("set both server.tls_cert_file and server.tls_key_file".into())),
+                _ => {
+                    return Err(ConfigError::Tls(
+                        "set both server.tls_cert_file and server.tls_key_file".into(),
+                    ))
+                }
             },
             max_connections: positive(s.max_connections.unwrap_or(4096), "server.max_connections")?,
             header_read_timeout: ms(s.header_read_timeout_ms, 10_000, "server.header_read_timeout_ms")?,

@@ -6,8 +6,9 @@
 //! Thresholds, and why:
 //! - key bodies: entropy ≥ [`KEY_MIN_ENTROPY`] and at least two of lower/upper/digit. A real key has a
 //!   strong prefix already; this only drops `sk-your-key-goes-here` and `sk-xxxxxxxx…`.
-//! - assignment values: entropy ≥ [`VALUE_MIN_ENTROPY`], at least two character classes, 8+ characters.
-//!   Random 12-character passwords measure 3.3–3.6 bits; identifiers and words rarely pass two classes.
+//! - assignment values: 8+ characters, two character classes, entropy ≥ 0.75·log2(length) capped at
+//!   [`VALUE_MIN_ENTROPY`] (n characters hold at most log2(n) bits each; a random 12-character password
+//!   measures 2.9–3.6), and not a name, path, timestamp, reference or code expression.
 
 use std::ops::Range;
 
@@ -60,7 +61,9 @@ pub(crate) fn run(check: Check, c: &Candidate<'_>) -> Option<Range<usize>> {
                 && key_body(v)
         }
         Check::Assignment => assignment_value(c),
-        Check::UrlPassword => !is_placeholder(v) && !v.starts_with('$') && !v.starts_with('%'),
+        Check::UrlPassword => {
+            v.len() >= 6 && !is_placeholder(v) && !v.starts_with('$') && !v.starts_with('%')
+        }
         Check::Bearer => key_body(v),
         Check::Basic => basic(v),
         Check::Email => email(c),
@@ -282,7 +285,8 @@ fn assignment_value(c: &Candidate<'_>) -> bool {
         return false;
     }
     let quoted = matches!(c.byte_before(c.value.start), Some(b'"' | b'\'' | b'`'));
-    if is_reference(v) {
+    // `token::Kind`, `secret: &Secrets`, `key => value`: the separator was part of an operator.
+    if is_reference(v) || v.starts_with([':', '=', '&', '>', '<', ')', ']', '}', '|']) {
         return false;
     }
     if !quoted && looks_like_code(v) {
@@ -291,12 +295,19 @@ fn assignment_value(c: &Candidate<'_>) -> bool {
     if v.starts_with("http://") || v.starts_with("https://") || v.starts_with("file:") || looks_like_name(v) {
         return false;
     }
-    classes(v) >= 2 && alnum_classes(v) >= 1 && entropy(v.as_bytes()) >= VALUE_MIN_ENTROPY
+    classes(v) >= 2 && alnum_classes(v) >= 1 && entropy(v.as_bytes()) >= value_min_entropy(v.len())
 }
 
-/// An unquoted value that reads as an expression: a call, an index, a path `a.b.c`, `a::b`, `a->b`.
+/// [`VALUE_MIN_ENTROPY`], relaxed for short values: n characters carry at most log2(n) bits each, and
+/// a random 12-character password measures 2.9–3.6.
+fn value_min_entropy(len: usize) -> f64 {
+    (0.75 * (len as f64).log2()).min(VALUE_MIN_ENTROPY)
+}
+
+/// An unquoted value that reads as an expression: a call, an index, a generic type, a path `a.b.c`,
+/// `a::b`, `a->b`.
 fn looks_like_code(v: &str) -> bool {
-    if v.contains(['(', '[', '{']) || v.contains("::") || v.contains("->") {
+    if v.contains(['(', ')', '[', ']', '{', '<', '>']) || v.contains("::") {
         return true;
     }
     // Dotted identifiers made of words: settings.SECRET_KEY, config.authToken, os.environ (but not
@@ -310,15 +321,23 @@ fn looks_like_code(v: &str) -> bool {
 /// (`GetSecretValue`). Hex and random strings switch between letters and digits far more often, and
 /// passwords mix cases or use other symbols.
 fn looks_like_name(v: &str) -> bool {
-    if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.:".contains(&b)) {
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.:".contains(&b))
+    {
         return false;
     }
-    v.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).all(|w| {
-        let b = w.as_bytes();
-        let single_case = !(b.iter().any(u8::is_ascii_lowercase) && b.iter().any(u8::is_ascii_uppercase));
-        let switches = b.windows(2).filter(|p| p[0].is_ascii_digit() != p[1].is_ascii_digit()).count();
-        (single_case && switches <= 2) || (wordy_identifier(w) && switches <= 1)
-    })
+    v.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .all(|w| {
+            let b = w.as_bytes();
+            let single_case = !(b.iter().any(u8::is_ascii_lowercase) && b.iter().any(u8::is_ascii_uppercase));
+            let switches = b
+                .windows(2)
+                .filter(|p| p[0].is_ascii_digit() != p[1].is_ascii_digit())
+                .count();
+            (single_case && switches <= 2) || (wordy_identifier(w) && switches <= 1)
+        })
 }
 
 /// snake_case, UPPER_CASE or camelCase/PascalCase with real humps (a capital, then lowercase).
@@ -361,6 +380,16 @@ const FILE_EXTENSIONS: &[&str] = &[
     "csv", "pdf", "zip", "gz", "tgz", "whl", "wasm", "map", "exe", "dll", "dylib", "woff", "woff2", "ttf",
 ];
 
+/// RFC 2606 / 6761 names reserved for documentation and tests: no one has an address there.
+fn reserved_domain(domain: &str) -> bool {
+    let d = domain.to_ascii_lowercase();
+    let tld = d.rsplit('.').next().unwrap_or("");
+    matches!(tld, "test" | "example" | "invalid" | "localhost")
+        || ["example.com", "example.net", "example.org"]
+            .iter()
+            .any(|e| d == *e || d.ends_with(&format!(".{e}")))
+}
+
 fn email(c: &Candidate<'_>) -> bool {
     let v = c.value_str();
     // The match is leftmost, so a local part starting right after a local-part character is the tail
@@ -377,6 +406,7 @@ fn email(c: &Candidate<'_>) -> bool {
         && !local.ends_with('.')
         && !local.contains("..")
         && local != "git"
+        && !reserved_domain(domain)
         && domain.len() <= 253
         && domain
             .split('.')
@@ -414,8 +444,16 @@ fn phone(c: &Candidate<'_>) -> Option<Range<usize>> {
     let v = c.value_str();
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
     let international = v.starts_with('+');
-    let (min, max) = if international { (8, 15) } else { (9, 12) };
+    let (min, max) = if international { (8, 15) } else { (10, 11) };
     if !(min..=max).contains(&digits) || !digits_isolated(c, &c.value) || in_hex_dump(c, &c.value) {
+        return None;
+    }
+    // One more digit group a space away means a longer run (code points, byte dumps, tables).
+    let digit = |b: Option<u8>| matches!(b, Some(x) if x.is_ascii_digit());
+    let before_group =
+        c.byte_before(c.value.start) == Some(b' ') && digit(c.byte_before(c.value.start.saturating_sub(1)));
+    let after_group = c.byte_at(c.value.end) == Some(b' ') && digit(c.byte_at(c.value.end + 1));
+    if before_group || after_group {
         return None;
     }
     // Separators: never two in a row (other than ") "), parentheses balanced and holding digits only.
@@ -426,6 +464,10 @@ fn phone(c: &Candidate<'_>) -> Option<Range<usize>> {
     }
     let (open, close) = (v.matches('(').count(), v.matches(')').count());
     if open != close || open > 1 || (open == 1 && v.find('(') > v.find(')')) {
+        return None;
+    }
+    // A dot next to a long digit group is a decimal point (coordinates: `+48.856613 2.352222`).
+    if v.contains('.') && v.split(|ch: char| !ch.is_ascii_digit()).any(|g| g.len() >= 5) {
         return None;
     }
     // Dotted numbers with 3+ dots are versions or addresses unless grouped like a phone.
@@ -477,6 +519,23 @@ fn issuer_ok(d: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether another card-length number (13+ digits) sits within 40 bytes: a table of constants, hashes
+/// or IDs, where one in ~30 numbers passes Luhn and an issuer prefix by chance.
+fn in_number_table(c: &Candidate<'_>, span: &Range<usize>) -> bool {
+    let b = c.text.as_bytes();
+    let longest = |r: &[u8]| {
+        let (mut best, mut run) = (0, 0);
+        for x in r {
+            run = if x.is_ascii_digit() { run + 1 } else { 0 };
+            best = best.max(run);
+        }
+        best
+    };
+    let before = &b[span.start.saturating_sub(40)..span.start];
+    let after = &b[span.end..(span.end + 40).min(b.len())];
+    longest(before) >= 13 || longest(after) >= 13
 }
 
 /// A card number, written plain or in groups (4-4-4-4, 4-6-5, …) with one kind of separator. A

@@ -102,16 +102,32 @@ fn credentials_in_urls_are_refused_without_echoing_them() {
 fn open_gateway_beyond_loopback_needs_consent() {
     let err = resolve_with("listen = \"0.0.0.0:7400\"\n", &[]).unwrap_err();
     assert!(matches!(err, ConfigError::OpenNonLoopback(_)));
-    let c = resolve_with("listen = \"0.0.0.0:7400\"\n[server]\ninsecure_open = true\nplaintext = true\n", &[]).unwrap();
+    let c = resolve_with(
+        "listen = \"0.0.0.0:7400\"\n[server]\ninsecure_open = true\nplaintext = true\n",
+        &[],
+    )
+    .unwrap();
     assert!(c.warnings.iter().any(|w| w.starts_with("INSECURE")));
     let keyed = "listen = \"0.0.0.0:7400\"\n[server]\napi_keys=[\"k\"]\n";
-    assert!(matches!(resolve_with(keyed, &[]).unwrap_err(), ConfigError::PlaintextListen(_)), "TLS required beyond loopback");
+    assert!(
+        matches!(
+            resolve_with(keyed, &[]).unwrap_err(),
+            ConfigError::PlaintextListen(_)
+        ),
+        "TLS required beyond loopback"
+    );
     let c = resolve_with(&format!("{keyed}plaintext = true\n"), &[]).unwrap();
     assert!(c.warnings.iter().any(|w| w.starts_with("plain HTTP")));
     let half = "[server]\ntls_cert_file = \"/x.pem\"\n";
-    assert!(matches!(resolve_with(half, &[]).unwrap_err(), ConfigError::Tls(_)));
+    assert!(matches!(
+        resolve_with(half, &[]).unwrap_err(),
+        ConfigError::Tls(_)
+    ));
     let missing = "[server]\ntls_cert_file = \"/nonexistent/c.pem\"\ntls_key_file = \"/nonexistent/k.pem\"\n";
-    assert!(resolve_with(missing, &[]).unwrap_err().to_string().contains("/nonexistent/c.pem"));
+    assert!(resolve_with(missing, &[])
+        .unwrap_err()
+        .to_string()
+        .contains("/nonexistent/c.pem"));
 }
 
 #[test]

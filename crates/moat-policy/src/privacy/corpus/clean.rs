@@ -269,18 +269,40 @@ fn tricky_assignments(rng: &mut Rng) -> String {
     let lines = [
         format!("secret_name = \"{env}/{svc}/db-credentials\"\n"),
         format!("private_key_path: /etc/ssl/private/{svc}.key\n"),
-        format!("password_hash_algorithm = \"{}\"\n", rng.pick(&["argon2id", "bcrypt", "scrypt", "pbkdf2_sha256"])),
+        format!(
+            "password_hash_algorithm = \"{}\"\n",
+            rng.pick(&["argon2id", "bcrypt", "scrypt", "pbkdf2_sha256"])
+        ),
         format!("\"password_last_changed\": \"{}T{}Z\",\n", date(rng), time(rng)),
         format!("token_expires_at = {}\n", rng.range(1_600_000_000, 1_900_000_000)),
-        format!("secret_version: v{}{:02}{:02}\n", rng.range(2019, 2026), rng.range(1, 12), rng.range(1, 28)),
+        format!(
+            "secret_version: v{}{:02}{:02}\n",
+            rng.range(2019, 2026),
+            rng.range(1, 12),
+            rng.range(1, 28)
+        ),
         format!("token_endpoint: https://auth.{svc}.com/oauth/token\n"),
         format!("access_key_rotation_days: {}\n", rng.range(30, 365)),
-        format!("\"tokens_used\": {}, \"max_tokens\": {},\n", rng.range(1, 9999), rng.range(256, 32768)),
-        format!("SECRET_MANAGER_PATH=projects/{svc}-{}/secrets/{env}-api/versions/{}\n", rng.range(100, 999), rng.range(1, 20)),
+        format!(
+            "\"tokens_used\": {}, \"max_tokens\": {},\n",
+            rng.range(1, 9999),
+            rng.range(256, 32768)
+        ),
+        format!(
+            "SECRET_MANAGER_PATH=projects/{svc}-{}/secrets/{env}-api/versions/{}\n",
+            rng.range(100, 999),
+            rng.range(1, 20)
+        ),
         "PASSWORD_RESET_TEMPLATE=emails/password_reset.html\n".to_string(),
         format!("api_key_header = \"X-Api-Key\"  # sent by {svc}\n"),
-        format!("token_type: {}\n", rng.pick(&["Bearer", "bearer", "refresh_token", "access_token"])),
-        format!("secretsmanager:GetSecretValue on arn:aws:secretsmanager:eu-west-1:{}:secret:{env}/{svc}\n", rng.string(DIGITS, 12)),
+        format!(
+            "token_type: {}\n",
+            rng.pick(&["Bearer", "bearer", "refresh_token", "access_token"])
+        ),
+        format!(
+            "secretsmanager:GetSecretValue on arn:aws:secretsmanager:eu-west-1:{}:secret:{env}/{svc}\n",
+            rng.string(DIGITS, 12)
+        ),
     ];
     let mut s = String::new();
     for _ in 0..rng.range(2, 6) {
@@ -466,8 +488,19 @@ fn markdown_misc(rng: &mut Rng) -> String {
             rng.range(5, 25)
         ),
         "Use scikit-learn (sk-learn) with `sk-learn-pipeline-config-v2` presets.\n".to_string(),
-        format!("Location: +{}.{} {}.{} (lat, long)\n", rng.range(10, 80), rng.string(DIGITS, 6), rng.range(1, 170), rng.string(DIGITS, 6)),
-        format!("IMEI 35{} / serial {}-{}\n", imei_tail(rng), rng.string(HEX, 8).to_ascii_uppercase(), rng.range(1000, 9999)),
+        format!(
+            "Location: +{}.{} {}.{} (lat, long)\n",
+            rng.range(10, 80),
+            rng.string(DIGITS, 6),
+            rng.range(1, 170),
+            rng.string(DIGITS, 6)
+        ),
+        format!(
+            "IMEI 35{} / serial {}-{}\n",
+            imei_tail(rng),
+            rng.string(HEX, 8).to_ascii_uppercase(),
+            rng.range(1000, 9999)
+        ),
         format!(
             "Zip 94105-{:04}, suite {}, floor {}.\n",
             rng.below(10000),

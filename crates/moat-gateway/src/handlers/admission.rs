@@ -1,0 +1,151 @@
+//! Admission: what must hold before a request may leave — the key's own rules, the privacy scan's
+//! routing effects, OpenRouter preferences, and the budget hold.
+
+use std::sync::Arc;
+
+use moat_policy::budget::Hold;
+use moat_policy::pricing::estimate_prompt_tokens;
+use moat_policy::route::Target;
+use moat_wire::openai::ProviderPreferences;
+
+use crate::config::ProviderKind;
+use crate::gateway::Gateway;
+use crate::identity::KeyEntry;
+use crate::ledger::Payer;
+use crate::pricebook::ModelFacts;
+use crate::privacy::Inspection;
+use crate::GatewayError;
+
+/// A virtual key's own rules: its model allow-list (checked against the names the client used), and
+/// `local_only`, which keeps only targets on `local = true` providers.
+pub(crate) fn apply_key_rules(
+    gw: &Gateway,
+    key: &KeyEntry,
+    model: Option<&str>,
+    fallbacks: &[String],
+    targets: &mut Vec<Target>,
+) -> Result<(), GatewayError> {
+    for name in model.into_iter().chain(fallbacks.iter().map(String::as_str)) {
+        if !key.models.allows(name) {
+            return Err(GatewayError::Forbidden {
+                message: format!(
+                    "this key may not use model `{name}` (allowed: {})",
+                    key.models.patterns().join(", ")
+                ),
+                code: "model_not_allowed",
+            });
+        }
+    }
+    if key.local_only {
+        targets.retain(|t| gw.providers.get(t.provider).is_some_and(|p| p.local));
+        if targets.is_empty() {
+            return Err(GatewayError::Forbidden {
+                message: "this key is local-only and no local provider serves the requested model".into(),
+                code: "local_only",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The privacy scan's routing effects: a `block` finding refuses the request (naming the rule, never
+/// the text), a `local_only` finding keeps only `local = true` targets.
+pub(crate) fn apply_privacy(
+    gw: &Gateway,
+    inspection: &Inspection,
+    targets: &mut Vec<Target>,
+) -> Result<(), GatewayError> {
+    for d in &inspection.decisions {
+        metrics::counter!("moat_policy_decisions_total", "rule" => d.rule.clone(), "action" => d.action.as_str())
+            .increment(u64::from(d.count));
+    }
+    if let Some(rule) = &inspection.blocked_by {
+        return Err(GatewayError::Forbidden {
+            message: format!("request blocked by privacy rule `{rule}`"),
+            code: "policy_blocked",
+        });
+    }
+    if !inspection.local_only.is_empty() {
+        targets.retain(|t| gw.providers.get(t.provider).is_some_and(|p| p.local));
+        if targets.is_empty() {
+            return Err(GatewayError::Forbidden {
+                message: format!(
+                    "privacy rule(s) `{}` keep this request on local models, and no local provider serves the requested model",
+                    inspection.local_only.join("`, `")
+                ),
+                code: "policy_local_only",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// OpenRouter requests carry `provider.data_collection = "deny"` (and `zdr = true` when required)
+/// unless the client chose otherwise; other providers get the client's preferences unchanged.
+pub(crate) fn provider_prefs_for(
+    gw: &Gateway,
+    kind: ProviderKind,
+    client: &Option<ProviderPreferences>,
+) -> Option<ProviderPreferences> {
+    if kind != ProviderKind::Openrouter || !(gw.privacy.deny_data_collection || gw.privacy.require_zdr) {
+        return client.clone();
+    }
+    let mut prefs = client.clone().unwrap_or_default();
+    if gw.privacy.deny_data_collection && prefs.data_collection.is_none() {
+        prefs.data_collection = Some("deny".into());
+    }
+    if gw.privacy.require_zdr {
+        prefs.zdr = Some(true);
+    }
+    Some(prefs)
+}
+
+/// The hold for a request: the most any of its targets could cost (the prompt estimated from the body
+/// size, the output at the client's `max_tokens` or the model's cap), and each target's facts for
+/// settling later. A metered payer with a budget needs every price; an unknown one is refreshed from
+/// the providers' model lists once, then refused.
+pub(crate) async fn reservation(
+    gw: &Arc<Gateway>,
+    payer: &Payer,
+    targets: &[Target],
+    body_bytes: usize,
+    max_output: Option<u64>,
+) -> Result<(Hold, Vec<ModelFacts>), GatewayError> {
+    let budgeted = payer.metered
+        && payer
+            .key_id
+            .as_deref()
+            .is_some_and(|k| gw.ledger.has_budget(k, payer.team_id.as_deref()));
+    let mut facts: Vec<ModelFacts> = targets
+        .iter()
+        .map(|t| gw.prices.lookup(t.provider, &t.model))
+        .collect();
+    if budgeted && facts.iter().any(|f| f.price.is_none()) {
+        super::models::refresh(gw).await;
+        facts = targets
+            .iter()
+            .map(|t| gw.prices.lookup(t.provider, &t.model))
+            .collect();
+    }
+    let prompt = estimate_prompt_tokens(body_bytes, 0);
+    let mut hold = Hold::default();
+    for (target, f) in targets.iter().zip(&facts) {
+        let output = max_output
+            .or(f.max_output)
+            .unwrap_or(gw.server.default_max_output_tokens);
+        let cost = match f.price {
+            Some(p) => p.cost(prompt, output),
+            None if budgeted => {
+                return Err(GatewayError::PriceUnknown(format!(
+                    "{}/{}",
+                    gw.catalog.provider_name(target.provider),
+                    target.model
+                )))
+            }
+            None => 0,
+        };
+        hold.cost = hold.cost.max(cost);
+        hold.tokens = hold.tokens.max(prompt.saturating_add(output));
+    }
+    Ok((hold, facts))
+}

@@ -1,0 +1,145 @@
+//! The request types moatd forwards (chat, legacy completions, embeddings) and what the forwarding
+//! path needs from each: model addressing fields, streaming, output caps, prompt text for the privacy
+//! scan, and OpenRouter preferences.
+
+use moat_wire::openai::{
+    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, MessageContent, PromptInput,
+    ProviderPreferences,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// What the forwarding path needs to know about a request body, whatever the endpoint.
+pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
+    /// Path below the provider's base URL.
+    const PATH: &'static str;
+    fn model(&self) -> Option<&str>;
+    fn set_model(&mut self, model: String);
+    /// Removes the OpenRouter-style `models` fallback list: moatd does the falling back itself, and
+    /// the names in it are moatd's, not the provider's.
+    fn take_fallbacks(&mut self) -> Vec<String>;
+    fn wants_stream(&self) -> bool;
+    /// The most output tokens the client allows (`None`: the model's own cap applies).
+    fn max_output_tokens(&self) -> Option<u64>;
+    /// Asks a streaming provider to end with a usage chunk, so a metered stream settles to its real
+    /// cost instead of its whole reservation.
+    fn ask_stream_usage(&mut self);
+    /// Every piece of prompt text, for the privacy scan (which may redact in place).
+    fn texts_mut(&mut self) -> Vec<&mut String>;
+    /// OpenRouter's provider preferences, which privacy settings add to.
+    fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences>;
+}
+
+/// Chat and legacy completions carry the same addressing fields.
+macro_rules! forward_with_models_field {
+    ($ty:ty, $path:literal) => {
+        impl Forward for $ty {
+            const PATH: &'static str = $path;
+            fn model(&self) -> Option<&str> {
+                self.model.as_deref().filter(|m| !m.is_empty())
+            }
+            fn set_model(&mut self, model: String) {
+                self.model = Some(model);
+            }
+            fn take_fallbacks(&mut self) -> Vec<String> {
+                self.models.take().unwrap_or_default()
+            }
+            fn wants_stream(&self) -> bool {
+                self.stream == Some(true)
+            }
+            fn max_output_tokens(&self) -> Option<u64> {
+                self.max_output()
+            }
+            fn ask_stream_usage(&mut self) {
+                let opts = self.stream_options.get_or_insert_with(Default::default);
+                opts.include_usage.get_or_insert(true);
+            }
+            fn texts_mut(&mut self) -> Vec<&mut String> {
+                self.prompt_texts()
+            }
+            fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
+                &mut self.provider
+            }
+        }
+    };
+}
+
+forward_with_models_field!(ChatCompletionRequest, "/chat/completions");
+forward_with_models_field!(CompletionRequest, "/completions");
+
+impl Forward for EmbeddingRequest {
+    const PATH: &'static str = "/embeddings";
+    fn model(&self) -> Option<&str> {
+        Some(self.model.as_str()).filter(|m| !m.is_empty())
+    }
+    fn set_model(&mut self, model: String) {
+        self.model = model;
+    }
+    fn take_fallbacks(&mut self) -> Vec<String> {
+        match self.extra.remove("models") {
+            Some(serde_json::Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn wants_stream(&self) -> bool {
+        false
+    }
+    fn max_output_tokens(&self) -> Option<u64> {
+        Some(0)
+    }
+    fn ask_stream_usage(&mut self) {}
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        prompt_input_texts(&mut self.input)
+    }
+    fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
+        &mut self.provider
+    }
+}
+
+fn prompt_input_texts(input: &mut PromptInput) -> Vec<&mut String> {
+    match input {
+        PromptInput::Text(t) => vec![t],
+        PromptInput::Texts(ts) => ts.iter_mut().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Where the output cap and the prompt text of each request type live.
+trait MaxOutput {
+    fn max_output(&self) -> Option<u64>;
+    fn prompt_texts(&mut self) -> Vec<&mut String>;
+}
+
+impl MaxOutput for ChatCompletionRequest {
+    fn max_output(&self) -> Option<u64> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+    fn prompt_texts(&mut self) -> Vec<&mut String> {
+        let mut out = Vec::new();
+        for m in &mut self.messages {
+            match &mut m.content {
+                Some(MessageContent::Text(t)) => out.push(t),
+                Some(MessageContent::Parts(parts)) => {
+                    out.extend(parts.iter_mut().filter_map(|p| p.text.as_mut()))
+                }
+                None => {}
+            }
+            if let Some(calls) = &mut m.tool_calls {
+                out.extend(calls.iter_mut().map(|c| &mut c.function.arguments));
+            }
+        }
+        out
+    }
+}
+
+impl MaxOutput for CompletionRequest {
+    fn max_output(&self) -> Option<u64> {
+        self.max_tokens
+    }
+    fn prompt_texts(&mut self) -> Vec<&mut String> {
+        self.prompt.as_mut().map(prompt_input_texts).unwrap_or_default()
+    }
+}
