@@ -163,6 +163,10 @@ pub(crate) fn verify_conn(
     trusted: Option<([u8; 32], KeySource)>,
     extra: Option<&[Checkpoint]>,
 ) -> Result<VerifyReport, AuditError> {
+    // One read transaction: a consistent snapshot even while the gateway appends or a prune runs
+    // (otherwise checkpoints, anchor and records could be read at different moments).
+    let snapshot = conn.unchecked_transaction()?;
+    let conn: &Connection = &snapshot;
     let db_key = db::meta(conn, "public_key")?.and_then(|h| hex::decode(h).ok());
     let (key, key_source) = match (trusted, db_key) {
         (Some((k, s)), _) => (Some(k), s),

@@ -51,6 +51,39 @@ fn two_writers_on_one_file_keep_one_unbroken_chain() {
 }
 
 #[test]
+fn verifying_while_records_are_appended_and_pruned_sees_a_consistent_snapshot() {
+    let t = build(0, 10);
+    let log = Arc::new(t.open(AuditSettings {
+        retention_days: Some(1),
+        commit_delay: Duration::ZERO,
+        ..settings(10)
+    }));
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for i in 0..4_000u64 {
+                // The first half is old enough to be pruned while verification runs.
+                let ts = if i < 2_000 { 0 } else { moat_audit::now_ms() };
+                log.append_request(request(i, ts)).unwrap();
+            }
+        })
+    };
+    let mut checks = 0;
+    while !writer.is_finished() || checks < 5 {
+        let r = t.verify();
+        assert!(r.is_ok(), "{}", r.summary());
+        if checks == 2 {
+            log.prune(moat_audit::now_ms()).unwrap();
+        }
+        checks += 1;
+    }
+    writer.join().unwrap();
+    drop(log);
+    let r = t.verify();
+    assert!(r.is_ok(), "{}", r.summary());
+}
+
+#[test]
 fn a_full_queue_blocks_by_default_and_loses_nothing() {
     let t = build(0, 100);
     let log = t.open(AuditSettings {

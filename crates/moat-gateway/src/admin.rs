@@ -165,6 +165,18 @@ fn find_key(store: &dyn Store, which: &str) -> Result<KeyRecord, AdminError> {
     }
 }
 
+/// What an audit record says about a new key: everything but the secret.
+pub fn describe_new_key(new: &NewKey) -> serde_json::Value {
+    serde_json::json!({
+        "name": new.name,
+        "team": new.team,
+        "limits": new.limits,
+        "models": new.models,
+        "local_only": new.local_only,
+        "expires": new.expires,
+    })
+}
+
 /// Creates a key; its secret is returned once.
 pub fn create_key(
     store: &dyn Store,

@@ -8,6 +8,7 @@ use axum::Router;
 use moat_policy::route::{Catalog, ProviderId};
 use moat_upstream::Upstream;
 
+use moat_audit::AuditLog;
 use moat_store::{SqliteStore, Store};
 
 use crate::config::{Config, ProviderKind, ServerSettings};
@@ -41,6 +42,7 @@ pub struct Gateway {
     pub(crate) prices: PriceBook,
     pub(crate) privacy: Privacy,
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) audit: Option<Arc<AuditLog>>,
     pub(crate) server: ServerSettings,
     pub(crate) models: ModelsCache,
     request_ids: RequestIds,
@@ -53,7 +55,8 @@ impl Gateway {
         let store =
             SqliteStore::open(&config.store.url).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let secret = load_secret(config)?;
-        Gateway::with_store(config, Arc::new(store), secret)
+        let audit = crate::audit::open(config)?;
+        Gateway::with_parts(config, Arc::new(store), secret, audit)
     }
 
     /// Builds the gateway on a given store and secret (tests use an in-memory store). Provider keys
@@ -62,6 +65,16 @@ impl Gateway {
         config: &Config,
         store: Arc<dyn Store>,
         secret: ServerSecret,
+    ) -> Result<Arc<Gateway>, GatewayError> {
+        Gateway::with_parts(config, store, secret, None)
+    }
+
+    /// As [`Gateway::with_store`], recording requests and admin actions in `audit`.
+    pub fn with_parts(
+        config: &Config,
+        store: Arc<dyn Store>,
+        secret: ServerSecret,
+        audit: Option<Arc<AuditLog>>,
     ) -> Result<Arc<Gateway>, GatewayError> {
         let sealed = store
             .provider_secrets()
@@ -101,6 +114,7 @@ impl Gateway {
             identities,
             ledger,
             store,
+            audit,
             server: config.server.clone(),
             models: ModelsCache::new(config.server.models_cache_ttl),
             request_ids: RequestIds::new(),

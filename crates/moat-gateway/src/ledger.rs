@@ -238,7 +238,7 @@ impl Meter {
         provider: &str,
         model: &str,
         status: &str,
-    ) {
+    ) -> Settled {
         let now = now();
         let (prompt, completion, cost) = match usage {
             Some(u) => (
@@ -278,7 +278,20 @@ impl Meter {
         if let Err(e) = self.ledger.store.record_usage(row) {
             tracing::error!(request_id = %self.request_id, error = %e, "usage not recorded");
         }
+        Settled {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cost_nanos: cost,
+        }
     }
+}
+
+/// What a settlement charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_nanos: Nanos,
 }
 
 impl Drop for Meter {

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod admin;
+pub mod audit;
 mod auth;
 mod body;
 pub mod config;

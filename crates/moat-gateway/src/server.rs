@@ -99,7 +99,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(WithPeer {
+            inner: app.clone(),
+            peer,
+        });
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
@@ -131,7 +134,33 @@ pub async fn serve(
     Ok(())
 }
 
-type ServiceFor = TowerToHyperService<axum::Router>;
+type ServiceFor = TowerToHyperService<WithPeer>;
+
+/// The router, with the client's address put into each request (as axum's `ConnectInfo`) for the
+/// audit record.
+#[derive(Clone)]
+struct WithPeer {
+    inner: axum::Router,
+    peer: std::net::SocketAddr,
+}
+
+impl tower::Service<http::Request<hyper::body::Incoming>> for WithPeer {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = <axum::Router as tower::Service<http::Request<hyper::body::Incoming>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        <axum::Router as tower::Service<http::Request<hyper::body::Incoming>>>::poll_ready(
+            &mut self.inner,
+            cx,
+        )
+    }
+
+    fn call(&mut self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
+        self.inner.call(req)
+    }
+}
 
 /// Serves one connection (plain or TLS) until it closes or shutdown drains it.
 async fn serve_io<I>(

@@ -119,6 +119,15 @@ pub struct UsageArgs {
     csv: bool,
 }
 
+/// Records an admin action made from the command line in the audit log (when enabled).
+fn record(config: &Config, action: &str, target: &str, details: serde_json::Value) -> anyhow::Result<()> {
+    if let Some(log) = moat_gateway::audit::open(config)? {
+        moat_gateway::audit::admin(Some(&log), "cli", action, target, details);
+        log.flush().context("writing the audit record")?;
+    }
+    Ok(())
+}
+
 /// The store and secret named by the config (or the defaults).
 fn open(
     config: &Option<PathBuf>,
@@ -144,7 +153,7 @@ fn or_dash<T: ToString>(v: Option<T>) -> String {
 }
 
 pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
-    let (store, secret, _) = open(config)?;
+    let (store, secret, cfg) = open(config)?;
     match cmd {
         KeysCmd::Create {
             name,
@@ -164,6 +173,7 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
                 expires,
             };
             let issued = admin::create_key(&store, &secret, &new, now())?;
+            record(&cfg, "key.create", &issued.id, admin::describe_new_key(&new))?;
             if json {
                 return print_json(&issued);
             }
@@ -205,10 +215,17 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
         }
         KeysCmd::Revoke { key } => {
             let id = admin::revoke_key(&store, &key, now())?;
+            record(&cfg, "key.revoke", &id, serde_json::json!({}))?;
             eprintln!("revoked {id}");
         }
         KeysCmd::Rotate { key } => {
             let issued = admin::rotate_key(&store, &secret, &key)?;
+            record(
+                &cfg,
+                "key.rotate",
+                &issued.id,
+                serde_json::json!({"prefix": issued.prefix}),
+            )?;
             eprintln!(
                 "rotated {}; the old key no longer works. New key, shown only now:",
                 issued.id
@@ -217,6 +234,7 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
         }
         KeysCmd::Limits { key, limits } => {
             admin::set_key_limits(&store, &key, &limits.spec())?;
+            record(&cfg, "key.limits", &key, serde_json::to_value(limits.spec())?)?;
             eprintln!("limits of {key} updated");
         }
     }
@@ -224,7 +242,7 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
 }
 
 pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
-    let (store, _, _) = open(config)?;
+    let (store, _, cfg) = open(config)?;
     match cmd {
         TeamsCmd::Create { name, limits } => {
             let team = admin::create_team(
@@ -234,6 +252,12 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
                     limits: limits.spec(),
                 },
                 now(),
+            )?;
+            record(
+                &cfg,
+                "team.create",
+                &team.id,
+                serde_json::json!({"name": team.name, "limits": limits.spec()}),
             )?;
             eprintln!("created team {} ({})", team.name, team.id);
         }
@@ -260,6 +284,7 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
         }
         TeamsCmd::Limits { team, limits } => {
             admin::set_team_limits(&store, &team, &limits.spec())?;
+            record(&cfg, "team.limits", &team, serde_json::to_value(limits.spec())?)?;
             eprintln!("limits of team {team} updated");
         }
     }
@@ -286,6 +311,7 @@ pub fn providers(config: &Option<PathBuf>, cmd: ProvidersCmd) -> anyhow::Result<
         bail!("no key given on stdin");
     }
     admin::set_provider_key(&store, &secret, &name, &key, now())?;
+    record(&cfg, "provider.set_key", &name, serde_json::json!({}))?;
     eprintln!("stored the key for `{name}` (encrypted); restart moatd to use it");
     Ok(())
 }

@@ -222,3 +222,92 @@ async fn keys_and_provider_secrets_never_reach_logs_or_error_bodies() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_and_admin_actions_are_in_a_verifiable_audit_log() {
+    let emu = priced_emulator(None).await;
+    let data = tempfile::tempdir().unwrap();
+    let cfg = config(data.path(), &emu);
+    let cfg = cfg.to_str().unwrap();
+    let (key, err, ok) = moatd_cmd(
+        data.path(),
+        &[
+            "keys", "create", "--config", cfg, "--name", "audited", "--budget", "1/day",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let key = key.trim().to_string();
+    let (_, err, ok) = moatd_cmd(
+        data.path(),
+        &["keys", "limits", "--config", cfg, "audited", "--budget", "2/day"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let daemon = Daemon::start_in(
+        data.path(),
+        &["serve", "--config", cfg, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let http = client();
+    let r = http
+        .post(daemon.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = http
+        .post(daemon.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&chat(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("[DONE]"));
+    let r = http
+        .post(daemon.url("/v1/chat/completions"))
+        .bearer_auth("moat-unknown")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    daemon.stop();
+    let (_, err, ok) = moatd_cmd(data.path(), &["keys", "revoke", "--config", cfg, "audited"], None);
+    assert!(ok, "{err}");
+    let (out, err, ok) = moatd_cmd(data.path(), &["audit", "verify", "--config", cfg], None);
+    assert!(ok, "verify: {out} {err}");
+    let (export, err, ok) = moatd_cmd(
+        data.path(),
+        &["audit", "export", "--config", cfg, "--since", "2000-01-01"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let records: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let text = export.clone();
+    for action in ["key.create", "key.limits", "key.revoke"] {
+        assert!(text.contains(action), "{action} recorded: {export}");
+    }
+    let requests: Vec<&Value> = records
+        .iter()
+        .filter(|r| r.to_string().contains("/v1/chat/completions"))
+        .collect();
+    assert_eq!(requests.len(), 3, "{export}");
+    assert!(
+        text.contains("\"status\":401") && text.contains("\"provider\":\"emu\""),
+        "{export}"
+    );
+    assert!(
+        text.contains(&key[..13]) && !text.contains(&key[13..]),
+        "the prefix, never the key"
+    );
+    assert!(
+        !text.contains("PROMPT-MARKER"),
+        "no bodies unless [audit] bodies = true"
+    );
+}

@@ -23,6 +23,11 @@ fn admin_error(e: AdminError) -> GatewayError {
     }
 }
 
+/// Records an admin action made over HTTP in the audit log.
+fn record(gw: &Gateway, action: &str, target: &str, details: serde_json::Value) {
+    crate::audit::admin(gw.audit.as_deref(), "admin-api", action, target, details);
+}
+
 fn guard(gw: &Gateway, headers: &HeaderMap) -> Result<(), GatewayError> {
     if gw.identities.is_admin(headers) {
         Ok(())
@@ -50,6 +55,7 @@ pub(crate) async fn create_key(
         let new: NewKey = body(&bytes)?;
         let issued =
             admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now()).map_err(admin_error)?;
+        record(&gw, "key.create", &issued.id, admin::describe_new_key(&new));
         Ok(done(StatusCode::CREATED, &issued))
     };
     run().unwrap_or_else(IntoResponse::into_response)
@@ -78,6 +84,7 @@ pub(crate) async fn key_action(
         match action.as_str() {
             "revoke" => {
                 let id = admin::revoke_key(store, &id, now()).map_err(admin_error)?;
+                record(&gw, "key.revoke", &id, serde_json::json!({}));
                 Ok(done(
                     StatusCode::OK,
                     &serde_json::json!({"id": id, "revoked": true}),
@@ -85,11 +92,23 @@ pub(crate) async fn key_action(
             }
             "rotate" => {
                 let issued = admin::rotate_key(store, gw.identities.secret(), &id).map_err(admin_error)?;
+                record(
+                    &gw,
+                    "key.rotate",
+                    &issued.id,
+                    serde_json::json!({"prefix": issued.prefix}),
+                );
                 Ok(done(StatusCode::OK, &issued))
             }
             "limits" => {
                 let spec: LimitSpec = body(&bytes)?;
                 admin::set_key_limits(store, &id, &spec).map_err(admin_error)?;
+                record(
+                    &gw,
+                    "key.limits",
+                    &id,
+                    serde_json::to_value(&spec).unwrap_or_default(),
+                );
                 Ok(done(StatusCode::OK, &spec))
             }
             other => Err(GatewayError::NotFound(format!(
@@ -109,6 +128,12 @@ pub(crate) async fn create_team(
         guard(&gw, &headers)?;
         let new: NewTeam = body(&bytes)?;
         let team = admin::create_team(gw.store.as_ref(), &new, now()).map_err(admin_error)?;
+        record(
+            &gw,
+            "team.create",
+            &team.id,
+            serde_json::json!({"name": team.name, "limits": new.limits}),
+        );
         Ok(done(
             StatusCode::CREATED,
             &serde_json::json!({"id": team.id, "name": team.name}),

@@ -3,11 +3,12 @@
 //! `models` fallback list), then try each target — retries with back-off inside a target, fallback to
 //! the next on provider failures — and relay the first answer that comes back.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::admission::{apply_key_rules, apply_privacy, provider_prefs_for, reservation};
 use super::request_kinds::Forward;
+use crate::audit::Trail;
 use crate::gateway::Gateway;
 use crate::identity::Principal;
 use crate::ledger::{self, Meter};
@@ -79,11 +81,32 @@ fn provider_fault(err: &UpstreamError) -> bool {
     }
 }
 
+/// One request end to end, with its audit record written whatever the outcome.
 async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
+    let request_id = gw.next_request_id();
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let mut trail = Trail::start(gw.audit.clone(), &request_id, req.uri().path(), peer);
+    let result = forward_inner::<T>(&gw, req, request_id, &mut trail).await;
+    let status = match &result {
+        Ok(r) => r.status(),
+        Err(e) => e.status(),
+    };
+    trail.finish(status.as_u16());
+    result
+}
+
+async fn forward_inner<T: Forward>(
+    gw: &Arc<Gateway>,
+    req: Request,
+    request_id: String,
+    trail: &mut Trail,
+) -> Result<Response, GatewayError> {
+    let gw = gw.clone();
     let started = Instant::now();
     let now = ledger::now();
     let (parts, body) = req.into_parts();
     let principal = gw.identities.authenticate(&parts.headers, now)?;
+    trail.principal(&principal);
     let bytes = body::read_limited(
         &parts.headers,
         body,
@@ -93,16 +116,17 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
     .await?;
     let mut request: T = parse(&bytes)?;
     let fallbacks = request.take_fallbacks();
+    trail.model_requested(request.model(), &fallbacks);
     let mut targets = plan(&gw.catalog, request.model(), &fallbacks).map_err(route_error)?;
     if let Principal::Virtual(key) = &principal {
         apply_key_rules(&gw, key, request.model(), &fallbacks, &mut targets)?;
     }
     let inspection = gw.privacy.inspect(request.texts_mut());
+    trail.policy(&inspection.decisions);
     apply_privacy(&gw, &inspection, &mut targets)?;
     let redactions = (!inspection.redactions.is_empty()).then_some(inspection.redactions);
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
-    let request_id = gw.next_request_id();
     let payer = principal.payer();
     let (hold, facts) = reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?;
     let mut meter = Some(Meter::reserve(
@@ -125,6 +149,9 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
         *request.provider_prefs() = provider_prefs_for(&gw, provider.kind, &client_prefs);
         let body =
             Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
+        let request_text = trail
+            .wants_bodies()
+            .then(|| String::from_utf8_lossy(&body).into_owned());
         let log = RequestLog {
             request_id: request_id.clone(),
             provider: settings.name.clone(),
@@ -137,14 +164,32 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
             .send_with_retries(T::PATH, Some(body), stream, &forwarded)
             .await
         {
-            Ok(resp) if stream => Ok(streamed_response(
-                resp,
-                settings,
-                log,
-                meter.take(),
-                redactions.clone(),
-            )),
-            Ok(resp) => whole_response(resp, settings, log, &mut meter, redactions.as_ref()).await,
+            Ok(resp) if stream => {
+                trail.answered_by(&settings.name, &target.model);
+                trail.bodies(request_text, None);
+                let stream_trail = trail.detach();
+                Ok(streamed_response(
+                    resp,
+                    settings,
+                    log,
+                    meter.take(),
+                    redactions.clone(),
+                    stream_trail,
+                ))
+            }
+            Ok(resp) => {
+                trail.answered_by(&settings.name, &target.model);
+                whole_response(
+                    resp,
+                    settings,
+                    log,
+                    &mut meter,
+                    redactions.as_ref(),
+                    trail,
+                    request_text,
+                )
+                .await
+            }
             Err(e) => Err(e),
         };
         match result {
@@ -181,6 +226,7 @@ fn streamed_response(
     log: RequestLog,
     meter: Option<Meter>,
     redactions: Option<Redactions>,
+    mut trail: Trail,
 ) -> Response {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
@@ -197,14 +243,23 @@ fn streamed_response(
             } else {
                 "error"
             };
-            meter.settle(
+            let settled = meter.settle(
                 outcome.usage.as_ref(),
                 log.price,
                 &log.provider,
                 &log.model,
                 state,
             );
+            trail.usage(
+                settled.prompt_tokens,
+                settled.completion_tokens,
+                settled.cost_nanos,
+            );
+        } else if let Some(u) = &outcome.usage {
+            trail.usage(u.prompt_tokens, u.completion_tokens, 0);
         }
+        // The client got this status and a stream; a client that left mid-stream is recorded as 499.
+        trail.finish(if outcome.cancelled { 499 } else { status.as_u16() });
         log.stream_finished(outcome);
     });
     let mut response = Response::new(Body::from_stream(body));
@@ -228,6 +283,8 @@ async fn whole_response(
     log: RequestLog,
     meter: &mut Option<Meter>,
     redactions: Option<&Redactions>,
+    trail: &mut Trail,
+    request_text: Option<String>,
 ) -> Result<Response, UpstreamError> {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
@@ -238,7 +295,15 @@ async fn whole_response(
         None => body,
     };
     if let Some(meter) = meter.take() {
-        meter.settle(usage.as_ref(), log.price, &log.provider, &log.model, "ok");
+        let settled = meter.settle(usage.as_ref(), log.price, &log.provider, &log.model, "ok");
+        trail.usage(
+            settled.prompt_tokens,
+            settled.completion_tokens,
+            settled.cost_nanos,
+        );
+    }
+    if trail.wants_bodies() {
+        trail.bodies(request_text, Some(String::from_utf8_lossy(&body).into_owned()));
     }
     log.answered(usage.as_ref());
     let mut response = Response::new(Body::from(body));
