@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
@@ -85,7 +85,13 @@ fn provider_fault(err: &UpstreamError) -> bool {
 async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
     let request_id = gw.next_request_id();
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let mut trail = Trail::start(gw.audit.clone(), &request_id, req.uri().path(), peer);
+    // Nested routers see the path without its `/v1` prefix; the audit record wants what was called.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path(), |u| u.0.path())
+        .to_string();
+    let mut trail = Trail::start(gw.audit.clone(), &request_id, &path, peer);
     let result = forward_inner::<T>(&gw, req, request_id, &mut trail).await;
     let status = match &result {
         Ok(r) => r.status(),
