@@ -24,11 +24,9 @@ use crate::GatewayError;
 #[derive(Debug)]
 pub(crate) struct Provider {
     pub(crate) upstream: Upstream,
-    #[allow(
-        dead_code,
-        reason = "kind-specific behaviour (adapters) arrives with later provider kinds"
-    )]
+    /// Wire family; OpenRouter requests get OpenRouter's privacy preferences.
     pub(crate) kind: ProviderKind,
+    /// Runs on our own hardware: the only place `local_only` requests may go.
     pub(crate) local: bool,
 }
 

@@ -113,7 +113,7 @@ async fn redacted_values_are_restored_in_whole_answers() {
         .post(gw.url("/v1/chat/completions"))
         .json(&chat(
             "cloud/tiny",
-            "mail alice@example.com and bob@example.org about \"it\"",
+            "mail alice@northwind-mail.com and bob@fabrikam.org about \"it\"",
         ))
         .send()
         .await
@@ -122,11 +122,11 @@ async fn redacted_values_are_restored_in_whole_answers() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body["choices"][0]["message"]["content"],
-        "You said: mail alice@example.com and bob@example.org about \"it\""
+        "You said: mail alice@northwind-mail.com and bob@fabrikam.org about \"it\""
     );
     let seen = received(&emu);
     assert!(
-        !seen.contains("alice@example.com") && !seen.contains("bob@example.org"),
+        !seen.contains("alice@northwind-mail.com") && !seen.contains("bob@fabrikam.org"),
         "{seen}"
     );
     assert!(seen.contains("[EMAIL_1]") && seen.contains("[EMAIL_2]"), "{seen}");
@@ -141,7 +141,7 @@ async fn redacted_values_are_restored_in_streams_even_when_split() {
     );
     let gw = gateway(&toml).await;
     for chunks in [3, 11, 17, 40] {
-        let mut req = chat("cloud/tiny", "write to carol@example.net now");
+        let mut req = chat("cloud/tiny", "write to carol@contoso-mail.net now");
         req["stream"] = json!(true);
         req["emulate"] = json!({"chunks": chunks});
         let text = client()
@@ -155,12 +155,12 @@ async fn redacted_values_are_restored_in_streams_even_when_split() {
             .unwrap();
         let got = streamed_text(&text);
         assert!(
-            got.contains("carol@example.net") && !got.contains("[EMAIL"),
+            got.contains("carol@contoso-mail.net") && !got.contains("[EMAIL"),
             "chunks={chunks}: {got}"
         );
         assert_eq!(data_events(&text).last().unwrap(), "[DONE]");
     }
-    assert!(!received(&emu).contains("carol@example.net"));
+    assert!(!received(&emu).contains("carol@contoso-mail.net"));
 }
 
 #[tokio::test]
@@ -249,7 +249,7 @@ async fn decisions_are_counted_in_metrics() {
     let gw = gateway(&toml).await;
     client()
         .post(gw.url("/v1/chat/completions"))
-        .json(&chat("cloud/tiny", "ping dave@example.com"))
+        .json(&chat("cloud/tiny", "ping dave@tailspin.io"))
         .send()
         .await
         .unwrap();
@@ -267,5 +267,5 @@ async fn decisions_are_counted_in_metrics() {
             && l.contains("action=\"redact\"")),
         "{text}"
     );
-    assert!(!text.contains("dave@example.com"));
+    assert!(!text.contains("dave@tailspin.io"));
 }
