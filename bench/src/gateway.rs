@@ -63,6 +63,8 @@ const PAUSE: Duration = Duration::from_millis(300);
 const CHAT_PATH: &str = "/v1/chat/completions";
 /// Above this much CPU (in cores) used by processes other than ours, a run is flagged as disturbed.
 const BUSY_CORES: f64 = 0.1;
+/// How long the machine must stay quiet before a run starts (builds pause between crates).
+const QUIET_WINDOW: Duration = Duration::from_secs(3);
 /// With --wait-quiet, a run disturbed by other processes is repeated up to this many times.
 const BUSY_RETRIES: u32 = 3;
 
@@ -99,7 +101,8 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     let gateway = Target::new(server.addr, CHAT_PATH);
     check_route(&gateway, gateway_body.clone(), label).await?;
     eprintln!(
-        "moat-bench: emulator on {} (pid {}), {label} on {} (pid {}); {} run(s) × rates {:?}, {:?} warm-up + {:?} each",
+        "moat-bench: emulator on {} (pid {}), {label} on {} (pid {}); \
+         {} run(s) × rates {:?}, {:?} warm-up + {:?} each",
         emulator.addr,
         emulator.pid(),
         server.addr,
@@ -130,15 +133,15 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
                 let gateway_memory = procstat::memory(pids.gateway)?;
                 eprintln!(
                     "run {run} at {rate}/s: direct p50 {:.0} p99 {:.0} µs; {label} p50 {:.0} p99 {:.0} µs; \
-                     errors {} / {}; other processes {:.2} / {:.2} cores",
+                     errors {} / {}; interference {:.2} / {:.2} cores",
                     direct_stats.p50,
                     direct_stats.p99,
                     gateway_stats.p50,
                     gateway_stats.p99,
                     direct_stats.errors.total(),
                     gateway_stats.errors.total(),
-                    direct_stats.cpu.other / settings.duration.as_secs_f64(),
-                    gateway_stats.cpu.other / settings.duration.as_secs_f64(),
+                    direct_stats.cpu.interference() / settings.duration.as_secs_f64(),
+                    gateway_stats.cpu.interference() / settings.duration.as_secs_f64(),
                 );
                 let record = RunRecord {
                     run,
@@ -147,10 +150,10 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
                     gateway: gateway_stats,
                     gateway_memory,
                 };
-                let disturbed = other_cores(settings, &record) > BUSY_CORES;
+                let disturbed = interference_cores(settings, &record) > BUSY_CORES;
                 if disturbed && settings.wait_quiet.is_some() && retries < BUSY_RETRIES {
                     retries += 1;
-                    eprintln!("moat-bench: other processes disturbed run {run} at {rate}/s; repeating it");
+                    eprintln!("moat-bench: other work disturbed run {run} at {rate}/s; repeating it");
                     continue;
                 }
                 break record;
@@ -173,45 +176,43 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The most CPU, in cores, that processes other than ours used during either phase of `record`.
-fn other_cores(settings: &Settings, record: &RunRecord) -> f64 {
-    record.direct.cpu.other.max(record.gateway.cpu.other) / settings.duration.as_secs_f64()
+/// The most CPU, in cores, that other processes and the hypervisor took during either phase.
+fn interference_cores(settings: &Settings, record: &RunRecord) -> f64 {
+    let direct = record.direct.cpu.interference();
+    direct.max(record.gateway.cpu.interference()) / settings.duration.as_secs_f64()
 }
 
 /// Other work on the machine competes with the three processes for its cores and skews the results.
 fn warn_if_busy(settings: &Settings, records: &[RunRecord]) {
     let busiest = records
         .iter()
-        .map(|r| other_cores(settings, r))
+        .map(|r| interference_cores(settings, r))
         .fold(0.0_f64, f64::max);
     if busiest > BUSY_CORES {
         println!(
-            "warning: other processes used up to {busiest:.2} cores during a measured window; \
-             the figures include their interference"
+            "warning: other processes or the hypervisor took up to {busiest:.2} cores during a measured \
+             window; the figures include their interference"
         );
     }
 }
 
-/// Waits until processes other than ours use less than [`BUSY_CORES`] over a whole second, or until
-/// `limit` has passed (then returns false).
+/// Waits until other processes and the hypervisor take less than [`BUSY_CORES`] over
+/// [`QUIET_WINDOW`], or until `limit` has passed (then returns false).
 async fn wait_quiet(pids: &Pids, limit: Duration) -> anyhow::Result<bool> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut announced = false;
     loop {
         let before = read_cpu(pids)?;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let used = read_cpu(pids)?.since(&before);
-        if used.other < BUSY_CORES {
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let busy = read_cpu(pids)?.since(&before).interference() / QUIET_WINDOW.as_secs_f64();
+        if busy < BUSY_CORES {
             return Ok(true);
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(false);
         }
         if !announced {
-            eprintln!(
-                "moat-bench: waiting for other processes to finish ({:.2} cores busy)",
-                used.other
-            );
+            eprintln!("moat-bench: waiting for other work to finish ({busy:.2} cores busy)");
             announced = true;
         }
     }
@@ -272,25 +273,28 @@ async fn sample_cpu(settings: &Settings, pids: &Pids) -> anyhow::Result<CpuUse> 
     Ok(read_cpu(pids)?.since(&before))
 }
 
-/// CPU counters at one moment: ours per process, and the whole machine's busy time.
+/// CPU counters at one moment: ours per process, and the whole machine's.
 struct CpuSample {
     ours: CpuUse,
-    machine: f64,
+    machine: procstat::MachineTimes,
 }
 
 impl CpuSample {
-    /// What each process used since `before`; `other` is the machine's busy time not spent by ours.
+    /// What each process used since `before`; `other` is process time on the machine not spent by ours.
     fn since(&self, before: &CpuSample) -> CpuUse {
         let gateway = self.ours.gateway - before.ours.gateway;
         let emulator = self.ours.emulator - before.ours.emulator;
         let bench = self.ours.bench - before.ours.bench;
+        let all = self.machine.processes - before.machine.processes;
         // Tick rounding can make this slightly negative on a quiet machine.
-        let other = (self.machine - before.machine - gateway - emulator - bench).max(0.0);
+        let other = (all - gateway - emulator - bench).max(0.0);
+        let steal = self.machine.steal - before.machine.steal;
         CpuUse {
             gateway,
             emulator,
             bench,
             other,
+            steal,
         }
     }
 }
@@ -301,10 +305,11 @@ fn read_cpu(pids: &Pids) -> anyhow::Result<CpuSample> {
         emulator: procstat::cpu_seconds(pids.emulator)?,
         bench: procstat::cpu_seconds(pids.bench)?,
         other: 0.0,
+        steal: 0.0,
     };
     Ok(CpuSample {
         ours,
-        machine: procstat::machine_busy_seconds()?,
+        machine: procstat::machine_times()?,
     })
 }
 

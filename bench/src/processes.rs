@@ -151,7 +151,8 @@ pub fn moatd_config(upstream: SocketAddr) -> String {
 pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) -> anyhow::Result<Server> {
     if !moatd.is_file() {
         bail!(
-            "moatd binary not found at {}; build it first with `cargo build --release -p moatd -p moat-bench` \
+            "moatd binary not found at {}; build it first with \
+             `cargo build --release -p moatd -p moat-bench` \
              (or pass --moatd PATH)",
             moatd.display()
         );

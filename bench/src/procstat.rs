@@ -31,14 +31,23 @@ fn parse_cpu_seconds(stat: &str) -> anyhow::Result<f64> {
     Ok((field(14)? + field(15)?) as f64 / CLK_TCK)
 }
 
-/// CPU time the whole machine has spent busy so far (all cores, all processes), in seconds; used to
-/// see how much of it went to something other than the benchmark.
-pub fn machine_busy_seconds() -> anyhow::Result<f64> {
-    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    parse_machine_busy(&text).context("parsing /proc/stat")
+/// Where the whole machine's CPU time has gone so far (all cores), in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineTimes {
+    /// Time spent running processes (user, nice, system). Interrupt and softirq time is left out: with
+    /// IRQ time accounting the kernel books loopback packet processing there, not on any process, so
+    /// it would count our own network traffic as someone else's.
+    pub processes: f64,
+    /// Time the hypervisor gave our virtual CPUs to someone else while they had work to do.
+    pub steal: f64,
 }
 
-fn parse_machine_busy(stat: &str) -> anyhow::Result<f64> {
+pub fn machine_times() -> anyhow::Result<MachineTimes> {
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_machine_times(&text).context("parsing /proc/stat")
+}
+
+fn parse_machine_times(stat: &str) -> anyhow::Result<MachineTimes> {
     let line = stat
         .lines()
         .find(|l| l.starts_with("cpu "))
@@ -49,12 +58,12 @@ fn parse_machine_busy(stat: &str) -> anyhow::Result<f64> {
         .map(str::parse)
         .collect::<Result<_, _>>()
         .context("not a number")?;
-    // user nice system idle iowait irq softirq steal (guest time is already inside user and nice).
-    let busy = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .map(|&i| ticks.get(i).copied().unwrap_or(0))
-        .sum::<u64>();
-    Ok(busy as f64 / CLK_TCK)
+    // Columns: user nice system idle iowait irq softirq steal (guest time is inside user and nice).
+    let at = |i: usize| ticks.get(i).copied().unwrap_or(0) as f64 / CLK_TCK;
+    Ok(MachineTimes {
+        processes: at(0) + at(1) + at(2),
+        steal: at(7),
+    })
 }
 
 /// Resident memory of a process, in KiB.
@@ -100,9 +109,10 @@ mod tests {
     }
 
     #[test]
-    fn machine_busy_skips_idle_and_iowait() {
+    fn machine_times_split_processes_and_steal() {
         let stat = "cpu  100 20 30 5000 40 1 2 3 0 0\ncpu0 50 10 15 2500 20 0 1 1 0 0\n";
-        assert_eq!(parse_machine_busy(stat).unwrap(), 1.56);
+        let t = parse_machine_times(stat).unwrap();
+        assert_eq!((t.processes, t.steal), (1.5, 0.03));
     }
 
     #[test]

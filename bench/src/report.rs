@@ -18,8 +18,17 @@ pub struct CpuUse {
     pub emulator: f64,
     /// The load generator itself (this process).
     pub bench: f64,
-    /// Everything else on the machine (other builds, daemons): a check that the box was quiet.
+    /// Every other process on the machine (builds, daemons): a check that the box was quiet.
     pub other: f64,
+    /// Time the hypervisor took our CPUs away (other virtual machines on the host).
+    pub steal: f64,
+}
+
+impl CpuUse {
+    /// CPU time taken from the benchmark by anything else: other processes and the hypervisor.
+    pub fn interference(&self) -> f64 {
+        self.other + self.steal
+    }
 }
 
 /// The figures of one load phase (direct or through the gateway), latencies in µs.
@@ -61,8 +70,8 @@ impl PhaseStats {
             "achieved_rate": self.achieved_rate, "ok": self.ok,
             "errors": {"status": self.errors.status, "transport": self.errors.transport,
                        "overload": self.errors.overload},
-            "cpu_seconds": {"gateway": self.cpu.gateway, "emulator": self.cpu.emulator, "bench": self.cpu.bench,
-                            "other": self.cpu.other},
+            "cpu_seconds": {"gateway": self.cpu.gateway, "emulator": self.cpu.emulator,
+                            "bench": self.cpu.bench, "other": self.cpu.other, "steal": self.cpu.steal},
         })
     }
 }
@@ -145,6 +154,8 @@ const FIGURES: &[Figure] = &[
     ("bench_cpu_gateway_s", Combine::Median, |r| r.gateway.cpu.bench),
     ("other_cpu_direct_s", Combine::Median, |r| r.direct.cpu.other),
     ("other_cpu_gateway_s", Combine::Median, |r| r.gateway.cpu.other),
+    ("steal_direct_s", Combine::Median, |r| r.direct.cpu.steal),
+    ("steal_gateway_s", Combine::Median, |r| r.gateway.cpu.steal),
 ];
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -217,7 +228,8 @@ pub fn markdown(summaries: &[Summary], gw: &str) -> String {
     out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for s in summaries {
         out.push_str(&format!(
-            "| {} | {:.0} / {:.0} | {} / {} / {} / {} | {} / {} / {} / {} | {} / {} / {} | {} / {} | {:.2} | {:.1} / {:.1} |\n",
+            "| {} | {:.0} / {:.0} | {} / {} / {} / {} | {} / {} / {} / {} | {} / {} / {} | {} / {} \
+             | {:.2} | {:.1} / {:.1} |\n",
             s.rate,
             s.get("direct_achieved_rate"),
             s.get("gateway_achieved_rate"),
@@ -242,12 +254,12 @@ pub fn markdown(summaries: &[Summary], gw: &str) -> String {
     out.push_str(&format!(
         "\n| rate/s | pacer lag p50 / p99, direct (µs) | pacer lag p50 / p99, {gw} (µs) \
          | emulator CPU direct / {gw} (s) | generator CPU direct / {gw} (s) \
-         | other processes' CPU direct / {gw} (s) |\n",
+         | other processes' CPU direct / {gw} (s) | steal direct / {gw} (s) |\n",
     ));
-    out.push_str("|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
     for s in summaries {
         out.push_str(&format!(
-            "| {} | {} / {} | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |\n",
+            "| {} | {} / {} | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |\n",
             s.rate,
             us(s.get("direct_pacer_lag_p50_us")),
             us(s.get("direct_pacer_lag_p99_us")),
@@ -259,6 +271,8 @@ pub fn markdown(summaries: &[Summary], gw: &str) -> String {
             s.get("bench_cpu_gateway_s"),
             s.get("other_cpu_direct_s"),
             s.get("other_cpu_gateway_s"),
+            s.get("steal_direct_s"),
+            s.get("steal_gateway_s"),
         ));
     }
     out

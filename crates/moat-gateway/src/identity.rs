@@ -73,7 +73,12 @@ pub struct Identities {
     open_allowed: bool,
     ledger: Arc<Ledger>,
     table: RwLock<Table>,
+    /// When an open gateway last looked for new keys.
+    last_check: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often an open gateway checks whether keys have been created (which closes it).
+const OPEN_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl std::fmt::Debug for Identities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,6 +108,7 @@ impl Identities {
                 version: -1,
                 ..Table::default()
             }),
+            last_check: std::sync::Mutex::new(None),
         };
         ids.refresh(crate::ledger::now())?;
         Ok(ids)
@@ -162,8 +168,17 @@ impl Identities {
         if presented.is_some_and(|k| self.statics.matches(k)) {
             return Ok(Principal::Static);
         }
-        self.refresh(now)?;
-        if let Some(key) = presented.filter(|k| k.starts_with("moat-")) {
+        let virtual_key = presented.filter(|k| k.starts_with("moat-"));
+        if virtual_key.is_some() {
+            // A virtual key is checked against the store's current state, so a revocation made by
+            // another process refuses the very next request.
+            self.refresh(now)?;
+        } else if self.open_allowed {
+            // Only the open/closed decision depends on the store here; a look every
+            // `OPEN_RECHECK` keeps that cheap on an open gateway's hot path.
+            self.refresh_at_most_every(OPEN_RECHECK, now)?;
+        }
+        if let Some(key) = virtual_key {
             let hash = self.secret.hash_key(key);
             let found = self.table.read().ok().and_then(|t| t.by_hash.get(&hash).cloned());
             if let Some(entry) = found {
@@ -179,6 +194,20 @@ impl Identities {
             return Ok(Principal::Open);
         }
         Err(GatewayError::Unauthorized)
+    }
+
+    fn refresh_at_most_every(&self, every: std::time::Duration, now: i64) -> Result<(), GatewayError> {
+        let due = self.last_check.lock().map(|mut last| {
+            let due = last.is_none_or(|t: std::time::Instant| t.elapsed() >= every);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        });
+        if due.unwrap_or(true) {
+            self.refresh(now)?;
+        }
+        Ok(())
     }
 
     fn has_keys(&self) -> bool {
