@@ -8,7 +8,7 @@
 # Every client talks HTTPS to the same emulator process (crates/moat-testkit/examples/emulator.rs)
 # with a throwaway CA: moat, aichat and llm verify the certificate against it (SSL_CERT_FILE /
 # REQUESTS_CA_BUNDLE); ort does not verify certificates at all. Results go to stdout as a Markdown
-# table; docs/BENCHMARKS-cli.md records a run.
+# table; docs/BENCHMARKS.md records a run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-30}
