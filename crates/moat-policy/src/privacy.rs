@@ -18,10 +18,15 @@
 //! let rules = [CustomRule { id: "codename".into(), regex: None, terms: vec!["Bluebird".into()] }];
 //! let scanner = Scanner::new(&rules).unwrap();
 //! let text = "mail jane.doe@acme-corp.com about bluebird; key AKIAQ3EGRTPRZ5J4KF6D";
-//! let found: Vec<_> = scanner.scan(text).iter().map(|f| (&*f.detector, f.category)).collect();
+//! let findings = scanner.scan(text);
+//! let found: Vec<_> = findings.iter().map(|f| (&*f.detector, f.category, &text[f.range()])).collect();
 //! assert_eq!(
 //!     found,
-//!     [("email", Category::Personal), ("codename", Category::Custom), ("aws_access_key_id", Category::Secret)]
+//!     [
+//!         ("email", Category::Personal, "jane.doe@acme-corp.com"),
+//!         ("codename", Category::Custom, "bluebird"),
+//!         ("aws_access_key_id", Category::Secret, "AKIAQ3EGRTPRZ5J4KF6D"),
+//!     ]
 //! );
 //! assert!(!scanner.has_findings("the build takes 12.5 seconds on commit 3f2a9c1"));
 //! ```

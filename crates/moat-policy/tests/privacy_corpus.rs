@@ -5,13 +5,16 @@
 //! Thresholds, and why:
 //! - secrets: 100% recall. Every planted secret is in a format a detector claims to cover, and the
 //!   default policy (keep secrets local) is only as good as this number.
-//! - personal data: ≥ 93% of all plants and 100% of those in formats the detectors claim. About 4% of
-//!   the plants are deliberately in formats no pattern matcher can tell from IDs (a bare 10-digit phone
-//!   number, an undashed SSN); recall on the rest must be complete, and the headline number must not
-//!   drift down as the generator or patterns change.
+//! - personal data: ≥ 95% of all plants and 100% of those in formats the detectors claim. About 2.5%
+//!   of the plants are deliberately in formats no pattern matcher can tell from IDs (a bare 10-digit
+//!   phone number, an undashed SSN), so 97.5% is the ceiling; recall on the claimed formats must be
+//!   complete, and the headline number must not drift down as the generator or patterns change.
+//!   Personal data is allowed by default, so a miss costs less than a missed secret.
 //! - clean corpus: ≤ 1% of documents with any finding. A false positive under the default policy
 //!   routes a prompt to a local model or redacts a harmless string; one in a hundred prompts of
-//!   near-miss-dense text is noticeable but tolerable, and typical text measures far lower.
+//!   near-miss-dense text is noticeable but tolerable. The development seed was used to tune the
+//!   checks, so a second, held-out seed is measured too (and docs/PRIVACY.md adds a measurement on
+//!   300 MB of third-party source code, which the checks were not tuned on).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +22,8 @@ use moat_policy::privacy::corpus::{clean_docs, planted_docs, secret_docs, Doc};
 use moat_policy::privacy::{Category, Finding, Scanner};
 
 const SEED: u64 = 0x6d6f_6174;
+/// A seed never used while tuning the checks.
+const HELD_OUT_SEED: u64 = 0x2026_1123;
 
 fn covers(f: &Finding, start: usize, end: usize) -> bool {
     f.start <= start && f.end >= end
@@ -118,7 +123,7 @@ fn recall_on_mixed_prompts() {
         100.0 * recall,
         100.0 * phit_exp as f64 / pexp as f64
     );
-    assert!(recall >= 0.93, "personal recall {recall}");
+    assert!(recall >= 0.95, "personal recall {recall}");
     assert_eq!(
         phit_exp, pexp,
         "every personal plant in a claimed format is found"
@@ -134,29 +139,31 @@ fn recall_on_mixed_prompts() {
 #[test]
 fn false_positives_on_clean_text() {
     let scanner = Scanner::new(&[]).unwrap();
-    let docs = clean_docs(SEED, 3000);
-    let bytes: usize = docs.iter().map(String::len).sum();
-    let mut per: BTreeMap<String, usize> = BTreeMap::new();
-    let mut flagged = 0;
-    for d in &docs {
-        let found = scanner.scan(d);
-        flagged += usize::from(!found.is_empty());
-        for f in &found {
-            *per.entry(f.detector.to_string()).or_default() += 1;
-            eprintln!("FP {} {:?}", f.detector, &d[f.range()]);
+    for (seed, name) in [(SEED, "development seed"), (HELD_OUT_SEED, "held-out seed")] {
+        let docs = clean_docs(seed, 3000);
+        let bytes: usize = docs.iter().map(String::len).sum();
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        let mut flagged = 0;
+        for d in &docs {
+            let found = scanner.scan(d);
+            flagged += usize::from(!found.is_empty());
+            for f in &found {
+                *per.entry(f.detector.to_string()).or_default() += 1;
+                eprintln!("FP {} {:?}", f.detector, &d[f.range()]);
+            }
+            assert_eq!(scanner.has_findings(d), !found.is_empty());
         }
-        assert_eq!(scanner.has_findings(d), !found.is_empty());
+        let rate = flagged as f64 / docs.len() as f64;
+        let total: usize = per.values().sum();
+        println!(
+            "clean corpus, {name}: {} documents, {:.1} MB; {flagged} with a finding ({:.2}%); {total} findings ({:.2} per MB): {per:?}",
+            docs.len(),
+            bytes as f64 / 1e6,
+            100.0 * rate,
+            total as f64 / (bytes as f64 / 1e6)
+        );
+        assert!(rate <= 0.01, "false-positive rate {rate} ({name})");
     }
-    let rate = flagged as f64 / docs.len() as f64;
-    let total: usize = per.values().sum();
-    println!(
-        "clean corpus: {} documents, {:.1} MB; {flagged} with a finding ({:.2}%); {total} findings ({:.2} per MB): {per:?}",
-        docs.len(),
-        bytes as f64 / 1e6,
-        100.0 * rate,
-        total as f64 / (bytes as f64 / 1e6)
-    );
-    assert!(rate <= 0.01, "false-positive rate {rate}");
 }
 
 /// Findings per detector on real files (not a pass/fail test): `MOAT_PRIVACY_SCAN_DIR=~/.cargo/registry/src
@@ -203,8 +210,10 @@ fn findings_on_a_directory() {
             list.len(),
             list.len() as f64 / (bytes as f64 / 1e6)
         );
-        let step = (list.len() / 15).max(1);
-        for s in list.iter().step_by(step).take(15) {
+        // MOAT_PRIVACY_SHOW=phone prints every finding of that detector.
+        let all = std::env::var("MOAT_PRIVACY_SHOW").is_ok_and(|d| d == *id);
+        let step = if all { 1 } else { (list.len() / 15).max(1) };
+        for s in list.iter().step_by(step).take(if all { usize::MAX } else { 15 }) {
             println!("    {s}");
         }
     }

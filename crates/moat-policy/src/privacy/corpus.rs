@@ -13,6 +13,7 @@
 //! honestly against everything a prompt may contain.
 
 mod clean;
+mod code;
 mod values;
 
 use super::Category;
@@ -116,6 +117,26 @@ impl DocBuilder {
     }
 }
 
+/// A valid value for the built-in `detector`, in a format it claims to cover; `None` for an unknown
+/// id. `password_assignment` and `aws_secret_key` values are recognised only after a name such as
+/// `DB_PASSWORD=` or `aws_secret_access_key = `.
+pub fn sample(rng: &mut Rng, detector: &str) -> Option<String> {
+    loop {
+        let v = match detector {
+            "email" => values::email(rng),
+            "phone" => values::phone(rng),
+            "payment_card" => values::card(rng),
+            "iban" => values::iban(rng),
+            "us_ssn" => values::ssn(rng),
+            k if values::SECRET_KINDS.contains(&k) => values::secret(rng, k),
+            _ => return None,
+        };
+        if v.expected {
+            return Some(v.text);
+        }
+    }
+}
+
 /// `n` documents, each with one to three planted items among clean filler.
 pub fn planted_docs(seed: u64, n: usize) -> Vec<Doc> {
     let mut rng = Rng::new(seed);
@@ -197,12 +218,24 @@ fn secret_context(rng: &mut Rng, b: &mut DocBuilder, v: &values::Value, variant:
             .text("\": \"")
             .plant(v)
             .text("\",\n  \"timeout_ms\": 30000\n}\n"),
-        2 => b
-            .text("settings:\n  region: eu-west-1\n  ")
-            .text(&var.to_ascii_lowercase())
-            .text(": ")
-            .plant(v)
-            .text("\n  retries: 3\n"),
+        // YAML: a value starting with an indicator character (`&`, `*`, `!`, …) must be quoted.
+        2 => {
+            let q = if v
+                .text
+                .starts_with(['&', '*', '!', '|', '>', '%', '@', ':', '`', '-', '?'])
+            {
+                "'"
+            } else {
+                ""
+            };
+            b.text("settings:\n  region: eu-west-1\n  ")
+                .text(&var.to_ascii_lowercase())
+                .text(": ")
+                .text(q)
+                .plant(v)
+                .text(q)
+                .text("\n  retries: 3\n")
+        }
         3 => b
             .text("import os\n\nclient = Client(\n    ")
             .text(&var.to_ascii_lowercase())

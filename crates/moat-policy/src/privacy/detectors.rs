@@ -1,13 +1,15 @@
-//! The built-in detectors: each one's id, category, patterns and the check its candidates must pass.
+//! The built-in detectors: each one's id, category, patterns, the check its candidates must pass,
+//! and the *trigger* that finds those candidates.
 //!
-//! The patterns are written for the one-pass lazy DFA: ASCII only (compiled with Unicode off, so `\b`
-//! is an ASCII word boundary and non-ASCII text never forces a slower engine), no look-around, and
-//! unbounded `+`/`{n,}` rather than large counted repetitions where the length does not matter.
-//! Anything a DFA cannot express cheaply (checksums, entropy, group layout, boundaries on the left of
-//! a `(`) is left to the [`Check`] run on the rare candidates.
+//! Scanning is two-level. One automaton holds only the triggers: short, DFA-cheap patterns (a key's
+//! literal prefix and first characters, an assignment keyword and its `=`, `x@y`, two letters and two
+//! digits, a run of eight digits), so a clean prompt costs one pass of a small lazy DFA. Where a
+//! trigger fires, the full patterns of its detectors run anchored there, then their checks. Every
+//! full pattern must imply its trigger at the same anchor, or it would never be tried.
 //!
-//! Order is priority: when two patterns match at the same start, the earlier one is tried first, so
-//! specific key formats come before the generic assignment rule and secrets before personal data.
+//! Full patterns are compiled with Unicode off, so `\b` is an ASCII word boundary. Order is priority:
+//! at one position the earlier pattern is tried first, so specific key formats come before the
+//! generic assignment rule and secrets before personal data.
 
 use super::Category;
 
@@ -50,7 +52,50 @@ pub(crate) enum Check {
     None,
 }
 
-/// One pattern of a built-in detector. A detector may have several (e.g. phone number formats).
+/// How a detector's candidates are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// Its own trigger pattern; full patterns are tried where it starts.
+    Own(&'static str),
+    /// A trigger shared with other detectors.
+    Shared(Family),
+}
+
+/// Shared triggers, each with its pattern and where the full patterns are anchored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// `password = `: a keyword, the rest of the name, an assignment operator.
+    Assign,
+    /// `scheme://user:pass@`: the trigger starts at `://`, the full pattern at the scheme.
+    Url,
+    /// `Bearer x`, `Basic x`.
+    AuthHeader,
+    /// `x@y`: the full pattern starts at the local part, up to 64 bytes before the `@`.
+    Email,
+    /// Two capitals and two digits.
+    Iban,
+    /// Eight digits joined by single separators: tried at the run's start, and one byte before it
+    /// when that is `+` or `(`.
+    Digits,
+}
+
+impl Family {
+    pub(crate) fn pattern(self) -> &'static str {
+        match self {
+            Family::Assign => concat!(
+                r"(?i:password|passwd|passphrase|pwd|secret|token|api[_\-]?key|access[_\-]?key|auth[_\-]?key",
+                r#"|private[_\-]?key|credentials?)[A-Za-z0-9_\-]*["']?[ \t]*(?::=|=>|=|:)"#
+            ),
+            Family::Url => r"://[A-Za-z0-9._~%\-]+:[A-Za-z0-9._~%!$&*+=\-]+@",
+            Family::AuthHeader => r"(?i:bearer|basic)[ \t]+[A-Za-z0-9\-._~+/]",
+            Family::Email => r"[A-Za-z0-9._%+\-]@[A-Za-z0-9]",
+            Family::Iban => r"[A-Z]{2}[0-9]{2}",
+            Family::Digits => r"[0-9](?:(?:[ .\-/]|\) ?| ?\()?[0-9]){7}",
+        }
+    }
+}
+
+/// One full pattern of a built-in detector. A detector may have several (e.g. phone number formats).
 pub(crate) struct Builtin {
     pub id: &'static str,
     pub category: Category,
@@ -58,124 +103,195 @@ pub(crate) struct Builtin {
     /// sensitive value (the part a finding covers); the rest is context such as `password = `.
     pub pattern: &'static str,
     pub check: Check,
+    pub trigger: Trigger,
 }
 
-const fn secret(id: &'static str, pattern: &'static str, check: Check) -> Builtin {
+const fn secret(id: &'static str, trigger: Trigger, pattern: &'static str, check: Check) -> Builtin {
     Builtin {
         id,
         category: Category::Secret,
         pattern,
         check,
+        trigger,
     }
 }
 
-const fn personal(id: &'static str, pattern: &'static str, check: Check) -> Builtin {
+const fn personal(id: &'static str, trigger: Trigger, pattern: &'static str, check: Check) -> Builtin {
     Builtin {
         id,
         category: Category::Personal,
         pattern,
         check,
+        trigger,
     }
 }
 
-/// The assignment keywords: a name containing one of these, then `=`, `:`, `:=` or `=>`.
-const ASSIGN: &str = r#"(?i:password|passwd|passphrase|pwd|secret|token|api[_\-]?key|access[_\-]?key|auth[_\-]?key|private[_\-]?key|credentials?)[A-Za-z0-9_\-]{0,30}["']?[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}["'`]?([A-Za-z0-9!#$%&()*+\-./:<=>?@\[\]^_{|}~\\]{8,})"#;
+use Family::*;
+use Trigger::{Own, Shared};
 
-/// Patterns that come before custom rules (secrets), in priority order.
+/// Full patterns that come before custom rules (secrets), in priority order.
 pub(crate) const SECRETS: &[Builtin] = &[
+    // The body stops at the next `-----`, so a header without a key never runs on into the text.
     secret(
         "private_key",
-        r"-----BEGIN[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\s:,.\\\-]*?-----END[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,.\\]*)",
+        Own(r"-----BEGIN[ A-Z0-9]{0,40} PRIVATE KEY"),
+        concat!(
+            r"-----BEGIN[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----",
+            r"(?:(?:[A-Za-z0-9+/=\s:,.\\]|-[A-Za-z0-9])*-----END[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----",
+            r"|(?:(?:\r?\n|\\n)[A-Za-z0-9+/=]+)*)"
+        ),
         Check::Pem,
     ),
     secret(
         "anthropic_key",
+        Own(r"\bsk-ant-[A-Za-z0-9_\-]{20}"),
         r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
         Check::MixedCaseKey,
     ),
-    secret("openrouter_key", r"\bsk-or-[A-Za-z0-9_\-]{20,}", Check::Key),
-    secret("openai_key", r"\bsk-[A-Za-z0-9_\-]{20,}", Check::OpenAiKey),
+    secret(
+        "openrouter_key",
+        Own(r"\bsk-or-[A-Za-z0-9_\-]{20}"),
+        r"\bsk-or-[A-Za-z0-9_\-]{20,}",
+        Check::Key,
+    ),
+    secret(
+        "openai_key",
+        Own(r"\bsk-[A-Za-z0-9_\-]{20}"),
+        r"\bsk-[A-Za-z0-9_\-]{20,}",
+        Check::OpenAiKey,
+    ),
     secret(
         "stripe_key",
+        Own(r"\b[rs]k_live_[A-Za-z0-9]{20}"),
         r"\b[rs]k_live_[A-Za-z0-9]{20,}",
         Check::MixedCaseKey,
     ),
     secret(
         "github_token",
+        Own(r"\bgh[pousr]_[A-Za-z0-9]{36}"),
         r"\bgh[pousr]_[A-Za-z0-9]{36,}",
         Check::MixedCaseKey,
     ),
     secret(
         "github_token",
+        Own(r"\bgithub_pat_[A-Za-z0-9_]{40}"),
         r"\bgithub_pat_[A-Za-z0-9_]{40,}",
         Check::MixedCaseKey,
     ),
-    secret("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", Check::Key),
-    secret("google_api_key", r"\bAIza[A-Za-z0-9_\-]{35}", Check::MixedCaseKey),
+    secret(
+        "slack_token",
+        Own(r"\bxox[abposr]-[A-Za-z0-9\-]{10}"),
+        r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+        Check::Key,
+    ),
+    secret(
+        "google_api_key",
+        Own(r"\bAIza[A-Za-z0-9_\-]{35}"),
+        r"\bAIza[A-Za-z0-9_\-]{35}",
+        Check::MixedCaseKey,
+    ),
     secret(
         "aws_access_key_id",
+        Own(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z2-7]{16}"),
         r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z2-7]{16}\b",
         Check::AwsKeyId,
     ),
     secret(
         "jwt",
+        Own(r"\beyJ[A-Za-z0-9_\-]{8}"),
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
         Check::Jwt,
     ),
     secret(
         "aws_secret_key",
-        r#"(?i:aws[A-Za-z0-9_.\-]{0,20}secret|secret_?access)[A-Za-z0-9_.\-]{0,20}["']?[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}["']?([A-Za-z0-9/+]{40})"#,
+        Own(r"(?i:aws[A-Za-z0-9_.\-]{0,20}secret|secret_?access)"),
+        concat!(
+            r"(?i:aws[A-Za-z0-9_.\-]{0,20}secret|secret_?access)[A-Za-z0-9_.\-]{0,20}",
+            r#"["']?[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}["']?([A-Za-z0-9/+]{40})"#
+        ),
         Check::AwsSecret,
     ),
-    secret("password_assignment", ASSIGN, Check::Assignment),
     secret(
         "password_assignment",
+        Shared(Assign),
+        concat!(
+            r"(?i:password|passwd|passphrase|pwd|secret|token|api[_\-]?key|access[_\-]?key|auth[_\-]?key",
+            r#"|private[_\-]?key|credentials?)[A-Za-z0-9_\-]*["']?[ \t]*(?::=|=>|=|:)[ \t]{0,4}["'`]?"#,
+            r"([A-Za-z0-9!#$%&()*+\-./:<=>?@\[\]^_{|}~]{8,})"
+        ),
+        Check::Assignment,
+    ),
+    secret(
+        "password_assignment",
+        Shared(Url),
         r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[A-Za-z0-9._~%\-]{1,64}:([A-Za-z0-9._~%!$&*+=\-]{3,128})@",
         Check::UrlPassword,
     ),
     secret(
         "password_assignment",
+        Shared(AuthHeader),
         r"\b(?i:bearer)[ \t]+([A-Za-z0-9\-._~+/]{16,}=*)",
         Check::Bearer,
     ),
     secret(
         "password_assignment",
+        Shared(AuthHeader),
         r"\b(?i:basic)[ \t]+([A-Za-z0-9+/]{8,}={0,2})",
         Check::Basic,
     ),
 ];
 
-/// Patterns that come after custom rules (personal data), in priority order.
+/// Full patterns that come after custom rules (personal data), in priority order.
 pub(crate) const PERSONAL: &[Builtin] = &[
-    personal("iban", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}\b", Check::Iban),
+    personal(
+        "iban",
+        Shared(Iban),
+        r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}\b",
+        Check::Iban,
+    ),
     personal(
         "email",
+        Shared(Email),
         r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
         Check::Email,
     ),
-    personal("payment_card", r"\b[0-9](?:[ \-]?[0-9]){12,18}\b", Check::Card),
+    personal(
+        "payment_card",
+        Shared(Digits),
+        r"\b[0-9](?:[ \-]?[0-9]){12,18}\b",
+        Check::Card,
+    ),
     personal(
         "us_ssn",
+        Shared(Digits),
         r"\b[0-9]{3}(?:-[0-9]{2}-| [0-9]{2} )[0-9]{4}\b",
         Check::Ssn,
     ),
     // International: + country code and 7 to 14 more digits with optional separators.
-    personal("phone", r"\+[1-9][0-9 .\-()]{6,24}[0-9]\b", Check::Phone),
+    personal(
+        "phone",
+        Shared(Digits),
+        r"\+[1-9][0-9 .\-()]{6,24}[0-9]\b",
+        Check::Phone,
+    ),
     // North American: (415) 555-2671, 415-555-2671, 415.555.2671, 1-415-555-2671.
     personal(
         "phone",
+        Shared(Digits),
         r"(?:\b1[ .\-])?(?:\b[2-9][0-9]{2}[ .\-]|\([2-9][0-9]{2}\) ?)[2-9][0-9]{2}[ .\-][0-9]{4}\b",
         Check::Phone,
     ),
     // National with a trunk 0: 020 7946 0958, 030 12345678, 0171-1234567.
     personal(
         "phone",
+        Shared(Digits),
         r"\b0[1-9][0-9]{0,3}[ \-][0-9]{3,4}[ \-]?[0-9]{3,4}\b",
         Check::Phone,
     ),
     // French style pairs: 06 12 34 56 78, 06.12.34.56.78.
     personal(
         "phone",
+        Shared(Digits),
         r"\b0[1-9](?: [0-9]{2}){4}\b|\b0[1-9](?:\.[0-9]{2}){4}\b|\b0[1-9](?:-[0-9]{2}){4}\b",
         Check::Phone,
     ),

@@ -1,51 +1,78 @@
-//! The compiled scanner: every detector's pattern in one multi-pattern automaton, and the loop that
+//! The compiled scanner: every detector's trigger in one multi-pattern automaton, and the loop that
 //! turns its matches into validated, non-overlapping findings.
 //!
-//! The search is leftmost-first over all patterns at once, so a clean prompt costs one pass of a lazy
-//! DFA. At a match, the patterns that could start there are tried in priority order (each on its own,
-//! anchored, with its capture group) until one passes its check. If none does, the search resumes one
-//! character later, so a near-miss (a number failing Luhn) does not hide a real finding inside it; a
-//! work budget keeps hostile input, dense with near-misses, linear: once spent, the search skips past
-//! failed candidates instead.
+//! The search is leftmost-first over all triggers at once, so a clean prompt costs one pass of a lazy
+//! DFA (see `detectors.rs` for why triggers rather than full patterns). Where a trigger fires, the
+//! triggers that match there are taken in priority order, and their full patterns run anchored (each
+//! on its own, with its capture group) until one passes its check. If none does, the search resumes
+//! just after the trigger's start, so a near-miss (a number failing Luhn) does not hide a real finding
+//! inside it. Each byte is re-read by a bounded number of failed candidates, so hostile input dense
+//! with near-misses stays linear.
 
 use regex_automata::hybrid::dfa::DFA;
 use regex_automata::meta::Regex;
-use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input};
 
-use super::detectors::{self, Builtin, Check};
+use super::detectors::{self, Builtin, Check, Family, Trigger};
 use super::validate::{self, Candidate};
 use super::{Category, CustomRule, DetectorId, Finding, PrivacyError};
 
-/// How many bytes of failed candidates may be re-scanned, per byte of text, before the search stops
-/// looking inside failed candidates. Typical prompts use a tiny fraction of it.
-const RESCAN_PER_BYTE: usize = 4;
-/// ... plus this much for any text, so short prompts always get the thorough search.
-const RESCAN_BASE: usize = 64 * 1024;
+use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
+use std::ops::Range;
 
-/// One pattern of the combined automaton.
-struct Pattern {
+/// Lazy-DFA cache per thread for the trigger automaton. The default (2 MiB) is plenty for the
+/// built-in triggers; the headroom is for custom rules.
+const CACHE_CAPACITY: usize = 8 << 20;
+
+/// One full pattern: what it reports and how its candidates are checked.
+struct Detail {
     id: DetectorId,
     category: Category,
     check: Check,
-    /// The same pattern alone, for the anchored confirmation that reads its capture group.
-    single: Regex,
+    /// The pattern alone, run anchored where its trigger fired.
+    regex: Regex,
     /// Whether capture group 1 holds the sensitive value (else the whole match is).
     value_group: bool,
-    /// Bytes a match of this pattern can start with (conservative), to skip hopeless anchored tries.
-    first_bytes: [bool; 256],
     /// A generic credential rule (`password = …`, `Bearer …`) whose value may be a known key format,
     /// in which case the more specific detector is reported.
     generic: bool,
 }
 
+/// Where, relative to a trigger's start, its full patterns are anchored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    Start,
+    /// Back over a URL scheme (`https` before `://`).
+    Scheme,
+    /// Back over an email's local part (before `x@`).
+    LocalPart,
+    /// At a digit run, or one byte before it when that is `+` or `(`.
+    Digits,
+}
+
+/// One pattern of the trigger automaton.
+struct Trig {
+    anchor: Anchor,
+    /// Indices into `Scanner::details`, in priority order.
+    details: Vec<usize>,
+    /// The trigger alone, to test whether it (too) matches where another one fired.
+    regex: Regex,
+    /// A shared family, if any (to merge detectors onto one trigger).
+    family: Option<Family>,
+}
+
 /// The privacy scanner: built once from the config, shared by all requests (it is `Send + Sync`;
 /// the automaton's scratch space comes from an internal pool).
 pub struct Scanner {
-    all: Regex,
-    patterns: Vec<Pattern>,
+    triggers_all: Regex,
+    triggers: Vec<Trig>,
+    /// Per byte, the triggers a match can start with it (conservative), in priority order: where
+    /// one trigger fires, only these can fire too.
+    by_first_byte: Vec<Vec<usize>>,
+    details: Vec<Detail>,
     detectors: Vec<(DetectorId, Category)>,
 }
 
@@ -57,19 +84,45 @@ impl std::fmt::Debug for Scanner {
     }
 }
 
+/// A full pattern before compilation: id, category, pattern, check, trigger, anchor.
+struct Spec {
+    id: DetectorId,
+    category: Category,
+    pattern: String,
+    check: Check,
+    trigger: Result<Hir, String>,
+    anchor: Anchor,
+    family: Option<Family>,
+}
+
+fn builtin_spec(b: &Builtin) -> Spec {
+    let (trigger, anchor, family) = match b.trigger {
+        Trigger::Own(p) => (p, Anchor::Start, None),
+        Trigger::Shared(f) => {
+            let anchor = match f {
+                Family::Url => Anchor::Scheme,
+                Family::Email => Anchor::LocalPart,
+                Family::Digits => Anchor::Digits,
+                Family::Assign | Family::AuthHeader | Family::Iban => Anchor::Start,
+            };
+            (f.pattern(), anchor, Some(f))
+        }
+    };
+    Spec {
+        id: DetectorId::builtin(b.id),
+        category: b.category,
+        pattern: format!("(?-u){}", b.pattern),
+        check: b.check,
+        trigger: syntax::parse(&format!("(?-u){trigger}")).map_err(|e| e.to_string()),
+        anchor,
+        family,
+    }
+}
+
 impl Scanner {
     /// Compiles the built-in detectors and `custom` rules. A bad rule is an error naming its id.
     pub fn new(custom: &[CustomRule]) -> Result<Scanner, PrivacyError> {
-        let mut specs: Vec<(DetectorId, Category, String, Check)> = Vec::new();
-        let builtin = |b: &Builtin| {
-            (
-                DetectorId::builtin(b.id),
-                b.category,
-                format!("(?-u){}", b.pattern),
-                b.check,
-            )
-        };
-        specs.extend(detectors::SECRETS.iter().map(builtin));
+        let mut specs: Vec<Spec> = detectors::SECRETS.iter().map(builtin_spec).collect();
         let mut detectors: Vec<(DetectorId, Category)> = detectors::ids()
             .map(|(id, c)| (DetectorId::builtin(id), c))
             .collect();
@@ -81,38 +134,82 @@ impl Scanner {
             let id = DetectorId::custom(&rule.id);
             detectors.push((id.clone(), Category::Custom));
             for (pattern, check) in custom_patterns(rule)? {
-                specs.push((id.clone(), Category::Custom, pattern, check));
+                let trigger = syntax::parse(&pattern)
+                    .map(|h| relax(&h))
+                    .map_err(|e| e.to_string());
+                let (anchor, family) = (Anchor::Start, None);
+                specs.push(Spec {
+                    id: id.clone(),
+                    category: Category::Custom,
+                    pattern,
+                    check,
+                    trigger,
+                    anchor,
+                    family,
+                });
             }
         }
-        specs.extend(detectors::PERSONAL.iter().map(builtin));
+        specs.extend(detectors::PERSONAL.iter().map(builtin_spec));
 
-        let mut patterns = Vec::with_capacity(specs.len());
-        for (id, category, pattern, check) in &specs {
-            let single = Regex::new(pattern).map_err(|e| PrivacyError::BadRegex {
-                id: id.to_string(),
-                message: e.to_string(),
-            })?;
-            let value_group = *category != Category::Custom
-                && single.group_info().group_len(regex_automata::PatternID::ZERO) > 1;
-            patterns.push(Pattern {
-                id: id.clone(),
-                category: *category,
-                check: *check,
-                single,
+        let mut details = Vec::with_capacity(specs.len());
+        let mut triggers: Vec<Trig> = Vec::new();
+        let mut trigger_hirs: Vec<Hir> = Vec::new();
+        let mut by_first_byte: Vec<Vec<usize>> = vec![Vec::new(); 256];
+        for (i, spec) in specs.iter().enumerate() {
+            let bad = |message: String| PrivacyError::BadRegex {
+                id: spec.id.to_string(),
+                message,
+            };
+            let regex = Regex::new(&spec.pattern).map_err(|e| bad(e.to_string()))?;
+            let value_group = spec.category != Category::Custom
+                && regex.group_info().group_len(regex_automata::PatternID::ZERO) > 1;
+            details.push(Detail {
+                id: spec.id.clone(),
+                category: spec.category,
+                check: spec.check,
+                regex,
                 value_group,
-                first_bytes: first_bytes(pattern),
-                generic: matches!(check, Check::Assignment | Check::Bearer),
+                generic: matches!(spec.check, Check::Assignment | Check::Bearer),
             });
+            match triggers
+                .iter_mut()
+                .find(|t| spec.family.is_some() && t.family == spec.family)
+            {
+                Some(t) => t.details.push(i),
+                None => {
+                    let hir = spec.trigger.clone().map_err(bad)?;
+                    triggers.push(Trig {
+                        anchor: spec.anchor,
+                        details: vec![i],
+                        regex: Regex::builder()
+                            .build_from_hir(&hir)
+                            .map_err(|e| bad(e.to_string()))?,
+                        family: spec.family,
+                    });
+                    let starts = first_bytes(&hir);
+                    for (b, list) in by_first_byte.iter_mut().enumerate() {
+                        if starts[b] {
+                            list.push(triggers.len() - 1);
+                        }
+                    }
+                    trigger_hirs.push(hir);
+                }
+            }
         }
-        let all = Regex::builder()
-            .configure(Regex::config().which_captures(WhichCaptures::Implicit))
-            .build_many(&specs.iter().map(|s| s.2.as_str()).collect::<Vec<_>>())
+        let config = Regex::config()
+            .which_captures(WhichCaptures::Implicit)
+            .hybrid_cache_capacity(CACHE_CAPACITY);
+        let triggers_all = Regex::builder()
+            .configure(config)
+            .build_many_from_hir(&trigger_hirs)
             .map_err(|e| PrivacyError::TooLarge {
                 message: e.to_string(),
             })?;
         Ok(Scanner {
-            all,
-            patterns,
+            triggers_all,
+            triggers,
+            by_first_byte,
+            details,
             detectors,
         })
     }
@@ -144,94 +241,162 @@ impl Scanner {
 
     /// Calls `emit` for each finding in order until it returns false.
     fn each(&self, text: &str, mut emit: impl FnMut(Finding) -> bool) {
-        let mut pos = 0;
-        let mut budget = text
-            .len()
-            .saturating_mul(RESCAN_PER_BYTE)
-            .saturating_add(RESCAN_BASE);
+        // `floor`: end of the last finding; no anchor may reach back before it.
+        let (mut pos, mut floor) = (0, 0);
+        // Per trigger, the end of its last matched-but-rejected candidate: the same trigger firing
+        // again inside it is not retried, which keeps hostile runs (`sk-sk-sk-…`) linear.
+        let mut suppressed = vec![0usize; self.triggers.len()];
         while pos < text.len() {
-            let Some(m) = self.all.search(&Input::new(text).range(pos..)) else {
+            let Some(m) = self.triggers_all.search(&Input::new(text).range(pos..)) else {
                 return;
             };
-            if let Some(f) = self.confirm(text, m.start(), m.pattern().as_usize(), self.patterns.len()) {
-                pos = f.end;
-                if !emit(f) {
-                    return;
+            let (at, first) = (m.start(), m.pattern().as_usize());
+            match self.confirm(text, at, first..self.triggers.len(), floor, &mut suppressed) {
+                Some(f) => {
+                    (pos, floor) = (f.end, f.end);
+                    if !emit(f) {
+                        return;
+                    }
                 }
-                continue;
-            }
-            let next = next_char(text, m.start());
-            let cost = m.end() - m.start();
-            if budget >= cost {
-                budget -= cost;
-                pos = next;
-            } else {
-                pos = m.end().max(next);
+                None => pos = self.resume(text, at, first),
             }
         }
     }
 
-    /// Tries patterns `first..last` anchored at `at`, in priority order; the first that passes its
-    /// check gives the finding.
-    fn confirm(&self, text: &str, at: usize, first: usize, last: usize) -> Option<Finding> {
+    /// Where to search again after the trigger `first` fired at `at` and nothing was found there.
+    fn resume(&self, text: &str, at: usize, first: usize) -> usize {
+        let b = text.as_bytes();
+        let next = next_char(text, at);
+        match self.triggers.get(first).map(|t| t.anchor) {
+            // Digit patterns start at a word boundary: nothing starts inside this run of digits.
+            Some(Anchor::Digits) => (at..b.len())
+                .find(|&i| !b[i].is_ascii_digit())
+                .unwrap_or(b.len())
+                .max(next),
+            // `x@y`: past the `@`.
+            Some(Anchor::LocalPart) => (at + 2).min(b.len()).max(next),
+            _ => next,
+        }
+    }
+
+    /// Tries the triggers in `range` that match at `at`, in priority order, and their full patterns
+    /// at their anchors; the first candidate that passes its check is the finding.
+    fn confirm(
+        &self,
+        text: &str,
+        at: usize,
+        range: Range<usize>,
+        floor: usize,
+        suppressed: &mut [usize],
+    ) -> Option<Finding> {
         let byte = usize::from(*text.as_bytes().get(at)?);
-        for p in self
-            .patterns
-            .get(first..last)?
-            .iter()
-            .filter(|p| p.first_bytes[byte])
-        {
-            let Some(value) = p.anchored(text, at) else {
-                continue;
+        let first = range.start;
+        // The trigger that fired, then the others that can start with this byte.
+        let others = self.by_first_byte.get(byte)?.iter().copied();
+        let candidates = std::iter::once(first).chain(others.filter(|&ti| ti > first && ti < range.end));
+        for ti in candidates {
+            let t = self.triggers.get(ti)?;
+            let also = || {
+                t.regex
+                    .is_match(Input::new(text).range(at..).anchored(Anchored::Yes))
             };
-            let cand = Candidate { text, value };
-            let Some(span) = validate::run(p.check, &cand) else {
+            if at < suppressed.get(ti).copied().unwrap_or(0) || (ti != first && !also()) {
                 continue;
-            };
-            if p.generic {
-                if let Some(specific) = self.specific(text, span.clone()) {
-                    return Some(specific);
+            }
+            for anchor in anchors(t.anchor, text, at, floor).into_iter().flatten() {
+                for &di in &t.details {
+                    let d = self.details.get(di)?;
+                    let Some((whole, value)) = d.anchored(text, anchor) else {
+                        continue;
+                    };
+                    if let Some(span) = validate::run(d.check, &Candidate { text, value }) {
+                        if d.generic {
+                            if let Some(f) = self.specific(text, span.clone()) {
+                                return Some(f);
+                            }
+                        }
+                        return Some(Finding {
+                            detector: d.id.clone(),
+                            category: d.category,
+                            start: span.start,
+                            end: span.end,
+                        });
+                    }
+                    if t.anchor == Anchor::Start {
+                        if let Some(s) = suppressed.get_mut(ti) {
+                            *s = (*s).max(whole.end);
+                        }
+                    }
                 }
             }
-            return Some(Finding {
-                detector: p.id.clone(),
-                category: p.category,
-                start: span.start,
-                end: span.end,
-            });
         }
         None
     }
 
     /// A known key format at the start of a generic rule's value (`OPENAI_API_KEY=sk-…` is an
     /// `openai_key`, not just a `password_assignment`).
-    fn specific(&self, text: &str, value: std::ops::Range<usize>) -> Option<Finding> {
-        let m = self
-            .all
-            .search(&Input::new(text).range(value.start..).anchored(Anchored::Yes))?;
-        let pid = m.pattern().as_usize();
-        let p = self.patterns.get(pid)?;
-        if p.category != Category::Secret || p.generic || m.end() > value.end {
+    fn specific(&self, text: &str, value: Range<usize>) -> Option<Finding> {
+        let input = Input::new(text).range(value.start..).anchored(Anchored::Yes);
+        let ti = self.triggers_all.search(&input)?.pattern().as_usize();
+        let t = self.triggers.get(ti)?;
+        let own_secret = t.family.is_none()
+            && t.details.iter().all(|&d| {
+                self.details
+                    .get(d)
+                    .is_some_and(|d| d.category == Category::Secret)
+            });
+        if !own_secret {
             return None;
         }
-        self.confirm(text, value.start, pid, pid + 1)
+        let f = self.confirm(text, value.start, ti..ti + 1, value.start, &mut [])?;
+        (f.end <= value.end).then_some(f)
     }
 }
 
-impl Pattern {
-    /// The pattern's match anchored at `at`: the span of its value (group 1, else the whole match).
-    fn anchored(&self, text: &str, at: usize) -> Option<std::ops::Range<usize>> {
+impl Detail {
+    /// The pattern's match anchored at `at`: the whole span and the value span (group 1 if the
+    /// pattern has one, else the whole match).
+    fn anchored(&self, text: &str, at: usize) -> Option<(Range<usize>, Range<usize>)> {
         let mut slots = [None::<NonMaxUsize>; 4];
         let input = Input::new(text).range(at..).anchored(Anchored::Yes);
         let n = if self.value_group { 4 } else { 2 };
-        self.single.search_slots(&input, &mut slots[..n])?;
+        self.regex.search_slots(&input, &mut slots[..n])?;
         let span = |i: usize| Some(slots[i]?.get()..slots[i + 1]?.get());
         let whole = span(0)?;
-        Some(if self.value_group {
-            span(2).unwrap_or(whole)
+        let value = if self.value_group {
+            span(2).unwrap_or(whole.clone())
         } else {
-            whole
-        })
+            whole.clone()
+        };
+        Some((whole, value))
+    }
+}
+
+/// Where a trigger's full patterns are tried: up to two positions, never before `floor`.
+fn anchors(anchor: Anchor, text: &str, at: usize, floor: usize) -> [Option<usize>; 2] {
+    let b = text.as_bytes();
+    let back = |ok: fn(u8) -> bool, max: usize| {
+        let mut i = at;
+        while i > floor && at - i < max && ok(b[i - 1]) {
+            i -= 1;
+        }
+        i
+    };
+    match anchor {
+        Anchor::Start => [Some(at), None],
+        Anchor::Scheme => {
+            let start = back(|c| c.is_ascii_alphanumeric() || b"+.-".contains(&c), 21);
+            [(start < at).then_some(start), None]
+        }
+        // `at` is the last character of the local part; the part may go back 64 bytes in all.
+        Anchor::LocalPart => [
+            Some(back(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c), 63)),
+            None,
+        ],
+        Anchor::Digits => {
+            let sign = at > floor && matches!(b.get(at.wrapping_sub(1)), Some(b'+' | b'('));
+            [sign.then(|| at - 1), Some(at)]
+        }
     }
 }
 
@@ -297,14 +462,50 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// Which bytes a match of `pattern` can begin with, whatever precedes it. Computed from the first
-/// transition of a lazy DFA in each look-behind context; all bytes if that DFA cannot be built (e.g.
-/// a custom pattern with a Unicode word boundary).
-fn first_bytes(pattern: &str) -> [bool; 256] {
+/// A custom pattern's trigger: the pattern without its Unicode word-boundary assertions. It matches
+/// wherever the pattern does (and a little more), and unlike the pattern it lets the lazy DFA run on
+/// non-ASCII text, where a Unicode `\b` would send the whole search to a far slower engine. The
+/// pattern itself, exactly as written, runs where the trigger fires.
+fn relax(hir: &Hir) -> Hir {
+    match hir.kind() {
+        HirKind::Look(look) if unicode_word_look(*look) => Hir::empty(),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(relax).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(relax).collect()),
+        HirKind::Repetition(rep) => Hir::repetition(Repetition {
+            sub: Box::new(relax(&rep.sub)),
+            ..rep.clone()
+        }),
+        HirKind::Capture(cap) => Hir::capture(Capture {
+            sub: Box::new(relax(&cap.sub)),
+            ..cap.clone()
+        }),
+        _ => hir.clone(),
+    }
+}
+
+fn unicode_word_look(look: Look) -> bool {
+    matches!(
+        look,
+        Look::WordUnicode
+            | Look::WordUnicodeNegate
+            | Look::WordStartUnicode
+            | Look::WordEndUnicode
+            | Look::WordStartHalfUnicode
+            | Look::WordEndHalfUnicode
+    )
+}
+
+/// Which bytes a match of `hir` can begin with, whatever precedes it. Computed from the first
+/// transition of a lazy DFA in each look-behind context; all bytes if that DFA cannot be built.
+fn first_bytes(hir: &Hir) -> [bool; 256] {
     let mut out = [false; 256];
+    let nfa = match thompson::Compiler::new().build_from_hir(hir) {
+        Ok(nfa) => nfa,
+        Err(_) => return [true; 256],
+    };
     let dfa = match DFA::builder()
         .configure(DFA::config().starts_for_each_pattern(false))
-        .build(pattern)
+        .build_from_nfa(nfa)
     {
         Ok(dfa) => dfa,
         Err(_) => return [true; 256],

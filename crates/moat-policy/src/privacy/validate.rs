@@ -14,6 +14,8 @@ use std::ops::Range;
 
 use super::detectors::Check;
 
+mod numbers;
+
 /// Minimum Shannon entropy (bits per byte) of a prefixed key, prefix included.
 pub(crate) const KEY_MIN_ENTROPY: f64 = 3.0;
 /// Minimum Shannon entropy of an assignment's value (`password = VALUE`).
@@ -67,10 +69,10 @@ pub(crate) fn run(check: Check, c: &Candidate<'_>) -> Option<Range<usize>> {
         Check::Bearer => key_body(v),
         Check::Basic => basic(v),
         Check::Email => email(c),
-        Check::Phone => return phone(c),
-        Check::Card => return card(c),
-        Check::Iban => return iban(c),
-        Check::Ssn => ssn(c),
+        Check::Phone => return numbers::phone(c),
+        Check::Card => return numbers::card(c),
+        Check::Iban => return numbers::iban(c),
+        Check::Ssn => numbers::ssn(c),
         Check::Term => term_boundaries(c),
     };
     ok.then(|| c.value.clone())
@@ -242,6 +244,10 @@ fn basic(v: &str) -> bool {
     let Ok(s) = std::str::from_utf8(&raw) else {
         return false;
     };
+    // RFC 7617's example, quoted in every HTTP library's documentation.
+    if s.starts_with("Aladdin:open") {
+        return false;
+    }
     match s.split_once(':') {
         Some((user, pass)) => {
             !user.is_empty() && pass.len() >= 3 && s.chars().all(|c| !c.is_control()) && !is_placeholder(pass)
@@ -285,8 +291,40 @@ fn assignment_value(c: &Candidate<'_>) -> bool {
         return false;
     }
     let quoted = matches!(c.byte_before(c.value.start), Some(b'"' | b'\'' | b'`'));
-    // `token::Kind`, `secret: &Secrets`, `key => value`: the separator was part of an operator.
-    if is_reference(v) || v.starts_with([':', '=', '&', '>', '<', ')', ']', '}', '|']) {
+    if is_reference(v) {
+        return false;
+    }
+    // What precedes the value: the operator, and whether it is written tight (`KEY=value`, as in
+    // .env files, shell and log lines) or spaced (`key = value`, `key: value`, as in code and YAML).
+    let before = c.text.get(..c.value.start).unwrap_or("");
+    let before = before.strip_suffix(['"', '\'', '`']).unwrap_or(before);
+    let op_at = before.trim_end_matches([' ', '\t']);
+    let spaced = op_at.len() < before.len();
+    let op = op_at.bytes().last();
+    let tight = op == Some(b'=')
+        && !spaced
+        && op_at
+            .as_bytes()
+            .iter()
+            .rev()
+            .nth(1)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b"_\"'".contains(b));
+    // `token::Kind`, `secret == other`: the separator was half of an operator.
+    if !quoted && matches!((op, v.as_bytes()[0]), (Some(b':'), b':') | (Some(b'='), b'=')) {
+        return false;
+    }
+    // `prompt("password: ").unwrap()`: the quote before the value closed a string.
+    if v.starts_with([')', ']', '}', ',', ';']) {
+        return false;
+    }
+    // `xToken = fts5Tokenize;`: an unquoted bare identifier ending a statement names a variable.
+    let after = c.text.as_bytes().get(c.value.end).copied();
+    if !quoted && after == Some(b';') && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return false;
+    }
+    // `secret: &Secrets`, `key: <T>`, `token = |x|`: an unquoted value opening with an operator is
+    // code, unless written tight, where it is the first character of a literal.
+    if !quoted && !tight && v.starts_with(['&', '>', '<', ')', ']', '}', '|', ':', '=']) {
         return false;
     }
     if !quoted && looks_like_code(v) {
@@ -304,10 +342,12 @@ fn value_min_entropy(len: usize) -> f64 {
     (0.75 * (len as f64).log2()).min(VALUE_MIN_ENTROPY)
 }
 
-/// An unquoted value that reads as an expression: a call, an index, a generic type, a path `a.b.c`,
-/// `a::b`, `a->b`.
+/// An unquoted value that reads as an expression: a call, an index, a generic type, a path `a.b.c`
+/// or `a::b`, a macro, a closure.
 fn looks_like_code(v: &str) -> bool {
-    if v.contains(['(', ')', '[', ']', '{', '<', '>']) || v.contains("::") {
+    // Calls, indexes, generics, paths, macros (`name!`), closures (`|x: T|`), `!!x` coercions.
+    let ops = v.contains("::") || v.ends_with(['!', '|']) || v.starts_with("!!");
+    if ops || v.contains(['(', ')', '[', ']', '{', '<', '>']) {
         return true;
     }
     // Dotted identifiers made of words: settings.SECRET_KEY, config.authToken, os.environ (but not
@@ -414,324 +454,6 @@ fn email(c: &Candidate<'_>) -> bool {
         && !FILE_EXTENSIONS.contains(&tld.to_ascii_lowercase().as_str())
 }
 
-/// Digits-and-separators candidates must not be a piece of a longer number, version or date.
-fn digits_isolated(c: &Candidate<'_>, span: &Range<usize>) -> bool {
-    let before = c.byte_before(span.start);
-    let after = c.byte_at(span.end);
-    let after2 = c.byte_at(span.end + 1);
-    let before2 = span.start.checked_sub(1).and_then(|i| c.byte_before(i));
-    let digit = |b: Option<u8>| matches!(b, Some(x) if x.is_ascii_digit());
-    !matches!(before, Some(b) if b.is_ascii_alphanumeric() || b == b'_' || b == b'+')
-        && !(matches!(before, Some(b'.' | b'-' | b'/' | b':' | b',')) && digit(before2))
-        && !matches!(after, Some(b) if b.is_ascii_alphanumeric() || b == b'_')
-        && !(matches!(after, Some(b'.' | b'-' | b'/' | b':' | b',')) && digit(after2))
-}
-
-/// Whether the span is one of several space-separated groups of four hex digits (an `xxd` dump row).
-fn in_hex_dump(c: &Candidate<'_>, span: &Range<usize>) -> bool {
-    let b = c.text.as_bytes();
-    let group = |at: usize| at + 4 <= b.len() && b[at..at + 4].iter().all(u8::is_ascii_hexdigit);
-    let ends = |at: usize| at >= b.len() || matches!(b[at], b' ' | b'\n' | b'\r');
-    let after = b.get(span.end) == Some(&b' ') && group(span.end + 1) && ends(span.end + 5);
-    let before = span.start >= 5
-        && b[span.start - 1] == b' '
-        && group(span.start - 5)
-        && (span.start == 5 || matches!(b[span.start - 6], b' ' | b':'));
-    after || before
-}
-
-fn phone(c: &Candidate<'_>) -> Option<Range<usize>> {
-    let v = c.value_str();
-    let digits = v.bytes().filter(u8::is_ascii_digit).count();
-    let international = v.starts_with('+');
-    let (min, max) = if international { (8, 15) } else { (10, 11) };
-    if !(min..=max).contains(&digits) || !digits_isolated(c, &c.value) || in_hex_dump(c, &c.value) {
-        return None;
-    }
-    // One more digit group a space away means a longer run (code points, byte dumps, tables).
-    let digit = |b: Option<u8>| matches!(b, Some(x) if x.is_ascii_digit());
-    let before_group =
-        c.byte_before(c.value.start) == Some(b' ') && digit(c.byte_before(c.value.start.saturating_sub(1)));
-    let after_group = c.byte_at(c.value.end) == Some(b' ') && digit(c.byte_at(c.value.end + 1));
-    if before_group || after_group {
-        return None;
-    }
-    // Separators: never two in a row (other than ") "), parentheses balanced and holding digits only.
-    let b = v.as_bytes();
-    let sep = |x: u8| matches!(x, b' ' | b'.' | b'-');
-    if b.windows(2).any(|w| sep(w[0]) && sep(w[1])) {
-        return None;
-    }
-    let (open, close) = (v.matches('(').count(), v.matches(')').count());
-    if open != close || open > 1 || (open == 1 && v.find('(') > v.find(')')) {
-        return None;
-    }
-    // A dot next to a long digit group is a decimal point (coordinates: `+48.856613 2.352222`).
-    if v.contains('.') && v.split(|ch: char| !ch.is_ascii_digit()).any(|g| g.len() >= 5) {
-        return None;
-    }
-    // Dotted numbers with 3+ dots are versions or addresses unless grouped like a phone.
-    if v.matches('.').count() >= 3 && !international && !v.starts_with('0') {
-        return None;
-    }
-    Some(c.value.clone())
-}
-
-fn luhn(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            let d = u32::from(d);
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
-}
-
-/// Known issuer prefixes and the lengths each issues.
-fn issuer_ok(d: &[u8]) -> bool {
-    let n = d.len();
-    let prefix = |k: usize| d.iter().take(k).fold(0u32, |acc, &x| acc * 10 + u32::from(x));
-    let (p1, p2, p3, p4) = (prefix(1), prefix(2), prefix(3), prefix(4));
-    match p1 {
-        4 => matches!(n, 13 | 16 | 19),                             // Visa
-        5 if (51..=55).contains(&p2) => n == 16,                    // Mastercard
-        2 if (2221..=2720).contains(&p4) => n == 16,                // Mastercard 2-series
-        2 if (2200..=2204).contains(&p4) => (16..=19).contains(&n), // Mir
-        3 if p2 == 34 || p2 == 37 => n == 15,                       // Amex
-        3 if (3528..=3589).contains(&p4) => (16..=19).contains(&n), // JCB
-        3 if (300..=305).contains(&p3) || p4 == 3095 || matches!(p2, 36 | 38 | 39) => (14..=19).contains(&n), // Diners
-        6 if p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 => (16..=19).contains(&n), // Discover
-        6 if p2 == 62 => (16..=19).contains(&n),                                            // UnionPay
-        5 | 6 if matches!(p4, 5018 | 5020 | 5038 | 5893 | 6304 | 6759 | 6761 | 6762 | 6763) => {
-            (13..=19).contains(&n) // Maestro
-        }
-        _ => false,
-    }
-}
-
-/// Whether another card-length number (13+ digits) sits within 40 bytes: a table of constants, hashes
-/// or IDs, where one in ~30 numbers passes Luhn and an issuer prefix by chance.
-fn in_number_table(c: &Candidate<'_>, span: &Range<usize>) -> bool {
-    let b = c.text.as_bytes();
-    let longest = |r: &[u8]| {
-        let (mut best, mut run) = (0, 0);
-        for x in r {
-            run = if x.is_ascii_digit() { run + 1 } else { 0 };
-            best = best.max(run);
-        }
-        best
-    };
-    let before = &b[span.start.saturating_sub(40)..span.start];
-    let after = &b[span.end..(span.end + 40).min(b.len())];
-    longest(before) >= 13 || longest(after) >= 13
-}
-
-/// A card number, written plain or in groups (4-4-4-4, 4-6-5, …) with one kind of separator. A
-/// trailing group that makes the checksum fail is dropped and the rest tried again.
-fn card(c: &Candidate<'_>) -> Option<Range<usize>> {
-    let v = c.value_str();
-    let seps: Vec<u8> = v.bytes().filter(|b| !b.is_ascii_digit()).collect();
-    if seps.windows(2).any(|w| w[0] != w[1]) {
-        return None;
-    }
-    let groups: Vec<&str> = match seps.first() {
-        Some(&s) => v.split(char::from(s)).collect(),
-        None => vec![v],
-    };
-    for keep in (1..=groups.len()).rev() {
-        let g = &groups[..keep];
-        let len: usize = g.iter().map(|x| x.len()).sum();
-        if !(13..=19).contains(&len) {
-            continue;
-        }
-        let grouped_ok = g.len() == 1
-            || (g[..g.len() - 1].iter().all(|x| x.len() == 4) && g[g.len() - 1].len() <= 4)
-            || (g.len() == 3 && g[0].len() == 4 && g[1].len() == 6 && (4..=5).contains(&g[2].len()));
-        let digits: Vec<u8> = g.iter().flat_map(|x| x.bytes()).map(|b| b - b'0').collect();
-        let span_end = c.value.start + g.iter().map(|x| x.len()).sum::<usize>() + (keep - 1);
-        let span = c.value.start..span_end;
-        if grouped_ok
-            && luhn(&digits)
-            && issuer_ok(&digits)
-            && digits_isolated(c, &span)
-            && !in_hex_dump(c, &span)
-        {
-            return Some(span);
-        }
-    }
-    None
-}
-
-/// IBAN length by country (ISO 13616 registry).
-fn iban_len(cc: &str) -> Option<usize> {
-    const T: &[(&str, usize)] = &[
-        ("AD", 24),
-        ("AE", 23),
-        ("AL", 28),
-        ("AT", 20),
-        ("AZ", 28),
-        ("BA", 20),
-        ("BE", 16),
-        ("BG", 22),
-        ("BH", 22),
-        ("BR", 29),
-        ("BY", 28),
-        ("CH", 21),
-        ("CR", 22),
-        ("CY", 28),
-        ("CZ", 24),
-        ("DE", 22),
-        ("DK", 18),
-        ("DO", 28),
-        ("EE", 20),
-        ("EG", 29),
-        ("ES", 24),
-        ("FI", 18),
-        ("FO", 18),
-        ("FR", 27),
-        ("GB", 22),
-        ("GE", 22),
-        ("GI", 23),
-        ("GL", 18),
-        ("GR", 27),
-        ("GT", 28),
-        ("HR", 21),
-        ("HU", 28),
-        ("IE", 22),
-        ("IL", 23),
-        ("IQ", 23),
-        ("IS", 26),
-        ("IT", 27),
-        ("JO", 30),
-        ("KW", 30),
-        ("KZ", 20),
-        ("LB", 28),
-        ("LC", 32),
-        ("LI", 21),
-        ("LT", 20),
-        ("LU", 20),
-        ("LV", 21),
-        ("MC", 27),
-        ("MD", 24),
-        ("ME", 22),
-        ("MK", 19),
-        ("MR", 27),
-        ("MT", 31),
-        ("MU", 30),
-        ("NL", 18),
-        ("NO", 15),
-        ("PK", 24),
-        ("PL", 28),
-        ("PS", 29),
-        ("PT", 25),
-        ("QA", 29),
-        ("RO", 24),
-        ("RS", 22),
-        ("SA", 24),
-        ("SC", 31),
-        ("SE", 24),
-        ("SI", 19),
-        ("SK", 24),
-        ("SM", 27),
-        ("ST", 25),
-        ("SV", 28),
-        ("TL", 23),
-        ("TN", 24),
-        ("TR", 26),
-        ("UA", 29),
-        ("VA", 22),
-        ("VG", 24),
-        ("XK", 20),
-    ];
-    T.iter().find(|(c, _)| *c == cc).map(|&(_, n)| n)
-}
-
-fn iban_mod97(chars: &[u8]) -> bool {
-    // Move the first four characters to the end, letters to 10..35, and reduce mod 97 as we go.
-    let mut rem: u32 = 0;
-    for &ch in chars[4..].iter().chain(&chars[..4]) {
-        let v = match ch {
-            b'0'..=b'9' => u32::from(ch - b'0'),
-            b'A'..=b'Z' => u32::from(ch - b'A') + 10,
-            _ => return false,
-        };
-        rem = if v >= 10 {
-            (rem * 100 + v) % 97
-        } else {
-            (rem * 10 + v) % 97
-        };
-    }
-    rem == 1
-}
-
-/// The country fixes the length, so the span is cut to exactly that many characters (a greedy match
-/// may have run into a following word); spaced IBANs must be grouped by four.
-fn iban(c: &Candidate<'_>) -> Option<Range<usize>> {
-    let v = c.value_str();
-    let want = iban_len(v.get(..2)?)?;
-    let spaced = v.as_bytes().get(4) == Some(&b' ');
-    let mut chars = Vec::with_capacity(want);
-    let mut end = 0;
-    for (i, b) in v.bytes().enumerate() {
-        if b == b' ' {
-            // Groups of four: a space may only follow the 4th, 8th, … character.
-            if !spaced || chars.len() % 4 != 0 {
-                return None;
-            }
-            continue;
-        }
-        chars.push(b);
-        end = i + 1;
-        if chars.len() == want {
-            break;
-        }
-    }
-    if chars.len() != want || !iban_mod97(&chars) {
-        return None;
-    }
-    let span = c.value.start..c.value.start + end;
-    matches!(
-        c.byte_at(span.end),
-        None | Some(b' ' | b'\n' | b'\r' | b'\t' | b',' | b';' | b'.' | b')' | b'"' | b'\'' | b'<')
-    )
-    .then_some(span)
-}
-
-fn ssn(c: &Candidate<'_>) -> bool {
-    let v = c.value_str();
-    let d: Vec<u32> = v
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| u32::from(b - b'0'))
-        .collect();
-    if d.len() != 9 {
-        return false;
-    }
-    let area = d[0] * 100 + d[1] * 10 + d[2];
-    let group = d[3] * 10 + d[4];
-    let serial = d[5] * 1000 + d[6] * 100 + d[7] * 10 + d[8];
-    let known_fake = matches!(v, "078-05-1120" | "123-45-6789" | "219-09-9999");
-    area != 0
-        && area != 666
-        && area < 900
-        && group != 0
-        && serial != 0
-        && !known_fake
-        && digits_isolated(c, &c.value)
-}
-
 /// Whole-word edges for custom terms: where the term starts (ends) with a word character, the text
 /// before (after) it must not be one. Unicode-aware, so `café` does not match inside `cafés`.
 fn term_boundaries(c: &Candidate<'_>) -> bool {
@@ -741,21 +463,14 @@ fn term_boundaries(c: &Candidate<'_>) -> bool {
     let after = c.text.get(c.value.end..).and_then(|s| s.chars().next());
     let starts_word = v.chars().next().is_some_and(word);
     let ends_word = v.chars().next_back().is_some_and(word);
-    !(starts_word && before.is_some_and(word)) && !(ends_word && after.is_some_and(word))
+    let glued_before = starts_word && before.is_some_and(word);
+    let glued_after = ends_word && after.is_some_and(word);
+    !(glued_before || glued_after)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn checksums() {
-        assert!(luhn(&[4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));
-        assert!(!luhn(&[4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]));
-        assert!(iban_mod97(b"DE89370400440532013000"));
-        assert!(iban_mod97(b"GB82WEST12345698765432"));
-        assert!(!iban_mod97(b"GB82WEST12345698765433"));
-    }
 
     #[test]
     fn entropy_and_placeholders() {

@@ -2,6 +2,9 @@
 //! images, long numbers failing Luhn, code that *fetches* secrets, `.env.example` placeholders,
 //! public keys, hex dumps, prose. None of it is sensitive, so every finding on it is a false positive.
 
+use super::code::{
+    config_placeholders, generic_code, js_code, neutral_prose, python_code, tricky_assignments,
+};
 use super::values::{lower, BASE62, BASE64, DIGITS, HEX};
 use super::Rng;
 
@@ -66,7 +69,7 @@ ea commodo consequat. Duis aute irure dolor in reprehenderit in voluptate velit 
 pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt mollit anim id est \
 laborum.";
 
-fn prose(rng: &mut Rng) -> String {
+pub(super) fn prose(rng: &mut Rng) -> String {
     let mut s = String::new();
     for _ in 0..rng.range(3, 7) {
         let n = rng.range(6, 18);
@@ -87,7 +90,7 @@ fn prose(rng: &mut Rng) -> String {
     s
 }
 
-fn uuid(rng: &mut Rng) -> String {
+pub(super) fn uuid(rng: &mut Rng) -> String {
     format!(
         "{}-{}-4{}-a{}-{}",
         rng.string(HEX, 8),
@@ -98,7 +101,7 @@ fn uuid(rng: &mut Rng) -> String {
     )
 }
 
-fn ip(rng: &mut Rng) -> String {
+pub(super) fn ip(rng: &mut Rng) -> String {
     format!(
         "{}.{}.{}.{}",
         rng.range(1, 254),
@@ -108,7 +111,7 @@ fn ip(rng: &mut Rng) -> String {
     )
 }
 
-fn date(rng: &mut Rng) -> String {
+pub(super) fn date(rng: &mut Rng) -> String {
     format!(
         "{}-{:02}-{:02}",
         rng.range(2019, 2026),
@@ -117,7 +120,7 @@ fn date(rng: &mut Rng) -> String {
     )
 }
 
-fn time(rng: &mut Rng) -> String {
+pub(super) fn time(rng: &mut Rng) -> String {
     format!(
         "{:02}:{:02}:{:02}.{:03}",
         rng.below(24),
@@ -127,12 +130,12 @@ fn time(rng: &mut Rng) -> String {
     )
 }
 
-fn version(rng: &mut Rng) -> String {
+pub(super) fn version(rng: &mut Rng) -> String {
     format!("{}.{}.{}", rng.below(20), rng.below(40), rng.below(100))
 }
 
 /// A 13 to 19 digit number that is not a card: its Luhn check fails.
-fn non_card_number(rng: &mut Rng) -> String {
+pub(super) fn non_card_number(rng: &mut Rng) -> String {
     loop {
         let n = {
             let n = rng.range(13, 19);
@@ -179,136 +182,6 @@ fn imei_tail(rng: &mut Rng) -> String {
             return tail;
         }
     }
-}
-
-fn python_code(rng: &mut Rng) -> String {
-    let lines = [
-        "import os\nimport getpass\n".to_string(),
-        "DB_PASSWORD = os.environ[\"DB_PASSWORD\"]\n".to_string(),
-        "api_key = os.getenv(\"OPENAI_API_KEY\")\n".to_string(),
-        "password = getpass.getpass(\"Password: \")\n".to_string(),
-        "token = request.headers.get(\"Authorization\")\n".to_string(),
-        "secret_key = settings.SECRET_KEY\n".to_string(),
-        "tokenizer = AutoTokenizer.from_pretrained(\"bert-base-uncased\")\n".to_string(),
-        format!("max_tokens = {}\n", rng.range(256, 8192)),
-        format!("timeout_ms = {}\n", rng.range(100, 60000)),
-        "def check_password(user, password: str) -> bool:\n    return bcrypt.checkpw(password.encode(), user.password_hash)\n".to_string(),
-        format!("    assert resp.status_code == {}, resp.text\n", rng.pick(&[200, 201, 404])),
-        format!("tokens = tokenizer.encode(text)[:{}]\n", rng.range(100, 4000)),
-        "    password_confirm = form.cleaned_data.get(\"password_confirm\")\n".to_string(),
-        "client = OpenAI(api_key=api_key, base_url=BASE_URL)\n".to_string(),
-        format!("for i in range({}):\n    total += values[i] * {}.{}\n", rng.range(2, 999), rng.below(10), rng.range(100, 999)),
-    ];
-    let mut s = String::from("```python\n");
-    for _ in 0..rng.range(4, 9) {
-        s.push_str(&lines[rng.below(lines.len())]);
-    }
-    s.push_str("```\n");
-    s
-}
-
-fn js_code(rng: &mut Rng) -> String {
-    let lines = [
-        "const apiKey = process.env.OPENAI_API_KEY;\n".to_string(),
-        "const { password } = req.body;\n".to_string(),
-        "if (!token) throw new Error('missing token');\n".to_string(),
-        "headers: { Authorization: `Bearer ${token}` },\n".to_string(),
-        format!("const retries = {};\n", rng.range(1, 9)),
-        format!("import React from 'react'; // react@{}\n", version(rng)),
-        "export const secretName = config.get('secrets.db.name');\n".to_string(),
-        format!(
-            "  .btn-primary {{ color: #{}; padding: {}px; }}\n",
-            rng.string(HEX, 6),
-            rng.range(2, 24)
-        ),
-        format!("const mask = 0x{};\n", rng.string(HEX, 8).to_ascii_uppercase()),
-        "password: z.string().min(12),\n".to_string(),
-    ];
-    let mut s = String::from("```ts\n");
-    for _ in 0..rng.range(4, 9) {
-        s.push_str(&lines[rng.below(lines.len())]);
-    }
-    s.push_str("```\n");
-    s
-}
-
-fn config_placeholders(rng: &mut Rng) -> String {
-    let lines = [
-        "OPENAI_API_KEY=sk-your-key-here\n",
-        "OPENAI_API_KEY=sk-...\n",
-        "DB_PASSWORD=changeme\n",
-        "SECRET_KEY=<generate-a-long-random-string>\n",
-        "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n",
-        "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
-        "GITHUB_TOKEN=${{ secrets.GITHUB_TOKEN }}\n",
-        "password: ${POSTGRES_PASSWORD}\n",
-        "  password: \"{{ .Values.db.password }}\"\n",
-        "api_key: xxxxxxxxxxxxxxxxxxxxxxxx\n",
-        "REDIS_PASSWORD=\n",
-        "token: !vault |\n",
-        "  secretKeyRef:\n    name: db-credentials\n    key: password\n",
-        "DATABASE_URL=postgres://user:password@localhost:5432/app\n",
-        "STRIPE_PUBLISHABLE_KEY=pk_live_51HqLyjWDarjtT1zdp7dcXYZ\n",
-        "\"password\": \"<your-password>\",\n",
-        "client_secret = None  # set in production\n",
-        "PASSWORD_MIN_LENGTH=12\n",
-    ];
-    let mut s = String::from("# .env.example\n");
-    for _ in 0..rng.range(3, 8) {
-        s.push_str(&lines[rng.below(lines.len())]);
-    }
-    s
-}
-
-/// Assignments whose names contain `password`, `secret`, `token` or `key` but whose values are not
-/// secrets: names of secrets, paths, counts, timestamps, algorithm names, URLs.
-fn tricky_assignments(rng: &mut Rng) -> String {
-    let env = *rng.pick(&["prod", "staging", "dev"]);
-    let n = rng.range(4, 9);
-    let svc = lower(rng, n);
-    let lines = [
-        format!("secret_name = \"{env}/{svc}/db-credentials\"\n"),
-        format!("private_key_path: /etc/ssl/private/{svc}.key\n"),
-        format!(
-            "password_hash_algorithm = \"{}\"\n",
-            rng.pick(&["argon2id", "bcrypt", "scrypt", "pbkdf2_sha256"])
-        ),
-        format!("\"password_last_changed\": \"{}T{}Z\",\n", date(rng), time(rng)),
-        format!("token_expires_at = {}\n", rng.range(1_600_000_000, 1_900_000_000)),
-        format!(
-            "secret_version: v{}{:02}{:02}\n",
-            rng.range(2019, 2026),
-            rng.range(1, 12),
-            rng.range(1, 28)
-        ),
-        format!("token_endpoint: https://auth.{svc}.com/oauth/token\n"),
-        format!("access_key_rotation_days: {}\n", rng.range(30, 365)),
-        format!(
-            "\"tokens_used\": {}, \"max_tokens\": {},\n",
-            rng.range(1, 9999),
-            rng.range(256, 32768)
-        ),
-        format!(
-            "SECRET_MANAGER_PATH=projects/{svc}-{}/secrets/{env}-api/versions/{}\n",
-            rng.range(100, 999),
-            rng.range(1, 20)
-        ),
-        "PASSWORD_RESET_TEMPLATE=emails/password_reset.html\n".to_string(),
-        format!("api_key_header = \"X-Api-Key\"  # sent by {svc}\n"),
-        format!(
-            "token_type: {}\n",
-            rng.pick(&["Bearer", "bearer", "refresh_token", "access_token"])
-        ),
-        format!(
-            "secretsmanager:GetSecretValue on arn:aws:secretsmanager:eu-west-1:{}:secret:{env}/{svc}\n",
-            rng.string(DIGITS, 12)
-        ),
-    ];
-    let mut s = String::new();
-    for _ in 0..rng.range(2, 6) {
-        s.push_str(&lines[rng.below(lines.len())]);
-    }
-    s
 }
 
 fn log_lines(rng: &mut Rng) -> String {
@@ -609,12 +482,23 @@ pub fn clean_docs(seed: u64, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// About `bytes` of typical prompt text, mostly prose and code (for throughput benchmarks): the mix a
-/// chat or coding assistant sees, without the base64 blobs and dumps that make scanning easier.
+/// About `bytes` of typical prompt text (for throughput benchmarks): 70% everyday prose and code,
+/// 30% the near-miss-rich snippets of the clean corpus (code handling secrets, logs, stack traces,
+/// dependency lists), without the base64 blobs and dumps that make scanning easier.
 pub fn typical_text(seed: u64, bytes: usize) -> String {
     let mut rng = Rng::new(seed);
     let mut s = String::with_capacity(bytes + 4096);
     while s.len() < bytes {
+        if rng.chance(70) {
+            let snippet = if rng.chance(55) {
+                neutral_prose(&mut rng)
+            } else {
+                generic_code(&mut rng)
+            };
+            s.push_str(&snippet);
+            s.push('\n');
+            continue;
+        }
         let snippet = match rng.below(10) {
             0..=3 => prose(&mut rng),
             4 => python_code(&mut rng),
@@ -630,15 +514,31 @@ pub fn typical_text(seed: u64, bytes: usize) -> String {
     s
 }
 
-/// About `bytes` of adversarial text dense with candidates that fail validation: numbers failing
-/// Luhn, invalid IBANs and SSNs, assignments of placeholders, repeated key prefixes. The worst case
-/// for the scanner's confirmation step.
+/// About `bytes` of adversarial text dense with candidates that (almost all) fail validation:
+/// numbers failing Luhn, IBANs with random check digits, invalid SSNs, assignments of placeholders,
+/// repeated key prefixes, `@`s and PEM headers. The worst case for the scanner's confirmation step.
 pub fn dense_near_misses(seed: u64, bytes: usize) -> String {
     let mut rng = Rng::new(seed);
     let mut s = String::with_capacity(bytes + 256);
     while s.len() < bytes {
-        let piece = match rng.below(8) {
+        let piece = match rng.below(10) {
             0 => format!("{} ", non_card_number(&mut rng)),
+            8 => rng
+                .pick(&[
+                    "sk-sk-sk-sk-sk-sk-sk-sk-sk-sk-sk-sk ",
+                    "a@a@a@a@a@a@a@a@a@a@ ",
+                    "password=password=password=password ",
+                    "-----BEGIN PRIVATE KEY----------BEGIN RSA PRIVATE KEY----- ",
+                    "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 ",
+                    "http://a:b@c://d:e@f://g:h@ ",
+                    "Bearer Bearer Bearer Bearer Bearer ",
+                ])
+                .to_string(),
+            9 => format!(
+                "{}={} ",
+                rng.pick(&["token", "secret", "api_key"]),
+                lower(&mut rng, 12)
+            ),
             1 => format!(
                 "DE{:02} {} {} {} {} {} ",
                 rng.below(100),

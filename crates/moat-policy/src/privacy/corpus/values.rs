@@ -130,8 +130,10 @@ pub(super) fn secret(rng: &mut Rng, kind: &str) -> Value {
         "private_key" => (pem(rng), "PRIVATE_KEY", false),
         _ => (
             {
-                let n = rng.range(12, 28);
-                rng.string(PASSWORD, n)
+                // Never a leading `=`: after `KEY=` it reads as `==` (people quote such values).
+                let first: Vec<u8> = PASSWORD.iter().copied().filter(|&b| b != b'=').collect();
+                let n = rng.range(11, 27);
+                format!("{}{}", rng.string(&first, 1), rng.string(PASSWORD, n))
             },
             *rng.pick(&[
                 "DB_PASSWORD",
