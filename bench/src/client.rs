@@ -47,9 +47,12 @@ impl Connection {
             .method(Method::POST)
             .uri(target.path.as_str())
             .header(hyper::header::HOST, target.host.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .context("building the request")?;
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        let req = match &target.auth {
+            Some(auth) => req.header(hyper::header::AUTHORIZATION, auth.as_str()),
+            None => req,
+        };
+        let req = req.body(Full::new(body)).context("building the request")?;
         let resp = self
             .sender
             .send_request(req)
@@ -70,6 +73,8 @@ pub struct Target {
     pub addr: SocketAddr,
     pub host: String,
     pub path: String,
+    /// `Authorization` header value, e.g. a moatd virtual key (`Bearer moat-…`).
+    pub auth: Option<String>,
 }
 
 impl Target {
@@ -78,6 +83,7 @@ impl Target {
             addr,
             host: addr.to_string(),
             path: path.to_owned(),
+            auth: None,
         }
     }
 
@@ -106,6 +112,10 @@ pub async fn probe(target: &Target, body: Option<Bytes>) -> anyhow::Result<(Stat
     let builder = Request::builder()
         .uri(target.path.as_str())
         .header(hyper::header::HOST, target.host.as_str());
+    let builder = match &target.auth {
+        Some(auth) => builder.header(hyper::header::AUTHORIZATION, auth.as_str()),
+        None => builder,
+    };
     let req = match body {
         Some(body) => builder
             .method(Method::POST)

@@ -30,6 +30,9 @@ pub struct Settings {
     pub wait_quiet: Option<Duration>,
     pub moatd: PathBuf,
     pub out: Option<PathBuf>,
+    /// Send moatd requests with a virtual key that has a budget, so each one is authenticated,
+    /// reserved and settled (moatd only).
+    pub virtual_key: bool,
 }
 
 /// What sits between the load generator and the emulator on the gateway path.
@@ -98,7 +101,11 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
         }
     };
     let direct = Target::new(emulator.addr, CHAT_PATH);
-    let gateway = Target::new(server.addr, CHAT_PATH);
+    let mut gateway = Target::new(server.addr, CHAT_PATH);
+    if settings.virtual_key && settings.subject == Subject::Moatd {
+        let key = processes::create_virtual_key(&settings.moatd, &scratch)?;
+        gateway.auth = Some(format!("Bearer {key}"));
+    }
     check_route(&gateway, gateway_body.clone(), label).await?;
     eprintln!(
         "moat-bench: emulator on {} (pid {}), {label} on {} (pid {}); \

@@ -88,6 +88,10 @@ struct GatewayArgs {
     /// A smoke run to check the harness: 2 s per phase, 1 run (overrides --duration and --runs).
     #[arg(long)]
     quick: bool,
+    /// Through moatd, authenticate with a virtual key that has a budget (auth + reserve + settle on
+    /// every request) instead of the open loopback default.
+    #[arg(long)]
+    virtual_key: bool,
 }
 
 impl GatewayArgs {
@@ -123,6 +127,7 @@ impl GatewayArgs {
             wait_quiet: self.wait_quiet,
             moatd: self.moatd,
             out: self.out,
+            virtual_key: self.virtual_key,
         })
     }
 }

@@ -177,6 +177,32 @@ pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) 
     Ok(server)
 }
 
+/// Creates a moatd virtual key with a (never reached) daily budget in the benchmark's data directory,
+/// so requests go through authentication, reservation and settlement.
+pub fn create_virtual_key(moatd: &Path, scratch: &Scratch) -> anyhow::Result<String> {
+    let out = Command::new(moatd)
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "bench",
+            "--budget",
+            "1000000/day",
+            "--config",
+        ])
+        .arg(scratch.dir.join("moatd.toml"))
+        .env("XDG_DATA_HOME", scratch.dir.join("data"))
+        .output()
+        .context("running moatd keys create")?;
+    if !out.status.success() {
+        bail!(
+            "moatd keys create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
