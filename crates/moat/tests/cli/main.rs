@@ -161,7 +161,11 @@ pub fn run(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
     let mut child = cmd.spawn().unwrap();
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(text.as_bytes()).unwrap();
+        // A command that refuses its input may exit before reading it all: a broken pipe here is
+        // that refusal, which the assertions on the exit status and stderr below check.
+        if let Err(e) = pipe.write_all(text.as_bytes()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+        }
     }
     let Output {
         status,
