@@ -204,25 +204,12 @@ async fn rate_limits_answer_429_with_retry_after() {
         },
     );
     let gw = gateway_with_store(&provider("emu", &emu.base_url()), store).await;
-    let http = client();
     let chat = json!({"model": "emu/tiny", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
     for _ in 0..2 {
-        let r = http
-            .post(gw.url("/v1/chat/completions"))
-            .bearer_auth(&k)
-            .json(&chat)
-            .send()
-            .await
-            .unwrap();
+        let r = gw.chat(Some(&k), &chat).await;
         assert_eq!(r.status(), 200);
     }
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&k), &chat).await;
     let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait));
     let (status, body) = error_of(r).await;
@@ -233,21 +220,9 @@ async fn rate_limits_answer_429_with_retry_after() {
     // 200 tokens per minute: a request reserving more than that is refused outright.
     let mut big = chat.clone();
     big["max_tokens"] = json!(500);
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&t)
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&t), &big).await;
     assert_eq!(error_of(r).await.0, 429);
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&t)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&t), &chat).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -257,33 +232,16 @@ async fn revocation_refuses_the_very_next_request_with_the_same_401() {
     let store = memory_store();
     let k = key(store.as_ref(), "short-lived", None, LimitSpec::default());
     let gw = gateway_with_store(&provider("emu", &emu.base_url()), store.clone()).await;
-    let http = client();
     let chat = json!({"model": "emu/tiny", "messages": [{"role": "user", "content": "hi"}]});
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&k), &chat).await;
     assert_eq!(r.status(), 200);
     admin::revoke_key(store.as_ref(), "short-lived", now()).unwrap();
-    let revoked = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let revoked = gw.chat(Some(&k), &chat).await;
     let (status, revoked_body) = error_of(revoked).await;
     assert_eq!(status, 401);
-    let unknown = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("moat-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let unknown = gw
+        .chat(Some("moat-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), &chat)
+        .await;
     let (_, unknown_body) = error_of(unknown).await;
     assert_eq!(
         revoked_body, unknown_body,
@@ -300,13 +258,7 @@ async fn revocation_refuses_the_very_next_request_with_the_same_401() {
         now() - 10,
     )
     .unwrap();
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&expired.key)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&expired.key), &chat).await;
     assert_eq!(error_of(r).await.1, unknown_body);
     assert!(
         !revoked_body.to_string().contains(&k[5..]),
@@ -335,13 +287,7 @@ async fn a_restart_keeps_keys_spend_and_windows() {
         );
         let gw = gateway_with_store(&toml, store.clone()).await;
         for _ in 0..3 {
-            let r = client()
-                .post(gw.url("/v1/chat/completions"))
-                .bearer_auth(&k)
-                .json(&costly_request())
-                .send()
-                .await
-                .unwrap();
+            let r = gw.chat(Some(&k), &costly_request()).await;
             assert_eq!(r.status(), 200);
         }
         drop(gw);
@@ -350,13 +296,7 @@ async fn a_restart_keeps_keys_spend_and_windows() {
     // and 3 of 4 requests this minute are used (unless the minute turned).
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).unwrap());
     let gw = gateway_with_store(&toml, store).await;
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&costly_request())
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&k), &costly_request()).await;
     let (status, body) = error_of(r).await;
     assert!(
         status == 402 || status == 429,
@@ -381,13 +321,7 @@ async fn key_info_speaks_openrouter() {
     let daily = key(store.as_ref(), "daily", None, budget("5/day"));
     let open = key(store.as_ref(), "unlimited", None, LimitSpec::default());
     let gw = gateway_with_store(&provider("emu", &emu.base_url()), store).await;
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&daily)
-        .json(&costly_request())
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&daily), &costly_request()).await;
     assert_eq!(r.status(), 200);
     let info: Value = client()
         .get(gw.url("/api/v1/key"))
@@ -462,27 +396,14 @@ async fn key_rules_limit_models_and_routes() {
         provider("home", &local.base_url())
     );
     let gw = gateway_with_store(&toml, store).await;
-    let http = client();
     let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&only_local)
-        .json(&chat("emu/tiny"))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&only_local), &chat("emu/tiny")).await;
     let (status, body) = error_of(r).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("local_only"))
     );
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&only_local)
-        .json(&chat("any"))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&only_local), &chat("any")).await;
     assert_eq!(
         r.headers()["x-moat-provider"],
         "home",
@@ -492,25 +413,13 @@ async fn key_rules_limit_models_and_routes() {
         .requests()
         .iter()
         .all(|r| !r.path.ends_with("/chat/completions")));
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&only_tiny)
-        .json(&chat("home/tiny"))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&only_tiny), &chat("home/tiny")).await;
     let (status, body) = error_of(r).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("model_not_allowed"))
     );
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&only_tiny)
-        .json(&chat("emu/tiny"))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&only_tiny), &chat("emu/tiny")).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -526,13 +435,7 @@ async fn a_budget_needs_a_price() {
     let k = key(store.as_ref(), "b", None, budget("1/day"));
     let gw = gateway_with_store(&provider("emu", &emu.base_url()), store.clone()).await;
     let chat = json!({"model": "emu/free-lunch", "messages": [{"role": "user", "content": "hi"}]});
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&k), &chat).await;
     let (status, body) = error_of(r).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -544,13 +447,7 @@ async fn a_budget_needs_a_price() {
         provider("emu", &emu.base_url())
     );
     let gw = gateway_with_store(&toml, store).await;
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&k), &chat).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -562,16 +459,7 @@ async fn streams_settle_to_their_reported_usage() {
     let gw = gateway_with_store(&provider("emu", &emu.base_url()), store.clone()).await;
     let mut req = costly_request();
     req["stream"] = json!(true);
-    let text = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&req)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.chat(Some(&k), &req).await.text().await.unwrap();
     let usage_event: Vec<Value> = data_events(&text)
         .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
@@ -623,13 +511,7 @@ async fn the_admin_api_manages_keys_with_an_admin_key_only() {
     let issued: Value = r.json().await.unwrap();
     let k = issued["data"]["key"].as_str().unwrap().to_string();
     let chat = json!({"model": "emu/tiny", "messages": [{"role": "user", "content": "hi"}]});
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&k), &chat).await;
     assert_eq!(r.status(), 200);
     let list: Value = http
         .get(gw.url("/admin/keys"))
@@ -660,13 +542,7 @@ async fn the_admin_api_manages_keys_with_an_admin_key_only() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&k)
-        .json(&chat)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(Some(&k), &chat).await;
     assert_eq!(r.status(), 401);
     let usage: Value = http
         .get(gw.url("/admin/usage?by=model"))

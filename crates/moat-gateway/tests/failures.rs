@@ -20,9 +20,9 @@ fn chat(model: &str) -> Value {
 
 #[tokio::test]
 async fn invalid_json_is_400() {
+    let http = client();
     let emu = emulator().await;
     let gw = gateway(&provider("local", &emu.base_url())).await;
-    let http = client();
     let resp = http
         .post(gw.url("/v1/chat/completions"))
         .body("{not json")
@@ -32,12 +32,9 @@ async fn invalid_json_is_400() {
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "invalid_json");
-    let resp = http
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": "local/x", "messages": "no"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw
+        .chat(None, &json!({"model": "local/x", "messages": "no"}))
+        .await;
     let (status, body) = error_of(resp).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -57,24 +54,14 @@ async fn invalid_json_is_400() {
 async fn unknown_provider_or_model_is_404() {
     let emu = emulator().await;
     let gw = gateway(&provider("local", &emu.base_url())).await;
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("elsewhere/gpt"))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &chat("elsewhere/gpt")).await;
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 404);
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()
         .contains("elsewhere/gpt"));
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"messages": []}))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &json!({"messages": []})).await;
     assert_eq!(error_of(resp).await.0, 400, "no model at all");
     let resp = client().get(gw.url("/v2/nothing")).send().await.unwrap();
     assert_eq!(error_of(resp).await.0, 404);
@@ -126,34 +113,17 @@ async fn missing_or_wrong_client_key_is_401() {
     ))
     .await;
     let http = client();
-    let resp = http
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("local/tiny"))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &chat("local/tiny")).await;
     let (status, body) = error_of(resp).await;
     assert_eq!(
         (status, body["error"]["type"].as_str()),
         (401, Some("authentication_error"))
     );
-    let resp = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("wrong")
-        .json(&chat("local/tiny"))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(Some("wrong"), &chat("local/tiny")).await;
     assert_eq!(error_of(resp).await.0, 401);
     let resp = http.get(gw.url("/v1/models")).send().await.unwrap();
     assert_eq!(error_of(resp).await.0, 401);
-    let resp = http
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("right")
-        .json(&chat("local/tiny"))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(Some("right"), &chat("local/tiny")).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -167,12 +137,7 @@ async fn unreachable_upstream_is_502_naming_the_cause() {
         provider("local", &format!("http://127.0.0.1:{port}/v1"))
     );
     let gw = gateway(&toml).await;
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("local/tiny"))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &chat("local/tiny")).await;
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "upstream_unreachable");
@@ -195,12 +160,7 @@ async fn upstream_time_out_is_504() {
     let gw = gateway(&toml).await;
     let mut body = chat("local/tiny");
     body["emulate"] = json!({"first_byte_delay_ms": 5000});
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &body).await;
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 504);
     assert_eq!(body["error"]["code"], "upstream_timeout");
@@ -212,12 +172,7 @@ async fn upstream_error_status_passes_through_with_its_message() {
     let gw = gateway(&provider("local", &emu.base_url())).await;
     let mut body = chat("local/tiny");
     body["emulate"] = json!({"status": 400, "message": "context too long for tiny"});
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &body).await;
     let (status, err) = error_of(resp).await;
     assert_eq!(status, 400);
     assert_eq!(err["error"]["message"], "context too long for tiny");
@@ -230,23 +185,13 @@ async fn transient_failures_are_retried_honouring_retry_after() {
     let gw = gateway(&provider("local", &emu.base_url())).await;
     let mut body = chat("local/tiny");
     body["emulate"] = json!({"status": 503, "times": 2});
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &body).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(emu.requests().len(), 3);
 
     body["emulate"] = json!({"status": 429, "times": 1, "retry_after": 1});
     let started = Instant::now();
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &body).await;
     assert_eq!(resp.status(), 200);
     assert!(
         started.elapsed() >= Duration::from_secs(1),
@@ -261,12 +206,7 @@ async fn retries_run_out_into_the_upstream_status() {
     let gw = gateway(&toml).await;
     let mut body = chat("local/tiny");
     body["emulate"] = json!({"status": 429, "retry_after": 60});
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &body).await;
     assert_eq!(resp.headers()["retry-after"], "60");
     let (status, _) = error_of(resp).await;
     assert_eq!(status, 429);
@@ -289,24 +229,14 @@ async fn failed_targets_fall_back_in_order() {
     let gw = gateway(&toml).await;
     // The first provider of the route is down.
     bad.shutdown().await;
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("fast"))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &chat("fast")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-moat-provider"], "good");
 
     // OpenRouter-style `models` list: the first entry fails, the second answers.
     let mut body = chat("bad/tiny");
     body["models"] = json!(["good/small"]);
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &body).await;
     assert_eq!(resp.status(), 200);
     let forwarded = good.requests().last().unwrap().json().unwrap();
     assert_eq!(forwarded["model"], "small");
@@ -375,15 +305,7 @@ async fn keep_alive_comments_keep_a_slow_stream_alive() {
     let gw = gateway(&toml).await;
     let body = json!({"model": "local/tiny", "stream": true, "messages": [{"role": "user", "content": "a b"}],
         "emulate": {"pause_after_chunks": 1, "pause_ms": 1500, "keepalive_every_ms": 100}});
-    let text = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.chat(None, &body).await.text().await.unwrap();
     assert_eq!(streamed_text(&text), "You said: a b");
     assert_eq!(data_events(&text).last().unwrap(), "[DONE]");
 }

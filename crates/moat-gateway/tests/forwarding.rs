@@ -16,23 +16,15 @@ async fn emulator() -> Emulator {
 
 #[tokio::test]
 async fn non_streamed_chat_matches_direct_and_strips_the_prefix() {
+    let http = client();
     let emu = emulator().await;
     let gw = gateway(&provider("local", &emu.base_url())).await;
-    let http = client();
     let body = json!({
         "model": "local/tiny",
         "messages": [{"role": "user", "content": "hello there"}],
         "x_probe": {"keep": [1, 2, 3]}
     });
-    let via: Value = http
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let via: Value = gw.chat(None, &body).await.json().await.unwrap();
     let mut direct_body = body.clone();
     direct_body["model"] = json!("tiny");
     let direct: Value = http
@@ -103,12 +95,7 @@ async fn first_chunk_arrives_while_the_upstream_still_pauses() {
         "messages": [{"role": "user", "content": "a b c d"}],
         "emulate": {"pause_after_chunks": 1, "pause_ms": 3000}
     });
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &body).await;
     let mut stream = resp.bytes_stream();
     let mut seen = String::new();
     while !streamed_text(&seen).contains("You") {
@@ -136,12 +123,7 @@ async fn client_disconnect_cancels_the_upstream() {
         "messages": [{"role": "user", "content": "x"}],
         "emulate": {"chunks": 200, "chunk_delay_ms": 50}
     });
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.chat(None, &body).await;
     let mut stream = resp.bytes_stream();
     stream.next().await.unwrap().unwrap();
     drop(stream);
@@ -154,9 +136,9 @@ async fn client_disconnect_cancels_the_upstream() {
 
 #[tokio::test]
 async fn completions_and_embeddings_are_forwarded() {
+    let http = client();
     let emu = emulator().await;
     let gw = gateway(&provider("local", &emu.base_url())).await;
-    let http = client();
     let c: Value = http
         .post(gw.url("/v1/completions"))
         .json(&json!({"model": "local/tiny", "prompt": "say hi"}))
@@ -189,6 +171,7 @@ async fn completions_and_embeddings_are_forwarded() {
 
 #[tokio::test]
 async fn models_are_merged_prefixed_and_cached() {
+    let http = client();
     let a = emulator().await;
     let b = emulator().await;
     let toml = format!(
@@ -197,7 +180,6 @@ async fn models_are_merged_prefixed_and_cached() {
         provider("b", &b.base_url())
     );
     let gw = gateway(&toml).await;
-    let http = client();
     let list: Value = http
         .get(gw.url("/v1/models"))
         .send()

@@ -51,16 +51,10 @@ async fn planted_secrets_never_reach_a_cloud_upstream() {
         provider("home", &local.base_url())
     );
     let gw = gateway(&toml).await;
-    let http = client();
     for (kind, secret) in planted_secrets() {
         let prompt =
             format!("Here is my config, please debug it:\n```\nexport SETTING={secret}\n```\nThanks!");
-        let r = http
-            .post(gw.url("/v1/chat/completions"))
-            .json(&chat("smart", &prompt))
-            .send()
-            .await
-            .unwrap();
+        let r = gw.chat(None, &chat("smart", &prompt)).await;
         assert_eq!(r.status(), 200, "{kind}");
         assert_eq!(
             r.headers()["x-moat-provider"],
@@ -68,12 +62,7 @@ async fn planted_secrets_never_reach_a_cloud_upstream() {
             "{kind} was kept on the local provider"
         );
         // Straight to the cloud provider: refused, naming the rule but not the secret.
-        let r = http
-            .post(gw.url("/v1/chat/completions"))
-            .json(&chat("cloud/tiny", &prompt))
-            .send()
-            .await
-            .unwrap();
+        let r = gw.chat(None, &chat("cloud/tiny", &prompt)).await;
         let (status, body) = error_of(r).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
@@ -109,15 +98,15 @@ async fn redacted_values_are_restored_in_whole_answers() {
         provider("cloud", &emu.base_url())
     );
     let gw = gateway(&toml).await;
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat(
-            "cloud/tiny",
-            "mail alice@northwind-mail.com and bob@fabrikam.org about \"it\"",
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = gw
+        .chat(
+            None,
+            &chat(
+                "cloud/tiny",
+                "mail alice@northwind-mail.com and bob@fabrikam.org about \"it\"",
+            ),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(
@@ -144,15 +133,7 @@ async fn redacted_values_are_restored_in_streams_even_when_split() {
         let mut req = chat("cloud/tiny", "write to carol@contoso-mail.net now");
         req["stream"] = json!(true);
         req["emulate"] = json!({"chunks": chunks});
-        let text = client()
-            .post(gw.url("/v1/chat/completions"))
-            .json(&req)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = gw.chat(None, &req).await.text().await.unwrap();
         let got = streamed_text(&text);
         assert!(
             got.contains("carol@contoso-mail.net") && !got.contains("[EMAIL"),
@@ -171,12 +152,9 @@ async fn block_rules_name_the_rule_never_the_text() {
         provider("cloud", &emu.base_url())
     );
     let gw = gateway(&toml).await;
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("cloud/tiny", "status of project nightjar?"))
-        .send()
-        .await
-        .unwrap();
+    let r = gw
+        .chat(None, &chat("cloud/tiny", "status of project nightjar?"))
+        .await;
     let (status, body) = error_of(r).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -184,12 +162,7 @@ async fn block_rules_name_the_rule_never_the_text() {
     );
     assert!(body["error"]["message"].as_str().unwrap().contains("codenames"));
     assert!(!body.to_string().to_lowercase().contains("nightjar"));
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("cloud/tiny", "see ACME-123456"))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.chat(None, &chat("cloud/tiny", "see ACME-123456")).await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body["choices"][0]["message"]["content"],
@@ -208,24 +181,11 @@ async fn openrouter_requests_deny_data_collection_unless_the_client_chose() {
         provider("plain", &emu.base_url())
     );
     let gw = gateway(&toml).await;
-    let http = client();
-    http.post(gw.url("/v1/chat/completions"))
-        .json(&chat("or/tiny", "hi"))
-        .send()
-        .await
-        .unwrap();
+    gw.chat(None, &chat("or/tiny", "hi")).await;
     let mut own = chat("or/tiny", "hi");
     own["provider"] = json!({"data_collection": "allow", "order": ["x"]});
-    http.post(gw.url("/v1/chat/completions"))
-        .json(&own)
-        .send()
-        .await
-        .unwrap();
-    http.post(gw.url("/v1/chat/completions"))
-        .json(&chat("plain/tiny", "hi"))
-        .send()
-        .await
-        .unwrap();
+    gw.chat(None, &own).await;
+    gw.chat(None, &chat("plain/tiny", "hi")).await;
     let bodies: Vec<Value> = emu.requests().iter().filter_map(|r| r.json()).collect();
     assert_eq!(
         bodies[0]["provider"],
@@ -247,12 +207,7 @@ async fn decisions_are_counted_in_metrics() {
         provider("cloud", &emu.base_url())
     );
     let gw = gateway(&toml).await;
-    client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat("cloud/tiny", "ping dave@tailspin.io"))
-        .send()
-        .await
-        .unwrap();
+    gw.chat(None, &chat("cloud/tiny", "ping dave@tailspin.io")).await;
     let text = client()
         .get(gw.url("/metrics"))
         .send()

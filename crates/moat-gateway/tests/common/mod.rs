@@ -22,6 +22,16 @@ impl TestGateway {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// POSTs `body` to `/v1/chat/completions`, with `key` as the bearer key when given.
+    pub async fn chat(&self, key: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+        let req = client().post(self.url("/v1/chat/completions")).json(body);
+        let req = match key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        };
+        req.send().await.unwrap()
+    }
 }
 
 impl Drop for TestGateway {
