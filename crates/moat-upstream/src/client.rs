@@ -76,6 +76,9 @@ pub struct Upstream {
     settings: UpstreamSettings,
     client: reqwest::Client,
     auth: Option<HeaderValue>,
+    /// `base_url + path` already parsed, per path: a provider is called on a handful of paths, and
+    /// parsing the URL again for every request showed up in profiles.
+    urls: std::sync::Arc<std::sync::RwLock<Vec<(String, reqwest::Url)>>>,
 }
 
 impl Upstream {
@@ -113,7 +116,31 @@ impl Upstream {
             settings,
             client,
             auth,
+            urls: Default::default(),
         })
+    }
+
+    /// The parsed URL for `path`, from the cache when it has been seen before.
+    fn url(&self, path: &str) -> Result<reqwest::Url, UpstreamError> {
+        if let Ok(urls) = self.urls.read() {
+            if let Some((_, url)) = urls.iter().find(|(p, _)| p == path) {
+                return Ok(url.clone());
+            }
+        }
+        let text = format!("{}{}", self.settings.base_url, path);
+        let url = reqwest::Url::parse(&text).map_err(|e| {
+            UpstreamError::Config(format!(
+                "provider `{}`: bad URL {text:?}: {e}",
+                self.settings.name
+            ))
+        })?;
+        // Bounded: only a few distinct paths exist, but never let a caller grow this without limit.
+        if let Ok(mut urls) = self.urls.write() {
+            if urls.len() < 16 && !urls.iter().any(|(p, _)| p == path) {
+                urls.push((path.to_owned(), url.clone()));
+            }
+        }
+        Ok(url)
     }
 
     /// This provider's settings.
@@ -131,7 +158,7 @@ impl Upstream {
         stream: bool,
         extra_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!("{}{}", self.settings.base_url, path);
+        let url = self.url(path)?;
         let mut req = match body {
             Some(body) => self
                 .client

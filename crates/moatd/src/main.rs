@@ -12,6 +12,11 @@ use moat_gateway::{server, Gateway};
 mod admin_cmd;
 mod audit_cmd;
 
+/// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers across
+/// threads (hyper, serde, the relay), which glibc's malloc serves more slowly; see docs/BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A private, local-first gateway for LLM APIs: one OpenAI- and OpenRouter-compatible endpoint in
 /// front of local models and cloud providers.
 #[derive(Debug, Parser)]
