@@ -56,7 +56,9 @@ impl Health {
                 settings.base_url = health.check_url.clone();
                 // A check slower than its own interval counts as a failure (never less than a second,
                 // so a busy machine does not fail fast probes).
-                let limit = health.interval.clamp(Duration::from_secs(1), Duration::from_secs(10));
+                let limit = health
+                    .interval
+                    .clamp(Duration::from_secs(1), Duration::from_secs(10));
                 settings.timeouts.connect = settings.timeouts.connect.min(limit);
                 settings.timeouts.first_byte = limit;
                 settings.retry.max_retries = 0;
@@ -96,7 +98,12 @@ impl Health {
 
     /// Records how a request to `provider` ended: `Some(err)` for a provider failure, `None` when it
     /// answered (a 4xx included: the provider is up, the request was wrong).
-    pub(crate) fn request_outcome(&self, provider: ProviderId, failure: Option<&UpstreamError>, now: Instant) {
+    pub(crate) fn request_outcome(
+        &self,
+        provider: ProviderId,
+        failure: Option<&UpstreamError>,
+        now: Instant,
+    ) {
         self.update(provider, |s| match failure {
             None => {
                 s.breaker.request_succeeded();

@@ -168,7 +168,10 @@ fn assert_all_served(outcomes: &[Outcome], phase: &str) {
     assert!(!outcomes.is_empty(), "{phase}: no requests ran");
     for o in outcomes {
         assert_eq!(o.status, 200, "{phase}: a request failed: {o:?}");
-        assert!(o.complete || o.stream, "{phase}: a whole answer was not whole: {o:?}");
+        assert!(
+            o.complete || o.stream,
+            "{phase}: a whole answer was not whole: {o:?}"
+        );
     }
 }
 
@@ -242,7 +245,11 @@ async fn traffic_fails_over_while_a_provider_is_down_and_returns_when_it_is_back
     );
     let gw = gateway(&toml).await;
     let (status, report) = ready(&gw).await;
-    assert_eq!((status, report["status"].as_str()), (200, Some("ready")), "{report}");
+    assert_eq!(
+        (status, report["status"].as_str()),
+        (200, Some("ready")),
+        "{report}"
+    );
 
     // 1. Both up: the first target takes everything.
     let load = Load::start(&gw, "pair", 2);
@@ -253,8 +260,15 @@ async fn traffic_fails_over_while_a_provider_is_down_and_returns_when_it_is_back
     let dead = DeadPort::bind(a_addr).await;
     let report = wait_for_state(&gw, "fo-a", "unhealthy").await;
     assert_eq!(report["status"], "degraded", "{report}");
-    assert!(report["providers"][0]["last_error"].as_str().is_some(), "{report}");
-    assert_eq!(ready(&gw).await.0, 200, "one usable provider is enough to be ready");
+    assert!(
+        report["providers"][0]["last_error"].as_str().is_some(),
+        "{report}"
+    );
+    assert_eq!(
+        ready(&gw).await.0,
+        200,
+        "one usable provider is enough to be ready"
+    );
     let before = load.finish().await;
     assert_all_served(&before, "while fo-a went down");
     assert!(before.iter().any(|o| o.provider == "fo-a"), "{before:?}");
@@ -266,9 +280,16 @@ async fn traffic_fails_over_while_a_provider_is_down_and_returns_when_it_is_back
     load.wait_for("30 answers", |o| o.len() >= 30).await;
     let down = load.finish().await;
     assert_all_served(&down, "while fo-a was down");
-    assert!(down.iter().all(|o| o.provider == "fo-b" && o.complete), "{down:?}");
     assert!(
-        eventually(LIVENESS, || dead.lines().iter().any(|l| l == "GET /v1/models HTTP/1.1")).await,
+        down.iter().all(|o| o.provider == "fo-b" && o.complete),
+        "{down:?}"
+    );
+    assert!(
+        eventually(LIVENESS, || dead
+            .lines()
+            .iter()
+            .any(|l| l == "GET /v1/models HTTP/1.1"))
+        .await,
         "health checks stopped: {:?}",
         dead.lines()
     );
@@ -283,7 +304,9 @@ async fn traffic_fails_over_while_a_provider_is_down_and_returns_when_it_is_back
     let load = Load::start(&gw, "pair", 2);
     load.wait_for("5 answers", |o| o.len() >= 5).await;
     dead.close().await;
-    let a = Emulator::start_on(a_addr, EmulatorOptions::default()).await.unwrap();
+    let a = Emulator::start_on(a_addr, EmulatorOptions::default())
+        .await
+        .unwrap();
     wait_for_state(&gw, "fo-a", "healthy").await;
     load.wait_for("fo-a answering again", |o| {
         o.iter().rev().take(4).filter(|o| o.provider == "fo-a").count() == 4
@@ -294,7 +317,11 @@ async fn traffic_fails_over_while_a_provider_is_down_and_returns_when_it_is_back
     assert!(!a.requests().is_empty());
     assert!(b.requests().len() > b_before);
     let (status, report) = ready(&gw).await;
-    assert_eq!((status, report["status"].as_str()), (200, Some("ready")), "{report}");
+    assert_eq!(
+        (status, report["status"].as_str()),
+        (200, Some("ready")),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -323,7 +350,14 @@ async fn request_failures_open_the_breaker_and_a_probe_closes_it() {
     assert_eq!(a_report["consecutive_failures"], 2);
     assert_eq!(a_report["last_error"], "provider `brk-a` answered 503");
 
-    let metrics = client().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics
             .lines()
@@ -341,7 +375,10 @@ async fn request_failures_open_the_breaker_and_a_probe_closes_it() {
 
     // After the cool-down one request probes `brk-a`; its success closes the breaker.
     let deadline = tokio::time::Instant::now() + LIVENESS;
-    while !provider_state(&ready(&gw).await.1, "brk-a")["usable"].as_bool().unwrap() {
+    while !provider_state(&ready(&gw).await.1, "brk-a")["usable"]
+        .as_bool()
+        .unwrap()
+    {
         assert!(tokio::time::Instant::now() < deadline, "cool-down never ended");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -351,7 +388,14 @@ async fn request_failures_open_the_breaker_and_a_probe_closes_it() {
     let report = ready(&gw).await.1;
     assert_eq!(provider_state(&report, "brk-a")["state"], "healthy");
     assert_eq!(report["status"], "ready");
-    let metrics = client().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics
             .lines()
@@ -379,13 +423,19 @@ async fn when_every_target_is_out_all_are_still_tried() {
     let (status, err) = error_of(gw.chat(None, &body).await).await;
     assert_eq!(status, 502, "{err}");
     let (status, report) = ready(&gw).await;
-    assert_eq!((status, report["status"].as_str()), (503, Some("unavailable")), "{report}");
+    assert_eq!(
+        (status, report["status"].as_str()),
+        (503, Some("unavailable")),
+        "{report}"
+    );
     assert_eq!(provider_state(&report, "all-a")["state"], "unhealthy");
     assert_eq!(provider_state(&report, "all-b")["state"], "unhealthy");
 
     // Both breakers are open for ten minutes, yet `all-b` is back: trying every target anyway
     // finds it, where failing fast would refuse requests a provider could serve.
-    let b = Emulator::start_on(b_addr, EmulatorOptions::default()).await.unwrap();
+    let b = Emulator::start_on(b_addr, EmulatorOptions::default())
+        .await
+        .unwrap();
     let resp = gw.chat(None, &body).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-moat-provider"], "all-b");
@@ -413,20 +463,31 @@ async fn a_failing_health_endpoint_takes_a_provider_out_and_check_config_explain
     let b = emulator().await;
     let toml = format!(
         "{}{}{}",
-        provider_with("hp-a", &a.base_url(), "health_path = \"/not-here\"\nhealth_check_interval_ms = 100"),
+        provider_with(
+            "hp-a",
+            &a.base_url(),
+            "health_path = \"/not-here\"\nhealth_check_interval_ms = 100"
+        ),
         provider_with("hp-b", &b.base_url(), ""),
         route("pair", &["hp-a/tiny", "hp-b/tiny"])
     );
     let report = wait_for_state(&gateway(&toml).await, "hp-a", "unhealthy").await;
-    let err = provider_state(&report, "hp-a")["last_error"].as_str().unwrap().to_string();
-    assert!(err.starts_with("health check: provider `hp-a` answered 404"), "{err}");
+    let err = provider_state(&report, "hp-a")["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with("health check: provider `hp-a` answered 404"),
+        "{err}"
+    );
     assert!(provider_state(&report, "hp-a")["last_check"].is_string());
     assert!(
         eventually(LIVENESS, || a.requests().iter().any(|r| r.path == "/not-here")).await,
         "{:?}",
         a.requests().iter().map(|r| r.path.clone()).collect::<Vec<_>>()
     );
-    let explained = moat_gateway::config::explain(&moat_gateway::config::Config::from_toml(&toml, "t").unwrap());
+    let explained =
+        moat_gateway::config::explain(&moat_gateway::config::Config::from_toml(&toml, "t").unwrap());
     assert!(
         explained.contains(&format!(
             "health checks: GET {}/not-here every 100ms; out of routing after 3 failures in a row, for 10s",

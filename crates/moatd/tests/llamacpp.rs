@@ -72,7 +72,16 @@ impl LlamaServer {
             .arg(model)
             .args(["--model_alias", "tiny", "--host", "127.0.0.1", "--port"])
             .arg(port.to_string())
-            .args(["--n_ctx", "256", "--n_threads", "1", "--n_batch", "64", "--seed", "7"])
+            .args([
+                "--n_ctx",
+                "256",
+                "--n_threads",
+                "1",
+                "--n_batch",
+                "64",
+                "--seed",
+                "7",
+            ])
             .stdin(Stdio::null())
             .stdout(sink.try_clone().unwrap())
             .stderr(sink)
@@ -151,7 +160,10 @@ fn usage_until(data: &Path, cond: impl Fn(&Value) -> bool) -> Value {
         if cond(&v) {
             return v;
         }
-        assert!(Instant::now() < deadline, "usage never showed the requests: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "usage never showed the requests: {out}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -248,7 +260,10 @@ async fn a_real_llamacpp_server_answers_through_zero_config_moatd() {
         .map(|e| serde_json::from_str(e).unwrap())
         .collect();
     assert!(chunks.len() >= 2, "{body}");
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"), "{body}");
+    assert!(
+        chunks.iter().all(|c| c["object"] == "chat.completion.chunk"),
+        "{body}"
+    );
     let streamed: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
@@ -262,12 +277,7 @@ async fn a_real_llamacpp_server_answers_through_zero_config_moatd() {
             .and_then(|rows| rows.iter().find(|r| is_tiny(r)))
             .is_some_and(|r| r["requests"] == 3)
     });
-    let row = usage
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| is_tiny(r))
-        .unwrap();
+    let row = usage.as_array().unwrap().iter().find(|r| is_tiny(r)).unwrap();
     assert_eq!(
         row["completion_tokens"].as_u64().unwrap(),
         2 * completion_tokens,
@@ -312,7 +322,10 @@ async fn a_real_llamacpp_server_answers_through_zero_config_moatd() {
             assert_eq!(report["status"], "unavailable");
             break;
         }
-        assert!(Instant::now() < deadline, "a dead server stayed healthy: {report}");
+        assert!(
+            Instant::now() < deadline,
+            "a dead server stayed healthy: {report}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

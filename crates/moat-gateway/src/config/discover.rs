@@ -103,7 +103,12 @@ pub async fn discover(targets: &DiscoveryTargets) -> (FileConfig, Vec<String>) {
     for (found, name, root, health_path) in [
         // llama.cpp's own server has `/health`, which also says whether the model is still loading;
         // servers without it (llama-cpp-python) are checked on their model list.
-        (llama, "llamacpp", &targets.llamacpp, llama_health.then_some("/health")),
+        (
+            llama,
+            "llamacpp",
+            &targets.llamacpp,
+            llama_health.then_some("/health"),
+        ),
         (ollama, "ollama", &targets.ollama, None),
     ] {
         if found {

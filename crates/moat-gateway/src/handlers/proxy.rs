@@ -200,7 +200,8 @@ async fn forward_inner<T: Forward>(
             Err(e) => Err(e),
         };
         let failure = result.as_ref().err().filter(|e| provider_fault(e));
-        gw.health.request_outcome(target.provider, failure, Instant::now());
+        gw.health
+            .request_outcome(target.provider, failure, Instant::now());
         match result {
             Ok(mut response) => {
                 let h = response.headers_mut();

@@ -158,7 +158,10 @@ fn check_outcomes_set_last_check_and_error() {
     h.check_outcome(0, Some("provider `a` answered 503".into()), t0);
     let v = json(&h, t0);
     assert_eq!(v["providers"][0]["state"], "unhealthy");
-    assert_eq!(v["providers"][0]["last_error"], "health check: provider `a` answered 503");
+    assert_eq!(
+        v["providers"][0]["last_error"],
+        "health check: provider `a` answered 503"
+    );
     let when = v["providers"][0]["last_check"].as_str().unwrap();
     assert!(
         time::OffsetDateTime::parse(when, &time::format_description::well_known::Rfc3339).is_ok(),

@@ -400,7 +400,9 @@ async fn restarts_on_the_same_port_after_shutdown() {
     emu.shutdown().await;
     let down = client.get(&models).send().await;
     assert!(down.is_err(), "a stopped emulator still answered: {down:?}");
-    let again = Emulator::start_on(addr, EmulatorOptions::default()).await.unwrap();
+    let again = Emulator::start_on(addr, EmulatorOptions::default())
+        .await
+        .unwrap();
     assert_eq!(again.base_url(), base);
     assert_eq!(client.get(&models).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(again.requests().len(), 1, "the new emulator's log starts empty");

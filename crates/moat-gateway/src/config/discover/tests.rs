@@ -14,7 +14,10 @@ async fn server(with_health: bool) -> String {
         get(|| async { axum::Json(serde_json::json!({"object": "list", "data": []})) }),
     );
     if with_health {
-        app = app.route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }));
+        app = app.route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        );
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let root = format!("http://{}", listener.local_addr().unwrap());

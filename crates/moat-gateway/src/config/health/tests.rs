@@ -28,7 +28,8 @@ fn remote_providers_are_not_probed_unless_asked_or_local() {
     assert!(h.check);
     let h = health_of("kind = \"openai\"\nbase_url = \"https://gpu.lan/v1\"\nlocal = true").unwrap();
     assert!(h.check);
-    let h = health_of("kind = \"openai\"\nbase_url = \"http://[::1]:8080/v1\"\nhealth_check = false").unwrap();
+    let h =
+        health_of("kind = \"openai\"\nbase_url = \"http://[::1]:8080/v1\"\nhealth_check = false").unwrap();
     assert!(!h.check);
 }
 
@@ -51,7 +52,10 @@ fn bad_health_settings_are_rejected_with_the_field_named() {
     for (extra, needle) in [
         ("health_path = \"health\"", "health_path"),
         ("health_path = \"//evil.example/x\"", "health_path"),
-        ("health_check_interval_ms = 0", "providers.p.health_check_interval_ms"),
+        (
+            "health_check_interval_ms = 0",
+            "providers.p.health_check_interval_ms",
+        ),
         ("breaker_failures = 0", "providers.p.breaker_failures"),
         ("breaker_cooldown_ms = 0", "providers.p.breaker_cooldown_ms"),
         ("health_interval = 5", "unknown field"),
