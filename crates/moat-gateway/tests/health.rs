@@ -21,9 +21,12 @@ async fn emulator() -> Emulator {
     Emulator::start(EmulatorOptions::default()).await.unwrap()
 }
 
-/// A provider block with fast retries plus `extra` keys.
+/// A provider block with fast retries plus `extra` keys; health checks stay on unless `extra` says
+/// otherwise (the shared `provider` helper turns them off).
 fn provider_with(name: &str, base_url: &str, extra: &str) -> String {
-    format!("{}{extra}\n", provider(name, base_url))
+    format!(
+        "[[providers]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"{base_url}\"\nretry_base_ms = 10\n{extra}\n"
+    )
 }
 
 fn route(alias: &str, targets: &[&str]) -> String {
