@@ -6,6 +6,7 @@
 mod discover;
 mod explain;
 mod file;
+mod health;
 mod resolve;
 
 pub use discover::{discover, DiscoveryTargets};
@@ -14,6 +15,7 @@ pub use file::{
     AuditSection, FileConfig, ModelSection, PrivacyAction, PrivacyRuleSection, PrivacySection, ProviderKind,
     ProviderSection, ServerSection, StoreSection,
 };
+pub use health::{default_health_path, HealthSettings, DEFAULT_CHECK_INTERVAL};
 pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings, StoreSettings};
 
 /// Where moatd listens when nothing says otherwise: loopback, so a fresh start exposes nothing.

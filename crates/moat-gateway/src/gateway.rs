@@ -43,6 +43,8 @@ pub struct Gateway {
     pub(crate) audit: Option<Arc<AuditLog>>,
     pub(crate) server: ServerSettings,
     pub(crate) models: ModelsCache,
+    /// Per-provider breakers and health checks (started by `server::serve`).
+    pub(crate) health: Arc<crate::health::Health>,
     request_ids: RequestIds,
 }
 
@@ -95,6 +97,12 @@ impl Gateway {
             });
         }
         crate::handlers::install_metrics();
+        let health = crate::health::Health::new(
+            providers
+                .iter()
+                .zip(&config.providers)
+                .map(|(p, c)| (p.upstream.settings(), &c.health)),
+        )?;
         let ledger = Arc::new(Ledger::new(store.clone()));
         let identities = Identities::new(
             store.clone(),
@@ -115,6 +123,7 @@ impl Gateway {
             audit,
             server: config.server.clone(),
             models: ModelsCache::new(config.server.models_cache_ttl),
+            health: Arc::new(health),
             request_ids: RequestIds::new(),
         }))
     }
@@ -192,6 +201,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .nest("/api/v1", api)
         .nest("/admin", admin)
         .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

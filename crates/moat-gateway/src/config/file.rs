@@ -262,6 +262,19 @@ pub struct ProviderSection {
     /// `"*"` covers the rest. Used for budgets when the provider's `/models` gives no pricing.
     #[serde(default)]
     pub prices: std::collections::BTreeMap<String, [f64; 2]>,
+    /// Probe the provider every `health_check_interval_ms` and keep it out of routing while the probe
+    /// fails. Default: true for local providers and loopback URLs, false for remote ones (their
+    /// health then comes from real requests only, so an idle moatd sends nothing to a cloud API).
+    pub health_check: Option<bool>,
+    /// Time between health checks (default 5000 ms).
+    pub health_check_interval_ms: Option<u64>,
+    /// Path probed with `GET` on the provider's host, e.g. `/health` (default: base_url's path plus
+    /// `/models`, e.g. `/v1/models`). Any 2xx answer is healthy.
+    pub health_path: Option<String>,
+    /// Provider failures in a row (after retries) that take it out of routing (default 3).
+    pub breaker_failures: Option<u32>,
+    /// How long a failing provider stays out of routing before one request probes it (default 10 000 ms).
+    pub breaker_cooldown_ms: Option<u64>,
 }
 
 /// `[[models]]`: an alias and its ordered route.

@@ -88,6 +88,8 @@ pub struct ProviderConfig {
     pub upstream: UpstreamSettings,
     /// Configured prices by upstream model name (`*` = any other model).
     pub prices: std::collections::BTreeMap<String, moat_policy::pricing::Price>,
+    /// Health checks and circuit breaker.
+    pub health: super::health::HealthSettings,
 }
 
 /// The validated configuration.
@@ -377,6 +379,7 @@ fn resolve_provider(
         local: p.local,
         upstream,
         prices,
+        health: super::health::resolve(p, &url, loopback)?,
     })
 }
 

@@ -130,6 +130,7 @@ async fn forward_inner<T: Forward>(
     let inspection = gw.privacy.inspect(request.texts_mut());
     trail.policy(&inspection.decisions);
     apply_privacy(&gw, &inspection, &mut targets)?;
+    gw.health.filter(&mut targets, Instant::now());
     let redactions = (!inspection.redactions.is_empty()).then_some(inspection.redactions);
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
@@ -198,6 +199,9 @@ async fn forward_inner<T: Forward>(
             }
             Err(e) => Err(e),
         };
+        let failure = result.as_ref().err().filter(|e| provider_fault(e));
+        gw.health
+            .request_outcome(target.provider, failure, Instant::now());
         match result {
             Ok(mut response) => {
                 let h = response.headers_mut();
