@@ -21,9 +21,7 @@ pub use outbound::{
 };
 pub use stream_in::AnthropicToOpenAi;
 pub use stream_out::OpenAiToAnthropic;
-pub use types::{
-    AnthropicTool, AnthropicUsage, Content, Message, MessagesRequest, MessagesResponse,
-};
+pub use types::{AnthropicTool, AnthropicUsage, Content, Message, MessagesRequest, MessagesResponse};
 
 /// The `anthropic-version` header moat sends and the API version its translation follows.
 pub const API_VERSION: &str = "2023-06-01";

@@ -102,7 +102,11 @@ mod tests {
         let out = split_all(&[b"{\"a\"", b":1}\r\n\n{\"b\":2}\n", b"{\"c\":3}"]);
         assert_eq!(
             out,
-            vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec(), b"{\"c\":3}".to_vec()]
+            vec![
+                b"{\"a\":1}".to_vec(),
+                b"{\"b\":2}".to_vec(),
+                b"{\"c\":3}".to_vec()
+            ]
         );
     }
 

@@ -2,9 +2,7 @@
 //! OpenAI stream (Anthropic → OpenAI, Ollama → OpenAI).
 
 use moat_wire::error::ErrorBody;
-use moat_wire::openai::{
-    ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, Usage,
-};
+use moat_wire::openai::{ChatCompletionChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use moat_wire::sse::{encode_data, DONE};
 
 /// The fixed header of every chunk of one answer, and the encoders for its events.

@@ -18,9 +18,9 @@ use crate::TranslateError;
 /// for usage, because Anthropic's stream reports it. `thinking`, `service_tier`, document and other
 /// block types without an OpenAI form are dropped; unknown top-level fields pass through.
 pub fn to_chat_request(req: &MessagesRequest) -> Result<ChatCompletionRequest, TranslateError> {
-    let max_tokens = req.max_tokens.ok_or_else(|| {
-        TranslateError::InvalidRequest("max_tokens: Field required".to_owned())
-    })?;
+    let max_tokens = req
+        .max_tokens
+        .ok_or_else(|| TranslateError::InvalidRequest("max_tokens: Field required".to_owned()))?;
     if req.model.is_empty() {
         return Err(TranslateError::InvalidRequest("model: Field required".to_owned()));
     }
@@ -90,8 +90,8 @@ fn tool_choice(choice: Option<&Value>) -> (Option<Value>, Option<bool>) {
     let Some(choice) = choice else {
         return (None, None);
     };
-    let parallel = (choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true))
-        .then_some(false);
+    let parallel =
+        (choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true)).then_some(false);
     let mapped = match choice.get("type").and_then(Value::as_str) {
         Some("any") => json!("required"),
         Some("none") => json!("none"),
@@ -163,10 +163,7 @@ fn user_messages(content: &Content, out: &mut Vec<ChatMessage>) {
                 out.push(ChatMessage {
                     role: "tool".into(),
                     content: Some(MessageContent::Text(text)),
-                    tool_call_id: b
-                        .get("tool_use_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
+                    tool_call_id: b.get("tool_use_id").and_then(Value::as_str).map(str::to_owned),
                     ..ChatMessage::default()
                 });
             }
@@ -231,7 +228,8 @@ pub fn to_messages_response(resp: &ChatCompletionResponse, model: &str) -> Messa
                 .ok()
                 .filter(Value::is_object)
                 .unwrap_or_else(|| json!({}));
-            content.push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
+            content
+                .push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
         }
     }
     let stop_reason = choice

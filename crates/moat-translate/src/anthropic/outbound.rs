@@ -136,10 +136,7 @@ fn content_blocks(content: Option<&MessageContent>) -> Vec<Value> {
 /// One content part; parts with no Anthropic form (audio, files) are dropped.
 fn part_block(part: &ContentPart) -> Option<Value> {
     match part.r#type.as_str() {
-        "text" => part
-            .text
-            .as_ref()
-            .map(|t| json!({"type": "text", "text": t})),
+        "text" => part.text.as_ref().map(|t| json!({"type": "text", "text": t})),
         "image_url" => {
             let url = &part.image_url.as_ref()?.url;
             let source = match parse_data_url(url) {
@@ -263,7 +260,10 @@ pub fn error_to_openai(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let parsed: Option<(String, String)> = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
         let e = v.get("error")?;
         Some((
-            e.get("type").and_then(Value::as_str).unwrap_or("api_error").to_owned(),
+            e.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("api_error")
+                .to_owned(),
             e.get("message").and_then(Value::as_str).unwrap_or("").to_owned(),
         ))
     });
@@ -304,10 +304,7 @@ pub fn models_to_openai(body: &[u8]) -> Result<ModelList, TranslateError> {
                 .and_then(crate::ollama::unix_seconds)
                 .unwrap_or(0);
             let mut model = Model::new(id, created, "anthropic");
-            model.name = m
-                .get("display_name")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            model.name = m.get("display_name").and_then(Value::as_str).map(str::to_owned);
             Some(model)
         })
         .collect();

@@ -86,7 +86,11 @@ impl OpenAiToAnthropic {
             "stop_sequence": null,
             "usage": {"input_tokens": 0, "output_tokens": 0},
         });
-        push(out, "message_start", &json!({"type": "message_start", "message": message}));
+        push(
+            out,
+            "message_start",
+            &json!({"type": "message_start", "message": message}),
+        );
     }
 
     fn close_block(&mut self, out: &mut Vec<u8>) {
@@ -154,7 +158,10 @@ impl OpenAiToAnthropic {
             );
             index
         };
-        if let Some(args) = function.and_then(|f| f.arguments.as_deref()).filter(|a| !a.is_empty()) {
+        if let Some(args) = function
+            .and_then(|f| f.arguments.as_deref())
+            .filter(|a| !a.is_empty())
+        {
             push(
                 out,
                 "content_block_delta",

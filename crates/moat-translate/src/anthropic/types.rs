@@ -135,10 +135,7 @@ impl AnthropicUsage {
     pub fn to_openai(&self) -> moat_wire::openai::Usage {
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let created = self.cache_creation_input_tokens.unwrap_or(0);
-        let prompt = self
-            .input_tokens
-            .saturating_add(read)
-            .saturating_add(created);
+        let prompt = self.input_tokens.saturating_add(read).saturating_add(created);
         let mut usage = moat_wire::openai::Usage::new(prompt, self.output_tokens);
         if self.cache_read_input_tokens.is_some() || self.cache_creation_input_tokens.is_some() {
             usage.prompt_tokens_details = Some(moat_wire::openai::PromptTokensDetails {

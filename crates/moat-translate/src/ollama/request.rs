@@ -81,7 +81,11 @@ fn response_format(rf: &Value) -> Option<Value> {
 }
 
 fn message(m: &ChatMessage, call_names: &HashMap<&str, &str>) -> Result<Value, TranslateError> {
-    let role = if m.role == "developer" { "system" } else { m.role.as_str() };
+    let role = if m.role == "developer" {
+        "system"
+    } else {
+        m.role.as_str()
+    };
     let mut out = Map::new();
     out.insert("role".into(), json!(role));
     let mut images = Vec::new();
@@ -94,9 +98,7 @@ fn message(m: &ChatMessage, call_names: &HashMap<&str, &str>) -> Result<Value, T
                 match p.r#type.as_str() {
                     "text" => texts.extend(p.text.clone()),
                     "image_url" => {
-                        if let Some((_, data)) =
-                            p.image_url.as_ref().and_then(|i| parse_data_url(&i.url))
-                        {
+                        if let Some((_, data)) = p.image_url.as_ref().and_then(|i| parse_data_url(&i.url)) {
                             images.push(json!(data));
                         }
                     }
@@ -128,11 +130,7 @@ fn message(m: &ChatMessage, call_names: &HashMap<&str, &str>) -> Result<Value, T
         }
         out.insert("tool_calls".into(), Value::Array(list));
     }
-    if let Some(name) = m
-        .tool_call_id
-        .as_deref()
-        .and_then(|id| call_names.get(id))
-    {
+    if let Some(name) = m.tool_call_id.as_deref().and_then(|id| call_names.get(id)) {
         out.insert("tool_name".into(), json!(name));
     }
     Ok(Value::Object(out))

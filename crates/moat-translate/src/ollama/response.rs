@@ -3,8 +3,8 @@
 
 use moat_wire::error::ErrorBody;
 use moat_wire::openai::{
-    ChatCompletionResponse, ChatMessage, Choice, FunctionCall, MessageContent, Model, ModelList,
-    ToolCall, Usage,
+    ChatCompletionResponse, ChatMessage, Choice, FunctionCall, MessageContent, Model, ModelList, ToolCall,
+    Usage,
 };
 use serde_json::{Map, Value};
 
@@ -61,12 +61,20 @@ fn tool_calls(message: &Value, first_index: usize) -> Vec<ToolCall> {
 
 /// A non-streamed `/api/chat` answer as an OpenAI `chat.completion`. Ollama has no response id, so
 /// the caller gives one (and the time, which Ollama writes as RFC 3339 and OpenAI as Unix seconds).
-pub fn to_chat_response(body: &[u8], id: &str, created: u64) -> Result<ChatCompletionResponse, TranslateError> {
+pub fn to_chat_response(
+    body: &[u8],
+    id: &str,
+    created: u64,
+) -> Result<ChatCompletionResponse, TranslateError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| TranslateError::InvalidResponse(format!("provider sent malformed JSON: {e}")))?;
     let message = v.get("message").unwrap_or(&Value::Null);
     let calls = tool_calls(message, 0);
-    let text = message.get("content").and_then(Value::as_str).unwrap_or("").to_owned();
+    let text = message
+        .get("content")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let thinking = message
         .get("thinking")
         .and_then(Value::as_str)
@@ -154,10 +162,18 @@ impl OllamaToOpenAi {
             self.writer.role(out);
         }
         let message = v.get("message").unwrap_or(&Value::Null);
-        if let Some(t) = message.get("thinking").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        if let Some(t) = message
+            .get("thinking")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
             self.writer.reasoning(t, out);
         }
-        if let Some(t) = message.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        if let Some(t) = message
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
             self.writer.content(t, out);
         }
         for call in tool_calls(message, self.tool_calls) {
@@ -171,8 +187,7 @@ impl OllamaToOpenAi {
             );
         }
         if v.get("done").and_then(Value::as_bool) == Some(true) {
-            self.writer
-                .finish(finish_reason(&v, self.tool_calls > 0), out);
+            self.writer.finish(finish_reason(&v, self.tool_calls > 0), out);
             if self.include_usage {
                 self.writer.usage(usage_of(&v), out);
             }
@@ -241,10 +256,7 @@ pub fn tags_to_openai(body: &[u8]) -> Result<ModelList, TranslateError> {
     let data = models
         .iter()
         .filter_map(|m| {
-            let id = m
-                .get("model")
-                .or_else(|| m.get("name"))
-                .and_then(Value::as_str)?;
+            let id = m.get("model").or_else(|| m.get("name")).and_then(Value::as_str)?;
             let created = m
                 .get("modified_at")
                 .and_then(Value::as_str)
