@@ -25,11 +25,13 @@
 //! # Ok(()) }
 //! ```
 
+mod anthropic;
 mod completion;
 mod directive;
 mod embeddings;
 mod error;
 mod handler;
+mod ollama;
 mod server;
 mod stream;
 mod tls;
