@@ -19,6 +19,12 @@ if ! python3 -c 'import openai' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40'
 fi
 
+# The real anthropic Python SDK drives moatd's /v1/messages in crates/moatd/tests/translate_sdk.rs.
+if ! python3 -c 'import anthropic' 2>/dev/null; then
+    echo "== installing the anthropic Python SDK (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'anthropic>=0.40'
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
