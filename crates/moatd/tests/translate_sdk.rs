@@ -69,7 +69,11 @@ async fn anthropic_python_sdk_through_v1_messages_to_an_openai_upstream() {
         .requests()
         .iter()
         .filter_map(|r| r.json())
-        .find(|b| b["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["role"] == "tool")))
+        .find(|b| {
+            b["messages"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"))
+        })
         .expect("the tool result was forwarded");
     let messages = followup["messages"].as_array().unwrap();
     let call_id = messages[1]["tool_calls"][0]["id"].as_str().unwrap();
@@ -105,7 +109,11 @@ async fn openai_python_sdk_through_moatd_to_an_anthropic_upstream() {
     )
     .await;
     // Every request reached the upstream in Anthropic's wire, with its headers.
-    let posts: Vec<_> = emu.requests().into_iter().filter(|r| r.method == "POST").collect();
+    let posts: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
     assert!(!posts.is_empty());
     for r in &posts {
         assert_eq!(r.path, "/v1/messages");
@@ -120,6 +128,9 @@ async fn openai_python_sdk_through_moatd_to_an_anthropic_upstream() {
     let turns = followup["messages"].as_array().unwrap();
     assert_eq!(turns[1]["content"][0]["type"], "tool_use");
     assert_eq!(turns[2]["content"][0]["type"], "tool_result");
-    assert_eq!(turns[2]["content"][0]["tool_use_id"], turns[1]["content"][0]["id"]);
+    assert_eq!(
+        turns[2]["content"][0]["tool_use_id"],
+        turns[1]["content"][0]["id"]
+    );
     daemon.stop();
 }
