@@ -575,3 +575,19 @@ proptest! {
         prop_assert_eq!(text, pieces.concat());
     }
 }
+
+proptest! {
+    /// Hostile or garbled input never panics, and the client always gets a proper ending: `[DONE]`
+    /// or an error event on the OpenAI side, `message_stop` or `error` on the Anthropic side.
+    #[test]
+    fn any_input_ends_properly(bytes in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..400) {
+        let cut = cut.min(bytes.len());
+        let (a, b) = bytes.split_at(cut);
+        let out = run(&mut AnthropicToOpenAi::new(1, true), &[a, b]);
+        let text = String::from_utf8(out).unwrap();
+        prop_assert!(text.ends_with("data: [DONE]\n\n") || text.contains("\"error\""), "{}", text);
+        let out = run(&mut OpenAiToAnthropic::new("m"), &[a, b]);
+        let last = events(&out).pop().map(|(n, _)| n);
+        prop_assert!(matches!(last.flatten().as_deref(), Some("message_stop" | "error")));
+    }
+}

@@ -218,3 +218,13 @@ proptest! {
         prop_assert_eq!(run(&mut OllamaToOpenAi::new("c", 1, true), &pieces), whole);
     }
 }
+
+proptest! {
+    /// Garbled NDJSON never panics and always ends with `[DONE]` or an error event.
+    #[test]
+    fn any_input_ends_properly(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let out = run(&mut OllamaToOpenAi::new("c", 1, true), &[&bytes]);
+        let last = data(&out).pop().unwrap();
+        prop_assert!(last == "[DONE]" || last.contains("\"error\""), "{}", last);
+    }
+}
