@@ -326,3 +326,55 @@ async fn v1_messages_is_admitted_like_chat_and_answers_in_anthropic_shapes() {
         json!({"type": "rate_limit_error", "message": "slow down"})
     );
 }
+
+#[test]
+fn anthropic_and_ollama_kinds_have_their_defaults() {
+    let config = moat_gateway::config::Config::from_toml(
+        "[[providers]]\nname = \"claude\"\nkind = \"anthropic\"\napi_key = \"k\"\n[[providers]]\nname = \"llama\"\nkind = \"ollama\"\n",
+        "test",
+    )
+    .unwrap();
+    let (claude, llama) = (&config.providers[0].upstream, &config.providers[1].upstream);
+    assert_eq!(claude.base_url, "https://api.anthropic.com/v1");
+    assert_eq!(claude.auth_style, moat_upstream::AuthStyle::Anthropic);
+    assert_eq!(llama.base_url, "http://127.0.0.1:11434");
+    assert_eq!(llama.auth_style, moat_upstream::AuthStyle::Bearer);
+    assert!(
+        llama.no_proxy,
+        "a loopback Ollama is never reached through a proxy"
+    );
+    let err = moat_gateway::config::Config::from_toml(
+        "[[providers]]\nname = \"x\"\nkind = \"gemini\"\nbase_url = \"https://x\"\n",
+        "test",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("anthropic"), "{err}");
+}
+
+#[tokio::test]
+async fn a_client_leaving_a_translated_stream_cancels_the_upstream() {
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let toml = format!(
+        "[[providers]]\nname = \"local\"\nkind = \"ollama\"\nbase_url = \"{}\"\n",
+        root(&emu)
+    );
+    let gw = gateway(&toml).await;
+    let ask = json!({"model": "local/tiny", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}],
+        "emulate": {"chunk_delay_ms": 200}});
+    // Through /v1/messages, so both translations (Ollama → OpenAI → Anthropic) are in the chain.
+    let mut resp = client()
+        .post(gw.url("/v1/messages"))
+        .json(&ask)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: message_start"));
+    drop(resp);
+    assert!(
+        eventually(Duration::from_secs(10), || emu.cancelled_streams() == 1).await,
+        "the upstream stream was not cancelled"
+    );
+}
