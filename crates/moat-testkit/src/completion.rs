@@ -436,6 +436,32 @@ mod tests {
     }
 
     #[test]
+    fn tool_call_answers() {
+        let mut c = completion(Kind::Chat);
+        c.content = String::new();
+        c.tool_call = Some(ToolCallDirective {
+            name: "weather".into(),
+            arguments: json!({"city": "Oslo"}),
+        });
+        let r = c.response();
+        let m = &r["choices"][0]["message"];
+        assert_eq!(m["content"], Value::Null);
+        assert_eq!(m["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Oslo\"}");
+        assert_eq!(r["choices"][0]["finish_reason"], "tool_calls");
+        let chunks = c.tool_call_chunks();
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"]["tool_calls"][0]["id"],
+            "call_chatcmpl-emu-1"
+        );
+        let args: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+            .collect();
+        assert_eq!(args, "{\"city\":\"Oslo\"}");
+        assert_eq!(c.finish_chunk()["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
     fn chunk_shapes() {
         let c = completion(Kind::Chat);
         assert_eq!(
