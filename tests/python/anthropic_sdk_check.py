@@ -104,4 +104,8 @@ try:
 except anthropic.NotFoundError as e:
     check(e.status_code == 404, "not found")
 
+# Models, listed in Anthropic's shape.
+ids = [m.id for m in client.models.list()]
+check("emu/tiny" in ids, f"models: {ids}")
+
 print(f"anthropic SDK checks passed ({checks})")

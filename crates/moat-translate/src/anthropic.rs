@@ -17,7 +17,8 @@ mod types;
 pub use inbound::{error_body, error_type_for_status, to_chat_request, to_messages_response};
 pub(crate) use outbound::parse_data_url as outbound_parse_data_url;
 pub use outbound::{
-    error_to_openai, models_to_openai, to_chat_response, to_messages_request, DEFAULT_MAX_TOKENS,
+    error_to_openai, models_from_openai, models_to_openai, to_chat_response, to_messages_request,
+    DEFAULT_MAX_TOKENS,
 };
 pub use stream_in::AnthropicToOpenAi;
 pub use stream_out::OpenAiToAnthropic;

@@ -82,7 +82,11 @@ async fn anthropic_python_sdk_through_v1_messages_to_an_openai_upstream() {
     assert_eq!(messages[2]["tool_call_id"], call_id);
     assert_eq!(messages[2]["content"], "rainy, 12 degrees");
     assert_eq!(messages[3]["content"], "so, an umbrella?");
-    assert!(emu.requests().iter().all(|r| r.path == "/v1/chat/completions"));
+    assert!(emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .all(|r| r.path == "/v1/chat/completions"));
     daemon.stop();
 }
 

@@ -12,12 +12,12 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue, StatusCode};
 use moat_translate::anthropic::{
-    error_body, error_type_for_status, to_chat_request, to_messages_response, MessagesRequest,
-    OpenAiToAnthropic,
+    error_body, error_type_for_status, models_from_openai, to_chat_request, to_messages_response,
+    MessagesRequest, OpenAiToAnthropic,
 };
 use moat_translate::StreamTranslator;
 use moat_wire::error::ErrorBody;
-use moat_wire::openai::{ChatCompletionRequest, ChatCompletionResponse};
+use moat_wire::openai::{ChatCompletionRequest, ChatCompletionResponse, ModelList};
 
 use super::proxy::{forward, parse};
 use crate::gateway::Gateway;
@@ -97,6 +97,15 @@ async fn translate_back(response: Response, model: &str) -> Response {
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Response::from_parts(parts, Body::from(body))
+}
+
+/// moatd's merged model list in Anthropic's shape (unchanged if it cannot be read, which cannot happen
+/// for a list moatd made itself).
+pub(crate) fn anthropic_model_list(body: &Bytes) -> Bytes {
+    serde_json::from_slice::<ModelList>(body)
+        .ok()
+        .and_then(|list| serde_json::to_vec(&models_from_openai(&list)).ok())
+        .map_or_else(|| body.clone(), Bytes::from)
 }
 
 fn anthropic_error(status: StatusCode, message: &str) -> Response {

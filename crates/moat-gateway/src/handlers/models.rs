@@ -52,6 +52,11 @@ pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderM
         },
     };
     drop(slot);
+    // Anthropic's SDKs list models in Anthropic's shape; they say so with `anthropic-version`.
+    let body = match headers.contains_key("anthropic-version") {
+        true => super::messages::anthropic_model_list(&body),
+        false => body,
+    };
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         body,

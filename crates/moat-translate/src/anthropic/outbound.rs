@@ -310,3 +310,23 @@ pub fn models_to_openai(body: &[u8]) -> Result<ModelList, TranslateError> {
         .collect();
     Ok(ModelList::new(models))
 }
+
+/// An OpenAI model list in Anthropic's shape (`{"data":[{"type":"model","id","display_name",
+/// "created_at"}],"has_more","first_id","last_id"}`), for Anthropic clients listing moatd's models.
+pub fn models_from_openai(list: &ModelList) -> Value {
+    let data: Vec<Value> = list
+        .data
+        .iter()
+        .map(|m| {
+            json!({
+                "type": "model",
+                "id": m.id,
+                "display_name": m.name.clone().unwrap_or_else(|| m.id.clone()),
+                "created_at": crate::ollama::rfc3339(m.created.unwrap_or(0)),
+            })
+        })
+        .collect();
+    let first = data.first().map(|m| m["id"].clone()).unwrap_or(Value::Null);
+    let last = data.last().map(|m| m["id"].clone()).unwrap_or(Value::Null);
+    json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
+}

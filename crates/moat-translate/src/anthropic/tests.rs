@@ -233,6 +233,12 @@ fn anthropic_model_list_becomes_openai_list() {
     assert_eq!(list.data[0].created, Some(1_739_923_200));
     assert_eq!(list.data[0].name.as_deref(), Some("Claude Sonnet 4"));
     assert!(models_to_openai(b"{}").is_err());
+    let back = models_from_openai(&list);
+    assert_eq!(back["data"][0], body["data"][0]);
+    assert_eq!(
+        (back["first_id"].clone(), back["has_more"].clone()),
+        (json!("claude-sonnet-4"), json!(false))
+    );
 }
 
 /// A documented Anthropic stream with text, a tool call, pings and cache usage.

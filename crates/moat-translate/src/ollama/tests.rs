@@ -198,6 +198,10 @@ fn rfc3339_times() {
     assert_eq!(unix_seconds("2024-13-01T00:00:00Z"), None);
     assert_eq!(unix_seconds("yesterday"), None);
     assert_eq!(unix_seconds("2024-01-01T00:00:00Q"), None);
+    for t in [0, 951_782_400, 1_739_923_200, 4_102_444_799] {
+        assert_eq!(unix_seconds(&rfc3339(t)), Some(t), "{}", rfc3339(t));
+    }
+    assert_eq!(rfc3339(951_824_096), "2000-02-29T11:34:56Z");
 }
 
 proptest! {
