@@ -378,3 +378,35 @@ async fn a_client_leaving_a_translated_stream_cancels_the_upstream() {
         "the upstream stream was not cancelled"
     );
 }
+
+#[tokio::test]
+async fn redaction_is_restored_across_both_translations() {
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let toml = format!(
+        "[privacy]\npersonal = \"redact\"\n[[providers]]\nname = \"local\"\nkind = \"ollama\"\nbase_url = \"{}\"\n",
+        root(&emu)
+    );
+    let gw = gateway(&toml).await;
+    let ask = json!({"model": "local/tiny", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "write to carol@contoso-mail.net now"}]});
+    let text = client()
+        .post(gw.url("/v1/messages"))
+        .json(&ask)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let streamed: String = data_events(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(streamed, "You said: write to carol@contoso-mail.net now");
+    let sent = String::from_utf8_lossy(&emu.requests().last().unwrap().body).into_owned();
+    assert!(
+        !sent.contains("carol@contoso-mail.net") && sent.contains("[EMAIL_1]"),
+        "{sent}"
+    );
+}
