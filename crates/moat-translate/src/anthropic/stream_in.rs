@@ -161,7 +161,9 @@ impl AnthropicToOpenAi {
                 ChunkWriter::error(&message, openai_kind, kind, out);
                 self.ended = true;
             }
-            // ping, content_block_stop, and event types added later.
+            // A keep-alive for the client too: a comment, which OpenAI clients skip.
+            "ping" => out.extend_from_slice(b": ping\n\n"),
+            // content_block_stop, and event types added later.
             _ => {}
         }
     }

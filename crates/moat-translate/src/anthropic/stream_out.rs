@@ -245,8 +245,14 @@ impl OpenAiToAnthropic {
     fn drain(&mut self, out: &mut Vec<u8>) {
         let frames = std::mem::take(&mut self.frames);
         for frame in &frames {
-            if let SseFrame::Event(e) = frame {
-                self.event(&e.data, out);
+            match frame {
+                SseFrame::Event(e) => self.event(&e.data, out),
+                // An upstream keep-alive becomes Anthropic's: a `ping`, allowed anywhere after
+                // `message_start` (SDKs refuse any event before it, so earlier ones are dropped).
+                SseFrame::Comment(_) if self.started && !self.ended => {
+                    push(out, "ping", &json!({"type": "ping"}));
+                }
+                SseFrame::Comment(_) => {}
             }
         }
     }

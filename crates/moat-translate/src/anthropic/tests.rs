@@ -306,6 +306,11 @@ fn anthropic_stream_becomes_openai_chunks() {
     assert_eq!(usage["completion_tokens"], 15);
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 30);
     assert_eq!(chunks.last().unwrap()["choices"], json!([]));
+    assert_eq!(
+        text.matches(": ping\n\n").count(),
+        1,
+        "the ping is a keep-alive comment"
+    );
     // The relay reads usage from this stream to settle budgets.
     let last_data = text.rsplit("data: ").nth(1).unwrap().trim();
     assert_eq!(
@@ -390,6 +395,7 @@ fn openai_stream_becomes_anthropic_events_in_documented_order() {
             "message_stop"
         ]
     );
+    // The keep-alive before the first chunk is dropped (nothing may precede message_start).
     // Every data payload's `type` matches its event name.
     assert!(evs.iter().all(|(n, v)| v["type"] == n.as_deref().unwrap()));
     let start = &evs[0].1["message"];
@@ -412,6 +418,30 @@ fn openai_stream_becomes_anthropic_events_in_documented_order() {
     assert_eq!(evs[13].1["usage"]["input_tokens"], 10);
     assert_eq!(evs[13].1["usage"]["cache_read_input_tokens"], 2);
     assert_eq!(evs[13].1["usage"]["output_tokens"], 9);
+}
+
+#[test]
+fn keep_alives_after_message_start_become_pings() {
+    let s = format!(
+        "{}: OPENROUTER PROCESSING\n\n{}data: [DONE]\n\n",
+        chunk(json!({"content": "a"}), Value::Null),
+        chunk(json!({}), json!("stop"))
+    );
+    let evs = events(&run(&mut OpenAiToAnthropic::new("m"), &[s.as_bytes()]));
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_deref().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "ping",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
 }
 
 #[test]
