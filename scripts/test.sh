@@ -25,6 +25,12 @@ if ! python3 -c 'import anthropic' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'anthropic>=0.40'
 fi
 
+# The official ollama Python client checks the testkit's Ollama emulator (crates/moatd/tests/translate_sdk.rs).
+if ! python3 -c 'import ollama' 2>/dev/null; then
+    echo "== installing the ollama Python client (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'ollama>=0.4'
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

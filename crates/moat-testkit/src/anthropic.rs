@@ -1,6 +1,6 @@
 //! Anthropic's Messages API as the emulator speaks it: `POST /v1/messages` (whole and streamed) and
 //! `GET /v1/models` when the request carries `anthropic-version`, with Anthropic's headers
-//! (`x-api-key`, `anthropic-version`) checked and its error shape
+//! (`x-api-key` or, as recent SDKs send it, `Authorization: Bearer`; `anthropic-version`) checked and its error shape
 //! (`{"type":"error","error":{"type","message"}}`). Answers follow the same rules as the OpenAI side
 //! (an echo of the last user turn, or the `emulate.content` text), and the `emulate` directive works
 //! the same, with `tool_call` answering with a `tool_use` block.
@@ -42,7 +42,10 @@ pub(crate) async fn route(
 
 fn check_headers(shared: &Shared, headers: &HeaderMap) -> Option<Response<ResponseBody>> {
     if let Some(key) = &shared.api_key {
-        let presented = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        // `x-api-key` is the documented header; recent official SDKs send `Authorization: Bearer`.
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let presented =
+            header("x-api-key").or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")));
         if presented != Some(key.as_str()) {
             return Some(error(StatusCode::UNAUTHORIZED, "invalid x-api-key"));
         }

@@ -9,7 +9,7 @@
 //! error chunks and connection resets; `tool_call` makes the answer call a tool.
 //!
 //! The same server also speaks Anthropic's Messages API (`POST /v1/messages`, and `GET /v1/models`
-//! when the request carries `anthropic-version`; `x-api-key` and `anthropic-version` are checked) and
+//! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and
 //! Ollama's native API (`POST /api/chat` with NDJSON streaming, `GET /api/tags`), with the same
 //! answers and directives, for testing moatd's translation to those wires.
 //!

@@ -138,3 +138,31 @@ async fn openai_python_sdk_through_moatd_to_an_anthropic_upstream() {
     );
     daemon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wire_emulators_satisfy_the_official_clients() {
+    let anthropic = Emulator::start(EmulatorOptions {
+        api_key: Some("sk-ant-emu".into()),
+        models: Some(serde_json::json!([{"id": "claude-test"}])),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ollama = Emulator::start(EmulatorOptions {
+        models: Some(serde_json::json!([{"id": "llama3.2:latest"}])),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let root = |e: &Emulator| e.base_url().trim_end_matches("/v1").to_owned();
+    run_script(
+        "emulator_wire_check.py",
+        vec![
+            ("ANTHROPIC_ROOT", root(&anthropic)),
+            ("ANTHROPIC_KEY", "sk-ant-emu".into()),
+            ("OLLAMA_ROOT", root(&ollama)),
+        ],
+        "emulator wire checks passed",
+    )
+    .await;
+}
