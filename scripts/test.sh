@@ -29,6 +29,18 @@ if ! python3 -c 'import llama_cpp.server, gguf, numpy' 2>/dev/null; then
         'llama-cpp-python[server]>=0.3' 'gguf>=0.10' numpy
 fi
 
+# The real anthropic Python SDK drives moatd's /v1/messages in crates/moatd/tests/translate_sdk.rs.
+if ! python3 -c 'import anthropic' 2>/dev/null; then
+    echo "== installing the anthropic Python SDK (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'anthropic>=0.40'
+fi
+
+# The official ollama Python client checks the testkit's Ollama emulator (crates/moatd/tests/translate_sdk.rs).
+if ! python3 -c 'import ollama' 2>/dev/null; then
+    echo "== installing the ollama Python client (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'ollama>=0.4'
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

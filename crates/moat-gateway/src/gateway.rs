@@ -180,6 +180,7 @@ impl RequestIds {
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(handlers::proxy::chat_completions))
+        .route("/messages", post(handlers::messages::messages))
         .route("/completions", post(handlers::proxy::completions))
         .route("/embeddings", post(handlers::proxy::embeddings))
         .route("/models", get(handlers::models::list_models))

@@ -14,9 +14,11 @@ use crate::GatewayError;
 pub(crate) mod admin;
 mod admission;
 pub(crate) mod key_info;
+pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod proxy;
 mod request_kinds;
+mod translated;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.
 pub(crate) async fn health() -> Response {

@@ -40,8 +40,11 @@ pub struct UpstreamSettings {
     pub name: String,
     /// Base URL without a trailing slash, e.g. `https://openrouter.ai/api/v1`.
     pub base_url: String,
-    /// Sent as `Authorization: Bearer …`; marked sensitive so no debug output shows it.
+    /// Sent as `Authorization: Bearer …` (or as [`AuthStyle`] says); marked sensitive so no debug
+    /// output shows it.
     pub api_key: Option<String>,
+    /// How the key is presented; Anthropic's API wants its own headers.
+    pub auth_style: AuthStyle,
     /// Extra trust anchors for this provider only.
     pub ca_file: Option<PathBuf>,
     pub timeouts: Timeouts,
@@ -61,6 +64,7 @@ impl UpstreamSettings {
             name: name.into(),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key: None,
+            auth_style: AuthStyle::Bearer,
             ca_file: None,
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
@@ -70,12 +74,24 @@ impl UpstreamSettings {
     }
 }
 
+/// How a provider wants its credential.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthStyle {
+    /// `Authorization: Bearer <key>`: OpenAI and everything compatible with it.
+    #[default]
+    Bearer,
+    /// `x-api-key: <key>` plus `anthropic-version`, as Anthropic's Messages API requires (the
+    /// version header is sent even without a key).
+    Anthropic,
+}
+
 /// A provider endpoint with its own connection pool.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     settings: UpstreamSettings,
     client: reqwest::Client,
-    auth: Option<HeaderValue>,
+    /// Credential and protocol headers sent with every request.
+    auth: Vec<(HeaderName, HeaderValue)>,
     /// `base_url + path` already parsed, per path: a provider is called on a handful of paths, and
     /// parsing the URL again for every request showed up in profiles.
     urls: std::sync::Arc<std::sync::RwLock<Vec<(String, reqwest::Url)>>>,
@@ -99,19 +115,27 @@ impl Upstream {
         let client = builder
             .build()
             .map_err(|e| UpstreamError::Config(format!("provider `{}`: HTTP client: {e}", settings.name)))?;
-        let auth = match &settings.api_key {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    UpstreamError::Config(format!(
-                        "provider `{}`: api_key contains characters not allowed in a header",
-                        settings.name
-                    ))
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
+        let mut auth = Vec::new();
+        if let Some(key) = &settings.api_key {
+            let (name, text) = match settings.auth_style {
+                AuthStyle::Bearer => (http::header::AUTHORIZATION, format!("Bearer {key}")),
+                AuthStyle::Anthropic => (HeaderName::from_static("x-api-key"), key.clone()),
+            };
+            let mut value = HeaderValue::from_str(&text).map_err(|_| {
+                UpstreamError::Config(format!(
+                    "provider `{}`: api_key contains characters not allowed in a header",
+                    settings.name
+                ))
+            })?;
+            value.set_sensitive(true);
+            auth.push((name, value));
+        }
+        if settings.auth_style == AuthStyle::Anthropic {
+            auth.push((
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(moat_translate::anthropic::API_VERSION),
+            ));
+        }
         Ok(Upstream {
             settings,
             client,
@@ -179,8 +203,8 @@ impl Upstream {
         for (name, value) in extra_headers {
             req = req.header(name, value.clone());
         }
-        if let Some(auth) = &self.auth {
-            req = req.header(http::header::AUTHORIZATION, auth.clone());
+        for (name, value) in &self.auth {
+            req = req.header(name, value.clone());
         }
         let first_byte = self.settings.timeouts.first_byte;
         let resp = match tokio::time::timeout(first_byte, req.send()).await {

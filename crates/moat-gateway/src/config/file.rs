@@ -216,6 +216,12 @@ pub enum ProviderKind {
     Openai,
     /// OpenRouter: OpenAI's wire plus its extensions; `base_url` defaults to OpenRouter's.
     Openrouter,
+    /// Anthropic's Messages API, translated to and from OpenAI's chat; `base_url` defaults to
+    /// `https://api.anthropic.com/v1`. Chat completions only.
+    Anthropic,
+    /// Ollama's native API (`/api/chat`, `/api/tags`); `base_url` defaults to
+    /// `http://127.0.0.1:11434`. Chat completions only.
+    Ollama,
 }
 
 impl ProviderKind {
@@ -224,6 +230,8 @@ impl ProviderKind {
         match self {
             ProviderKind::Openai => "openai",
             ProviderKind::Openrouter => "openrouter",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Ollama => "ollama",
         }
     }
 }

@@ -9,7 +9,7 @@ use moat_policy::route::{Catalog, CatalogError};
 use moat_upstream::{Timeouts, UpstreamSettings};
 
 use super::file::{FileConfig, ProviderKind, ProviderSection};
-use super::{DEFAULT_LISTEN, OPENROUTER_BASE_URL};
+use super::{ANTHROPIC_BASE_URL, DEFAULT_LISTEN, OLLAMA_BASE_URL, OPENROUTER_BASE_URL};
 
 /// A configuration mistake, phrased for the person who wrote the file.
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +277,8 @@ fn resolve_provider(
     let base_url = match (&p.base_url, p.kind) {
         (Some(url), _) => expand(url, &format!("providers.{name}.base_url"), env)?,
         (None, ProviderKind::Openrouter) => OPENROUTER_BASE_URL.to_string(),
+        (None, ProviderKind::Anthropic) => ANTHROPIC_BASE_URL.to_string(),
+        (None, ProviderKind::Ollama) => OLLAMA_BASE_URL.to_string(),
         (None, kind) => {
             return Err(ConfigError::MissingBaseUrl {
                 name,
@@ -330,6 +332,9 @@ fn resolve_provider(
     let retry_defaults = RetryPolicy::default();
     let mut upstream = UpstreamSettings::new(name.clone(), base_url);
     upstream.api_key = api_key;
+    if p.kind == ProviderKind::Anthropic {
+        upstream.auth_style = moat_upstream::AuthStyle::Anthropic;
+    }
     upstream.ca_file = p.ca_file.clone();
     upstream.no_proxy = loopback;
     upstream.timeouts = Timeouts {
