@@ -29,7 +29,10 @@ pub fn default_health_path(kind: ProviderKind, base_path: &str) -> String {
     match kind {
         // OpenAI-compatible servers (llama.cpp, vLLM, Ollama's /v1, OpenAI) and OpenRouter all list
         // their models here without side effects.
-        ProviderKind::Openai | ProviderKind::Openrouter => format!("{base}/models"),
+        // Anthropic's model list too (the probe carries `x-api-key` and `anthropic-version`).
+        ProviderKind::Openai | ProviderKind::Openrouter | ProviderKind::Anthropic => format!("{base}/models"),
+        // Ollama's native API: the cheapest call it has, and one that needs no model loaded.
+        ProviderKind::Ollama => format!("{base}/api/version"),
     }
 }
 

@@ -64,3 +64,11 @@ fn bad_health_settings_are_rejected_with_the_field_named() {
         assert!(err.contains(needle), "{extra}: {err}");
     }
 }
+
+#[test]
+fn ollama_and_anthropic_are_probed_on_their_own_cheap_endpoints() {
+    let h = health_of("kind = \"ollama\"\nbase_url = \"http://127.0.0.1:11434\"").unwrap();
+    assert_eq!(h.check_url, "http://127.0.0.1:11434/api/version");
+    let h = health_of("kind = \"anthropic\"\nhealth_check = true").unwrap();
+    assert_eq!(h.check_url, "https://api.anthropic.com/v1/models");
+}
