@@ -15,6 +15,7 @@
 //! ```
 
 pub mod budget;
+pub mod cache;
 pub mod keys;
 pub mod pricing;
 pub mod privacy;
