@@ -52,6 +52,8 @@ fn local_provider(name: &str, root: &str) -> ProviderSection {
         max_retry_after_ms: None,
         max_response_bytes: None,
         prices: Default::default(),
+        cache_partition: None,
+        cache_prompt: None,
     }
 }
 
