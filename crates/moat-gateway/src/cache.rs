@@ -5,4 +5,6 @@
 
 pub(crate) mod partition;
 pub(crate) mod response;
+mod serve;
+pub(crate) use serve::{hit, keep};
 pub(crate) mod team_keys;

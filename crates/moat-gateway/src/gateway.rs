@@ -28,6 +28,8 @@ pub(crate) struct Provider {
     pub(crate) kind: ProviderKind,
     /// Runs on our own hardware: the only place `local_only` requests may go.
     pub(crate) local: bool,
+    /// Where the tenant's cache partition goes, and llama.cpp's `cache_prompt`.
+    pub(crate) cache: crate::cache::partition::ProviderCacheRules,
 }
 
 /// Everything a request handler needs, built once from the config and shared by all connections.
@@ -44,6 +46,10 @@ pub struct Gateway {
     pub(crate) server: ServerSettings,
     pub(crate) models: ModelsCache,
     request_ids: RequestIds,
+    /// Whole answers kept per tenant (`[response_cache]`, off by default).
+    pub(crate) response_cache: crate::cache::response::ResponseCache,
+    /// Teams' own provider credentials.
+    pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
 }
 
 impl Gateway {
@@ -92,6 +98,10 @@ impl Gateway {
                 upstream: Upstream::new(settings)?,
                 kind: p.kind,
                 local: p.local,
+                cache: crate::cache::partition::ProviderCacheRules {
+                    partition: p.cache_partition,
+                    cache_prompt: p.cache_prompt,
+                },
             });
         }
         crate::handlers::install_metrics();
@@ -116,6 +126,8 @@ impl Gateway {
             server: config.server.clone(),
             models: ModelsCache::new(config.server.models_cache_ttl),
             request_ids: RequestIds::new(),
+            response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
+            team_keys: crate::cache::team_keys::TeamKeys::new(),
         }))
     }
 
@@ -186,7 +198,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             "/teams",
             post(handlers::admin::create_team).get(handlers::admin::list_teams),
         )
-        .route("/usage", get(handlers::admin::usage));
+        .route("/usage", get(handlers::admin::usage))
+        .route(
+            "/teams/{team}/provider-keys/{provider}",
+            axum::routing::put(handlers::admin::set_team_provider_key)
+                .delete(handlers::admin::remove_team_provider_key),
+        );
     Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)

@@ -16,7 +16,7 @@ mod admission;
 pub(crate) mod key_info;
 pub(crate) mod models;
 pub(crate) mod proxy;
-mod request_kinds;
+pub(crate) mod request_kinds;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.
 pub(crate) async fn health() -> Response {

@@ -249,14 +249,19 @@ mod tests {
         let s = ServerSecret::from_text("one");
         let a = s.cache_partition("team:t1", None);
         assert_eq!(a.len(), 22, "{a}");
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(a, s.cache_partition("team:t1", None), "stable");
         assert_ne!(a, s.cache_partition("team:t2", None));
         assert_ne!(a, ServerSecret::from_text("two").cache_partition("team:t1", None));
         let with_client = s.cache_partition("team:t1", Some(("user", "alice")));
         assert_ne!(with_client, a);
         assert_ne!(with_client, s.cache_partition("team:t2", Some(("user", "alice"))));
-        assert_ne!(with_client, s.cache_partition("team:t1", Some(("cache_salt", "alice"))));
+        assert_ne!(
+            with_client,
+            s.cache_partition("team:t1", Some(("cache_salt", "alice")))
+        );
         assert!(!with_client.contains("alice"));
         // Length prefixes keep the parts apart: moving a byte between tenant and value changes the tag.
         assert_ne!(

@@ -125,10 +125,7 @@ mod tests {
         for p in PARTITION_FIELDS.into_iter().chain([CachePartition::None]) {
             assert_eq!(p.as_str().parse::<CachePartition>(), Ok(p));
         }
-        assert_eq!(
-            "salt".parse::<CachePartition>(),
-            Err(BadPartition("salt".into()))
-        );
+        assert_eq!("salt".parse::<CachePartition>(), Err(BadPartition("salt".into())));
         assert_eq!(CachePartition::None.field(), None);
         assert_eq!(CachePartition::User.field(), Some("user"));
     }
@@ -164,9 +161,7 @@ mod tests {
         let long = "x".repeat(MAX_CLIENT_VALUE_BYTES + 1);
         assert_eq!(
             validate_client_value("cache_salt", &long),
-            Err(ClientValueError::TooLong {
-                field: "cache_salt"
-            })
+            Err(ClientValueError::TooLong { field: "cache_salt" })
         );
         assert!(validate_client_value("cache_salt", &long[1..]).is_ok());
         for bad in ["tab\there", "new\nline", "é", "\u{0}"] {

@@ -18,9 +18,7 @@ mod types;
 mod writer;
 
 pub use sqlite::SqliteStore;
-pub use types::{
-    KeyRecord, Limits, Scope, SealedSecret, TeamRecord, TeamSealedSecret, UsageLine, UsageRow,
-};
+pub use types::{KeyRecord, Limits, Scope, SealedSecret, TeamRecord, TeamSealedSecret, UsageLine, UsageRow};
 
 /// What can go wrong in the store. Messages never include key material.
 #[derive(Debug, thiserror::Error)]

@@ -409,9 +409,11 @@ impl Store for SqliteStore {
     fn put_team_provider_secret(&self, t: &TeamSealedSecret, now: i64) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let known: i64 = tx.query_row("SELECT COUNT(*) FROM teams WHERE id = ?1", params![t.team_id], |r| {
-            r.get(0)
-        })?;
+        let known: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM teams WHERE id = ?1",
+            params![t.team_id],
+            |r| r.get(0),
+        )?;
         if known == 0 {
             return Err(StoreError::NotFound(format!("team {}", t.team_id)));
         }

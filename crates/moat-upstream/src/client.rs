@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use moat_policy::retry::{RetryDecision, RetryPolicy};
 
@@ -152,8 +153,13 @@ impl Upstream {
         for (name, value) in extra_headers {
             req = req.header(name, value.clone());
         }
-        if let Some(auth) = &self.auth {
-            req = req.header(http::header::AUTHORIZATION, auth.clone());
+        // A caller-supplied credential (a team's own key) replaces the provider's shared one.
+        if let Some(auth) = self
+            .auth
+            .as_ref()
+            .filter(|_| !extra_headers.contains_key(AUTHORIZATION))
+        {
+            req = req.header(AUTHORIZATION, auth.clone());
         }
         let first_byte = self.settings.timeouts.first_byte;
         let resp = match tokio::time::timeout(first_byte, req.send()).await {

@@ -184,10 +184,7 @@ mod tests {
             &client,
         );
         let body = serde_json::to_value(&req).unwrap();
-        assert_eq!(
-            body["user"],
-            s.cache_partition("team:a", Some(("user", "alice")))
-        );
+        assert_eq!(body["user"], s.cache_partition("team:a", Some(("user", "alice"))));
         assert_eq!(
             body["cache_salt"],
             s.cache_partition("team:a", Some(("cache_salt", "mine")))
@@ -197,10 +194,7 @@ mod tests {
         let text = body.to_string();
         assert!(!text.contains("alice") && !text.contains("mine"), "{text}");
         // The same client value under another tenant is another value.
-        assert_ne!(
-            body["user"],
-            s.cache_partition("team:b", Some(("user", "alice")))
-        );
+        assert_ne!(body["user"], s.cache_partition("team:b", Some(("user", "alice"))));
         // A second target with another partition field gets a clean set.
         apply(&mut req, &s, "team:a", rules(CachePartition::User), &client);
         let body = serde_json::to_value(&req).unwrap();

@@ -90,6 +90,7 @@ impl ResponseCache {
     }
 
     /// Whether a request is served from (and stored in) the cache, and under which key.
+    /// The request is only serialized when the cache will be used.
     pub(crate) fn decide(
         &self,
         tenant: &str,
@@ -97,7 +98,7 @@ impl ResponseCache {
         model: Option<&str>,
         stream: bool,
         headers: &HeaderMap,
-        request: &Value,
+        request: impl FnOnce() -> Value,
     ) -> Decision {
         if !self.settings.enabled || !model.is_some_and(|m| self.settings.models.allows(m)) {
             return Decision::Off;
@@ -105,7 +106,7 @@ impl ResponseCache {
         if stream || no_store(headers) {
             return Decision::Bypass;
         }
-        Decision::Use(key(tenant, path, request))
+        Decision::Use(key(tenant, path, &request()))
     }
 
     /// The answer stored under `key`, if it has not expired.
@@ -158,7 +159,8 @@ impl ResponseCache {
         );
     }
 
-    /// Bytes held now (for tests and metrics).
+    /// Bytes held now.
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).bytes
     }
@@ -273,21 +275,39 @@ mod tests {
         let req = json!({"model": "m"});
         let off = ResponseCache::new(ResponseCacheSettings::default());
         let h = HeaderMap::new();
-        assert_eq!(off.decide("t", "/p", Some("m"), false, &h, &req), Decision::Off);
+        assert_eq!(
+            off.decide("t", "/p", Some("m"), false, &h, || req.clone()),
+            Decision::Off
+        );
         let on = ResponseCache::new(ResponseCacheSettings {
             models: moat_policy::keys::ModelFilter::new(&["local/*".into()]).unwrap(),
             ..settings(100, 1000)
         });
-        assert_eq!(on.decide("t", "/p", Some("remote/x"), false, &h, &req), Decision::Off);
-        assert_eq!(on.decide("t", "/p", None, false, &h, &req), Decision::Off);
+        assert_eq!(
+            on.decide("t", "/p", Some("remote/x"), false, &h, || req.clone()),
+            Decision::Off
+        );
+        assert_eq!(
+            on.decide("t", "/p", None, false, &h, || req.clone()),
+            Decision::Off
+        );
         assert!(matches!(
-            on.decide("t", "/p", Some("local/x"), false, &h, &req),
+            on.decide("t", "/p", Some("local/x"), false, &h, || req.clone()),
             Decision::Use(_)
         ));
-        assert_eq!(on.decide("t", "/p", Some("local/x"), true, &h, &req), Decision::Bypass);
+        assert_eq!(
+            on.decide("t", "/p", Some("local/x"), true, &h, || req.clone()),
+            Decision::Bypass
+        );
         let mut ns = HeaderMap::new();
-        ns.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("max-age=0, No-Store"));
-        assert_eq!(on.decide("t", "/p", Some("local/x"), false, &ns, &req), Decision::Bypass);
+        ns.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=0, No-Store"),
+        );
+        assert_eq!(
+            on.decide("t", "/p", Some("local/x"), false, &ns, || req.clone()),
+            Decision::Bypass
+        );
     }
 
     #[test]
@@ -295,7 +315,10 @@ mod tests {
         let cache = ResponseCache::new(settings(100, 1000));
         let t0 = Instant::now();
         cache.put([1; 32], answer("one"), t0);
-        assert_eq!(cache.get(&[1; 32], t0 + Duration::from_millis(999)).unwrap().body, "one");
+        assert_eq!(
+            cache.get(&[1; 32], t0 + Duration::from_millis(999)).unwrap().body,
+            "one"
+        );
         assert!(cache.get(&[1; 32], t0 + Duration::from_millis(1000)).is_none());
         assert_eq!(cache.bytes(), 0, "an expired entry is dropped when found");
         assert!(cache.get(&[2; 32], t0).is_none());
@@ -314,7 +337,10 @@ mod tests {
         assert!(cache.get(&[3; 32], t).is_some());
         assert_eq!(cache.bytes(), 8);
         cache.put([4; 32], answer("this is too long"), t);
-        assert!(cache.get(&[4; 32], t).is_none(), "larger than the budget: not kept");
+        assert!(
+            cache.get(&[4; 32], t).is_none(),
+            "larger than the budget: not kept"
+        );
         assert_eq!(cache.bytes(), 8);
         cache.put([1; 32], answer("zz"), t);
         assert_eq!(cache.bytes(), 6, "replacing an entry frees its old bytes");

@@ -381,10 +381,12 @@ fn resolve_provider(
         prices.insert(model.clone(), price);
     }
     let cache_partition = match &p.cache_partition {
-        Some(text) => text.parse::<CachePartition>().map_err(|e| ConfigError::Upstream {
-            name: name.clone(),
-            message: e.to_string(),
-        })?,
+        Some(text) => text
+            .parse::<CachePartition>()
+            .map_err(|e| ConfigError::Upstream {
+                name: name.clone(),
+                message: e.to_string(),
+            })?,
         None => CachePartition::default_for(p.kind == ProviderKind::Openrouter, &host),
     };
     if cache_partition == CachePartition::None && !p.local {
