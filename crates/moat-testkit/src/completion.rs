@@ -30,6 +30,8 @@ pub(crate) struct Completion {
     /// Reasoning text, present when the request asked for reasoning it does not exclude (OpenRouter's
     /// `reasoning` object); streamed as `delta.reasoning` ahead of the answer.
     pub(crate) reasoning: Option<String>,
+    /// Prompt tokens the simulated prefix cache served (reported in `prompt_tokens_details`).
+    pub(crate) cached_tokens: u64,
 }
 
 /// What the emulator read from a completion request.
@@ -145,7 +147,7 @@ impl Completion {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": self.prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0},
             "cost": prompt_cost + completion_cost,
             "is_byok": false,
@@ -308,6 +310,7 @@ mod tests {
             },
             probe: json!({"a": 1}),
             reasoning: None,
+            cached_tokens: 0,
         }
     }
 

@@ -30,12 +30,14 @@ mod directive;
 mod embeddings;
 mod error;
 mod handler;
+mod prefix_cache;
 mod server;
 mod stream;
 mod tls;
 mod wire;
 
 pub use error::Error;
+pub use prefix_cache::PrefixCacheOptions;
 pub use server::{serve, serve_forever, Emulator, EmulatorOptions, RecordedRequest};
 pub use stream::KEEPALIVE_COMMENT;
 pub use tls::{ServerIdentity, TestCa};

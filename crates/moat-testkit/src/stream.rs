@@ -270,6 +270,7 @@ mod tests {
             },
             probe: Value::Null,
             reasoning: None,
+            cached_tokens: 0,
         }
     }
 
