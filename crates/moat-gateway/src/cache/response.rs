@@ -176,6 +176,16 @@ fn no_store(headers: &HeaderMap) -> bool {
         .any(|d| d.trim().eq_ignore_ascii_case("no-store"))
 }
 
+/// The request as the cache sees it: its JSON, with the fallback list (taken out before routing)
+/// put back, since it changes who may answer.
+pub(crate) fn request_value<T: serde::Serialize>(request: &T, fallbacks: &[String]) -> Value {
+    let mut value = serde_json::to_value(request).unwrap_or(Value::Null);
+    if let (Some(map), false) = (value.as_object_mut(), fallbacks.is_empty()) {
+        map.insert("models".into(), Value::from(fallbacks.to_vec()));
+    }
+    value
+}
+
 /// SHA-256 over the tenant, the endpoint and the request's canonical JSON. Lengths are prefixed so
 /// no tenant id can be extended into another's key.
 pub(crate) fn key(tenant: &str, path: &str, request: &Value) -> [u8; 32] {

@@ -130,7 +130,7 @@ async fn forward_inner<T: Forward>(
         request.model(),
         request.wants_stream(),
         &parts.headers,
-        || serde_json::json!({"request": &request, "fallbacks": &fallbacks}),
+        || cache::response::request_value(&request, &fallbacks),
     );
     let client_partition = cache::partition::take_client_values(&mut request)?;
     trail.model_requested(request.model(), &fallbacks);
