@@ -122,11 +122,11 @@ fn report_and_write(args: &AuditCacheArgs, samples: &[Sample]) -> Result<Verdict
         .count();
     if reported > 0 {
         println!(
-            "the endpoint reported cached_tokens > 0 on {reported} of {} hit trials: it says itself that it served {} from a cache",
+            "the endpoint reported cached_tokens > 0 on {reported} of {} hit trials: by its own account it served {}",
             hits.len(),
             match args.level {
-                AuditLevel::Cross => "key B's prompt from key A's",
-                AuditLevel::Key => "the repeated prefix",
+                AuditLevel::Cross => "key B's prompts from a cache key A filled",
+                AuditLevel::Key => "the repeated prefixes from its cache",
             }
         );
     }
