@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(p.len(), 80);
         assert_eq!(p.iter().filter(|k| **k == Kind::Hit).count(), 40);
         // Shuffled: not all hits first.
-        assert!(p[..40].iter().any(|k| *k == Kind::Miss));
+        assert!(p[..40].contains(&Kind::Miss));
         assert_ne!(p, plan(40, &mut Rng::new(2)));
     }
 

@@ -120,12 +120,9 @@ fn audit(h: &Harness, base: &str, key_a: &Path, key_b: &Path, tag: &str) -> Run 
 
 /// The p-value printed on the KS line.
 fn p_value(out: &Run) -> f64 {
-    let line = out
-        .stdout
-        .lines()
-        .find(|l| l.contains("Kolmogorov"))
-        .unwrap_or_else(|| panic!("no KS line:\n{}\n{}", out.stdout, out.stderr));
-    let p = line.split("p = ").nth(1).unwrap().split(' ').next().unwrap();
+    let line = out.stdout.lines().find(|l| l.contains("Kolmogorov"));
+    assert!(line.is_some(), "no KS line:\n{}\n{}", out.stdout, out.stderr);
+    let p = line.unwrap().split("p = ").nth(1).unwrap().split(' ').next().unwrap();
     p.parse().unwrap()
 }
 

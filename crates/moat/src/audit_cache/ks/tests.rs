@@ -4,8 +4,9 @@
 use super::*;
 
 /// (name, x, y, D, exact p, asymptotic p)
-#[allow(clippy::type_complexity)]
-const VECTORS: &[(&str, &[f64], &[f64], f64, f64, f64)] = &[
+type Vector = (&'static str, &'static [f64], &'static [f64], f64, f64, f64);
+
+const VECTORS: &[Vector] = &[
     (
         "tiny",
         &[1.0, 2.0, 3.0],
