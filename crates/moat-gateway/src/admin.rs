@@ -371,6 +371,48 @@ pub fn set_provider_key(
     Ok(store.put_provider_secret(provider, &nonce, &ct, now)?)
 }
 
+/// Seals and stores a team's own credential for a provider (bring your own key); returns the
+/// team's id. The team's requests to that provider use it from their next request on.
+pub fn set_team_provider_key(
+    store: &dyn Store,
+    secret: &ServerSecret,
+    team: &str,
+    provider: &str,
+    key: &str,
+    now: i64,
+) -> Result<String, AdminError> {
+    let team_id = team_id_by_name(store, team)?;
+    let key = key.trim();
+    if key.is_empty() || key.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "the provider key is empty or has control characters".into(),
+        ));
+    }
+    let label = crate::cache::team_keys::sealing_label(&team_id, provider);
+    let (nonce, ciphertext) = secret.seal(&label, key)?;
+    store.put_team_provider_secret(
+        &moat_store::TeamSealedSecret {
+            team_id: team_id.clone(),
+            provider: provider.to_string(),
+            nonce,
+            ciphertext,
+        },
+        now,
+    )?;
+    Ok(team_id)
+}
+
+/// Removes a team's own credential for a provider (its requests go back to the shared key).
+pub fn remove_team_provider_key(store: &dyn Store, team: &str, provider: &str) -> Result<String, AdminError> {
+    let team_id = team_id_by_name(store, team)?;
+    if !store.delete_team_provider_secret(&team_id, provider)? {
+        return Err(AdminError::NotFound(format!(
+            "a key of team {team} for provider {provider}"
+        )));
+    }
+    Ok(team_id)
+}
+
 /// Parses `--by`.
 pub fn group_by(text: &str) -> Result<GroupBy, AdminError> {
     match text {

@@ -3,12 +3,14 @@
 //! references expanded from the environment (so secrets need not sit in the file), then command-line
 //! overrides applied by the binary.
 
+mod cache;
 mod discover;
 mod explain;
 mod file;
 mod health;
 mod resolve;
 
+pub use cache::{ResponseCacheSection, ResponseCacheSettings};
 pub use discover::{discover, DiscoveryTargets};
 pub use explain::explain;
 pub use file::{

@@ -28,6 +28,8 @@ pub(crate) struct Provider {
     pub(crate) kind: ProviderKind,
     /// Runs on our own hardware: the only place `local_only` requests may go.
     pub(crate) local: bool,
+    /// Where the tenant's cache partition goes, and llama.cpp's `cache_prompt`.
+    pub(crate) cache: crate::cache::partition::ProviderCacheRules,
 }
 
 /// Everything a request handler needs, built once from the config and shared by all connections.
@@ -46,6 +48,10 @@ pub struct Gateway {
     /// Per-provider breakers and health checks (started by `server::serve`).
     pub(crate) health: Arc<crate::health::Health>,
     request_ids: RequestIds,
+    /// Whole answers kept per tenant (`[response_cache]`, off by default).
+    pub(crate) response_cache: crate::cache::response::ResponseCache,
+    /// Teams' own provider credentials.
+    pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
 }
 
 impl Gateway {
@@ -94,6 +100,10 @@ impl Gateway {
                 upstream: Upstream::new(settings)?,
                 kind: p.kind,
                 local: p.local,
+                cache: crate::cache::partition::ProviderCacheRules {
+                    partition: p.cache_partition,
+                    cache_prompt: p.cache_prompt,
+                },
             });
         }
         crate::handlers::install_metrics();
@@ -125,6 +135,8 @@ impl Gateway {
             models: ModelsCache::new(config.server.models_cache_ttl),
             health: Arc::new(health),
             request_ids: RequestIds::new(),
+            response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
+            team_keys: crate::cache::team_keys::TeamKeys::new(),
         }))
     }
 
@@ -196,7 +208,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             "/teams",
             post(handlers::admin::create_team).get(handlers::admin::list_teams),
         )
-        .route("/usage", get(handlers::admin::usage));
+        .route("/usage", get(handlers::admin::usage))
+        .route(
+            "/teams/{team}/provider-keys/{provider}",
+            axum::routing::put(handlers::admin::set_team_provider_key)
+                .delete(handlers::admin::remove_team_provider_key),
+        );
     Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)

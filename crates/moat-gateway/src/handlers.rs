@@ -17,7 +17,7 @@ pub(crate) mod key_info;
 pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod proxy;
-mod request_kinds;
+pub(crate) mod request_kinds;
 mod translated;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.

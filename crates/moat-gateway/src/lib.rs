@@ -23,6 +23,7 @@ pub mod admin;
 pub mod audit;
 mod auth;
 mod body;
+mod cache;
 pub mod config;
 mod error;
 mod gateway;

@@ -105,6 +105,25 @@ impl ServerSecret {
         mac.finalize().into_bytes().into()
     }
 
+    /// The value a tenant's requests carry in the provider's cache-partition field: HMAC of the
+    /// tenant id (and of the client's own value, namespaced under the tenant, when it sent one),
+    /// truncated to 128 bits and base64url-encoded (22 characters). The provider learns neither the
+    /// tenant nor the client's value, and without the secret nobody can link a value to a tenant.
+    pub fn cache_partition(&self, tenant: &str, client: Option<(&str, &str)>) -> String {
+        let mut mac = self.mac();
+        mac.update(b"moat cache partition v1\0");
+        mac.update(&(tenant.len() as u64).to_be_bytes());
+        mac.update(tenant.as_bytes());
+        if let Some((field, value)) = client {
+            mac.update(&(field.len() as u64).to_be_bytes());
+            mac.update(field.as_bytes());
+            mac.update(&(value.len() as u64).to_be_bytes());
+            mac.update(value.as_bytes());
+        }
+        let digest: [u8; 32] = mac.finalize().into_bytes().into();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    }
+
     fn cipher(&self) -> ChaCha20Poly1305 {
         // A separate key for encryption, so the HMAC key and the AEAD key are never the same bytes.
         let mut mac = self.mac();
@@ -223,6 +242,32 @@ mod tests {
         assert!(ServerSecret::from_text("two")
             .open("openrouter", &nonce, &ct)
             .is_err());
+    }
+
+    #[test]
+    fn cache_partitions_differ_per_tenant_secret_and_client_value() {
+        let s = ServerSecret::from_text("one");
+        let a = s.cache_partition("team:t1", None);
+        assert_eq!(a.len(), 22, "{a}");
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(a, s.cache_partition("team:t1", None), "stable");
+        assert_ne!(a, s.cache_partition("team:t2", None));
+        assert_ne!(a, ServerSecret::from_text("two").cache_partition("team:t1", None));
+        let with_client = s.cache_partition("team:t1", Some(("user", "alice")));
+        assert_ne!(with_client, a);
+        assert_ne!(with_client, s.cache_partition("team:t2", Some(("user", "alice"))));
+        assert_ne!(
+            with_client,
+            s.cache_partition("team:t1", Some(("cache_salt", "alice")))
+        );
+        assert!(!with_client.contains("alice"));
+        // Length prefixes keep the parts apart: moving a byte between tenant and value changes the tag.
+        assert_ne!(
+            s.cache_partition("ab", Some(("user", "c"))),
+            s.cache_partition("a", Some(("user", "bc")))
+        );
     }
 
     #[test]

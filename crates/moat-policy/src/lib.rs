@@ -16,6 +16,7 @@
 
 pub mod breaker;
 pub mod budget;
+pub mod cache;
 pub mod keys;
 pub mod pricing;
 pub mod privacy;

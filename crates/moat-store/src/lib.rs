@@ -18,7 +18,7 @@ mod types;
 mod writer;
 
 pub use sqlite::SqliteStore;
-pub use types::{KeyRecord, Limits, Scope, SealedSecret, TeamRecord, UsageLine, UsageRow};
+pub use types::{KeyRecord, Limits, Scope, SealedSecret, TeamRecord, TeamSealedSecret, UsageLine, UsageRow};
 
 /// What can go wrong in the store. Messages never include key material.
 #[derive(Debug, thiserror::Error)]
@@ -90,4 +90,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     /// All stored provider credentials, still sealed.
     fn provider_secrets(&self) -> Result<Vec<SealedSecret>, StoreError>;
+
+    /// Stores (or replaces) a team's own sealed credential for a provider, and bumps
+    /// [`Store::keys_version`] so running gateways pick it up on the team's next request.
+    fn put_team_provider_secret(&self, secret: &TeamSealedSecret, now: i64) -> Result<(), StoreError>;
+    /// Removes a team's credential for a provider; false when it had none.
+    fn delete_team_provider_secret(&self, team_id: &str, provider: &str) -> Result<bool, StoreError>;
+    /// Every team's stored credentials, still sealed.
+    fn team_provider_secrets(&self) -> Result<Vec<TeamSealedSecret>, StoreError>;
 }

@@ -55,6 +55,15 @@ const MIGRATIONS: &[&str] = &[
         ciphertext BLOB NOT NULL,
         updated_at BIGINT NOT NULL
      );",
+    // 2: per-team provider credentials (bring your own key), sealed like provider_secrets.
+    "CREATE TABLE team_provider_secrets (
+        team_id TEXT NOT NULL REFERENCES teams(id),
+        provider TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (team_id, provider)
+     );",
 ];
 
 /// Brings the database up to the newest schema.

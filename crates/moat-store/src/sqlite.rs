@@ -8,7 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::writer::{Op, Writer};
 use crate::{
-    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, TeamRecord, UsageLine, UsageRow,
+    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, TeamRecord, TeamSealedSecret,
+    UsageLine, UsageRow,
 };
 
 /// SQLite-backed [`Store`].
@@ -400,6 +401,57 @@ impl Store for SqliteStore {
                 provider: r.get(0)?,
                 nonce: r.get(1)?,
                 ciphertext: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_team_provider_secret(&self, t: &TeamSealedSecret, now: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let known: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM teams WHERE id = ?1",
+            params![t.team_id],
+            |r| r.get(0),
+        )?;
+        if known == 0 {
+            return Err(StoreError::NotFound(format!("team {}", t.team_id)));
+        }
+        tx.execute(
+            "INSERT INTO team_provider_secrets (team_id, provider, nonce, ciphertext, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (team_id, provider) DO UPDATE SET nonce = excluded.nonce,
+                 ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+            params![t.team_id, t.provider, t.nonce, t.ciphertext, now],
+        )?;
+        bump_keys_version(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete_team_provider_secret(&self, team_id: &str, provider: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM team_provider_secrets WHERE team_id = ?1 AND provider = ?2",
+            params![team_id, provider],
+        )?;
+        bump_keys_version(&tx)?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn team_provider_secrets(&self) -> Result<Vec<TeamSealedSecret>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT team_id, provider, nonce, ciphertext FROM team_provider_secrets ORDER BY team_id, provider",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TeamSealedSecret {
+                team_id: r.get(0)?,
+                provider: r.get(1)?,
+                nonce: r.get(2)?,
+                ciphertext: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

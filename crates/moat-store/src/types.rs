@@ -92,3 +92,12 @@ pub struct SealedSecret {
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
 }
+
+/// A team's own credential for a provider (bring your own key), sealed by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamSealedSecret {
+    pub team_id: String,
+    pub provider: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}

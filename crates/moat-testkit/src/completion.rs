@@ -33,6 +33,8 @@ pub(crate) struct Completion {
     pub(crate) reasoning: Option<String>,
     /// The tool the answer calls (chat only), from the `tool_call` directive.
     pub(crate) tool_call: Option<ToolCallDirective>,
+    /// Prompt tokens the simulated prefix cache served (reported in `prompt_tokens_details`).
+    pub(crate) cached_tokens: u64,
 }
 
 /// What the emulator read from a completion request.
@@ -148,7 +150,7 @@ impl Completion {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": self.prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0},
             "cost": prompt_cost + completion_cost,
             "is_byok": false,
@@ -355,6 +357,7 @@ mod tests {
             probe: json!({"a": 1}),
             reasoning: None,
             tool_call: None,
+            cached_tokens: 0,
         }
     }
 

@@ -95,7 +95,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
             StatusCode::OK,
             &wire::key_report(shared.key_report.as_ref(), shared.spent()),
         ),
-        Endpoint::Complete(_) | Endpoint::Embeddings => generate(&shared, &endpoint, &body).await,
+        Endpoint::Complete(_) | Endpoint::Embeddings => {
+            let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+            generate(&shared, &endpoint, &body, authorization).await
+        }
     }
 }
 
@@ -108,7 +111,12 @@ fn authorized(shared: &Shared, headers: &http::HeaderMap) -> bool {
 }
 
 /// The endpoints that take a JSON body and may carry directives.
-async fn generate(shared: &Shared, endpoint: &Endpoint, body: &Bytes) -> Response<ResponseBody> {
+async fn generate(
+    shared: &Shared,
+    endpoint: &Endpoint,
+    body: &Bytes,
+    authorization: Option<&str>,
+) -> Response<ResponseBody> {
     let request: Value = match serde_json::from_slice(body) {
         Ok(value @ Value::Object(_)) => value,
         _ => {
@@ -133,8 +141,14 @@ async fn generate(shared: &Shared, endpoint: &Endpoint, body: &Bytes) -> Respons
             return emulated_failure(failure);
         }
     }
+    let mut cached_tokens = 0;
+    if let (Some(cache), Endpoint::Complete(_)) = (&shared.prefix_cache, endpoint) {
+        let lookup = cache.observe(&request, authorization);
+        tokio::time::sleep(lookup.delay).await;
+        cached_tokens = lookup.cached_tokens;
+    }
     match endpoint {
-        Endpoint::Complete(kind) => complete(shared, *kind, &request, &directive),
+        Endpoint::Complete(kind) => complete(shared, *kind, &request, &directive, cached_tokens),
         _ => match embeddings::respond(&request) {
             Ok(response) => json(StatusCode::OK, &response),
             Err((message, param)) => error(StatusCode::BAD_REQUEST, &message, Some(param)),
@@ -142,7 +156,13 @@ async fn generate(shared: &Shared, endpoint: &Endpoint, body: &Bytes) -> Respons
     }
 }
 
-fn complete(shared: &Shared, kind: Kind, request: &Value, directive: &Directive) -> Response<ResponseBody> {
+fn complete(
+    shared: &Shared,
+    kind: Kind,
+    request: &Value,
+    directive: &Directive,
+    cached_tokens: u64,
+) -> Response<ResponseBody> {
     let prompt = match Prompt::read(kind, request) {
         Ok(prompt) => prompt,
         Err((message, param)) => return error(StatusCode::BAD_REQUEST, &message, Some(param)),
@@ -172,6 +192,7 @@ fn complete(shared: &Shared, kind: Kind, request: &Value, directive: &Directive)
             Kind::Text => None,
         },
         tool_call: directive.tool_call.clone().filter(|_| kind == Kind::Chat),
+        cached_tokens,
     };
     if prompt.stream {
         let plan = stream::plan(&completion, directive);

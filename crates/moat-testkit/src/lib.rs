@@ -37,12 +37,14 @@ mod embeddings;
 mod error;
 mod handler;
 mod ollama;
+mod prefix_cache;
 mod server;
 mod stream;
 mod tls;
 mod wire;
 
 pub use error::Error;
+pub use prefix_cache::PrefixCacheOptions;
 pub use server::{serve, serve_forever, Emulator, EmulatorOptions, RecordedRequest};
 pub use stream::KEEPALIVE_COMMENT;
 pub use tls::{ServerIdentity, TestCa};

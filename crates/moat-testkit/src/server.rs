@@ -38,6 +38,8 @@ pub struct EmulatorOptions {
     /// "limit_reset": "daily"}`); its `usage` is filled in with the spend so far when absent.
     /// `None` reports a key without any limit.
     pub key_report: Option<Value>,
+    /// Simulate a provider prefix cache whose hits answer sooner (see [`crate::PrefixCacheOptions`]).
+    pub prefix_cache: Option<crate::PrefixCacheOptions>,
 }
 
 /// One request as the emulator received it.
@@ -71,6 +73,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     /// Dollars reported in `usage.cost` so far, for the OpenRouter key report.
     spent: Mutex<f64>,
+    pub(crate) prefix_cache: Option<crate::prefix_cache::PrefixCache>,
 }
 
 impl Shared {
@@ -84,6 +87,10 @@ impl Shared {
             directive_hits: Mutex::default(),
             next_id: AtomicU64::new(1),
             spent: Mutex::new(0.0),
+            prefix_cache: opts
+                .prefix_cache
+                .clone()
+                .map(crate::prefix_cache::PrefixCache::new),
         }
     }
 

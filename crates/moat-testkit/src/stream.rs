@@ -274,6 +274,7 @@ mod tests {
             probe: Value::Null,
             reasoning: None,
             tool_call: None,
+            cached_tokens: 0,
         }
     }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use moat_policy::retry::{RetryDecision, RetryPolicy};
 
@@ -200,11 +201,29 @@ impl Upstream {
             "application/json"
         };
         req = req.header(http::header::ACCEPT, HeaderValue::from_static(accept));
+        // A caller-supplied credential (a team's own key, as `Authorization: Bearer …`) replaces the
+        // provider's shared one, in the form the provider wants it.
+        let caller_key = extra_headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let anthropic = self.settings.auth_style == AuthStyle::Anthropic;
         for (name, value) in extra_headers {
-            req = req.header(name, value.clone());
+            if !(anthropic && name == AUTHORIZATION) {
+                req = req.header(name, value.clone());
+            }
         }
         for (name, value) in &self.auth {
-            req = req.header(name, value.clone());
+            let credential = name == AUTHORIZATION || name.as_str() == "x-api-key";
+            if !(credential && caller_key.is_some()) {
+                req = req.header(name, value.clone());
+            }
+        }
+        if let (true, Some(key)) = (anthropic, caller_key) {
+            let mut value = HeaderValue::from_str(key)
+                .map_err(|_| UpstreamError::Config("a team key is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            req = req.header(HeaderName::from_static("x-api-key"), value);
         }
         let first_byte = self.settings.timeouts.first_byte;
         let resp = match tokio::time::timeout(first_byte, req.send()).await {

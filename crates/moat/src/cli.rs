@@ -116,6 +116,53 @@ pub enum Command {
     Models(ModelsArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Test whether an endpoint's prompt cache is shared between two keys (cache-timing audit)
+    AuditCache(AuditCacheArgs),
+}
+
+/// Whose cache the audit probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditLevel {
+    /// Key A fills the cache, key B probes it: is the cache shared across keys?
+    Cross,
+    /// One key both fills and probes: is there a prompt cache at all?
+    Key,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Keys: A from --key-a-file, MOAT_AUDIT_KEY_A, else the profile's key; B from \
+--key-b-file or MOAT_AUDIT_KEY_B (never argv). Key files must be readable by their owner only.
+Exit codes: 0 isolated, 3 shared, 4 inconclusive, 1 API/network error, 2 usage error."
+)]
+pub struct AuditCacheArgs {
+    /// Model to probe (default: the profile's model)
+    #[arg(short = 'm', long)]
+    pub model: Option<String>,
+    /// Trials of each kind (hit and miss)
+    #[arg(long, default_value_t = 50)]
+    pub trials: usize,
+    /// Words (about one token each) per prompt
+    #[arg(long, default_value_t = 2000)]
+    pub prompt_tokens: usize,
+    /// cross: key B probes key A's cache; key: one key probes its own
+    #[arg(long, value_enum, default_value = "cross")]
+    pub level: AuditLevel,
+    /// File holding key A (mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub key_a_file: Option<PathBuf>,
+    /// File holding key B (mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub key_b_file: Option<PathBuf>,
+    /// Where to write every sample
+    #[arg(long, value_name = "FILE", default_value = "audit-cache.csv")]
+    pub csv: PathBuf,
+    /// Where to write the plot of both distributions
+    #[arg(long, value_name = "FILE", default_value = "audit-cache.svg")]
+    pub svg: PathBuf,
+    /// Seed for the random prompts and trial order (default: from the clock)
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

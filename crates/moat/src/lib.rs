@@ -8,7 +8,7 @@
 //! - [`net`] owns the HTTP agent: trust anchors, proxy choice, and turning failures into one-line reasons.
 //! - [`answer`] decodes a streamed answer; [`ask`] runs one question against one or more models and
 //!   [`render`] draws it (spinner, dimmed reasoning, [`stats`] line); [`conversation`] keeps `-c` history.
-//! - [`doctor`], [`models`] and [`login`] are the subcommands.
+//! - [`doctor`], [`models`], [`login`] and [`audit_cache`] are the subcommands.
 //!
 //! ```no_run
 //! // What `main.rs` does; tests run the real binary instead.
@@ -18,6 +18,7 @@
 
 pub mod answer;
 pub mod ask;
+pub mod audit_cache;
 pub mod cli;
 pub mod config;
 pub mod conversation;
@@ -54,6 +55,17 @@ pub fn main() -> ExitCode {
         }
     };
     render::install_interrupt_handler();
+    if let Some(cli::Command::AuditCache(audit)) = &args.command {
+        // The audit's verdict is its exit code: 0 isolated, 3 shared, 4 inconclusive.
+        let env = paths::Env::from_process();
+        return match audit_cache::run(&env, &args.common, audit) {
+            Ok(verdict) => ExitCode::from(verdict.exit_code()),
+            Err(e) => {
+                render::report_error(&e);
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -70,6 +82,7 @@ pub fn run(args: cli::Cli) -> Result<(), Error> {
         Some(cli::Command::Login(_)) => login::run(&env, &args.common),
         Some(cli::Command::Doctor(doctor)) => doctor::run(&env, &args.common, &doctor),
         Some(cli::Command::Models(models)) => models::run(&env, &args.common, &models),
+        Some(cli::Command::AuditCache(audit)) => audit_cache::run(&env, &args.common, &audit).map(|_| ()),
         Some(cli::Command::Completions(c)) => {
             let mut command = cli::Cli::command();
             clap_complete::generate(c.shell, &mut command, "moat", &mut std::io::stdout());

@@ -96,6 +96,11 @@ pub enum TeamsCmd {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Store the team's own API key for a provider (bring your own key), encrypted; read from stdin
+    /// or a hidden prompt, never the command line. The team's requests to that provider use it.
+    SetKey { team: String, provider: String },
+    /// Remove the team's own key for a provider; its requests use the shared key again.
+    RemoveKey { team: String, provider: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,7 +247,7 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
 }
 
 pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
-    let (store, _, cfg) = open(config)?;
+    let (store, secret, cfg) = open(config)?;
     match cmd {
         TeamsCmd::Create { name, limits } => {
             let team = admin::create_team(
@@ -287,19 +292,42 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
             record(&cfg, "team.limits", &team, serde_json::to_value(limits.spec())?)?;
             eprintln!("limits of team {team} updated");
         }
+        TeamsCmd::SetKey { team, provider } => {
+            if !cfg.providers.iter().any(|p| p.upstream.name == provider) {
+                eprintln!("note: no provider named `{provider}` in the config yet; the key is stored for when there is");
+            }
+            let key = read_secret(&format!(
+                "API key of team `{team}` for `{provider}` (input hidden): "
+            ))?;
+            let team_id = admin::set_team_provider_key(&store, &secret, &team, &provider, &key, now())?;
+            record(
+                &cfg,
+                "team.set_provider_key",
+                &team_id,
+                serde_json::json!({"provider": provider}),
+            )?;
+            eprintln!(
+                "stored team {team}'s own key for `{provider}` (encrypted); a running moatd uses it from the team's next request"
+            );
+        }
+        TeamsCmd::RemoveKey { team, provider } => {
+            let team_id = admin::remove_team_provider_key(&store, &team, &provider)?;
+            record(
+                &cfg,
+                "team.remove_provider_key",
+                &team_id,
+                serde_json::json!({"provider": provider}),
+            )?;
+            eprintln!("removed team {team}'s own key for `{provider}`");
+        }
     }
     Ok(())
 }
 
-pub fn providers(config: &Option<PathBuf>, cmd: ProvidersCmd) -> anyhow::Result<()> {
-    let (store, secret, cfg) = open(config)?;
-    let ProvidersCmd::SetKey { name } = cmd;
-    if !cfg.providers.iter().any(|p| p.upstream.name == name) && name != "openrouter" {
-        eprintln!("note: no provider named `{name}` in the config yet; the key is stored for when there is");
-    }
+/// A secret from stdin, or a hidden prompt on a terminal: never from the command line.
+fn read_secret(prompt: &str) -> anyhow::Result<String> {
     let key = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("API key for `{name}` (input hidden): "))
-            .context("reading the key")?
+        rpassword::prompt_password(prompt).context("reading the key")?
     } else {
         let mut text = String::new();
         std::io::stdin()
@@ -310,6 +338,16 @@ pub fn providers(config: &Option<PathBuf>, cmd: ProvidersCmd) -> anyhow::Result<
     if key.trim().is_empty() {
         bail!("no key given on stdin");
     }
+    Ok(key)
+}
+
+pub fn providers(config: &Option<PathBuf>, cmd: ProvidersCmd) -> anyhow::Result<()> {
+    let (store, secret, cfg) = open(config)?;
+    let ProvidersCmd::SetKey { name } = cmd;
+    if !cfg.providers.iter().any(|p| p.upstream.name == name) && name != "openrouter" {
+        eprintln!("note: no provider named `{name}` in the config yet; the key is stored for when there is");
+    }
+    let key = read_secret(&format!("API key for `{name}` (input hidden): "))?;
     admin::set_provider_key(&store, &secret, &name, &key, now())?;
     record(&cfg, "provider.set_key", &name, serde_json::json!({}))?;
     eprintln!("stored the key for `{name}` (encrypted); restart moatd to use it");

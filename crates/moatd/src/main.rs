@@ -34,6 +34,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   moatd keys list
   moatd usage --by model --since 2026-11-01
   printf %s \"$OPENROUTER_API_KEY\" | moatd providers set-key openrouter
+  printf %s \"$TEAM_OWN_KEY\" | moatd teams set-key research openrouter   the team's own key (BYOK)
   curl -s localhost:7400/v1/models
 
 Logging: MOAT_LOG (default \"info\"; \"moat=debug\" adds one line per request, never headers or bodies)."

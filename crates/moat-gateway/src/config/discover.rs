@@ -57,6 +57,8 @@ fn local_provider(name: &str, root: &str) -> ProviderSection {
         health_path: None,
         breaker_failures: None,
         breaker_cooldown_ms: None,
+        cache_partition: None,
+        cache_prompt: None,
     }
 }
 

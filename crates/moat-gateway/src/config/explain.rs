@@ -82,6 +82,18 @@ pub fn explain(config: &Config) -> String {
             h.breaker.failure_threshold,
             secs(h.breaker.cool_down)
         );
+        let _ = writeln!(
+            out,
+            "    cache partition: {}{}",
+            match p.cache_partition.field() {
+                Some(f) => format!("`{f}` = HMAC(secret, tenant)"),
+                None => "none".to_string(),
+            },
+            match p.cache_prompt {
+                Some(v) => format!(", cache_prompt = {v}"),
+                None => String::new(),
+            }
+        );
     }
     let mut aliases: Vec<_> = config.catalog.aliases().collect();
     aliases.sort_by(|a, b| a.0.cmp(b.0));
@@ -102,6 +114,22 @@ pub fn explain(config: &Config) -> String {
         None => {
             let _ = writeln!(out, "unprefixed model names that are not aliases get 404");
         }
+    }
+    let rc = &config.response_cache;
+    if rc.enabled {
+        let models = match rc.models.patterns() {
+            [] => "every model".to_string(),
+            p => p.join(", "),
+        };
+        let _ = writeln!(
+            out,
+            "response cache: on for {models} (non-streamed, per tenant), ttl={} max_bytes={} max_entry_bytes={}",
+            secs(rc.ttl),
+            rc.max_bytes,
+            rc.max_entry_bytes
+        );
+    } else {
+        let _ = writeln!(out, "response cache: off");
     }
     for w in &config.warnings {
         let _ = writeln!(out, "warning: {w}");

@@ -23,6 +23,9 @@ pub struct FileConfig {
     pub privacy: PrivacySection,
     #[serde(default)]
     pub audit: AuditSection,
+    /// The gateway's own cache of whole answers (off by default).
+    #[serde(default)]
+    pub response_cache: super::cache::ResponseCacheSection,
 }
 
 /// What the privacy scan does with each finding (see docs/PRIVACY.md).
@@ -283,6 +286,13 @@ pub struct ProviderSection {
     pub breaker_failures: Option<u32>,
     /// How long a failing provider stays out of routing before one request probes it (default 10 000 ms).
     pub breaker_cooldown_ms: Option<u64>,
+    /// The request member that carries each tenant's prompt-cache partition: `cache_salt`,
+    /// `prompt_cache_key`, `user` or `none` (default: `user` for OpenRouter, `prompt_cache_key` for
+    /// api.openai.com, else `cache_salt`). See docs/SECURITY.md.
+    pub cache_partition: Option<String>,
+    /// llama.cpp: send `cache_prompt` with this value; `false` stops a server shared by several tenants
+    /// from reusing one tenant's cached prompt for another. Default: not sent.
+    pub cache_prompt: Option<bool>,
 }
 
 /// `[[models]]`: an alias and its ordered route.

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use moat_policy::cache::CachePartition;
 use moat_policy::retry::RetryPolicy;
 use moat_policy::route::{Catalog, CatalogError};
 use moat_upstream::{Timeouts, UpstreamSettings};
@@ -90,6 +91,10 @@ pub struct ProviderConfig {
     pub prices: std::collections::BTreeMap<String, moat_policy::pricing::Price>,
     /// Health checks and circuit breaker.
     pub health: super::health::HealthSettings,
+    /// The request member carrying each tenant's cache partition.
+    pub cache_partition: CachePartition,
+    /// llama.cpp's `cache_prompt`, sent when set.
+    pub cache_prompt: Option<bool>,
 }
 
 /// The validated configuration.
@@ -107,6 +112,8 @@ pub struct Config {
     pub catalog: Catalog,
     /// Things that are allowed but worth a line at start (and in `check-config`).
     pub warnings: Vec<String>,
+    /// The gateway's response cache.
+    pub response_cache: super::cache::ResponseCacheSettings,
 }
 
 impl Config {
@@ -233,6 +240,7 @@ impl Config {
             providers,
             catalog,
             warnings,
+            response_cache: file.response_cache.resolve()?,
         })
     }
 }
@@ -379,12 +387,28 @@ fn resolve_provider(
         })?;
         prices.insert(model.clone(), price);
     }
+    let cache_partition = match &p.cache_partition {
+        Some(text) => text
+            .parse::<CachePartition>()
+            .map_err(|e| ConfigError::Upstream {
+                name: name.clone(),
+                message: e.to_string(),
+            })?,
+        None => CachePartition::default_for(p.kind == ProviderKind::Openrouter, &host),
+    };
+    if cache_partition == CachePartition::None && !p.local {
+        warnings.push(format!(
+            "provider `{name}`: cache_partition = \"none\" on a remote provider: every tenant using its shared credential may share its prompt cache, so one tenant can time another's prompts; set a partition field or give each team its own key (moatd teams set-key)"
+        ));
+    }
     Ok(ProviderConfig {
         kind: p.kind,
         local: p.local,
         upstream,
         prices,
         health: super::health::resolve(p, &url, loopback)?,
+        cache_partition,
+        cache_prompt: p.cache_prompt,
     })
 }
 

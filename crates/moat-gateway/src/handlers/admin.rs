@@ -178,3 +178,67 @@ pub(crate) async fn usage(
     };
     run().unwrap_or_else(IntoResponse::into_response)
 }
+
+/// `{"key": "..."}` for `PUT /admin/teams/{team}/provider-keys/{provider}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TeamKeyBody {
+    key: String,
+}
+
+/// Stores a team's own key for a provider (bring your own key). The key is never echoed.
+pub(crate) async fn set_team_provider_key(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path((team, provider)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let run = || -> Result<Response, GatewayError> {
+        guard(&gw, &headers)?;
+        let new: TeamKeyBody = body(&bytes)?;
+        let team_id = admin::set_team_provider_key(
+            gw.store.as_ref(),
+            gw.identities.secret(),
+            &team,
+            &provider,
+            &new.key,
+            now(),
+        )
+        .map_err(admin_error)?;
+        record(
+            &gw,
+            "team.set_provider_key",
+            &team_id,
+            serde_json::json!({"provider": provider}),
+        );
+        Ok(done(
+            StatusCode::OK,
+            &serde_json::json!({"team": team_id, "provider": provider, "stored": true}),
+        ))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Removes a team's own key for a provider.
+pub(crate) async fn remove_team_provider_key(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path((team, provider)): Path<(String, String)>,
+) -> Response {
+    let run = || -> Result<Response, GatewayError> {
+        guard(&gw, &headers)?;
+        let team_id =
+            admin::remove_team_provider_key(gw.store.as_ref(), &team, &provider).map_err(admin_error)?;
+        record(
+            &gw,
+            "team.remove_provider_key",
+            &team_id,
+            serde_json::json!({"provider": provider}),
+        );
+        Ok(done(
+            StatusCode::OK,
+            &serde_json::json!({"team": team_id, "provider": provider, "removed": true}),
+        ))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}

@@ -23,6 +23,7 @@ use super::admission::{apply_key_rules, apply_privacy, provider_prefs_for, reser
 use super::request_kinds::Forward;
 use super::translated::{self, Translation};
 use crate::audit::Trail;
+use crate::cache;
 use crate::gateway::Gateway;
 use crate::identity::Principal;
 use crate::ledger::{self, Meter};
@@ -129,6 +130,16 @@ async fn forward_inner<T: Forward>(
     .await?;
     let mut request: T = decode(&bytes)?;
     let fallbacks = request.take_fallbacks();
+    let tenant = cache::partition::tenant(&principal);
+    let cached = gw.response_cache.decide(
+        &tenant,
+        T::PATH,
+        request.model(),
+        request.wants_stream(),
+        &parts.headers,
+        || cache::response::request_value(&request, &fallbacks),
+    );
+    let client_partition = cache::partition::take_client_values(&mut request)?;
     trail.model_requested(request.model(), &fallbacks);
     let mut targets = plan(&gw.catalog, request.model(), &fallbacks).map_err(route_error)?;
     if let Principal::Virtual(key) = &principal {
@@ -153,6 +164,15 @@ async fn forward_inner<T: Forward>(
     if stream && payer.metered {
         request.ask_stream_usage();
     }
+    if let cache::response::Decision::Use(key) = &cached {
+        if let Some(hit) = gw.response_cache.get(key, Instant::now()) {
+            let mut response = cache::hit(hit, meter.take(), trail);
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert("x-request-id", v);
+            }
+            return Ok(response);
+        }
+    }
 
     let client_prefs = request.provider_prefs().clone();
     let mut last_err = None;
@@ -161,6 +181,11 @@ async fn forward_inner<T: Forward>(
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
         *request.provider_prefs() = provider_prefs_for(&gw, provider.kind, &client_prefs);
+        let secret = gw.identities.secret();
+        cache::partition::apply(&mut request, secret, &tenant, provider.cache, &client_partition);
+        let team_headers =
+            gw.team_keys
+                .headers(gw.store.as_ref(), secret, &principal, &settings.name, &forwarded)?;
         let body =
             Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
         let (path, body, translation) =
@@ -178,7 +203,12 @@ async fn forward_inner<T: Forward>(
         };
         let result = match provider
             .upstream
-            .send_with_retries(path, Some(body), stream, &forwarded)
+            .send_with_retries(
+                path,
+                Some(body),
+                stream,
+                team_headers.as_ref().unwrap_or(&forwarded),
+            )
             .await
             .map_err(|e| translation.error(e))
         {
@@ -221,6 +251,13 @@ async fn forward_inner<T: Forward>(
                 }
                 if let Ok(v) = HeaderValue::from_str(&settings.name) {
                     h.insert("x-moat-provider", v);
+                }
+                if let Some(v) = cached.miss_header() {
+                    h.insert(cache::response::HEADER, v);
+                }
+                if let cache::response::Decision::Use(key) = cached {
+                    response =
+                        cache::keep(&gw.response_cache, key, response, &settings.name, &target.model).await;
                 }
                 return Ok(response);
             }

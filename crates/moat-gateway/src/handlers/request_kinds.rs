@@ -28,6 +28,28 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     fn texts_mut(&mut self) -> Vec<&mut String>;
     /// OpenRouter's provider preferences, which privacy settings add to.
     fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences>;
+    /// Whether providers keep a prompt cache for this endpoint, so the tenant's cache partition is
+    /// added (embeddings: no, and OpenAI refuses unknown members there).
+    const PROMPT_CACHE: bool = true;
+    /// Removes a cache-partition member (`cache_salt`, `prompt_cache_key`, `user`) the client sent;
+    /// `Err` when it is there but not a string.
+    fn take_partition_field(&mut self, field: &'static str) -> Result<Option<String>, String>;
+    /// Sets a cache-partition member.
+    fn set_partition_field(&mut self, field: &'static str, value: String);
+    /// Sets llama.cpp's `cache_prompt`.
+    fn set_cache_prompt(&mut self, on: bool);
+}
+
+/// Takes a string member out of an `extra` map.
+fn take_extra(
+    extra: &mut serde_json::Map<String, serde_json::Value>,
+    field: &'static str,
+) -> Result<Option<String>, String> {
+    match extra.remove(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("`{field}` must be a string")),
+    }
 }
 
 /// Chat and legacy completions carry the same addressing fields.
@@ -60,8 +82,68 @@ macro_rules! forward_with_models_field {
             fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
                 &mut self.provider
             }
+            fn take_partition_field(&mut self, field: &'static str) -> Result<Option<String>, String> {
+                PartitionFields::take(self, field)
+            }
+            fn set_partition_field(&mut self, field: &'static str, value: String) {
+                PartitionFields::set(self, field, value)
+            }
+            fn set_cache_prompt(&mut self, on: bool) {
+                PartitionFields::cache_prompt(self, on)
+            }
         }
     };
+}
+
+/// Where chat and legacy completions keep the cache-partition members (typed, or in `extra`).
+trait PartitionFields {
+    fn take(&mut self, field: &'static str) -> Result<Option<String>, String>;
+    fn set(&mut self, field: &'static str, value: String);
+    fn cache_prompt(&mut self, on: bool);
+}
+
+impl PartitionFields for ChatCompletionRequest {
+    fn take(&mut self, field: &'static str) -> Result<Option<String>, String> {
+        Ok(match field {
+            "user" => self.user.take(),
+            "prompt_cache_key" => self.prompt_cache_key.take(),
+            "cache_salt" => self.cache_salt.take(),
+            other => return take_extra(&mut self.extra, other),
+        })
+    }
+    fn set(&mut self, field: &'static str, value: String) {
+        match field {
+            "user" => self.user = Some(value),
+            "prompt_cache_key" => self.prompt_cache_key = Some(value),
+            "cache_salt" => self.cache_salt = Some(value),
+            other => {
+                self.extra.insert(other.to_string(), value.into());
+            }
+        }
+    }
+    fn cache_prompt(&mut self, on: bool) {
+        self.cache_prompt = Some(on);
+    }
+}
+
+impl PartitionFields for CompletionRequest {
+    fn take(&mut self, field: &'static str) -> Result<Option<String>, String> {
+        match field {
+            "user" => Ok(self.user.take()),
+            other => take_extra(&mut self.extra, other),
+        }
+    }
+    fn set(&mut self, field: &'static str, value: String) {
+        match field {
+            "user" => self.user = Some(value),
+            other => {
+                self.extra.insert(other.to_string(), value.into());
+            }
+        }
+    }
+    fn cache_prompt(&mut self, on: bool) {
+        self.extra.insert("cache_prompt".into(), on.into());
+    }
 }
 
 forward_with_models_field!(ChatCompletionRequest, "/chat/completions");
@@ -97,6 +179,22 @@ impl Forward for EmbeddingRequest {
     fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
         &mut self.provider
     }
+    const PROMPT_CACHE: bool = false;
+    fn take_partition_field(&mut self, field: &'static str) -> Result<Option<String>, String> {
+        match field {
+            "user" => Ok(self.user.take()),
+            other => take_extra(&mut self.extra, other),
+        }
+    }
+    fn set_partition_field(&mut self, field: &'static str, value: String) {
+        match field {
+            "user" => self.user = Some(value),
+            other => {
+                self.extra.insert(other.to_string(), value.into());
+            }
+        }
+    }
+    fn set_cache_prompt(&mut self, _on: bool) {}
 }
 
 fn prompt_input_texts(input: &mut PromptInput) -> Vec<&mut String> {

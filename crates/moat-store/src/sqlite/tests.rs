@@ -135,3 +135,32 @@ fn a_file_store_survives_reopening() {
         Err(StoreError::BadUrl(_))
     ));
 }
+
+#[test]
+fn team_provider_secrets_are_per_team_replaceable_and_bump_the_version() {
+    let store = SqliteStore::open_memory().unwrap();
+    store.insert_team(&TeamRecord::new("t1", "one")).unwrap();
+    store.insert_team(&TeamRecord::new("t2", "two")).unwrap();
+    let sealed = |team: &str, ct: &[u8]| TeamSealedSecret {
+        team_id: team.into(),
+        provider: "openrouter".into(),
+        nonce: vec![1; 12],
+        ciphertext: ct.to_vec(),
+    };
+    let v0 = store.keys_version().unwrap();
+    store.put_team_provider_secret(&sealed("t1", b"a"), 5).unwrap();
+    assert!(store.keys_version().unwrap() > v0, "gateways must reload");
+    store.put_team_provider_secret(&sealed("t2", b"b"), 5).unwrap();
+    store.put_team_provider_secret(&sealed("t1", b"c"), 6).unwrap();
+    assert_eq!(
+        store.team_provider_secrets().unwrap(),
+        vec![sealed("t1", b"c"), sealed("t2", b"b")]
+    );
+    assert!(matches!(
+        store.put_team_provider_secret(&sealed("nope", b"x"), 1),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.delete_team_provider_secret("t1", "openrouter").unwrap());
+    assert!(!store.delete_team_provider_secret("t1", "openrouter").unwrap());
+    assert_eq!(store.team_provider_secrets().unwrap(), vec![sealed("t2", b"b")]);
+}

@@ -7,6 +7,7 @@
 )]
 
 mod ask;
+mod audit_cache;
 mod doctor;
 mod keys;
 mod moatd;

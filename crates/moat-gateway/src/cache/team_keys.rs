@@ -1,0 +1,115 @@
+//! Per-team provider credentials ("bring your own key"): a team may store its own key for a
+//! provider, and its requests to that provider then carry it instead of the provider's shared one.
+//! Where a provider offers no cache-partition control, separate credentials are the only isolation
+//! of its prompt cache (CacheProbe, 2026).
+//!
+//! The keys are sealed in the store like provider keys, with the team and provider bound as
+//! associated data, and reloaded whenever the store's `keys_version` moves (storing one bumps it),
+//! so `moatd teams set-key` takes effect on the team's next request.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use http::{HeaderMap, HeaderValue};
+use moat_store::Store;
+
+use crate::identity::Principal;
+use crate::secret::ServerSecret;
+use crate::GatewayError;
+
+/// The associated data a team's credential is sealed under: it cannot be moved to another team or
+/// provider.
+pub fn sealing_label(team_id: &str, provider: &str) -> String {
+    format!("team {team_id} provider {provider}")
+}
+
+#[derive(Debug, Default)]
+struct Loaded {
+    version: i64,
+    /// `None`: stored but cannot be opened (wrong secret or tampered); the team's requests to that
+    /// provider are refused rather than silently sent with the shared key.
+    by_team: HashMap<(String, String), Option<HeaderValue>>,
+}
+
+/// Every team's opened credentials, as `Authorization` values.
+#[derive(Debug)]
+pub(crate) struct TeamKeys {
+    loaded: RwLock<Loaded>,
+}
+
+impl TeamKeys {
+    pub(crate) fn new() -> TeamKeys {
+        TeamKeys {
+            loaded: RwLock::new(Loaded {
+                version: -1,
+                by_team: HashMap::new(),
+            }),
+        }
+    }
+
+    fn refresh(&self, store: &dyn Store, secret: &ServerSecret) -> Result<(), GatewayError> {
+        let version = store.keys_version().map_err(store_error)?;
+        if self.loaded.read().map(|l| l.version == version).unwrap_or(false) {
+            return Ok(());
+        }
+        let mut by_team = HashMap::new();
+        for s in store.team_provider_secrets().map_err(store_error)? {
+            let label = sealing_label(&s.team_id, &s.provider);
+            let value = match secret.open(&label, &s.nonce, &s.ciphertext) {
+                Ok(key) => HeaderValue::from_str(&format!("Bearer {key}")).ok().map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                }),
+                Err(_) => None,
+            };
+            if value.is_none() {
+                tracing::error!(team = %s.team_id, provider = %s.provider, "a team's provider key cannot be opened; its requests to that provider are refused");
+            }
+            by_team.insert((s.team_id, s.provider), value);
+        }
+        if let Ok(mut l) = self.loaded.write() {
+            *l = Loaded { version, by_team };
+        }
+        Ok(())
+    }
+
+    /// The headers to send to `provider` for this caller: `forwarded` plus the team's own
+    /// `Authorization` when its team stored one (the upstream client then leaves out the shared key).
+    pub(crate) fn headers(
+        &self,
+        store: &dyn Store,
+        secret: &ServerSecret,
+        principal: &Principal,
+        provider: &str,
+        forwarded: &HeaderMap,
+    ) -> Result<Option<HeaderMap>, GatewayError> {
+        let Principal::Virtual(key) = principal else {
+            return Ok(None);
+        };
+        let Some(team) = &key.team_id else {
+            return Ok(None);
+        };
+        self.refresh(store, secret)?;
+        let found = self
+            .loaded
+            .read()
+            .ok()
+            .and_then(|l| l.by_team.get(&(team.clone(), provider.to_string())).cloned());
+        match found {
+            None => Ok(None),
+            Some(None) => Err(GatewayError::Internal(format!(
+                "the team's own key for provider `{provider}` cannot be decrypted"
+            ))),
+            Some(Some(auth)) => {
+                let mut headers = forwarded.clone();
+                headers.insert(http::header::AUTHORIZATION, auth);
+                Ok(Some(headers))
+            }
+        }
+    }
+}
+
+fn store_error(e: moat_store::StoreError) -> GatewayError {
+    tracing::error!(error = %e, "store unavailable");
+    GatewayError::Internal("the key store is unavailable".into())
+}
