@@ -36,9 +36,11 @@ mod error;
 mod lines;
 pub mod ollama;
 mod openai_out;
+mod time;
 
 pub use error::TranslateError;
 pub use lines::LineSplitter;
+pub use time::{rfc3339, unix_seconds};
 
 /// An incremental translation of one streamed answer from one wire format to another.
 ///

@@ -301,7 +301,7 @@ pub fn models_to_openai(body: &[u8]) -> Result<ModelList, TranslateError> {
             let created = m
                 .get("created_at")
                 .and_then(Value::as_str)
-                .and_then(crate::ollama::unix_seconds)
+                .and_then(crate::unix_seconds)
                 .unwrap_or(0);
             let mut model = Model::new(id, created, "anthropic");
             model.name = m.get("display_name").and_then(Value::as_str).map(str::to_owned);
@@ -322,7 +322,7 @@ pub fn models_from_openai(list: &ModelList) -> Value {
                 "type": "model",
                 "id": m.id,
                 "display_name": m.name.clone().unwrap_or_else(|| m.id.clone()),
-                "created_at": crate::ollama::rfc3339(m.created.unwrap_or(0)),
+                "created_at": crate::rfc3339(m.created.unwrap_or(0)),
             })
         })
         .collect();

@@ -83,7 +83,7 @@ pub fn to_chat_response(
     let created = v
         .get("created_at")
         .and_then(Value::as_str)
-        .and_then(super::unix_seconds)
+        .and_then(crate::unix_seconds)
         .unwrap_or(created);
     let finish = finish_reason(&v, !calls.is_empty());
     Ok(ChatCompletionResponse {
@@ -260,7 +260,7 @@ pub fn tags_to_openai(body: &[u8]) -> Result<ModelList, TranslateError> {
             let created = m
                 .get("modified_at")
                 .and_then(Value::as_str)
-                .and_then(super::unix_seconds)
+                .and_then(crate::unix_seconds)
                 .unwrap_or(0);
             Some(Model::new(id, created, "ollama"))
         })

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::StreamTranslator;
+use crate::{rfc3339, unix_seconds};
 
 fn run(t: &mut dyn StreamTranslator, pieces: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
