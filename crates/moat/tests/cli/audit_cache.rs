@@ -122,7 +122,14 @@ fn audit(h: &Harness, base: &str, key_a: &Path, key_b: &Path, tag: &str) -> Run 
 fn p_value(out: &Run) -> f64 {
     let line = out.stdout.lines().find(|l| l.contains("Kolmogorov"));
     assert!(line.is_some(), "no KS line:\n{}\n{}", out.stdout, out.stderr);
-    let p = line.unwrap().split("p = ").nth(1).unwrap().split(' ').next().unwrap();
+    let p = line
+        .unwrap()
+        .split("p = ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
     p.parse().unwrap()
 }
 
