@@ -19,6 +19,28 @@ if ! python3 -c 'import openai' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40'
 fi
 
+# A real llama.cpp server for crates/moatd/tests/llamacpp.rs: llama-cpp-python compiles llama.cpp from
+# source (minutes on a small machine), so pip's cache is left on: the built wheel is reused by later
+# runs. GGML_NATIVE=OFF builds for any x86-64/arm64 CPU, so a cached wheel also runs on another runner.
+# gguf (and numpy) write the test's tiny model.
+if ! python3 -c 'import llama_cpp.server, gguf, numpy' 2>/dev/null; then
+    echo "== installing llama-cpp-python[server] and gguf (PyPI; the first build takes minutes)"
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" python3 -m pip install --quiet --disable-pip-version-check \
+        'llama-cpp-python[server]>=0.3' 'gguf>=0.10' numpy
+fi
+
+# The real anthropic Python SDK drives moatd's /v1/messages in crates/moatd/tests/translate_sdk.rs.
+if ! python3 -c 'import anthropic' 2>/dev/null; then
+    echo "== installing the anthropic Python SDK (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'anthropic>=0.40'
+fi
+
+# The official ollama Python client checks the testkit's Ollama emulator (crates/moatd/tests/translate_sdk.rs).
+if ! python3 -c 'import ollama' 2>/dev/null; then
+    echo "== installing the ollama Python client (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'ollama>=0.4'
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

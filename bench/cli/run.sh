@@ -129,8 +129,11 @@ def once(c):
     t1 = time.perf_counter()
     first, rest = seen, p.stdout.read()
     err = p.stderr.read()
-    p.wait()
+    # wait4 gives the child's peak resident set (ru_maxrss, KiB on Linux) along with its status.
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
     t2 = time.perf_counter()
+    c.setdefault("rss", []).append(usage.ru_maxrss / 1024)
     return (t1 - t0) * 1000, (t2 - t0) * 1000, (first + rest).decode(errors="replace"), err.decode(errors="replace"), p.returncode
 
 ok = []
@@ -160,15 +163,15 @@ def pct(xs, q):
 ort = next((c for c in ok if c["name"].startswith("ort")), None)
 base = statistics.median(ort["first"]) if ort else None
 print(f"{runs} runs each, interleaved; times in ms from exec to the first byte of the answer text on stdout.\n")
-print("| client | binary size | first byte median | p90 | min | whole run median | vs ort |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+print("| client | binary size | first byte median | p90 | min | whole run median | peak RSS (MiB) | vs ort |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in ok:
     size = os.path.getsize(c["binary"]) if c["binary"] and os.path.exists(c["binary"]) else None
     size_s = f"{size / 1e6:.2f} MB" if size else "Python package"
     med = statistics.median(c["first"])
     ratio = f"{med / base:.2f}×" if base else "n/a"
     print(f"| {c['name']} | {size_s} | {med:.1f} | {pct(c['first'], 0.9):.1f} | {min(c['first']):.1f} | "
-          f"{statistics.median(c['total']):.1f} | {ratio} |")
+          f"{statistics.median(c['total']):.1f} | {statistics.median(c['rss']):.1f} | {ratio} |")
 for name, why in skipped:
-    print(f"| {name} | — | not measured: {why} | | | | |")
+    print(f"| {name} | — | not measured: {why} | | | | | |")
 PY

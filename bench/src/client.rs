@@ -40,18 +40,16 @@ impl Connection {
         self.sender.is_closed()
     }
 
-    /// Sends one POST and reads the whole response body; returns the status.
-    pub async fn post(&mut self, target: &Target, body: Bytes) -> anyhow::Result<StatusCode> {
+    /// Sends one POST and reads the whole response body; returns the status and when the first body
+    /// bytes arrived (for a stream, the first chunk: the time to first byte a user sees).
+    pub async fn post(&mut self, target: &Target, body: Bytes) -> anyhow::Result<(StatusCode, Instant)> {
         self.sender.ready().await.context("waiting for the connection")?;
         let req = Request::builder()
             .method(Method::POST)
             .uri(target.path.as_str())
             .header(hyper::header::HOST, target.host.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json");
-        let req = match &target.auth {
-            Some(auth) => req.header(hyper::header::AUTHORIZATION, auth.as_str()),
-            None => req,
-        };
+        let req = target.decorate(req);
         let req = req.body(Full::new(body)).context("building the request")?;
         let resp = self
             .sender
@@ -59,11 +57,15 @@ impl Connection {
             .await
             .context("sending the request")?;
         let status = resp.status();
-        resp.into_body()
-            .collect()
-            .await
-            .context("reading the response body")?;
-        Ok(status)
+        let mut body = resp.into_body();
+        let mut first = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("reading the response body")?;
+            if first.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) {
+                first = Some(Instant::now());
+            }
+        }
+        Ok((status, first.unwrap_or_else(Instant::now)))
     }
 }
 
@@ -75,6 +77,8 @@ pub struct Target {
     pub path: String,
     /// `Authorization` header value, e.g. a moatd virtual key (`Bearer moat-…`).
     pub auth: Option<String>,
+    /// Further headers a gateway needs to route (Portkey's `x-portkey-provider`, …).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Target {
@@ -84,7 +88,19 @@ impl Target {
             host: addr.to_string(),
             path: path.to_owned(),
             auth: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds the target's authorization and routing headers.
+    fn decorate(&self, mut req: hyper::http::request::Builder) -> hyper::http::request::Builder {
+        if let Some(auth) = &self.auth {
+            req = req.header(hyper::header::AUTHORIZATION, auth.as_str());
+        }
+        for (name, value) in &self.headers {
+            req = req.header(*name, value.as_str());
+        }
+        req
     }
 
     pub fn url(&self) -> String {
@@ -112,10 +128,7 @@ pub async fn probe(target: &Target, body: Option<Bytes>) -> anyhow::Result<(Stat
     let builder = Request::builder()
         .uri(target.path.as_str())
         .header(hyper::header::HOST, target.host.as_str());
-    let builder = match &target.auth {
-        Some(auth) => builder.header(hyper::header::AUTHORIZATION, auth.as_str()),
-        None => builder,
-    };
+    let builder = target.decorate(builder);
     let req = match body {
         Some(body) => builder
             .method(Method::POST)

@@ -59,6 +59,8 @@ impl Errors {
 pub struct LoadResult {
     /// Scheduled instant → full response, successful requests only, in µs.
     pub latency: Histogram<u64>,
+    /// Scheduled instant → first response body bytes, successful requests only, in µs.
+    pub ttfb: Histogram<u64>,
     /// Scheduled instant → the moment a connection started sending, in µs: the generator's own lateness
     /// plus any wait for a free connection.
     pub lag: Histogram<u64>,
@@ -149,6 +151,7 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
     };
     Ok(LoadResult {
         latency: total.latency,
+        ttfb: total.ttfb,
         lag: total.lag,
         ok: total.ok,
         errors: Errors {
@@ -213,6 +216,7 @@ fn tighten_timer_slack() {
 /// Per-worker results, merged at the end so the hot path shares nothing.
 struct Tally {
     latency: Histogram<u64>,
+    ttfb: Histogram<u64>,
     lag: Histogram<u64>,
     ok: u64,
     status: u64,
@@ -224,6 +228,7 @@ impl Tally {
     fn new() -> anyhow::Result<Tally> {
         Ok(Tally {
             latency: new_histogram()?,
+            ttfb: new_histogram()?,
             lag: new_histogram()?,
             ok: 0,
             status: 0,
@@ -234,6 +239,7 @@ impl Tally {
 
     fn merge(&mut self, other: &Tally) -> anyhow::Result<()> {
         self.latency.add(&other.latency).context("merging histograms")?;
+        self.ttfb.add(&other.ttfb).context("merging histograms")?;
         self.lag.add(&other.lag).context("merging histograms")?;
         self.ok += other.ok;
         self.status += other.status;
@@ -279,8 +285,11 @@ impl Worker {
                 .lag
                 .saturating_record(micros(sent.saturating_duration_since(job.at)));
             match outcome {
-                Ok(Ok(StatusCode::OK)) => {
+                Ok(Ok((StatusCode::OK, first_byte))) => {
                     self.tally.ok += 1;
+                    self.tally
+                        .ttfb
+                        .saturating_record(micros(first_byte.saturating_duration_since(job.at)));
                     self.tally
                         .latency
                         .saturating_record(micros(done.saturating_duration_since(job.at)));
@@ -295,13 +304,13 @@ impl Worker {
 
     /// Sends on the current connection, replacing it first if the peer closed it. A failed or timed
     /// out request leaves no connection behind, so the next one starts clean.
-    async fn send(&mut self) -> anyhow::Result<StatusCode> {
+    async fn send(&mut self) -> anyhow::Result<(StatusCode, Instant)> {
         let mut conn = match self.conn.take() {
             Some(c) if !c.is_closed() => c,
             _ => Connection::open(self.target.addr).await?,
         };
-        let status = conn.post(&self.target, self.body.clone()).await?;
+        let answer = conn.post(&self.target, self.body.clone()).await?;
         self.conn = Some(conn);
-        Ok(status)
+        Ok(answer)
     }
 }

@@ -3,12 +3,15 @@
 //! bare proxy that can stand in for moatd to show what the extra hop alone costs.
 
 mod client;
+mod compare;
 mod gateway;
 mod load;
 mod passthrough;
+mod peers;
 mod processes;
 mod procstat;
 mod report;
+mod summary;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +53,106 @@ enum Command {
     },
     /// Measure moatd's added latency: the same load directly to the emulator and through moatd.
     Gateway(GatewayArgs),
+    /// Compare moatd with nginx, Portkey and LiteLLM in one run: added latency per rate, sustainable
+    /// rate, CPU and memory, streaming first byte and per-chunk cost.
+    #[command(
+        after_help = "Example (what docs/BENCHMARKS.md reports; bench/run.sh runs it):
+  cargo build --release -p moatd -p moat-bench
+  target/release/moat-bench compare --install --runs 3 --out bench-compare.json
+  python3 bench/plot.py bench-compare.json docs/bench-compare.png"
+    )]
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Gateways to compare (each against the same direct path).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "moatd,nginx,portkey,litellm"
+    )]
+    gateways: Vec<peers::Peer>,
+    /// The rate ladder for whole answers, requests per second, ascending.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,20,50,100,200,500,1000,2000,5000,10000,15000"
+    )]
+    rates: Vec<u32>,
+    /// The rate ladder for streamed answers.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    stream_rates: Vec<u32>,
+    /// Chunks per streamed answer (0: skip streaming).
+    #[arg(long, default_value_t = 20)]
+    stream_chunks: usize,
+    /// Measured time per phase.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Load applied before each measured window and not recorded.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Repetitions of the whole ladder; figures are medians over runs.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Keep-alive connections the generator opens per phase.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Requests scheduled while this many are outstanding are counted as "overload" errors instead.
+    #[arg(long, default_value_t = 2000)]
+    max_in_flight: usize,
+    /// The moatd binary to test.
+    #[arg(long, default_value = "target/release/moatd")]
+    moatd: PathBuf,
+    /// Where to write every phase's figures and the summary as JSON.
+    #[arg(long, value_name = "FILE", default_value = "bench-compare.json")]
+    out: PathBuf,
+    /// Install missing peers from their registries (apt nginx-light, npm @portkey-ai/gateway, PyPI
+    /// litellm[proxy]) into ~/.cache/moat-bench (or $MOAT_BENCH_PEERS).
+    #[arg(long)]
+    install: bool,
+    /// A smoke run to check the harness: 1 s phases, 1 run, two rates.
+    #[arg(long)]
+    quick: bool,
+}
+
+impl CompareArgs {
+    fn settings(self) -> anyhow::Result<compare::Settings> {
+        let mut s = compare::Settings {
+            peers: self.gateways,
+            rates: self.rates,
+            stream_rates: self.stream_rates,
+            stream_chunks: self.stream_chunks,
+            duration: self.duration,
+            warmup: self.warmup,
+            runs: self.runs,
+            connections: self.connections,
+            max_in_flight: self.max_in_flight,
+            moatd: self.moatd,
+            out: self.out,
+            install: self.install,
+        };
+        if self.quick {
+            s.duration = Duration::from_secs(1);
+            s.warmup = Duration::from_millis(500);
+            s.runs = 1;
+            s.rates.truncate(2);
+            s.stream_rates.truncate(1);
+        }
+        for ladder in [&s.rates, &s.stream_rates] {
+            if ladder.contains(&0) || ladder.windows(2).any(|w| w[0] >= w[1]) {
+                bail!("rate ladders must be positive and ascending");
+            }
+        }
+        if s.rates.is_empty() || s.peers.is_empty() {
+            bail!("--rates and --gateways need at least one entry");
+        }
+        if s.duration.is_zero() || s.runs == 0 || s.connections == 0 || s.max_in_flight == 0 {
+            bail!("--duration, --runs, --connections and --max-in-flight must be positive");
+        }
+        Ok(s)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +258,7 @@ fn main() -> ExitCode {
         Command::Emulator { listen } => emulator(listen),
         Command::Passthrough { listen, upstream } => passthrough::run(listen, upstream),
         Command::Gateway(args) => args.settings().and_then(|s| gateway::run(&s)),
+        Command::Compare(args) => args.settings().and_then(|s| compare::run(&s)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

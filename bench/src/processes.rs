@@ -42,9 +42,21 @@ impl Server {
 
     /// Waits until `target` on this server answers 200.
     async fn wait_ready(&mut self, target: &Target, body: Option<bytes::Bytes>) -> anyhow::Result<()> {
-        client::wait_ready(target, body, STARTUP_LIMIT, || self.check_alive())
+        self.wait_ready_for(target, body, STARTUP_LIMIT).await
+    }
+
+    /// Waits up to `limit` until `target` on this server answers 200.
+    pub async fn wait_ready_for(
+        &mut self,
+        target: &Target,
+        body: Option<bytes::Bytes>,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let name = self.name;
+        let log = self.log.clone();
+        client::wait_ready(target, body, limit, || self.check_alive())
             .await
-            .with_context(|| format!("{} did not come up; log: {}", self.name, self.log.display()))
+            .with_context(|| format!("{name} did not come up; its log ends with:\n{}", log_tail(&log)))
     }
 }
 
@@ -80,7 +92,7 @@ pub fn free_port() -> anyhow::Result<SocketAddr> {
     listener.local_addr().context("reading the probe port")
 }
 
-fn spawn(name: &'static str, mut cmd: Command, log: PathBuf, addr: SocketAddr) -> anyhow::Result<Server> {
+pub fn spawn(name: &'static str, mut cmd: Command, log: PathBuf, addr: SocketAddr) -> anyhow::Result<Server> {
     let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone().context("duplicating the log file")?;
     let child = cmd

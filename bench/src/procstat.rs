@@ -98,6 +98,66 @@ fn parse_memory(status: &str) -> anyhow::Result<Memory> {
     })
 }
 
+/// `pid` and every process below it (a gateway with worker processes: nginx, LiteLLM's uvicorn, node).
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            if let Some(parent) = parse_parent(&stat) {
+                parents.push((child, parent));
+            }
+        }
+    }
+    descendants(pid, &parents)
+}
+
+/// `root` and its descendants, given (child, parent) pairs.
+fn descendants(root: u32, parents: &[(u32, u32)]) -> Vec<u32> {
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parents.iter().filter(|(_, parent)| *parent == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found
+}
+
+fn parse_parent(stat: &str) -> Option<u32> {
+    let rest = stat.rsplit_once(')')?.1;
+    // Field 4 (ppid) is the second after the command name.
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU seconds used so far by `pid` and its descendants. A process that exited in between is
+/// skipped (its time is then lost, so gateways are measured while their workers are stable).
+pub fn tree_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let root = cpu_seconds(pid)?;
+    let children: f64 = tree(pid)
+        .into_iter()
+        .skip(1)
+        .filter_map(|p| cpu_seconds(p).ok())
+        .sum();
+    Ok(root + children)
+}
+
+/// Resident memory of `pid` and its descendants, summed (shared pages are counted once per process,
+/// so this is an upper bound for multi-process gateways).
+pub fn tree_memory(pid: u32) -> anyhow::Result<Memory> {
+    let mut total = memory(pid)?;
+    for p in tree(pid).into_iter().skip(1) {
+        if let Ok(m) = memory(p) {
+            total.rss_kib += m.rss_kib;
+            total.hwm_kib += m.hwm_kib;
+        }
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +180,13 @@ mod tests {
         let status = "Name:\tmoatd\nVmHWM:\t   12345 kB\nVmRSS:\t    6789 kB\n";
         let m = parse_memory(status).unwrap();
         assert_eq!((m.rss_kib, m.hwm_kib), (6789, 12345));
+    }
+
+    #[test]
+    fn descendants_follow_parent_links() {
+        let pairs = [(2, 1), (3, 2), (4, 9), (5, 1)];
+        assert_eq!(descendants(1, &pairs), vec![1, 2, 5, 3]);
+        assert_eq!(parse_parent("77 (a b) S 42 1 1"), Some(42));
     }
 
     #[test]

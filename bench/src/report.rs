@@ -38,6 +38,9 @@ pub struct PhaseStats {
     pub p90: f64,
     pub p99: f64,
     pub max: f64,
+    /// Time to the first response body bytes (the first chunk of a stream).
+    pub ttfb_p50: f64,
+    pub ttfb_p99: f64,
     pub lag_p50: f64,
     pub lag_p99: f64,
     pub achieved_rate: f64,
@@ -54,6 +57,8 @@ impl PhaseStats {
             p90: q(0.90),
             p99: q(0.99),
             max: result.latency.max() as f64,
+            ttfb_p50: result.ttfb.value_at_quantile(0.50) as f64,
+            ttfb_p99: result.ttfb.value_at_quantile(0.99) as f64,
             lag_p50: result.lag.value_at_quantile(0.50) as f64,
             lag_p99: result.lag.value_at_quantile(0.99) as f64,
             achieved_rate: result.achieved_rate,
@@ -63,8 +68,9 @@ impl PhaseStats {
         }
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         json!({
+            "ttfb_p50_us": self.ttfb_p50, "ttfb_p99_us": self.ttfb_p99,
             "p50_us": self.p50, "p90_us": self.p90, "p99_us": self.p99, "max_us": self.max,
             "pacer_lag_p50_us": self.lag_p50, "pacer_lag_p99_us": self.lag_p99,
             "achieved_rate": self.achieved_rate, "ok": self.ok,
@@ -158,7 +164,7 @@ const FIGURES: &[Figure] = &[
     ("steal_gateway_s", Combine::Median, |r| r.gateway.cpu.steal),
 ];
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }

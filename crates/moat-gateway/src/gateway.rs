@@ -45,6 +45,8 @@ pub struct Gateway {
     pub(crate) audit: Option<Arc<AuditLog>>,
     pub(crate) server: ServerSettings,
     pub(crate) models: ModelsCache,
+    /// Per-provider breakers and health checks (started by `server::serve`).
+    pub(crate) health: Arc<crate::health::Health>,
     request_ids: RequestIds,
     /// Whole answers kept per tenant (`[response_cache]`, off by default).
     pub(crate) response_cache: crate::cache::response::ResponseCache,
@@ -105,6 +107,12 @@ impl Gateway {
             });
         }
         crate::handlers::install_metrics();
+        let health = crate::health::Health::new(
+            providers
+                .iter()
+                .zip(&config.providers)
+                .map(|(p, c)| (p.upstream.settings(), &c.health)),
+        )?;
         let ledger = Arc::new(Ledger::new(store.clone()));
         let identities = Identities::new(
             store.clone(),
@@ -125,6 +133,7 @@ impl Gateway {
             audit,
             server: config.server.clone(),
             models: ModelsCache::new(config.server.models_cache_ttl),
+            health: Arc::new(health),
             request_ids: RequestIds::new(),
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
@@ -183,6 +192,7 @@ impl RequestIds {
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(handlers::proxy::chat_completions))
+        .route("/messages", post(handlers::messages::messages))
         .route("/completions", post(handlers::proxy::completions))
         .route("/embeddings", post(handlers::proxy::embeddings))
         .route("/models", get(handlers::models::list_models))
@@ -209,6 +219,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .nest("/api/v1", api)
         .nest("/admin", admin)
         .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

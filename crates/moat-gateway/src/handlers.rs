@@ -14,9 +14,11 @@ use crate::GatewayError;
 pub(crate) mod admin;
 mod admission;
 pub(crate) mod key_info;
+pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod proxy;
 pub(crate) mod request_kinds;
+mod translated;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.
 pub(crate) async fn health() -> Response {
@@ -25,6 +27,18 @@ pub(crate) async fn health() -> Response {
         "{\"status\":\"ok\"}",
     )
         .into_response()
+}
+
+/// `GET /ready`: whether requests can be served, with each provider's health (see `crate::health`).
+/// 200 while at least one provider is usable, 503 otherwise. No auth, like `/health`: it names
+/// providers and their last error, never a key or a URL.
+pub(crate) async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    let report = gw.health.report(std::time::Instant::now());
+    let status = match report.status {
+        "unavailable" => http::StatusCode::SERVICE_UNAVAILABLE,
+        _ => http::StatusCode::OK,
+    };
+    (status, axum::Json(report)).into_response()
 }
 
 /// The process-wide Prometheus recorder, installed on first use (a second gateway in the same process,

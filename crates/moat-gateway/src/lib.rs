@@ -28,6 +28,7 @@ pub mod config;
 mod error;
 mod gateway;
 mod handlers;
+mod health;
 pub mod identity;
 pub mod ledger;
 mod pricebook;

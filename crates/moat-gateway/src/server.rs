@@ -60,6 +60,8 @@ pub async fn serve(
         )),
         None => None,
     };
+    // Health checks run as long as the gateway serves.
+    let _checks = crate::health::spawn_checks(&gateway.health);
     let app = router(gateway);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

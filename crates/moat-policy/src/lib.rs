@@ -14,6 +14,7 @@
 //! assert_eq!(catalog.provider_name(targets[1].provider), "local");
 //! ```
 
+pub mod breaker;
 pub mod budget;
 pub mod cache;
 pub mod keys;

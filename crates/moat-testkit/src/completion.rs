@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::directive::ToolCallDirective;
 use crate::wire::Price;
 
 /// Which of the two completion endpoints is answering.
@@ -32,6 +33,8 @@ pub(crate) struct Completion {
     pub(crate) reasoning: Option<String>,
     /// Prompt tokens the simulated prefix cache served (reported in `prompt_tokens_details`).
     pub(crate) cached_tokens: u64,
+    /// The tool the answer calls (chat only), from the `tool_call` directive.
+    pub(crate) tool_call: Option<ToolCallDirective>,
 }
 
 /// What the emulator read from a completion request.
@@ -203,8 +206,8 @@ impl Completion {
                 "index": 0,
                 "message": self.message(),
                 "logprobs": null,
-                "finish_reason": "stop",
-                "native_finish_reason": "stop"
+                "finish_reason": self.finish_reason(),
+                "native_finish_reason": self.finish_reason()
             }),
             Kind::Text => {
                 json!({"index": 0, "text": self.content, "logprobs": null, "finish_reason": "stop"})
@@ -246,6 +249,16 @@ impl Completion {
     /// OpenRouter.
     fn message(&self) -> Value {
         let mut message = json!({"role": "assistant", "content": self.content, "refusal": null});
+        if let Some(call) = &self.tool_call {
+            if self.content.is_empty() {
+                message["content"] = Value::Null;
+            }
+            message["tool_calls"] = json!([{
+                "id": self.tool_call_id(),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments.to_string()}
+            }]);
+        }
         if let Some(reasoning) = &self.reasoning {
             message["reasoning"] = json!(reasoning);
         }
@@ -258,15 +271,48 @@ impl Completion {
         self.envelope(true, json!([choice]))
     }
 
-    /// The chunk that carries `finish_reason: "stop"`.
+    fn finish_reason(&self) -> &'static str {
+        match self.tool_call {
+            Some(_) => "tool_calls",
+            None => "stop",
+        }
+    }
+
+    fn tool_call_id(&self) -> String {
+        format!("call_{}", self.id)
+    }
+
+    /// The chunks of the tool call, as OpenAI streams one: id and name first, then the arguments in
+    /// two pieces.
+    pub(crate) fn tool_call_chunks(&self) -> Vec<Value> {
+        let Some(call) = &self.tool_call else {
+            return Vec::new();
+        };
+        let args = call.arguments.to_string();
+        let (a, b) = args.split_at(args.len() / 2);
+        let delta = |call: Value| {
+            let choice =
+                json!({"index": 0, "delta": {"tool_calls": [call]}, "logprobs": null, "finish_reason": null});
+            self.envelope(true, json!([choice]))
+        };
+        vec![
+            delta(
+                json!({"index": 0, "id": self.tool_call_id(), "type": "function", "function": {"name": call.name, "arguments": ""}}),
+            ),
+            delta(json!({"index": 0, "function": {"arguments": a}})),
+            delta(json!({"index": 0, "function": {"arguments": b}})),
+        ]
+    }
+
+    /// The chunk that carries the `finish_reason`.
     pub(crate) fn finish_chunk(&self) -> Value {
         let choice = match self.kind {
             Kind::Chat => json!({
                 "index": 0,
                 "delta": {},
                 "logprobs": null,
-                "finish_reason": "stop",
-                "native_finish_reason": "stop"
+                "finish_reason": self.finish_reason(),
+                "native_finish_reason": self.finish_reason()
             }),
             Kind::Text => json!({"index": 0, "text": "", "logprobs": null, "finish_reason": "stop"}),
         };
@@ -311,6 +357,7 @@ mod tests {
             probe: json!({"a": 1}),
             reasoning: None,
             cached_tokens: 0,
+            tool_call: None,
         }
     }
 
@@ -389,6 +436,32 @@ mod tests {
         c.reasoning = Some("r".into());
         assert_eq!(c.response()["choices"][0]["message"]["reasoning"], "r");
         assert_eq!(c.reasoning_chunk("r")["choices"][0]["delta"]["reasoning"], "r");
+    }
+
+    #[test]
+    fn tool_call_answers() {
+        let mut c = completion(Kind::Chat);
+        c.content = String::new();
+        c.tool_call = Some(ToolCallDirective {
+            name: "weather".into(),
+            arguments: json!({"city": "Oslo"}),
+        });
+        let r = c.response();
+        let m = &r["choices"][0]["message"];
+        assert_eq!(m["content"], Value::Null);
+        assert_eq!(m["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Oslo\"}");
+        assert_eq!(r["choices"][0]["finish_reason"], "tool_calls");
+        let chunks = c.tool_call_chunks();
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"]["tool_calls"][0]["id"],
+            "call_chatcmpl-emu-1"
+        );
+        let args: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+            .collect();
+        assert_eq!(args, "{\"city\":\"Oslo\"}");
+        assert_eq!(c.finish_chunk()["choices"][0]["finish_reason"], "tool_calls");
     }
 
     #[test]

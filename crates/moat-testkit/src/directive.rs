@@ -30,8 +30,19 @@ pub(crate) struct Directive {
     pub(crate) content: Option<String>,
     /// Never answer.
     pub(crate) hang: bool,
+    /// Answer by calling this tool (after the `content` text, if one is given).
+    pub(crate) tool_call: Option<ToolCallDirective>,
     /// The directive's JSON text: requests carrying the same text share one `times` counter.
     pub(crate) key: String,
+}
+
+/// `"tool_call": {"name": "...", "arguments": {...}}`: the answer calls a tool.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ToolCallDirective {
+    pub(crate) name: String,
+    /// A JSON object, sent as the call's arguments (a JSON string at OpenAI, an object at Anthropic
+    /// and Ollama).
+    pub(crate) arguments: Value,
 }
 
 /// An error the request asked for.
@@ -85,6 +96,7 @@ impl Directive {
                 "reset_after_chunks" => d.reset_after_chunks = Some(count(name, value)?),
                 "content" => d.content = Some(string(name, value)?),
                 "hang" => d.hang = boolean(name, value)?,
+                "tool_call" => d.tool_call = Some(tool_call(value)?),
                 other => return Err(format!("unknown emulate directive '{other}'")),
             }
         }
@@ -117,6 +129,23 @@ impl Directive {
         }
         Ok(d)
     }
+}
+
+fn tool_call(value: &Value) -> Result<ToolCallDirective, String> {
+    let name = value
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or("'tool_call' needs a 'name' string")?;
+    let arguments = match value.get("arguments") {
+        None => Value::Object(serde_json::Map::new()),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => return Err("'tool_call.arguments' must be an object".to_owned()),
+    };
+    Ok(ToolCallDirective {
+        name: name.to_owned(),
+        arguments,
+    })
 }
 
 fn uint(name: &str, value: &Value) -> Result<u64, String> {
@@ -184,6 +213,12 @@ mod tests {
         assert_eq!((d.error_after_chunks, d.reset_after_chunks), (Some(4), Some(6)));
         assert_eq!(d.content.as_deref(), Some("hi"));
         assert_eq!(d.key, body["emulate"].to_string());
+        let t =
+            Directive::from_request(&json!({"emulate": {"tool_call": {"name": "f", "arguments": {"a": 1}}}}))
+                .unwrap()
+                .tool_call
+                .unwrap();
+        assert_eq!((t.name.as_str(), t.arguments.clone()), ("f", json!({"a": 1})));
     }
 
     #[test]
@@ -199,6 +234,8 @@ mod tests {
             json!({"emulate": {"keepalive_every_ms": 0}}),
             json!({"emulate": {"hang": "yes"}}),
             json!({"emulate": {"chunk_delay_ms": -1}}),
+            json!({"emulate": {"tool_call": {"arguments": {}}}}),
+            json!({"emulate": {"tool_call": {"name": "f", "arguments": "{}"}}}),
         ] {
             assert!(Directive::from_request(&bad).is_err(), "accepted {bad}");
         }

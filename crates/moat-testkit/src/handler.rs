@@ -65,6 +65,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         headers: parts.headers.clone(),
         body: body.clone(),
     });
+    // Anthropic's and Ollama's own wires, told apart by path (and Anthropic's version header).
+    let (method, path, headers) = (&parts.method, parts.uri.path(), &parts.headers);
+    if let Some(response) = crate::anthropic::route(&shared, method, path, headers, &body).await {
+        return response;
+    }
+    if let Some(response) = crate::ollama::route(&shared, method, path, &body).await {
+        return response;
+    }
     let Some(endpoint) = Endpoint::parse(&parts.method, parts.uri.path()) else {
         let message = format!("Invalid URL ({} {})", parts.method, parts.uri.path());
         return error(StatusCode::NOT_FOUND, &message, None);
@@ -171,7 +179,11 @@ fn complete(
             .map(|d| d.as_secs())
             .unwrap_or_default(),
         price: wire::price_of(&shared.models, &prompt.model),
-        content: Completion::answer_for(&prompt, directive.content.as_deref()),
+        content: match (&directive.tool_call, kind) {
+            // A tool-calling answer has only the text the directive gives it.
+            (Some(_), Kind::Chat) => directive.content.clone().unwrap_or_default(),
+            _ => Completion::answer_for(&prompt, directive.content.as_deref()),
+        },
         model: prompt.model.clone(),
         prompt_tokens: prompt.prompt_tokens,
         probe: request.get("x_probe").cloned().unwrap_or(Value::Null),
@@ -180,6 +192,7 @@ fn complete(
             Kind::Text => None,
         },
         cached_tokens,
+        tool_call: directive.tool_call.clone().filter(|_| kind == Kind::Chat),
     };
     if prompt.stream {
         let plan = stream::plan(&completion, directive);
@@ -233,7 +246,7 @@ fn error(status: StatusCode, message: &str, param: Option<&str>) -> Response<Res
     json(status, &wire::openai_error(message, kind, param, code))
 }
 
-fn json(status: StatusCode, value: &Value) -> Response<ResponseBody> {
+pub(crate) fn json(status: StatusCode, value: &Value) -> Response<ResponseBody> {
     let mut response = Response::new(
         Full::new(Bytes::from(value.to_string()))
             .map_err(|e| match e {})

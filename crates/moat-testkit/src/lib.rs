@@ -6,7 +6,12 @@
 //! (`"You said: <last user message>"`), so a reply through the gateway can be compared with a direct
 //! one. A request scripts failures and timing for itself with an `"emulate": {…}` member: error
 //! statuses (optionally only the first `times`), delays, pauses with keep-alive comments, mid-stream
-//! error chunks and connection resets.
+//! error chunks and connection resets; `tool_call` makes the answer call a tool.
+//!
+//! The same server also speaks Anthropic's Messages API (`POST /v1/messages`, and `GET /v1/models`
+//! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and
+//! Ollama's native API (`POST /api/chat` with NDJSON streaming, `GET /api/tags`), with the same
+//! answers and directives, for testing moatd's translation to those wires.
 //!
 //! ```no_run
 //! use moat_testkit::{Emulator, EmulatorOptions, TestCa};
@@ -25,11 +30,13 @@
 //! # Ok(()) }
 //! ```
 
+mod anthropic;
 mod completion;
 mod directive;
 mod embeddings;
 mod error;
 mod handler;
+mod ollama;
 mod prefix_cache;
 mod server;
 mod stream;

@@ -134,7 +134,14 @@ pub struct Emulator {
 impl Emulator {
     /// Binds `127.0.0.1:0` and starts serving in the background.
     pub async fn start(opts: EmulatorOptions) -> Result<Emulator, Error> {
-        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        Emulator::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), opts).await
+    }
+
+    /// Binds `addr` and starts serving in the background. With the address of an emulator that was
+    /// [`Emulator::shutdown`], this brings "the same provider" back, as a restarted server would
+    /// (failover tests). Its request log and counters start empty.
+    pub async fn start_on(addr: SocketAddr, opts: EmulatorOptions) -> Result<Emulator, Error> {
+        let listener = bind(addr).await?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;

@@ -98,6 +98,9 @@ pub(crate) fn plan(completion: &Completion, directive: &Directive) -> Plan {
             send(&mut steps, &completion.content_chunk(piece));
         }
     }
+    for chunk in completion.tool_call_chunks() {
+        send(&mut steps, &chunk);
+    }
     send(&mut steps, &completion.finish_chunk());
     send(&mut steps, &completion.usage_chunk(&pieces.concat()));
     if let Some(delay) = directive.chunk_delay {
@@ -271,6 +274,7 @@ mod tests {
             probe: Value::Null,
             reasoning: None,
             cached_tokens: 0,
+            tool_call: None,
         }
     }
 

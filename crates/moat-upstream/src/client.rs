@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use moat_policy::retry::{RetryDecision, RetryPolicy};
 
@@ -41,8 +40,11 @@ pub struct UpstreamSettings {
     pub name: String,
     /// Base URL without a trailing slash, e.g. `https://openrouter.ai/api/v1`.
     pub base_url: String,
-    /// Sent as `Authorization: Bearer …`; marked sensitive so no debug output shows it.
+    /// Sent as `Authorization: Bearer …` (or as [`AuthStyle`] says); marked sensitive so no debug
+    /// output shows it.
     pub api_key: Option<String>,
+    /// How the key is presented; Anthropic's API wants its own headers.
+    pub auth_style: AuthStyle,
     /// Extra trust anchors for this provider only.
     pub ca_file: Option<PathBuf>,
     pub timeouts: Timeouts,
@@ -62,6 +64,7 @@ impl UpstreamSettings {
             name: name.into(),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key: None,
+            auth_style: AuthStyle::Bearer,
             ca_file: None,
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
@@ -71,12 +74,27 @@ impl UpstreamSettings {
     }
 }
 
+/// How a provider wants its credential.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthStyle {
+    /// `Authorization: Bearer <key>`: OpenAI and everything compatible with it.
+    #[default]
+    Bearer,
+    /// `x-api-key: <key>` plus `anthropic-version`, as Anthropic's Messages API requires (the
+    /// version header is sent even without a key).
+    Anthropic,
+}
+
 /// A provider endpoint with its own connection pool.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     settings: UpstreamSettings,
     client: reqwest::Client,
-    auth: Option<HeaderValue>,
+    /// Credential and protocol headers sent with every request.
+    auth: Vec<(HeaderName, HeaderValue)>,
+    /// `base_url + path` already parsed, per path: a provider is called on a handful of paths, and
+    /// parsing the URL again for every request showed up in profiles.
+    urls: std::sync::Arc<std::sync::RwLock<Vec<(String, reqwest::Url)>>>,
 }
 
 impl Upstream {
@@ -97,24 +115,51 @@ impl Upstream {
         let client = builder
             .build()
             .map_err(|e| UpstreamError::Config(format!("provider `{}`: HTTP client: {e}", settings.name)))?;
-        let auth = match &settings.api_key {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    UpstreamError::Config(format!(
-                        "provider `{}`: api_key contains characters not allowed in a header",
-                        settings.name
-                    ))
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
+        let mut auth = Vec::new();
+        if let Some(key) = &settings.api_key {
+            auth.push(credential_header(&settings, key)?);
+        }
+        if settings.auth_style == AuthStyle::Anthropic {
+            auth.push((
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(moat_translate::anthropic::API_VERSION),
+            ));
+        }
         Ok(Upstream {
             settings,
             client,
             auth,
+            urls: Default::default(),
         })
+    }
+
+    /// The header carrying `key` the way this provider wants it (for a team's own key, sent in
+    /// `extra_headers`, which then replaces the configured one).
+    pub fn credential_header(&self, key: &str) -> Result<(HeaderName, HeaderValue), UpstreamError> {
+        credential_header(&self.settings, key)
+    }
+
+    /// The parsed URL for `path`, from the cache when it has been seen before.
+    fn url(&self, path: &str) -> Result<reqwest::Url, UpstreamError> {
+        if let Ok(urls) = self.urls.read() {
+            if let Some((_, url)) = urls.iter().find(|(p, _)| p == path) {
+                return Ok(url.clone());
+            }
+        }
+        let text = format!("{}{}", self.settings.base_url, path);
+        let url = reqwest::Url::parse(&text).map_err(|e| {
+            UpstreamError::Config(format!(
+                "provider `{}`: bad URL {text:?}: {e}",
+                self.settings.name
+            ))
+        })?;
+        // Bounded: only a few distinct paths exist, but never let a caller grow this without limit.
+        if let Ok(mut urls) = self.urls.write() {
+            if urls.len() < 16 && !urls.iter().any(|(p, _)| p == path) {
+                urls.push((path.to_owned(), url.clone()));
+            }
+        }
+        Ok(url)
     }
 
     /// This provider's settings.
@@ -132,7 +177,7 @@ impl Upstream {
         stream: bool,
         extra_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!("{}{}", self.settings.base_url, path);
+        let url = self.url(path)?;
         let mut req = match body {
             Some(body) => self
                 .client
@@ -154,12 +199,8 @@ impl Upstream {
             req = req.header(name, value.clone());
         }
         // A caller-supplied credential (a team's own key) replaces the provider's shared one.
-        if let Some(auth) = self
-            .auth
-            .as_ref()
-            .filter(|_| !extra_headers.contains_key(AUTHORIZATION))
-        {
-            req = req.header(AUTHORIZATION, auth.clone());
+        for (name, value) in self.auth.iter().filter(|(n, _)| !extra_headers.contains_key(n)) {
+            req = req.header(name, value.clone());
         }
         let first_byte = self.settings.timeouts.first_byte;
         let resp = match tokio::time::timeout(first_byte, req.send()).await {
@@ -230,6 +271,25 @@ impl Upstream {
             }
         }
     }
+}
+
+/// `key` as the credential header of `settings.auth_style`, marked sensitive.
+fn credential_header(
+    settings: &UpstreamSettings,
+    key: &str,
+) -> Result<(HeaderName, HeaderValue), UpstreamError> {
+    let (name, text) = match settings.auth_style {
+        AuthStyle::Bearer => (http::header::AUTHORIZATION, format!("Bearer {key}")),
+        AuthStyle::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
+    };
+    let mut value = HeaderValue::from_str(&text).map_err(|_| {
+        UpstreamError::Config(format!(
+            "provider `{}`: api_key contains characters not allowed in a header",
+            settings.name
+        ))
+    })?;
+    value.set_sensitive(true);
+    Ok((name, value))
 }
 
 /// Headers a client may send that providers act on and that carry no credential (OpenRouter's app

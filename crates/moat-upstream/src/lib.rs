@@ -20,7 +20,7 @@ mod error;
 pub mod relay;
 pub mod tls;
 
-pub use client::{Timeouts, Upstream, UpstreamSettings, FORWARDED_HEADERS};
+pub use client::{AuthStyle, Timeouts, Upstream, UpstreamSettings, FORWARDED_HEADERS};
 pub use error::{Phase, UpstreamError};
 /// A provider's response once its headers are in (its body is read by [`relay`]).
 pub use reqwest::Response as UpstreamResponse;

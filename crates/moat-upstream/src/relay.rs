@@ -155,6 +155,46 @@ pub fn relay_stream_with(
     relay_byte_stream(resp.bytes_stream(), settings, transform, Box::new(on_done))
 }
 
+/// As [`relay_stream_with`] for a provider that speaks another wire (Anthropic's events, Ollama's
+/// NDJSON): its bytes go through `translator` first, so everything after it — holding back partial
+/// events, reading usage for settlement, `transform`, the final error event — sees the OpenAI stream.
+pub fn relay_stream_translated(
+    resp: reqwest::Response,
+    settings: &UpstreamSettings,
+    translator: Box<dyn moat_translate::StreamTranslator>,
+    transform: Option<Transform>,
+    on_done: impl FnOnce(RelayOutcome) + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    relay_byte_stream(
+        translated(resp.bytes_stream(), translator),
+        settings,
+        transform,
+        Box::new(on_done),
+    )
+}
+
+/// Feeds a byte stream through a translator, ending with what the translator still owes.
+fn translated<S, E>(
+    body: S,
+    translator: Box<dyn moat_translate::StreamTranslator>,
+) -> std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: Send + 'static,
+{
+    Box::pin(futures_util::stream::unfold(
+        Some((body, translator)),
+        |state| async move {
+            let (mut body, mut t) = state?;
+            match body.next().await {
+                Some(Ok(chunk)) => Some((Ok(Bytes::from(t.feed(&chunk))), Some((body, t)))),
+                Some(Err(e)) => Some((Err(e), None)),
+                None => Some((Ok(Bytes::from(t.finish())), None)),
+            }
+        },
+    ))
+}
+
 fn relay_byte_stream<S>(
     body: S,
     settings: &UpstreamSettings,

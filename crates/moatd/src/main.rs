@@ -12,6 +12,11 @@ use moat_gateway::{server, Gateway};
 mod admin_cmd;
 mod audit_cmd;
 
+/// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers across
+/// threads (hyper, serde, the relay), which glibc's malloc serves more slowly; see docs/BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A private, local-first gateway for LLM APIs: one OpenAI- and OpenRouter-compatible endpoint in
 /// front of local models and cloud providers.
 #[derive(Debug, Parser)]
@@ -100,6 +105,10 @@ struct ServeArgs {
     /// Address to listen on; overrides the file's `listen` (default 127.0.0.1:7400).
     #[arg(long, short = 'l', env = "MOATD_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Worker threads serving requests (default: one per CPU core). On a box shared with other busy
+    /// processes, fewer threads mean fewer cross-thread wake-ups per request.
+    #[arg(long, env = "MOATD_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
 }
 
 fn main() -> ExitCode {
@@ -142,10 +151,11 @@ fn init_logging() {
 
 fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        builder.worker_threads(usize::from(n));
+    }
+    let runtime = builder.enable_all().build().context("starting the runtime")?;
     runtime.block_on(serve(args))
 }
 

@@ -54,12 +54,17 @@ fn local_provider(name: &str, root: &str) -> ProviderSection {
         prices: Default::default(),
         cache_partition: None,
         cache_prompt: None,
+        health_check: None,
+        health_check_interval_ms: None,
+        health_path: None,
+        breaker_failures: None,
+        breaker_cooldown_ms: None,
     }
 }
 
-/// True when `GET {root}/v1/models` answers 2xx within the probe time-out.
-async fn answers(root: &str, timeout: Duration) -> bool {
-    let mut settings = UpstreamSettings::new("probe", format!("{}/v1", root.trim_end_matches('/')));
+/// True when `GET {root}{path}` answers 2xx within the probe time-out.
+async fn answers(root: &str, path: &str, timeout: Duration) -> bool {
+    let mut settings = UpstreamSettings::new("probe", format!("{}{path}", root.trim_end_matches('/')));
     settings.timeouts.connect = timeout;
     settings.timeouts.first_byte = timeout;
     settings.timeouts.idle = timeout;
@@ -68,7 +73,7 @@ async fn answers(root: &str, timeout: Duration) -> bool {
     let Ok(up) = Upstream::new(settings) else {
         return false;
     };
-    up.send("/models", None, false, &HeaderMap::new()).await.is_ok()
+    up.send("", None, false, &HeaderMap::new()).await.is_ok()
 }
 
 /// Builds the config a bare `moatd` runs with, and one line per decision for the start-up log.
@@ -91,16 +96,27 @@ pub async fn discover(targets: &DiscoveryTargets) -> (FileConfig, Vec<String>) {
     } else {
         notes.push("OPENROUTER_API_KEY not set: no cloud provider".into());
     }
-    let (llama, ollama) = tokio::join!(
-        answers(&targets.llamacpp, targets.probe_timeout),
-        answers(&targets.ollama, targets.probe_timeout)
+    let timeout = targets.probe_timeout;
+    let (llama, llama_health, ollama) = tokio::join!(
+        answers(&targets.llamacpp, "/v1/models", timeout),
+        answers(&targets.llamacpp, "/health", timeout),
+        answers(&targets.ollama, "/v1/models", timeout)
     );
-    for (found, name, root) in [
-        (llama, "llamacpp", &targets.llamacpp),
-        (ollama, "ollama", &targets.ollama),
+    for (found, name, root, health_path) in [
+        // llama.cpp's own server has `/health`, which also says whether the model is still loading;
+        // servers without it (llama-cpp-python) are checked on their model list.
+        (
+            llama,
+            "llamacpp",
+            &targets.llamacpp,
+            llama_health.then_some("/health"),
+        ),
+        (ollama, "ollama", &targets.ollama, None),
     ] {
         if found {
-            file.providers.push(local_provider(name, root));
+            let mut provider = local_provider(name, root);
+            provider.health_path = health_path.map(str::to_string);
+            file.providers.push(provider);
             notes.push(format!("provider `{name}` found at {root}"));
         } else {
             notes.push(format!("no {name} server at {root}"));
@@ -108,3 +124,6 @@ pub async fn discover(targets: &DiscoveryTargets) -> (FileConfig, Vec<String>) {
     }
     (file, notes)
 }
+
+#[cfg(test)]
+mod tests;

@@ -83,6 +83,17 @@ pub fn explain(config: &Config) -> String {
                 None => String::new(),
             }
         );
+        let h = &p.health;
+        let checks = match h.check {
+            true => format!("GET {} every {}", h.check_url, secs(h.interval)),
+            false => "off (real requests only)".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "    health checks: {checks}; out of routing after {} failures in a row, for {}",
+            h.breaker.failure_threshold,
+            secs(h.breaker.cool_down)
+        );
     }
     let mut aliases: Vec<_> = config.catalog.aliases().collect();
     aliases.sort_by(|a, b| a.0.cmp(b.0));

@@ -219,6 +219,12 @@ pub enum ProviderKind {
     Openai,
     /// OpenRouter: OpenAI's wire plus its extensions; `base_url` defaults to OpenRouter's.
     Openrouter,
+    /// Anthropic's Messages API, translated to and from OpenAI's chat; `base_url` defaults to
+    /// `https://api.anthropic.com/v1`. Chat completions only.
+    Anthropic,
+    /// Ollama's native API (`/api/chat`, `/api/tags`); `base_url` defaults to
+    /// `http://127.0.0.1:11434`. Chat completions only.
+    Ollama,
 }
 
 impl ProviderKind {
@@ -227,6 +233,8 @@ impl ProviderKind {
         match self {
             ProviderKind::Openai => "openai",
             ProviderKind::Openrouter => "openrouter",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Ollama => "ollama",
         }
     }
 }
@@ -272,6 +280,19 @@ pub struct ProviderSection {
     /// llama.cpp: send `cache_prompt` with this value; `false` stops a server shared by several tenants
     /// from reusing one tenant's cached prompt for another. Default: not sent.
     pub cache_prompt: Option<bool>,
+    /// Probe the provider every `health_check_interval_ms` and keep it out of routing while the probe
+    /// fails. Default: true for local providers and loopback URLs, false for remote ones (their
+    /// health then comes from real requests only, so an idle moatd sends nothing to a cloud API).
+    pub health_check: Option<bool>,
+    /// Time between health checks (default 5000 ms).
+    pub health_check_interval_ms: Option<u64>,
+    /// Path probed with `GET` on the provider's host, e.g. `/health` (default: base_url's path plus
+    /// `/models`, e.g. `/v1/models`). Any 2xx answer is healthy.
+    pub health_path: Option<String>,
+    /// Provider failures in a row (after retries) that take it out of routing (default 3).
+    pub breaker_failures: Option<u32>,
+    /// How long a failing provider stays out of routing before one request probes it (default 10 000 ms).
+    pub breaker_cooldown_ms: Option<u64>,
 }
 
 /// `[[models]]`: an alias and its ordered route.

@@ -10,7 +10,7 @@ use moat_policy::route::{Catalog, CatalogError};
 use moat_upstream::{Timeouts, UpstreamSettings};
 
 use super::file::{FileConfig, ProviderKind, ProviderSection};
-use super::{DEFAULT_LISTEN, OPENROUTER_BASE_URL};
+use super::{ANTHROPIC_BASE_URL, DEFAULT_LISTEN, OLLAMA_BASE_URL, OPENROUTER_BASE_URL};
 
 /// A configuration mistake, phrased for the person who wrote the file.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,8 @@ pub struct ProviderConfig {
     pub cache_partition: CachePartition,
     /// llama.cpp's `cache_prompt`, sent when set.
     pub cache_prompt: Option<bool>,
+    /// Health checks and circuit breaker.
+    pub health: super::health::HealthSettings,
 }
 
 /// The validated configuration.
@@ -283,6 +285,8 @@ fn resolve_provider(
     let base_url = match (&p.base_url, p.kind) {
         (Some(url), _) => expand(url, &format!("providers.{name}.base_url"), env)?,
         (None, ProviderKind::Openrouter) => OPENROUTER_BASE_URL.to_string(),
+        (None, ProviderKind::Anthropic) => ANTHROPIC_BASE_URL.to_string(),
+        (None, ProviderKind::Ollama) => OLLAMA_BASE_URL.to_string(),
         (None, kind) => {
             return Err(ConfigError::MissingBaseUrl {
                 name,
@@ -336,6 +340,9 @@ fn resolve_provider(
     let retry_defaults = RetryPolicy::default();
     let mut upstream = UpstreamSettings::new(name.clone(), base_url);
     upstream.api_key = api_key;
+    if p.kind == ProviderKind::Anthropic {
+        upstream.auth_style = moat_upstream::AuthStyle::Anthropic;
+    }
     upstream.ca_file = p.ca_file.clone();
     upstream.no_proxy = loopback;
     upstream.timeouts = Timeouts {
@@ -387,6 +394,9 @@ fn resolve_provider(
                 name: name.clone(),
                 message: e.to_string(),
             })?,
+        // Anthropic's and Ollama's native wires have no partition member (translation would drop
+        // it): per-team keys are the isolation there.
+        None if matches!(p.kind, ProviderKind::Anthropic | ProviderKind::Ollama) => CachePartition::None,
         None => CachePartition::default_for(p.kind == ProviderKind::Openrouter, &host),
     };
     if cache_partition == CachePartition::None && !p.local {
@@ -401,6 +411,7 @@ fn resolve_provider(
         prices,
         cache_partition,
         cache_prompt: p.cache_prompt,
+        health: super::health::resolve(p, &url, loopback)?,
     })
 }
 

@@ -52,6 +52,11 @@ pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderM
         },
     };
     drop(slot);
+    // Anthropic's SDKs list models in Anthropic's shape; they say so with `anthropic-version`.
+    let body = match headers.contains_key("anthropic-version") {
+        true => super::messages::anthropic_model_list(&body),
+        false => body,
+    };
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         body,
@@ -78,7 +83,8 @@ async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
     let provider = gw.provider(id).map_err(|e| e.to_string())?;
     let up = &provider.upstream;
     let work = async {
-        let resp = up.send("/models", None, false, &HeaderMap::new()).await?;
+        let path = super::translated::models_path(provider.kind);
+        let resp = up.send(path, None, false, &HeaderMap::new()).await?;
         relay::read_body(resp, up.settings()).await
     };
     let body = match tokio::time::timeout(FETCH_TIMEOUT, work).await {
@@ -86,7 +92,7 @@ async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(body)) => body,
     };
-    serde_json::from_slice(&body)
+    super::translated::model_list(provider.kind, &body)
         .map_err(|e| format!("`{}` sent a malformed model list: {e}", up.settings().name))
 }
 

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::admission::{apply_key_rules, apply_privacy, provider_prefs_for, reservation};
 use super::request_kinds::Forward;
+use super::translated::{self, Translation};
 use crate::audit::Trail;
 use crate::cache;
 use crate::gateway::Gateway;
@@ -30,15 +31,15 @@ use crate::privacy::{Redactions, StreamRestorer};
 use crate::{body, GatewayError};
 
 pub(crate) async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<ChatCompletionRequest>(forward::<ChatCompletionRequest>(gw, req).await)
+    counted::<ChatCompletionRequest>(forward(gw, req, parse::<ChatCompletionRequest>).await)
 }
 
 pub(crate) async fn completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<CompletionRequest>(forward::<CompletionRequest>(gw, req).await)
+    counted::<CompletionRequest>(forward(gw, req, parse::<CompletionRequest>).await)
 }
 
 pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<EmbeddingRequest>(forward::<EmbeddingRequest>(gw, req).await)
+    counted::<EmbeddingRequest>(forward(gw, req, parse::<EmbeddingRequest>).await)
 }
 
 /// Turns the result into a response and counts it by endpoint and status.
@@ -60,7 +61,7 @@ fn route_error(err: RouteError) -> GatewayError {
 
 /// Parses the body, telling malformed JSON (400 `invalid_json`) from well-formed JSON of the wrong
 /// shape (400 `invalid_request`).
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(GatewayError::BadRequest(
             "request body is empty: send a JSON object".into(),
@@ -82,8 +83,13 @@ fn provider_fault(err: &UpstreamError) -> bool {
     }
 }
 
-/// One request end to end, with its audit record written whatever the outcome.
-async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
+/// One request end to end, with its audit record written whatever the outcome. `decode` turns the
+/// body into the request (`parse`, or a translation from another wire such as Anthropic's).
+pub(crate) async fn forward<T: Forward>(
+    gw: Arc<Gateway>,
+    req: Request,
+    decode: impl FnOnce(&[u8]) -> Result<T, GatewayError> + Send,
+) -> Result<Response, GatewayError> {
     let request_id = gw.next_request_id();
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     // Nested routers see the path without its `/v1` prefix; the audit record wants what was called.
@@ -93,7 +99,7 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
         .map_or_else(|| req.uri().path(), |u| u.0.path())
         .to_string();
     let mut trail = Trail::start(gw.audit.clone(), &request_id, &path, peer);
-    let result = forward_inner::<T>(&gw, req, request_id, &mut trail).await;
+    let result = forward_inner::<T>(&gw, req, decode, request_id, &mut trail).await;
     let status = match &result {
         Ok(r) => r.status(),
         Err(e) => e.status(),
@@ -105,6 +111,7 @@ async fn forward<T: Forward>(gw: Arc<Gateway>, req: Request) -> Result<Response,
 async fn forward_inner<T: Forward>(
     gw: &Arc<Gateway>,
     req: Request,
+    decode: impl FnOnce(&[u8]) -> Result<T, GatewayError> + Send,
     request_id: String,
     trail: &mut Trail,
 ) -> Result<Response, GatewayError> {
@@ -121,7 +128,7 @@ async fn forward_inner<T: Forward>(
         gw.server.body_read_timeout,
     )
     .await?;
-    let mut request: T = parse(&bytes)?;
+    let mut request: T = decode(&bytes)?;
     let fallbacks = request.take_fallbacks();
     let tenant = cache::partition::tenant(&principal);
     let cached = gw.response_cache.decide(
@@ -141,6 +148,7 @@ async fn forward_inner<T: Forward>(
     let inspection = gw.privacy.inspect(request.texts_mut());
     trail.policy(&inspection.decisions);
     apply_privacy(&gw, &inspection, &mut targets)?;
+    gw.health.filter(&mut targets, Instant::now());
     let redactions = (!inspection.redactions.is_empty()).then_some(inspection.redactions);
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
@@ -175,11 +183,17 @@ async fn forward_inner<T: Forward>(
         *request.provider_prefs() = provider_prefs_for(&gw, provider.kind, &client_prefs);
         let secret = gw.identities.secret();
         cache::partition::apply(&mut request, secret, &tenant, provider.cache, &client_partition);
-        let team_headers =
-            gw.team_keys
-                .headers(gw.store.as_ref(), secret, &principal, &settings.name, &forwarded)?;
+        let team_headers = gw.team_keys.headers(
+            gw.store.as_ref(),
+            secret,
+            &principal,
+            &provider.upstream,
+            &forwarded,
+        )?;
         let body =
             Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
+        let (path, body, translation) =
+            translated::outbound(provider.kind, &settings.name, T::PATH, body, &request_id)?;
         let request_text = trail
             .wants_bodies()
             .then(|| String::from_utf8_lossy(&body).into_owned());
@@ -189,16 +203,18 @@ async fn forward_inner<T: Forward>(
             model: target.model.clone(),
             started,
             price: facts.price,
+            translation: translation.clone(),
         };
         let result = match provider
             .upstream
             .send_with_retries(
-                T::PATH,
+                path,
                 Some(body),
                 stream,
                 team_headers.as_ref().unwrap_or(&forwarded),
             )
             .await
+            .map_err(|e| translation.error(e))
         {
             Ok(resp) if stream => {
                 trail.answered_by(&settings.name, &target.model);
@@ -228,6 +244,9 @@ async fn forward_inner<T: Forward>(
             }
             Err(e) => Err(e),
         };
+        let failure = result.as_ref().err().filter(|e| provider_fault(e));
+        gw.health
+            .request_outcome(target.provider, failure, Instant::now());
         match result {
             Ok(mut response) => {
                 let h = response.headers_mut();
@@ -277,7 +296,10 @@ fn streamed_response(
         let mut restorer = StreamRestorer::new(r);
         Box::new(move |bytes: &[u8]| restorer.transform(bytes)) as relay::Transform
     });
-    let body = relay::relay_stream_with(resp, settings, transform, move |outcome| {
+    let translator = log.translation.stream();
+    // A translated stream is OpenAI's SSE whatever the provider labelled its own (NDJSON, say).
+    let content_type = content_type.filter(|_| translator.is_none());
+    let on_done = move |outcome: RelayOutcome| {
         if let Some(meter) = meter {
             let state = if outcome.completed {
                 "ok"
@@ -304,7 +326,14 @@ fn streamed_response(
         // The client got this status and a stream; a client that left mid-stream is recorded as 499.
         trail.finish(if outcome.cancelled { 499 } else { status.as_u16() });
         log.stream_finished(outcome);
-    });
+    };
+    let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>> =
+        match translator {
+            Some(t) => Box::pin(relay::relay_stream_translated(
+                resp, settings, t, transform, on_done,
+            )),
+            None => Box::pin(relay::relay_stream_with(resp, settings, transform, on_done)),
+        };
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -331,7 +360,7 @@ async fn whole_response(
 ) -> Result<Response, UpstreamError> {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let body = relay::read_body(resp, settings).await?;
+    let body = log.translation.whole(relay::read_body(resp, settings).await?)?;
     let usage = relay::usage_of(&body);
     let body = match redactions {
         Some(r) => Bytes::from(r.restore_json(&body)),
@@ -377,6 +406,8 @@ struct RequestLog {
     started: Instant,
     /// The answering model's price, for settling when the provider reports no cost.
     price: Option<Price>,
+    /// How this provider's answer is read back into OpenAI's shape.
+    translation: Translation,
 }
 
 impl RequestLog {

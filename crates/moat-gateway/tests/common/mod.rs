@@ -84,10 +84,12 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A provider block pointing at `base_url`, with fast retries so tests stay quick.
+/// A provider block pointing at `base_url`, with fast retries so tests stay quick, and without
+/// periodic health checks, whose requests would add to what tests count at the emulator
+/// (tests/health.rs turns them on).
 pub fn provider(name: &str, base_url: &str) -> String {
     format!(
-        "[[providers]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"{base_url}\"\nretry_base_ms = 10\n"
+        "[[providers]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"{base_url}\"\nretry_base_ms = 10\nhealth_check = false\n"
     )
 }
 

@@ -388,3 +388,22 @@ async fn standalone_serve_until_shutdown() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn restarts_on_the_same_port_after_shutdown() {
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let addr = emu.addr();
+    let base = emu.base_url();
+    let client = plain_client();
+    let models = format!("{base}/models");
+    assert_eq!(client.get(&models).send().await.unwrap().status(), StatusCode::OK);
+    emu.shutdown().await;
+    let down = client.get(&models).send().await;
+    assert!(down.is_err(), "a stopped emulator still answered: {down:?}");
+    let again = Emulator::start_on(addr, EmulatorOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.base_url(), base);
+    assert_eq!(client.get(&models).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(again.requests().len(), 1, "the new emulator's log starts empty");
+}

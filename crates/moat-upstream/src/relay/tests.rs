@@ -119,3 +119,35 @@ async fn a_transform_sees_whole_events_only() {
     );
     assert_eq!(out.concat(), b"DATA: ABC\n\nDATA: D\n\n");
 }
+
+#[tokio::test]
+async fn translated_streams_are_relayed_as_openai_with_their_usage_read() {
+    let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
+    let anthropic = [
+        ev("message_start", r#"{"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":11,"output_tokens":1}}}"#),
+        ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+        ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#),
+        ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}"#),
+        ev("message_stop", r#"{"type":"message_stop"}"#),
+    ]
+    .concat();
+    // Split mid-event, so the translator and the relay both see partial input.
+    let (a, b) = anthropic.split_at(70);
+    let (slot, report) = collector();
+    let settings = UpstreamSettings::new("claude", "http://127.0.0.1:1/v1");
+    let translator = Box::new(moat_translate::anthropic::AnthropicToOpenAi::new(1, true));
+    let out: Vec<Bytes> = relay_byte_stream(translated(chunks(&[a, b]), translator), &settings, None, report)
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    let text: String = out
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(text.contains(r#""content":"Hello""#), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let outcome = slot.lock().unwrap().clone().unwrap();
+    assert!(outcome.completed);
+    let u = outcome.usage.unwrap();
+    assert_eq!((u.prompt_tokens, u.completion_tokens), (11, 4));
+}
