@@ -357,4 +357,21 @@ mod tests {
         let err = Upstream::new(s).unwrap_err().to_string();
         assert!(!err.contains("sk-secret"), "{err}");
     }
+
+    #[test]
+    fn a_teams_credential_takes_the_providers_header_style() {
+        let bearer = Upstream::new(UpstreamSettings::new("x", "http://127.0.0.1:1/v1")).unwrap();
+        let (name, value) = bearer.credential_header("sk-team").unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("authorization", "Bearer sk-team")
+        );
+        assert!(value.is_sensitive());
+        let mut s = UpstreamSettings::new("a", "http://127.0.0.1:1/v1");
+        s.auth_style = AuthStyle::Anthropic;
+        let anthropic = Upstream::new(s).unwrap();
+        let (name, value) = anthropic.credential_header("sk-ant").unwrap();
+        assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-api-key", "sk-ant"));
+        assert!(anthropic.credential_header("bad\nkey").is_err());
+    }
 }
