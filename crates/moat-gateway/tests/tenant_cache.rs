@@ -150,6 +150,7 @@ async fn check_config_warns_about_remote_providers_without_a_partition() {
     let toml = "[[providers]]\nname = \"cloud\"\nkind = \"openai\"\nbase_url = \"https://api.example.com/v1\"\ncache_partition = \"none\"\n\
                 [[providers]]\nname = \"oai\"\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\n\
                 [[providers]]\nname = \"or\"\nkind = \"openrouter\"\n\
+                [[providers]]\nname = \"ant\"\nkind = \"anthropic\"\n\
                 [[providers]]\nname = \"home\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nlocal = true\ncache_partition = \"none\"\n";
     let config = moat_gateway::config::Config::from_toml(toml, "t").unwrap();
     let warned: Vec<_> = config
@@ -157,8 +158,12 @@ async fn check_config_warns_about_remote_providers_without_a_partition() {
         .iter()
         .filter(|w| w.contains("cache_partition"))
         .collect();
-    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned.len(), 2, "{warned:?}");
     assert!(warned[0].contains("`cloud`"));
+    assert!(
+        warned[1].contains("`ant`"),
+        "anthropic has no partition member: {warned:?}"
+    );
     let text = moat_gateway::config::explain(&config);
     assert!(text.contains("cache partition: `prompt_cache_key`"), "{text}");
     assert!(text.contains("cache partition: `user`"), "{text}");
