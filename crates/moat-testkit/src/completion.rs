@@ -31,10 +31,10 @@ pub(crate) struct Completion {
     /// Reasoning text, present when the request asked for reasoning it does not exclude (OpenRouter's
     /// `reasoning` object); streamed as `delta.reasoning` ahead of the answer.
     pub(crate) reasoning: Option<String>,
-    /// Prompt tokens the simulated prefix cache served (reported in `prompt_tokens_details`).
-    pub(crate) cached_tokens: u64,
     /// The tool the answer calls (chat only), from the `tool_call` directive.
     pub(crate) tool_call: Option<ToolCallDirective>,
+    /// Prompt tokens the simulated prefix cache served (reported in `prompt_tokens_details`).
+    pub(crate) cached_tokens: u64,
 }
 
 /// What the emulator read from a completion request.
@@ -356,8 +356,8 @@ mod tests {
             },
             probe: json!({"a": 1}),
             reasoning: None,
-            cached_tokens: 0,
             tool_call: None,
+            cached_tokens: 0,
         }
     }
 

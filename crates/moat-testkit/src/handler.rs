@@ -191,8 +191,8 @@ fn complete(
             Kind::Chat => Completion::reasoning_for(&prompt, request),
             Kind::Text => None,
         },
-        cached_tokens,
         tool_call: directive.tool_call.clone().filter(|_| kind == Kind::Chat),
+        cached_tokens,
     };
     if prompt.stream {
         let plan = stream::plan(&completion, directive);

@@ -273,8 +273,8 @@ mod tests {
             },
             probe: Value::Null,
             reasoning: None,
-            cached_tokens: 0,
             tool_call: None,
+            cached_tokens: 0,
         }
     }
 

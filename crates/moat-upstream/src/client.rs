@@ -198,7 +198,8 @@ impl Upstream {
         for (name, value) in extra_headers {
             req = req.header(name, value.clone());
         }
-        // A caller-supplied credential (a team's own key) replaces the provider's shared one.
+        // A caller-supplied credential (a team's own key, in the header `credential_header` built
+        // for this provider) replaces the provider's shared one.
         for (name, value) in self.auth.iter().filter(|(n, _)| !extra_headers.contains_key(n)) {
             req = req.header(name, value.clone());
         }

@@ -32,7 +32,7 @@ struct Loaded {
     by_team: HashMap<(String, String), Option<String>>,
 }
 
-/// Every team's opened credentials, as `Authorization` values.
+/// Every team's opened credentials (the keys; each provider sends them in its own header style).
 #[derive(Debug)]
 pub(crate) struct TeamKeys {
     loaded: RwLock<Loaded>,

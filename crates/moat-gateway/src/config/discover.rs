@@ -52,13 +52,13 @@ fn local_provider(name: &str, root: &str) -> ProviderSection {
         max_retry_after_ms: None,
         max_response_bytes: None,
         prices: Default::default(),
-        cache_partition: None,
-        cache_prompt: None,
         health_check: None,
         health_check_interval_ms: None,
         health_path: None,
         breaker_failures: None,
         breaker_cooldown_ms: None,
+        cache_partition: None,
+        cache_prompt: None,
     }
 }
 

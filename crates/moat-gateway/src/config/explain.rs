@@ -71,6 +71,17 @@ pub fn explain(config: &Config) -> String {
             r = u.retry.max_retries,
         );
         let _ = writeln!(out, "    models addressed as \"{}/<model>\"", u.name);
+        let h = &p.health;
+        let checks = match h.check {
+            true => format!("GET {} every {}", h.check_url, secs(h.interval)),
+            false => "off (real requests only)".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "    health checks: {checks}; out of routing after {} failures in a row, for {}",
+            h.breaker.failure_threshold,
+            secs(h.breaker.cool_down)
+        );
         let _ = writeln!(
             out,
             "    cache partition: {}{}",
@@ -82,17 +93,6 @@ pub fn explain(config: &Config) -> String {
                 Some(v) => format!(", cache_prompt = {v}"),
                 None => String::new(),
             }
-        );
-        let h = &p.health;
-        let checks = match h.check {
-            true => format!("GET {} every {}", h.check_url, secs(h.interval)),
-            false => "off (real requests only)".to_string(),
-        };
-        let _ = writeln!(
-            out,
-            "    health checks: {checks}; out of routing after {} failures in a row, for {}",
-            h.breaker.failure_threshold,
-            secs(h.breaker.cool_down)
         );
     }
     let mut aliases: Vec<_> = config.catalog.aliases().collect();

@@ -273,13 +273,6 @@ pub struct ProviderSection {
     /// `"*"` covers the rest. Used for budgets when the provider's `/models` gives no pricing.
     #[serde(default)]
     pub prices: std::collections::BTreeMap<String, [f64; 2]>,
-    /// The request member that carries each tenant's prompt-cache partition: `cache_salt`,
-    /// `prompt_cache_key`, `user` or `none` (default: `user` for OpenRouter, `prompt_cache_key` for
-    /// api.openai.com, `none` for Anthropic and Ollama, else `cache_salt`). See docs/SECURITY.md.
-    pub cache_partition: Option<String>,
-    /// llama.cpp: send `cache_prompt` with this value; `false` stops a server shared by several tenants
-    /// from reusing one tenant's cached prompt for another. Default: not sent.
-    pub cache_prompt: Option<bool>,
     /// Probe the provider every `health_check_interval_ms` and keep it out of routing while the probe
     /// fails. Default: true for local providers and loopback URLs, false for remote ones (their
     /// health then comes from real requests only, so an idle moatd sends nothing to a cloud API).
@@ -293,6 +286,13 @@ pub struct ProviderSection {
     pub breaker_failures: Option<u32>,
     /// How long a failing provider stays out of routing before one request probes it (default 10 000 ms).
     pub breaker_cooldown_ms: Option<u64>,
+    /// The request member that carries each tenant's prompt-cache partition: `cache_salt`,
+    /// `prompt_cache_key`, `user` or `none` (default: `user` for OpenRouter, `prompt_cache_key` for
+    /// api.openai.com, `none` for Anthropic and Ollama, else `cache_salt`). See docs/SECURITY.md.
+    pub cache_partition: Option<String>,
+    /// llama.cpp: send `cache_prompt` with this value; `false` stops a server shared by several tenants
+    /// from reusing one tenant's cached prompt for another. Default: not sent.
+    pub cache_prompt: Option<bool>,
 }
 
 /// `[[models]]`: an alias and its ordered route.

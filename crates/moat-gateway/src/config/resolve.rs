@@ -89,12 +89,12 @@ pub struct ProviderConfig {
     pub upstream: UpstreamSettings,
     /// Configured prices by upstream model name (`*` = any other model).
     pub prices: std::collections::BTreeMap<String, moat_policy::pricing::Price>,
+    /// Health checks and circuit breaker.
+    pub health: super::health::HealthSettings,
     /// The request member carrying each tenant's cache partition.
     pub cache_partition: CachePartition,
     /// llama.cpp's `cache_prompt`, sent when set.
     pub cache_prompt: Option<bool>,
-    /// Health checks and circuit breaker.
-    pub health: super::health::HealthSettings,
 }
 
 /// The validated configuration.
@@ -409,9 +409,9 @@ fn resolve_provider(
         local: p.local,
         upstream,
         prices,
+        health: super::health::resolve(p, &url, loopback)?,
         cache_partition,
         cache_prompt: p.cache_prompt,
-        health: super::health::resolve(p, &url, loopback)?,
     })
 }
 
