@@ -150,6 +150,7 @@ async fn check_config_warns_about_remote_providers_without_a_partition() {
     let toml = "[[providers]]\nname = \"cloud\"\nkind = \"openai\"\nbase_url = \"https://api.example.com/v1\"\ncache_partition = \"none\"\n\
                 [[providers]]\nname = \"oai\"\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\n\
                 [[providers]]\nname = \"or\"\nkind = \"openrouter\"\n\
+                [[providers]]\nname = \"ant\"\nkind = \"anthropic\"\n\
                 [[providers]]\nname = \"home\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nlocal = true\ncache_partition = \"none\"\n";
     let config = moat_gateway::config::Config::from_toml(toml, "t").unwrap();
     let warned: Vec<_> = config
@@ -157,8 +158,12 @@ async fn check_config_warns_about_remote_providers_without_a_partition() {
         .iter()
         .filter(|w| w.contains("cache_partition"))
         .collect();
-    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned.len(), 2, "{warned:?}");
     assert!(warned[0].contains("`cloud`"));
+    assert!(
+        warned[1].contains("`ant`"),
+        "anthropic has no partition member: {warned:?}"
+    );
     let text = moat_gateway::config::explain(&config);
     assert!(text.contains("cache partition: `prompt_cache_key`"), "{text}");
     assert!(text.contains("cache partition: `user`"), "{text}");
@@ -409,4 +414,44 @@ async fn team_keys_through_the_admin_api() {
     let del = client().delete(&url).bearer_auth("adm").send().await.unwrap();
     assert_eq!(del.status(), 200);
     assert_eq!(gw.chat(Some(&red), &ask("hi")).await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_teams_own_anthropic_key_goes_in_anthropics_header() {
+    let emu = Emulator::start(EmulatorOptions {
+        api_key: Some("sk-ant-team".into()),
+        models: Some(json!([{"id": "claude-test"}])),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let store = store();
+    team(store.as_ref(), "red");
+    team(store.as_ref(), "blue");
+    let red = key(store.as_ref(), "r", Some("red"));
+    let blue = key(store.as_ref(), "b", Some("blue"));
+    let toml = format!(
+        "[[providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{}\"\napi_key = \"sk-shared\"\nmax_retries = 0\n",
+        emu.base_url()
+    );
+    let gw = gateway_with_store(&toml, store.clone()).await;
+    admin::set_team_provider_key(store.as_ref(), &secret(), "red", "claude", "sk-ant-team", now()).unwrap();
+    let ask = json!({"model": "claude/claude-test", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(gw.chat(Some(&red), &ask).await.status(), 200);
+    let sent = emu.requests().last().unwrap().clone();
+    assert_eq!(sent.headers["x-api-key"], "sk-ant-team");
+    assert_eq!(sent.headers.get_all("x-api-key").iter().count(), 1);
+    assert_eq!(sent.headers["anthropic-version"], "2023-06-01");
+    assert!(!sent.headers.contains_key("authorization"));
+    let body = sent.json().unwrap();
+    assert!(
+        body.get("cache_salt").is_none(),
+        "no partition member on Anthropic's wire: {body}"
+    );
+    assert_eq!(
+        gw.chat(Some(&blue), &ask).await.status(),
+        401,
+        "blue keeps the shared key"
+    );
+    assert_eq!(emu.requests().last().unwrap().headers["x-api-key"], "sk-shared");
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use moat_policy::retry::{RetryDecision, RetryPolicy};
 
@@ -118,18 +117,7 @@ impl Upstream {
             .map_err(|e| UpstreamError::Config(format!("provider `{}`: HTTP client: {e}", settings.name)))?;
         let mut auth = Vec::new();
         if let Some(key) = &settings.api_key {
-            let (name, text) = match settings.auth_style {
-                AuthStyle::Bearer => (http::header::AUTHORIZATION, format!("Bearer {key}")),
-                AuthStyle::Anthropic => (HeaderName::from_static("x-api-key"), key.clone()),
-            };
-            let mut value = HeaderValue::from_str(&text).map_err(|_| {
-                UpstreamError::Config(format!(
-                    "provider `{}`: api_key contains characters not allowed in a header",
-                    settings.name
-                ))
-            })?;
-            value.set_sensitive(true);
-            auth.push((name, value));
+            auth.push(credential_header(&settings, key)?);
         }
         if settings.auth_style == AuthStyle::Anthropic {
             auth.push((
@@ -143,6 +131,12 @@ impl Upstream {
             auth,
             urls: Default::default(),
         })
+    }
+
+    /// The header carrying `key` the way this provider wants it (for a team's own key, sent in
+    /// `extra_headers`, which then replaces the configured one).
+    pub fn credential_header(&self, key: &str) -> Result<(HeaderName, HeaderValue), UpstreamError> {
+        credential_header(&self.settings, key)
     }
 
     /// The parsed URL for `path`, from the cache when it has been seen before.
@@ -201,29 +195,13 @@ impl Upstream {
             "application/json"
         };
         req = req.header(http::header::ACCEPT, HeaderValue::from_static(accept));
-        // A caller-supplied credential (a team's own key, as `Authorization: Bearer …`) replaces the
-        // provider's shared one, in the form the provider wants it.
-        let caller_key = extra_headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let anthropic = self.settings.auth_style == AuthStyle::Anthropic;
         for (name, value) in extra_headers {
-            if !(anthropic && name == AUTHORIZATION) {
-                req = req.header(name, value.clone());
-            }
+            req = req.header(name, value.clone());
         }
-        for (name, value) in &self.auth {
-            let credential = name == AUTHORIZATION || name.as_str() == "x-api-key";
-            if !(credential && caller_key.is_some()) {
-                req = req.header(name, value.clone());
-            }
-        }
-        if let (true, Some(key)) = (anthropic, caller_key) {
-            let mut value = HeaderValue::from_str(key)
-                .map_err(|_| UpstreamError::Config("a team key is not a valid header value".into()))?;
-            value.set_sensitive(true);
-            req = req.header(HeaderName::from_static("x-api-key"), value);
+        // A caller-supplied credential (a team's own key, in the header `credential_header` built
+        // for this provider) replaces the provider's shared one.
+        for (name, value) in self.auth.iter().filter(|(n, _)| !extra_headers.contains_key(n)) {
+            req = req.header(name, value.clone());
         }
         let first_byte = self.settings.timeouts.first_byte;
         let resp = match tokio::time::timeout(first_byte, req.send()).await {
@@ -296,6 +274,25 @@ impl Upstream {
     }
 }
 
+/// `key` as the credential header of `settings.auth_style`, marked sensitive.
+fn credential_header(
+    settings: &UpstreamSettings,
+    key: &str,
+) -> Result<(HeaderName, HeaderValue), UpstreamError> {
+    let (name, text) = match settings.auth_style {
+        AuthStyle::Bearer => (http::header::AUTHORIZATION, format!("Bearer {key}")),
+        AuthStyle::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
+    };
+    let mut value = HeaderValue::from_str(&text).map_err(|_| {
+        UpstreamError::Config(format!(
+            "provider `{}`: api_key contains characters not allowed in a header",
+            settings.name
+        ))
+    })?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
 /// Headers a client may send that providers act on and that carry no credential (OpenRouter's app
 /// attribution). Everything else from the client, above all its `Authorization`, stays with us.
 pub const FORWARDED_HEADERS: [HeaderName; 2] = [
@@ -360,5 +357,22 @@ mod tests {
         s.api_key = Some("sk-secret\nvalue".into());
         let err = Upstream::new(s).unwrap_err().to_string();
         assert!(!err.contains("sk-secret"), "{err}");
+    }
+
+    #[test]
+    fn a_teams_credential_takes_the_providers_header_style() {
+        let bearer = Upstream::new(UpstreamSettings::new("x", "http://127.0.0.1:1/v1")).unwrap();
+        let (name, value) = bearer.credential_header("sk-team").unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("authorization", "Bearer sk-team")
+        );
+        assert!(value.is_sensitive());
+        let mut s = UpstreamSettings::new("a", "http://127.0.0.1:1/v1");
+        s.auth_style = AuthStyle::Anthropic;
+        let anthropic = Upstream::new(s).unwrap();
+        let (name, value) = anthropic.credential_header("sk-ant").unwrap();
+        assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-api-key", "sk-ant"));
+        assert!(anthropic.credential_header("bad\nkey").is_err());
     }
 }

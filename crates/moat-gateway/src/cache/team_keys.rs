@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use moat_store::Store;
+use moat_upstream::Upstream;
 
 use crate::identity::Principal;
 use crate::secret::ServerSecret;
@@ -28,10 +29,10 @@ struct Loaded {
     version: i64,
     /// `None`: stored but cannot be opened (wrong secret or tampered); the team's requests to that
     /// provider are refused rather than silently sent with the shared key.
-    by_team: HashMap<(String, String), Option<HeaderValue>>,
+    by_team: HashMap<(String, String), Option<String>>,
 }
 
-/// Every team's opened credentials, as `Authorization` values.
+/// Every team's opened credentials (the keys; each provider sends them in its own header style).
 #[derive(Debug)]
 pub(crate) struct TeamKeys {
     loaded: RwLock<Loaded>,
@@ -55,13 +56,7 @@ impl TeamKeys {
         let mut by_team = HashMap::new();
         for s in store.team_provider_secrets().map_err(store_error)? {
             let label = sealing_label(&s.team_id, &s.provider);
-            let value = match secret.open(&label, &s.nonce, &s.ciphertext) {
-                Ok(key) => HeaderValue::from_str(&format!("Bearer {key}")).ok().map(|mut v| {
-                    v.set_sensitive(true);
-                    v
-                }),
-                Err(_) => None,
-            };
+            let value = secret.open(&label, &s.nonce, &s.ciphertext).ok();
             if value.is_none() {
                 tracing::error!(team = %s.team_id, provider = %s.provider, "a team's provider key cannot be opened; its requests to that provider are refused");
             }
@@ -73,16 +68,17 @@ impl TeamKeys {
         Ok(())
     }
 
-    /// The headers to send to `provider` for this caller: `forwarded` plus the team's own
-    /// `Authorization` when its team stored one (the upstream client then leaves out the shared key).
+    /// The headers to send to `provider` for this caller: `forwarded` plus the team's own credential
+    /// header when its team stored one (the upstream client then leaves out the shared key).
     pub(crate) fn headers(
         &self,
         store: &dyn Store,
         secret: &ServerSecret,
         principal: &Principal,
-        provider: &str,
+        upstream: &Upstream,
         forwarded: &HeaderMap,
     ) -> Result<Option<HeaderMap>, GatewayError> {
+        let provider = upstream.settings().name.as_str();
         let Principal::Virtual(key) = principal else {
             return Ok(None);
         };
@@ -100,9 +96,14 @@ impl TeamKeys {
             Some(None) => Err(GatewayError::Internal(format!(
                 "the team's own key for provider `{provider}` cannot be decrypted"
             ))),
-            Some(Some(auth)) => {
+            Some(Some(key)) => {
+                let (name, value) = upstream.credential_header(&key).map_err(|_| {
+                    GatewayError::Internal(format!(
+                        "the team's own key for provider `{provider}` is not a valid header value"
+                    ))
+                })?;
                 let mut headers = forwarded.clone();
-                headers.insert(http::header::AUTHORIZATION, auth);
+                headers.insert(name, value);
                 Ok(Some(headers))
             }
         }

@@ -288,7 +288,7 @@ pub struct ProviderSection {
     pub breaker_cooldown_ms: Option<u64>,
     /// The request member that carries each tenant's prompt-cache partition: `cache_salt`,
     /// `prompt_cache_key`, `user` or `none` (default: `user` for OpenRouter, `prompt_cache_key` for
-    /// api.openai.com, else `cache_salt`). See docs/SECURITY.md.
+    /// api.openai.com, `none` for Anthropic and Ollama, else `cache_salt`). See docs/SECURITY.md.
     pub cache_partition: Option<String>,
     /// llama.cpp: send `cache_prompt` with this value; `false` stops a server shared by several tenants
     /// from reusing one tenant's cached prompt for another. Default: not sent.

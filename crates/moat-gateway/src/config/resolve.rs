@@ -394,6 +394,9 @@ fn resolve_provider(
                 name: name.clone(),
                 message: e.to_string(),
             })?,
+        // Anthropic's and Ollama's native wires have no partition member (translation would drop
+        // it): per-team keys are the isolation there.
+        None if matches!(p.kind, ProviderKind::Anthropic | ProviderKind::Ollama) => CachePartition::None,
         None => CachePartition::default_for(p.kind == ProviderKind::Openrouter, &host),
     };
     if cache_partition == CachePartition::None && !p.local {

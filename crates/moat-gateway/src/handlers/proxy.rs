@@ -183,9 +183,13 @@ async fn forward_inner<T: Forward>(
         *request.provider_prefs() = provider_prefs_for(&gw, provider.kind, &client_prefs);
         let secret = gw.identities.secret();
         cache::partition::apply(&mut request, secret, &tenant, provider.cache, &client_partition);
-        let team_headers =
-            gw.team_keys
-                .headers(gw.store.as_ref(), secret, &principal, &settings.name, &forwarded)?;
+        let team_headers = gw.team_keys.headers(
+            gw.store.as_ref(),
+            secret,
+            &principal,
+            &provider.upstream,
+            &forwarded,
+        )?;
         let body =
             Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
         let (path, body, translation) =
