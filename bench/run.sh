@@ -10,7 +10,7 @@
 #           one that cannot be installed or started is reported in the table, never dropped.
 # cli:      moat vs ort vs aichat vs llm against a loopback TLS emulator (bench/cli/run.sh).
 #
-# Results: bench-compare.json and docs/bench-compare.png (gateways), the tables on stdout.
+# Results: docs/bench-compare.json and docs/bench-compare.png (gateways), the tables on stdout.
 # docs/BENCHMARKS.md records a run and how to read it. Run it on a quiet machine: the load generator,
 # the emulator and the gateway share its cores.
 set -euo pipefail
@@ -25,8 +25,8 @@ gateways() {
         echo "== installing matplotlib (PyPI) for the plot" >&2
         python3 -m pip install --quiet --disable-pip-version-check matplotlib
     fi
-    target/release/moat-bench compare --install --out bench-compare.json "$@"
-    python3 bench/plot.py bench-compare.json docs/bench-compare.png
+    target/release/moat-bench compare --install --out docs/bench-compare.json "$@"
+    python3 bench/plot.py docs/bench-compare.json docs/bench-compare.png
 }
 
 case "$WHAT" in

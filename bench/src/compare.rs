@@ -1,7 +1,8 @@
 //! The `compare` benchmark: moatd side by side with the gateways people use today (see `peers`), in
 //! one run, against one emulator. Every rate of a ladder is loaded open-loop directly and then
-//! through each gateway in turn; a gateway that fails a rate (≥ 0.1% errors, or p99 ≥ 50 ms) is not
-//! loaded at higher rates in that run, and the highest rate it passed is its sustainable rate. The
+//! through each gateway in turn. The highest rate a gateway passes with < 0.1% errors and p99 < 50 ms
+//! is its sustainable rate; the highest with < 0.1% errors and p99 < 1 s its throughput limit. A
+//! gateway past its throughput limit is not loaded at higher rates in that run. The
 //! same is done for streamed answers of N chunks, where time to first byte and time per chunk count.
 
 use std::path::PathBuf;
@@ -23,6 +24,10 @@ use crate::summary::{self, Mode, PhaseRecord};
 pub const MAX_ERROR_RATE: f64 = 0.001;
 /// …and its p99 stays under this (µs).
 pub const MAX_P99_US: f64 = 50_000.0;
+/// A gateway keeps being loaded at higher rates while it answers (errors under [`MAX_ERROR_RATE`])
+/// with a p99 under this (µs), so its throughput limit is measured even when its latency already
+/// misses the sustainable bar.
+pub const LOADED_P99_US: f64 = 1_000_000.0;
 const CHAT: &str = "/v1/chat/completions";
 const PAUSE: Duration = Duration::from_millis(300);
 
@@ -220,7 +225,7 @@ async fn ladder(
                 }
             };
             log(run, mode, rate, s.peer.label(), &stats);
-            if !sustained(&stats) {
+            if !answering(&stats) {
                 standing[i] = false;
                 settle(s.server.pid()).await;
             }
@@ -251,6 +256,12 @@ fn log(run: usize, mode: Mode, rate: u32, path: &str, s: &PhaseStats) {
         s.errors.total(),
         s.cpu.gateway,
     );
+}
+
+/// True while a gateway still answers: few errors and a p99 under a second.
+pub fn answering(s: &PhaseStats) -> bool {
+    let total = s.ok + s.errors.total();
+    total > 0 && (s.errors.total() as f64) < MAX_ERROR_RATE * total as f64 && s.p99 < LOADED_P99_US
 }
 
 /// True when the phase meets the sustainable-rate bar.
@@ -345,6 +356,7 @@ fn settings_json(s: &Settings) -> Value {
         "duration_s": s.duration.as_secs_f64(), "warmup_s": s.warmup.as_secs_f64(), "runs": s.runs,
         "connections": s.connections, "max_in_flight": s.max_in_flight,
         "sustained_if": {"max_error_rate": MAX_ERROR_RATE, "max_p99_us": MAX_P99_US},
+        "loaded_while": {"max_error_rate": MAX_ERROR_RATE, "max_p99_us": LOADED_P99_US},
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     })
 }
