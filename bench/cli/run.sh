@@ -25,6 +25,12 @@ cargo build --quiet --profile dist -p moat
 cargo build --quiet --release -p moat-testkit --example emulator
 MOAT=target/dist/moat
 
+# GNU time (Debian's `time`) measures each client's peak RSS.
+if [ ! -x /usr/bin/time ]; then
+    echo "== installing GNU time (apt)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+fi
+
 declare -A PEER_STATUS
 install_peer() { # name, check command, install command...
     local name=$1 check=$2
@@ -129,11 +135,8 @@ def once(c):
     t1 = time.perf_counter()
     first, rest = seen, p.stdout.read()
     err = p.stderr.read()
-    # wait4 gives the child's peak resident set (ru_maxrss, KiB on Linux) along with its status.
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
+    p.wait()
     t2 = time.perf_counter()
-    c.setdefault("rss", []).append(usage.ru_maxrss / 1024)
     return (t1 - t0) * 1000, (t2 - t0) * 1000, (first + rest).decode(errors="replace"), err.decode(errors="replace"), p.returncode
 
 ok = []
@@ -155,6 +158,17 @@ for _ in range(runs):  # interleaved, so drift on a shared machine hits every cl
         first, total, *_ = once(c)
         c["first"].append(first)
         c["total"].append(total)
+
+def peak_rss_mib(c):
+    """Peak resident set of one run, from GNU time's %M. Not from this script's own wait4: a child
+    forked from Python keeps Python's high-water mark across exec, so every client would show ~15 MiB."""
+    out = os.path.join(home, "rss")
+    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out] + c["cmd"], env=c["env"],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return int(open(out).read().split()[-1]) / 1024
+
+for c in ok:
+    c["rss"] = [peak_rss_mib(c) for _ in range(3)]
 
 def pct(xs, q):
     xs = sorted(xs)
