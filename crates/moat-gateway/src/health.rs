@@ -116,6 +116,22 @@ impl Health {
         });
     }
 
+    /// Records how a stream that reached the client ended: `None` when the provider finished it,
+    /// `Some(error)` when the provider broke it midway. A stream counts only once it has ended, so a
+    /// provider that starts every stream and breaks each one still opens its breaker.
+    pub(crate) fn stream_ended(&self, provider: ProviderId, error: Option<String>, now: Instant) {
+        self.update(provider, |s| match error {
+            None => {
+                s.breaker.request_succeeded();
+                s.last_error = None;
+            }
+            Some(error) => {
+                s.breaker.request_failed(now);
+                s.last_error = Some(error);
+            }
+        });
+    }
+
     fn check_outcome(&self, provider: ProviderId, failure: Option<String>, now: Instant) {
         self.update(provider, |s| {
             s.last_check = Some(SystemTime::now());

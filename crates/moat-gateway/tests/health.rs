@@ -408,6 +408,49 @@ async fn request_failures_open_the_breaker_and_a_probe_closes_it() {
 }
 
 #[tokio::test]
+async fn streams_the_provider_breaks_midway_open_its_breaker() {
+    let a = emulator().await;
+    let b = emulator().await;
+    let breaker = "health_check = false\nmax_retries = 0\nbreaker_failures = 2\nbreaker_cooldown_ms = 60000";
+    let toml = format!(
+        "{}{}{}",
+        provider_with("mid-a", &a.base_url(), breaker),
+        provider_with("mid-b", &b.base_url(), "health_check = false"),
+        route("pair", &["mid-a/tiny", "mid-b/tiny"])
+    );
+    let gw = gateway(&toml).await;
+    // Each stream starts (200 and some chunks reach the client), then the provider drops it.
+    let broken = json!({"model": "mid-a/tiny", "stream": true,
+        "messages": [{"role": "user", "content": "one two three four"}],
+        "emulate": {"reset_after_chunks": 2}});
+    for _ in 0..2 {
+        let resp = gw.chat(None, &broken).await;
+        assert_eq!(resp.status(), 200);
+        let _ = resp.bytes().await;
+    }
+    // The stream outcome is recorded when the relay ends, just after the client saw the end.
+    let deadline = tokio::time::Instant::now() + LIVENESS;
+    loop {
+        let report = ready(&gw).await.1;
+        if provider_state(&report, "mid-a")["state"] == "unhealthy" {
+            assert!(provider_state(&report, "mid-a")["last_error"].is_string());
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "breaker never opened: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = a.requests().len();
+    let ok = json!({"model": "pair", "messages": [{"role": "user", "content": "hi"}]});
+    let resp = gw.chat(None, &ok).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-moat-provider"], "mid-b");
+    assert_eq!(a.requests().len(), seen);
+}
+
+#[tokio::test]
 async fn when_every_target_is_out_all_are_still_tried() {
     let a = emulator().await;
     let b = emulator().await;

@@ -227,6 +227,7 @@ async fn forward_inner<T: Forward>(
                     meter.take(),
                     redactions.clone(),
                     stream_trail,
+                    (gw.health.clone(), target.provider),
                 ))
             }
             Ok(resp) => {
@@ -245,8 +246,11 @@ async fn forward_inner<T: Forward>(
             Err(e) => Err(e),
         };
         let failure = result.as_ref().err().filter(|e| provider_fault(e));
-        gw.health
-            .request_outcome(target.provider, failure, Instant::now());
+        // A stream that started is judged when it ends (see `streamed_response`).
+        if !(stream && result.is_ok()) {
+            gw.health
+                .request_outcome(target.provider, failure, Instant::now());
+        }
         match result {
             Ok(mut response) => {
                 let h = response.headers_mut();
@@ -289,6 +293,7 @@ fn streamed_response(
     meter: Option<Meter>,
     redactions: Option<Redactions>,
     mut trail: Trail,
+    (health, provider): (Arc<crate::health::Health>, moat_policy::route::ProviderId),
 ) -> Response {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
@@ -300,6 +305,17 @@ fn streamed_response(
     // A translated stream is OpenAI's SSE whatever the provider labelled its own (NDJSON, say).
     let content_type = content_type.filter(|_| translator.is_none());
     let on_done = move |outcome: RelayOutcome| {
+        // A stream counts for its provider's breaker once it ends: finished is a success, broken by
+        // the provider a failure; one the client left says nothing about the provider.
+        if outcome.completed {
+            health.stream_ended(provider, None, Instant::now());
+        } else if !outcome.cancelled {
+            let error = outcome
+                .error
+                .clone()
+                .unwrap_or_else(|| "the stream ended early".to_owned());
+            health.stream_ended(provider, Some(error), Instant::now());
+        }
         if let Some(meter) = meter {
             let state = if outcome.completed {
                 "ok"
