@@ -210,6 +210,13 @@ impl Identities {
         Ok(())
     }
 
+    /// The store's `keys_version` the key table was last loaded at; a virtual-key request has just
+    /// brought it up to date, so other per-request tables (team keys) can compare against it instead of
+    /// reading the store again.
+    pub fn keys_version(&self) -> i64 {
+        self.table.read().map(|t| t.version).unwrap_or(-1)
+    }
+
     fn has_keys(&self) -> bool {
         self.table.read().map(|t| !t.by_hash.is_empty()).unwrap_or(true)
     }

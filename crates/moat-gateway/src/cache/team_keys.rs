@@ -48,8 +48,9 @@ impl TeamKeys {
         }
     }
 
-    fn refresh(&self, store: &dyn Store, secret: &ServerSecret) -> Result<(), GatewayError> {
-        let version = store.keys_version().map_err(store_error)?;
+    /// Reloads when `version` (the store's `keys_version` as the request's authentication just read
+    /// it) differs from the one loaded, so a team member's request costs no second store read.
+    fn refresh(&self, store: &dyn Store, secret: &ServerSecret, version: i64) -> Result<(), GatewayError> {
         if self.loaded.read().map(|l| l.version == version).unwrap_or(false) {
             return Ok(());
         }
@@ -75,6 +76,7 @@ impl TeamKeys {
         store: &dyn Store,
         secret: &ServerSecret,
         principal: &Principal,
+        keys_version: i64,
         upstream: &Upstream,
         forwarded: &HeaderMap,
     ) -> Result<Option<HeaderMap>, GatewayError> {
@@ -85,7 +87,7 @@ impl TeamKeys {
         let Some(team) = &key.team_id else {
             return Ok(None);
         };
-        self.refresh(store, secret)?;
+        self.refresh(store, secret, keys_version)?;
         let found = self
             .loaded
             .read()

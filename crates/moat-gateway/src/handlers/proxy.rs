@@ -187,6 +187,7 @@ async fn forward_inner<T: Forward>(
             gw.store.as_ref(),
             secret,
             &principal,
+            gw.identities.keys_version(),
             &provider.upstream,
             &forwarded,
         )?;
