@@ -13,11 +13,12 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::client::Target;
-use crate::load::{self, LoadSpec};
+use crate::load::LoadSpec;
+use crate::measure::{self, Pids};
 use crate::peers::{self, Peer};
 use crate::processes::{self, Scratch, Server};
 use crate::procstat::{self, Memory};
-use crate::report::{median, CpuUse, PhaseStats};
+use crate::report::{median, PhaseStats};
 use crate::summary::{self, Mode, PhaseRecord};
 
 /// A rate is sustained when fewer than this share of its requests fail…
@@ -29,7 +30,6 @@ pub const MAX_P99_US: f64 = 50_000.0;
 /// misses the sustainable bar.
 pub const LOADED_P99_US: f64 = 1_000_000.0;
 const CHAT: &str = "/v1/chat/completions";
-const PAUSE: Duration = Duration::from_millis(300);
 
 /// Everything `compare` was asked to do, already validated.
 #[derive(Debug, Clone)]
@@ -292,7 +292,6 @@ async fn phase(
     gateway: u32,
     emulator: u32,
 ) -> anyhow::Result<PhaseStats> {
-    tokio::time::sleep(PAUSE).await;
     let spec = LoadSpec {
         target: target.clone(),
         body: body.clone(),
@@ -302,51 +301,12 @@ async fn phase(
         connections: settings.connections,
         max_in_flight: settings.max_in_flight,
     };
-    let sample = async {
-        tokio::time::sleep(settings.warmup + Duration::from_millis(20)).await;
-        let before = Sample::read(gateway, emulator)?;
-        tokio::time::sleep(settings.duration).await;
-        Ok::<_, anyhow::Error>(Sample::read(gateway, emulator)?.since(&before, gateway == emulator))
+    let pids = Pids {
+        gateway,
+        emulator,
+        bench: std::process::id(),
     };
-    let (result, cpu) = tokio::join!(load::run(&spec), sample);
-    Ok(PhaseStats::new(&result?, cpu?))
-}
-
-struct Sample {
-    gateway: f64,
-    emulator: f64,
-    bench: f64,
-    machine: procstat::MachineTimes,
-}
-
-impl Sample {
-    fn read(gateway: u32, emulator: u32) -> anyhow::Result<Sample> {
-        Ok(Sample {
-            gateway: procstat::tree_cpu_seconds(gateway)?,
-            emulator: procstat::cpu_seconds(emulator)?,
-            bench: procstat::cpu_seconds(std::process::id())?,
-            machine: procstat::machine_times()?,
-        })
-    }
-
-    /// CPU used since `before`; on the direct path the "gateway" is the emulator itself, counted once.
-    fn since(&self, before: &Sample, direct: bool) -> CpuUse {
-        let emulator = self.emulator - before.emulator;
-        let gateway = if direct {
-            0.0
-        } else {
-            self.gateway - before.gateway
-        };
-        let bench = self.bench - before.bench;
-        let all = self.machine.processes - before.machine.processes;
-        CpuUse {
-            gateway,
-            emulator,
-            bench,
-            other: (all - gateway - emulator - bench).max(0.0),
-            steal: self.machine.steal - before.machine.steal,
-        }
-    }
+    measure::phase(&spec, pids).await
 }
 
 fn settings_json(s: &Settings) -> Value {

@@ -10,10 +10,11 @@ use hyper::StatusCode;
 use serde_json::json;
 
 use crate::client::{chat_body, probe, Target};
-use crate::load::{self, LoadSpec};
+use crate::load::LoadSpec;
+use crate::measure::{self, Pids, Sample};
 use crate::processes::{self, Scratch, Server};
 use crate::procstat;
-use crate::report::{self, CpuUse, PhaseStats, RunRecord};
+use crate::report::{self, PhaseStats, RunRecord};
 
 /// Everything the `gateway` subcommand was asked to do, already validated.
 #[derive(Debug, Clone)]
@@ -61,8 +62,6 @@ impl Subject {
     }
 }
 
-/// Lets the machine settle between phases (sockets in TIME_WAIT, the previous phase's stragglers).
-const PAUSE: Duration = Duration::from_millis(300);
 const CHAT_PATH: &str = "/v1/chat/completions";
 /// Above this much CPU (in cores) used by processes other than ours, a run is flagged as disturbed.
 const BUSY_CORES: f64 = 0.1;
@@ -79,13 +78,6 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(run_async(settings))
-}
-
-/// The processes whose CPU time is sampled around each phase.
-struct Pids {
-    gateway: u32,
-    emulator: u32,
-    bench: u32,
 }
 
 async fn run_async(settings: &Settings) -> anyhow::Result<()> {
@@ -209,9 +201,9 @@ async fn wait_quiet(pids: &Pids, limit: Duration) -> anyhow::Result<bool> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut announced = false;
     loop {
-        let before = read_cpu(pids)?;
+        let before = Sample::read(*pids)?;
         tokio::time::sleep(QUIET_WINDOW).await;
-        let busy = read_cpu(pids)?.since(&before).interference() / QUIET_WINDOW.as_secs_f64();
+        let busy = Sample::read(*pids)?.since(&before).interference() / QUIET_WINDOW.as_secs_f64();
         if busy < BUSY_CORES {
             return Ok(true);
         }
@@ -256,7 +248,6 @@ async fn phase(
     rate: u32,
     pids: &Pids,
 ) -> anyhow::Result<PhaseStats> {
-    tokio::time::sleep(PAUSE).await;
     let spec = LoadSpec {
         target: target.clone(),
         body: body.clone(),
@@ -266,58 +257,7 @@ async fn phase(
         connections: settings.connections,
         max_in_flight: settings.max_in_flight,
     };
-    let (result, cpu) = tokio::join!(load::run(&spec), sample_cpu(settings, pids));
-    Ok(PhaseStats::new(&result?, cpu?))
-}
-
-/// CPU seconds used by each process between the end of the warm-up and the end of the window. The
-/// boundaries follow the load generator's to within a millisecond or two.
-async fn sample_cpu(settings: &Settings, pids: &Pids) -> anyhow::Result<CpuUse> {
-    // load::run starts its clock 20 ms after opening its connections.
-    tokio::time::sleep(settings.warmup + Duration::from_millis(20)).await;
-    let before = read_cpu(pids)?;
-    tokio::time::sleep(settings.duration).await;
-    Ok(read_cpu(pids)?.since(&before))
-}
-
-/// CPU counters at one moment: ours per process, and the whole machine's.
-struct CpuSample {
-    ours: CpuUse,
-    machine: procstat::MachineTimes,
-}
-
-impl CpuSample {
-    /// What each process used since `before`; `other` is process time on the machine not spent by ours.
-    fn since(&self, before: &CpuSample) -> CpuUse {
-        let gateway = self.ours.gateway - before.ours.gateway;
-        let emulator = self.ours.emulator - before.ours.emulator;
-        let bench = self.ours.bench - before.ours.bench;
-        let all = self.machine.processes - before.machine.processes;
-        // Tick rounding can make this slightly negative on a quiet machine.
-        let other = (all - gateway - emulator - bench).max(0.0);
-        let steal = self.machine.steal - before.machine.steal;
-        CpuUse {
-            gateway,
-            emulator,
-            bench,
-            other,
-            steal,
-        }
-    }
-}
-
-fn read_cpu(pids: &Pids) -> anyhow::Result<CpuSample> {
-    let ours = CpuUse {
-        gateway: procstat::cpu_seconds(pids.gateway)?,
-        emulator: procstat::cpu_seconds(pids.emulator)?,
-        bench: procstat::cpu_seconds(pids.bench)?,
-        other: 0.0,
-        steal: 0.0,
-    };
-    Ok(CpuSample {
-        ours,
-        machine: procstat::machine_times()?,
-    })
+    measure::phase(&spec, *pids).await
 }
 
 fn settings_json(settings: &Settings) -> serde_json::Value {

@@ -6,6 +6,7 @@ mod client;
 mod compare;
 mod gateway;
 mod load;
+mod measure;
 mod passthrough;
 mod peers;
 mod processes;
