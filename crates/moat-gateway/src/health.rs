@@ -82,12 +82,27 @@ impl Health {
         Ok(Health { providers: out })
     }
 
-    /// Drops targets whose provider is out of rotation (claiming the half-open probe of those whose
-    /// cool-down is over), unless none would remain: then all are kept (see the module docs).
+    /// Drops targets whose provider is out of rotation, unless none would remain: then all are kept
+    /// (see the module docs). A provider whose cool-down is over stays in; its half-open probe is
+    /// claimed only when no healthy target comes before it, since behind a healthy one the request
+    /// will most likely never reach it (and the probe would sit unused until it expires).
     pub(crate) fn filter(&self, targets: &mut Vec<Target>, now: Instant) {
+        let mut healthy_before = false;
         let admitted: Vec<bool> = targets
             .iter()
-            .map(|t| self.with(t.provider, |s| s.breaker.admit(now)).unwrap_or(true))
+            .map(|t| {
+                self.with(t.provider, |s| {
+                    if s.breaker.state() == State::Healthy {
+                        healthy_before = true;
+                        true
+                    } else if healthy_before {
+                        s.breaker.usable(now)
+                    } else {
+                        s.breaker.admit(now)
+                    }
+                })
+                .unwrap_or(true)
+            })
             .collect();
         if !admitted.contains(&true) {
             return;

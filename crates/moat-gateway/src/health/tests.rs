@@ -172,3 +172,28 @@ fn check_outcomes_set_last_check_and_error() {
     assert_eq!(v["providers"][0]["state"], "healthy");
     assert!(v["providers"][0]["last_error"].is_null());
 }
+
+#[test]
+fn behind_a_healthy_target_a_cooled_down_provider_stays_in_without_claiming_its_probe() {
+    let t0 = Instant::now();
+    let h = health(&["a", "b"]);
+    fail(&h, 1, t0);
+    let later = t0 + COOL;
+    for _ in 0..3 {
+        let mut plan = targets(&[0, 1]);
+        h.filter(&mut plan, later);
+        assert_eq!(providers_of(&plan), [0, 1]);
+    }
+    let v = json(&h, later);
+    assert_eq!(v["providers"][1]["state"], "unhealthy");
+    assert_eq!(v["providers"][1]["usable"], true);
+    // Still cooling down: left out.
+    let mut plan = targets(&[0, 1]);
+    h.filter(&mut plan, t0);
+    assert_eq!(providers_of(&plan), [0]);
+    // First in the plan: the request claims the probe.
+    let mut plan = targets(&[1, 0]);
+    h.filter(&mut plan, later);
+    assert_eq!(providers_of(&plan), [1, 0]);
+    assert_eq!(json(&h, later)["providers"][1]["state"], "half_open");
+}
