@@ -77,7 +77,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(run_async(settings))
+    runtime.block_on(measure::until_interrupted(run_async(settings)))
 }
 
 async fn run_async(settings: &Settings) -> anyhow::Result<()> {

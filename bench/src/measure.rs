@@ -81,3 +81,18 @@ impl Sample {
         }
     }
 }
+
+/// Runs `work` until it ends or the harness is interrupted (Ctrl-C, SIGTERM). Interrupted, the work's
+/// future is dropped, so the server guards it holds kill their child processes instead of leaving
+/// gateways and emulators running.
+pub async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the servers it started were stopped"),
+        _ = term.recv() => anyhow::bail!("terminated; the servers it started were stopped"),
+    }
+}

@@ -61,7 +61,20 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Asks the server to stop (SIGTERM, through the `kill` command: no unsafe code for a signal), so
+    /// multi-process gateways (nginx, LiteLLM, node) take their workers with them; kills it after 3 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
