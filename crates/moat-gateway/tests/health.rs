@@ -353,14 +353,7 @@ async fn request_failures_open_the_breaker_and_a_probe_closes_it() {
     assert_eq!(a_report["consecutive_failures"], 2);
     assert_eq!(a_report["last_error"], "provider `brk-a` answered 503");
 
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics
             .lines()
@@ -391,14 +384,7 @@ async fn request_failures_open_the_breaker_and_a_probe_closes_it() {
     let report = ready(&gw).await.1;
     assert_eq!(provider_state(&report, "brk-a")["state"], "healthy");
     assert_eq!(report["status"], "ready");
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics
             .lines()

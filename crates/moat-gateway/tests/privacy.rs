@@ -208,14 +208,7 @@ async fn decisions_are_counted_in_metrics() {
     );
     let gw = gateway(&toml).await;
     gw.chat(None, &chat("cloud/tiny", "ping dave@tailspin.io")).await;
-    let text = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     assert!(
         text.lines().any(|l| l.starts_with("moat_policy_decisions_total")
             && l.contains("rule=\"email\"")

@@ -23,6 +23,19 @@ impl TestGateway {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The Prometheus text of `GET /metrics` (no admin keys in these gateways).
+    #[allow(dead_code)] // not every test binary reads metrics
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// POSTs `body` to `/v1/chat/completions`, with `key` as the bearer key when given.
     pub async fn chat(&self, key: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
         let req = client().post(self.url("/v1/chat/completions")).json(body);
