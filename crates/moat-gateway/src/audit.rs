@@ -10,6 +10,7 @@ use moat_audit::{AdminRecord, AuditLog, AuditSettings, Bodies, PolicyDecision, R
 
 use crate::config::{data_dir, Config};
 use crate::identity::Principal;
+use crate::observe::Observation;
 use crate::privacy::Decision;
 use crate::GatewayError;
 
@@ -76,6 +77,9 @@ pub(crate) struct Trail {
     log: Option<Arc<AuditLog>>,
     record: Option<RequestRecord>,
     started: Instant,
+    /// The same facts for metrics and spans (see `crate::observe`), kept whether or not the audit
+    /// log is on.
+    observed: Option<Arc<Observation>>,
 }
 
 impl Trail {
@@ -84,6 +88,7 @@ impl Trail {
         request_id: &str,
         endpoint: &str,
         peer: Option<SocketAddr>,
+        observed: Option<Arc<Observation>>,
     ) -> Trail {
         let record = log.as_ref().map(|_| RequestRecord {
             ts_ms: moat_audit::now_ms(),
@@ -96,7 +101,19 @@ impl Trail {
             log,
             record,
             started: Instant::now(),
+            observed,
         }
+    }
+
+    fn observe(&self, f: impl FnOnce(&Observation)) {
+        if let Some(o) = &self.observed {
+            f(o);
+        }
+    }
+
+    /// The request's observation, for the spans of the forwarding path.
+    pub(crate) fn observation(&self) -> Option<&Arc<Observation>> {
+        self.observed.as_ref()
     }
 
     fn with(&mut self, f: impl FnOnce(&mut RequestRecord)) {
@@ -112,6 +129,7 @@ impl Trail {
 
     pub(crate) fn principal(&mut self, p: &Principal) {
         if let Principal::Virtual(k) = p {
+            self.observe(|o| o.team(k.team_name.as_deref()));
             let (prefix, id, team) = (k.prefix.clone(), k.id.clone(), k.team_id.clone());
             self.with(|r| {
                 r.key_prefix = Some(prefix);
@@ -126,6 +144,7 @@ impl Trail {
             .map(str::to_string)
             .or_else(|| fallbacks.first().cloned())
             .unwrap_or_default();
+        self.observe(|o| o.request_model(&asked));
         self.with(|r| r.model_requested = asked);
     }
 
@@ -142,6 +161,7 @@ impl Trail {
     }
 
     pub(crate) fn answered_by(&mut self, provider: &str, model: &str) {
+        self.observe(|o| o.answered_by(provider, model));
         self.with(|r| {
             r.provider = Some(provider.to_string());
             r.model_used = Some(model.to_string());
@@ -149,6 +169,7 @@ impl Trail {
     }
 
     pub(crate) fn usage(&mut self, prompt: u64, completion: u64, cost_nanos: u64) {
+        self.observe(|o| o.usage(prompt, completion, cost_nanos));
         self.with(|r| {
             r.prompt_tokens = prompt;
             r.completion_tokens = completion;
@@ -174,6 +195,7 @@ impl Trail {
             log: self.log.clone(),
             record: self.record.take(),
             started: self.started,
+            observed: self.observed.clone(),
         }
     }
 

@@ -223,5 +223,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            crate::observe::layer::observe,
+        ))
         .with_state(gateway)
 }

@@ -1,12 +1,11 @@
 //! Request handlers. Each returns `Result<Response, GatewayError>`; `crate::error` turns failures into
 //! OpenAI-shaped responses.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{Method, Uri};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::gateway::Gateway;
 use crate::GatewayError;
@@ -41,21 +40,8 @@ pub(crate) async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
     (status, axum::Json(report)).into_response()
 }
 
-/// The process-wide Prometheus recorder, installed on first use (a second gateway in the same process,
-/// as in tests, shares it).
-fn prometheus() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|()| handle)
-        })
-        .as_ref()
-}
-
 pub(crate) fn install_metrics() {
-    let _ = prometheus();
+    let _ = crate::observe::metrics::prometheus();
 }
 
 /// `GET /metrics`: Prometheus text format. Needs an admin key when admin keys are configured.
@@ -63,7 +49,7 @@ pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>, headers: http::Heade
     if gw.identities.has_admin_keys() && !gw.identities.is_admin(&headers) {
         return GatewayError::Unauthorized.into_response();
     }
-    let body = prometheus().map(PrometheusHandle::render).unwrap_or_default();
+    let body = crate::observe::metrics::render();
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

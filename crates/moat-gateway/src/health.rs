@@ -182,6 +182,7 @@ impl Health {
         if let (Some(Some((before, after))), Some(p)) = (changed, self.providers.get(provider)) {
             tracing::info!(provider = %p.name, from = before.as_str(), to = after.as_str(), "provider health changed");
             publish(&p.name, after);
+            crate::observe::metrics::breaker_transition(&p.name, before.as_str(), after.as_str());
         }
     }
 
@@ -245,7 +246,7 @@ fn rfc3339(t: SystemTime) -> Option<String> {
 /// Sets `moat_provider_state{provider, state}` to 1 for the current state and 0 for the others.
 fn publish(provider: &str, current: State) {
     for state in State::ALL {
-        metrics::gauge!("moat_provider_state", "provider" => provider.to_string(), "state" => state.as_str())
+        metrics::gauge!(crate::observe::metrics::PROVIDER_STATE, "provider" => provider.to_string(), "state" => state.as_str())
             .set(if state == current { 1.0 } else { 0.0 });
     }
 }

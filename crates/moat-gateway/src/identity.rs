@@ -25,6 +25,8 @@ pub struct KeyEntry {
     pub name: String,
     pub prefix: String,
     pub team_id: Option<String>,
+    /// The team's name, for metric labels and spans (ids mean nothing on a dashboard).
+    pub team_name: Option<String>,
     pub models: ModelFilter,
     pub local_only: bool,
     pub expires_at: Option<i64>,
@@ -142,6 +144,11 @@ impl Identities {
                 }
             };
             let revoked = k.revoked_at.is_some();
+            let team_name = k
+                .team_id
+                .as_ref()
+                .and_then(|id| teams.iter().find(|t| &t.id == id))
+                .map(|t| t.name.clone());
             by_hash.insert(
                 hash,
                 Arc::new(KeyEntry {
@@ -149,6 +156,7 @@ impl Identities {
                     name: k.name,
                     prefix: k.prefix,
                     team_id: k.team_id,
+                    team_name,
                     models,
                     local_only: k.local_only,
                     expires_at: k.expires_at,

@@ -40,6 +40,8 @@ fn limits_to_account(l: &Limits) -> (Option<Budget>, Option<u32>, Option<u64>) {
 struct Accounts {
     keys: HashMap<String, Account>,
     teams: HashMap<String, Account>,
+    /// Team names by id, for the `team` label of the spend metrics.
+    team_names: HashMap<String, String>,
 }
 
 /// All accounts.
@@ -121,6 +123,7 @@ impl Ledger {
             }
         }
         for t in teams {
+            a.team_names.insert(t.id.clone(), t.name.clone());
             if let Some(acc) = a.teams.get_mut(&t.id) {
                 let (b, r, tp) = limits_to_account(&t.limits);
                 acc.set_limits(b, r, tp);
@@ -146,6 +149,24 @@ impl Ledger {
             .map(|k| (k.spent(now), k.total_spent(), k.budget))
     }
 
+    /// Publishes a settlement's spend, and what is left of the team's budget, as metrics.
+    fn publish(&self, team_id: Option<&str>, cost: Nanos, now: UnixSecs) {
+        let (name, remaining) = {
+            let a = self.lock();
+            let name = team_id.and_then(|t| a.team_names.get(t).cloned());
+            let remaining = team_id
+                .and_then(|t| a.teams.get(t))
+                .and_then(|acc| acc.budget.map(|b| b.limit.saturating_sub(acc.spent(now))));
+            (name, remaining)
+        };
+        // A team unknown by name (created after the last sync) is labelled by its id.
+        let label = name.as_deref().or(team_id);
+        crate::observe::metrics::spend(label, cost);
+        if let Some(left) = remaining {
+            crate::observe::metrics::budget_remaining(label, left);
+        }
+    }
+
     fn with_accounts<R>(
         &self,
         key_id: &str,
@@ -153,7 +174,7 @@ impl Ledger {
         f: impl FnOnce(&mut [&mut Account]) -> R,
     ) -> Option<R> {
         let mut guard = self.lock();
-        let Accounts { keys, teams } = &mut *guard;
+        let Accounts { keys, teams, .. } = &mut *guard;
         let key = keys.get_mut(key_id)?;
         match team_id.and_then(|t| teams.get_mut(t)) {
             Some(team) => Some(f(&mut [key, team])),
@@ -263,6 +284,7 @@ impl Meter {
             }
         }
         self.done = true;
+        self.ledger.publish(self.payer.team_id.as_deref(), cost, now);
         let row = UsageRow {
             request_id: self.request_id.clone(),
             ts: now,

@@ -31,6 +31,7 @@ mod handlers;
 mod health;
 pub mod identity;
 pub mod ledger;
+mod observe;
 mod pricebook;
 pub mod privacy;
 pub mod secret;

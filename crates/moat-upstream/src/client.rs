@@ -1,6 +1,7 @@
 //! One provider's HTTP client: connection pooling (HTTP/1.1 and HTTP/2), verified TLS, the provider's
 //! credential, time-outs for connect and first byte, and retries with back-off on the same target.
 
+use tracing::Instrument;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -252,7 +253,32 @@ impl Upstream {
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut attempt = 0u32;
         loop {
-            match self.send(path, body.clone(), stream, extra_headers).await {
+            // One span per HTTP try, a child of whatever span the caller runs this in.
+            let span = tracing::info_span!(
+                target: "moat::request",
+                "http try",
+                otel.name = format!("POST {path}"),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                moat.try = attempt,
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            );
+            let sent = self
+                .send(path, body.clone(), stream, extra_headers)
+                .instrument(span.clone())
+                .await;
+            match &sent {
+                Ok(resp) => span.record("http.response.status_code", resp.status().as_u16()),
+                Err(err) => {
+                    if let UpstreamError::Status { status, .. } = err {
+                        span.record("http.response.status_code", status);
+                    }
+                    span.record("error.type", err.error_type());
+                    span.record("otel.status_code", "ERROR")
+                }
+            };
+            match sent {
                 Ok(resp) => return Ok(resp),
                 Err(err) if err.is_retryable() => {
                     match self
@@ -261,6 +287,8 @@ impl Upstream {
                         .decide(attempt, err.retry_after(), cheap_random())
                     {
                         RetryDecision::RetryAfter(wait) => {
+                            metrics::counter!("moat_upstream_retries_total", "provider" => self.settings.name.clone())
+                                .increment(1);
                             tracing::debug!(provider = %self.settings.name, attempt, ?wait, error = %err, "retrying");
                             tokio::time::sleep(wait).await;
                             attempt += 1;

@@ -67,6 +67,20 @@ impl UpstreamError {
         }
     }
 
+    /// A short, low-cardinality name for the failure (OpenTelemetry's `error.type`): the HTTP status
+    /// for an error answer, else the kind of failure.
+    pub fn error_type(&self) -> String {
+        match self {
+            UpstreamError::Status { status, .. } => status.to_string(),
+            UpstreamError::Connect { .. } => "connect".into(),
+            UpstreamError::Tls { .. } => "tls".into(),
+            UpstreamError::Timeout { .. } => "timeout".into(),
+            UpstreamError::Protocol { .. } => "protocol".into(),
+            UpstreamError::TooLarge { .. } => "too_large".into(),
+            UpstreamError::Config(_) => "config".into(),
+        }
+    }
+
     /// The provider's `Retry-After`, if it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

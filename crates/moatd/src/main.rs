@@ -11,6 +11,7 @@ use moat_gateway::{server, Gateway};
 
 mod admin_cmd;
 mod audit_cmd;
+mod telemetry;
 
 /// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers across
 /// threads (hyper, serde, the relay), which glibc's malloc serves more slowly; see docs/BENCHMARKS.md.
@@ -37,7 +38,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   printf %s \"$TEAM_OWN_KEY\" | moatd teams set-key research openrouter   the team's own key (BYOK)
   curl -s localhost:7400/v1/models
 
-Logging: MOAT_LOG (default \"info\"; \"moat=debug\" adds one line per request, never headers or bodies)."
+Logging: MOAT_LOG (default \"info\"; \"moat=debug\" adds one line per request, never headers or bodies);
+MOAT_LOG_FORMAT=json for one JSON object per line.
+Traces: OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) exports request spans over OTLP,
+OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (default) or grpc; OTEL_SERVICE_NAME (default moatd)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -112,6 +116,8 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every client in the process (the OTLP exporter's included).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
@@ -139,24 +145,20 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-}
-
 fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
         builder.worker_threads(usize::from(n));
     }
     let runtime = builder.enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve(args))
+    let telemetry = {
+        let _context = runtime.enter();
+        telemetry::init()?
+    };
+    let result = runtime.block_on(serve(args));
+    // Flushes spans still queued, while the runtime (which the gRPC exporter uses) is still up.
+    telemetry.shutdown();
+    result
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -56,7 +56,7 @@ pub(crate) fn apply_privacy(
     targets: &mut Vec<Target>,
 ) -> Result<(), GatewayError> {
     for d in &inspection.decisions {
-        metrics::counter!("moat_policy_decisions_total", "rule" => d.rule.clone(), "action" => d.action.as_str())
+        metrics::counter!(crate::observe::metrics::POLICY_DECISIONS, "rule" => d.rule.clone(), "action" => d.action.as_str())
             .increment(u64::from(d.count));
     }
     if let Some(rule) = &inspection.blocked_by {

@@ -41,10 +41,7 @@ pub(crate) async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Re
         .await
         .unwrap_or_else(IntoResponse::into_response);
     let model = model.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    let response = translate_back(response, &model).await;
-    metrics::counter!("moat_requests_total", "endpoint" => "/messages", "status" => response.status().as_str().to_string())
-        .increment(1);
-    response
+    translate_back(response, &model).await
 }
 
 /// The OpenAI-shaped response of the forwarding path, in Anthropic's shape.

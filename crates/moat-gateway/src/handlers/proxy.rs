@@ -18,6 +18,7 @@ use moat_upstream::relay::{self, RelayOutcome};
 use moat_upstream::{UpstreamError, UpstreamSettings};
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Usage};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use super::admission::{apply_key_rules, apply_privacy, provider_prefs_for, reservation};
 use super::request_kinds::Forward;
@@ -27,27 +28,25 @@ use crate::cache;
 use crate::gateway::Gateway;
 use crate::identity::Principal;
 use crate::ledger::{self, Meter};
+use crate::observe::{spans, Observation};
 use crate::privacy::{Redactions, StreamRestorer};
 use crate::{body, GatewayError};
 
 pub(crate) async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<ChatCompletionRequest>(forward(gw, req, parse::<ChatCompletionRequest>).await)
+    respond(forward(gw, req, parse::<ChatCompletionRequest>).await)
 }
 
 pub(crate) async fn completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<CompletionRequest>(forward(gw, req, parse::<CompletionRequest>).await)
+    respond(forward(gw, req, parse::<CompletionRequest>).await)
 }
 
 pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<EmbeddingRequest>(forward(gw, req, parse::<EmbeddingRequest>).await)
+    respond(forward(gw, req, parse::<EmbeddingRequest>).await)
 }
 
-/// Turns the result into a response and counts it by endpoint and status.
-fn counted<T: Forward>(result: Result<Response, GatewayError>) -> Response {
-    let response = result.unwrap_or_else(IntoResponse::into_response);
-    metrics::counter!("moat_requests_total", "endpoint" => T::PATH, "status" => response.status().as_str().to_string())
-        .increment(1);
-    response
+/// Turns the result into a response (counted and timed by `crate::observe::layer`).
+fn respond(result: Result<Response, GatewayError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 fn route_error(err: RouteError) -> GatewayError {
@@ -90,7 +89,13 @@ pub(crate) async fn forward<T: Forward>(
     req: Request,
     decode: impl FnOnce(&[u8]) -> Result<T, GatewayError> + Send,
 ) -> Result<Response, GatewayError> {
-    let request_id = gw.next_request_id();
+    let observed = req.extensions().get::<Arc<Observation>>().cloned();
+    let request_id = observed
+        .as_ref()
+        .map_or_else(|| gw.next_request_id(), |o| o.request_id.clone());
+    if let Some(o) = &observed {
+        o.operation(crate::observe::operation_of(T::PATH));
+    }
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     // Nested routers see the path without its `/v1` prefix; the audit record wants what was called.
     let path = req
@@ -98,7 +103,7 @@ pub(crate) async fn forward<T: Forward>(
         .get::<OriginalUri>()
         .map_or_else(|| req.uri().path(), |u| u.0.path())
         .to_string();
-    let mut trail = Trail::start(gw.audit.clone(), &request_id, &path, peer);
+    let mut trail = Trail::start(gw.audit.clone(), &request_id, &path, peer, observed);
     let result = forward_inner::<T>(&gw, req, decode, request_id, &mut trail).await;
     let status = match &result {
         Ok(r) => r.status(),
@@ -119,6 +124,8 @@ async fn forward_inner<T: Forward>(
     let started = Instant::now();
     let now = ledger::now();
     let (parts, body) = req.into_parts();
+    let server_span = trail.observation().map_or_else(tracing::Span::none, |o| o.span.clone());
+    let admission = spans::admission(&server_span);
     let principal = gw.identities.authenticate(&parts.headers, now)?;
     trail.principal(&principal);
     let bytes = body::read_limited(
@@ -161,6 +168,7 @@ async fn forward_inner<T: Forward>(
         hold,
         now,
     )?);
+    admission.ok();
     if stream && payer.metered {
         request.ask_stream_usage();
     }
@@ -206,6 +214,13 @@ async fn forward_inner<T: Forward>(
             price: facts.price,
             translation: translation.clone(),
         };
+        let step = spans::attempt(
+            &server_span,
+            crate::observe::operation_of(T::PATH),
+            &settings.name,
+            &target.model,
+            attempt,
+        );
         let result = match provider
             .upstream
             .send_with_retries(
@@ -214,10 +229,12 @@ async fn forward_inner<T: Forward>(
                 stream,
                 team_headers.as_ref().unwrap_or(&forwarded),
             )
+            .instrument(step.span.clone())
             .await
             .map_err(|e| translation.error(e))
         {
             Ok(resp) if stream => {
+                let stream_step = spans::stream(&server_span, &settings.name, &target.model);
                 trail.answered_by(&settings.name, &target.model);
                 trail.bodies(request_text, None);
                 let stream_trail = trail.detach();
@@ -229,6 +246,7 @@ async fn forward_inner<T: Forward>(
                     redactions.clone(),
                     stream_trail,
                     (gw.health.clone(), target.provider),
+                    stream_step,
                 ))
             }
             Ok(resp) => {
@@ -252,6 +270,13 @@ async fn forward_inner<T: Forward>(
             gw.health
                 .request_outcome(target.provider, failure, Instant::now());
         }
+        match &result {
+            Ok(r) => {
+                step.span.record("http.response.status_code", r.status().as_u16());
+                step.ok();
+            }
+            Err(e) => step.fail(&e.error_type()),
+        }
         match result {
             Ok(mut response) => {
                 let h = response.headers_mut();
@@ -271,6 +296,7 @@ async fn forward_inner<T: Forward>(
                 return Ok(response);
             }
             Err(err) if provider_fault(&err) && attempt + 1 < targets.len() => {
+                crate::observe::metrics::fallback(&settings.name);
                 tracing::warn!(request_id = %request_id, error = %err, "falling back to the next target");
                 last_err = Some(err);
             }
@@ -295,6 +321,7 @@ fn streamed_response(
     redactions: Option<Redactions>,
     mut trail: Trail,
     (health, provider): (Arc<crate::health::Health>, moat_policy::route::ProviderId),
+    step: spans::Step,
 ) -> Response {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
@@ -342,6 +369,15 @@ fn streamed_response(
         }
         // The client got this status and a stream; a client that left mid-stream is recorded as 499.
         trail.finish(if outcome.cancelled { 499 } else { status.as_u16() });
+        step.span.record("moat.bytes", outcome.bytes);
+        step.span.record("moat.cancelled", outcome.cancelled);
+        if let Some(u) = &outcome.usage {
+            step.span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
+            step.span.record("gen_ai.usage.output_tokens", u.completion_tokens);
+        }
+        if outcome.completed || outcome.cancelled {
+            step.ok();
+        }
         log.stream_finished(outcome);
     };
     let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>> =

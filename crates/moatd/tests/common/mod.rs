@@ -50,8 +50,13 @@ impl Daemon {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    // The address ends the text line; in a JSON line a quote follows it.
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                        .collect();
+                    let _ = tx.send(addr);
                 }
                 sink.lock().unwrap().push_str(&line);
                 sink.lock().unwrap().push('\n');
