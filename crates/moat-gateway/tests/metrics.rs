@@ -72,8 +72,14 @@ async fn genai_histograms_carry_model_provider_endpoint_status_and_team() {
     assert_eq!(streaming.status(), 200);
     streaming.chunk().await.unwrap();
     let during = gw.metrics().await;
-    assert!(sample(&during, "moat_streams_in_flight", &[]).unwrap() >= 1.0, "{during}");
-    assert!(sample(&during, "moat_requests_in_flight", &[]).unwrap() >= 2.0, "{during}");
+    assert!(
+        sample(&during, "moat_streams_in_flight", &[]).unwrap() >= 1.0,
+        "{during}"
+    );
+    assert!(
+        sample(&during, "moat_requests_in_flight", &[]).unwrap() >= 2.0,
+        "{during}"
+    );
     while streaming.chunk().await.unwrap().is_some() {}
 
     let text = gw.metrics().await;
@@ -92,9 +98,19 @@ async fn genai_histograms_carry_model_provider_endpoint_status_and_team() {
     };
     assert_eq!(count("gen_ai_client_operation_duration_seconds", &[]), 2.0);
     assert_eq!(count("gen_ai_server_time_to_first_token_seconds", &[]), 2.0);
-    assert_eq!(count("gen_ai_server_time_per_output_token_seconds", &[]), 1.0, "streamed answers only");
-    assert_eq!(count("gen_ai_client_token_usage", &[("gen_ai_token_type", "input")]), 2.0);
-    assert_eq!(count("gen_ai_client_token_usage", &[("gen_ai_token_type", "output")]), 2.0);
+    assert_eq!(
+        count("gen_ai_server_time_per_output_token_seconds", &[]),
+        1.0,
+        "streamed answers only"
+    );
+    assert_eq!(
+        count("gen_ai_client_token_usage", &[("gen_ai_token_type", "input")]),
+        2.0
+    );
+    assert_eq!(
+        count("gen_ai_client_token_usage", &[("gen_ai_token_type", "output")]),
+        2.0
+    );
     let output_tokens = sample(
         &text,
         "gen_ai_client_token_usage_sum",
@@ -102,20 +118,33 @@ async fn genai_histograms_carry_model_provider_endpoint_status_and_team() {
     )
     .unwrap();
     assert!(output_tokens >= 12.0, "six words twice: {output_tokens}");
-    assert!(text.contains("gen_ai_client_operation_duration_seconds_bucket{"), "a histogram, not a summary");
+    assert!(
+        text.contains("gen_ai_client_operation_duration_seconds_bucket{"),
+        "a histogram, not a summary"
+    );
 
     let spent = sample(&text, "moat_spend_usd_total", &[("team", "metrics-team")]).unwrap();
     assert!(spent > 0.0, "{text}");
     assert!(text.contains("# TYPE moat_spend_usd_total counter"), "{text}");
     let left = sample(&text, "moat_budget_remaining_usd", &[("team", "metrics-team")]).unwrap();
-    assert!((left - (10.0 - spent)).abs() < 1e-6, "remaining {left} after spending {spent}");
+    assert!(
+        (left - (10.0 - spent)).abs() < 1e-6,
+        "remaining {left} after spending {spent}"
+    );
     assert_eq!(
-        sample(&text, "moat_requests_total", &[("endpoint", "/v1/chat/completions"), ("status", "200")])
-            .map(|v| v >= 2.0),
+        sample(
+            &text,
+            "moat_requests_total",
+            &[("endpoint", "/v1/chat/completions"), ("status", "200")]
+        )
+        .map(|v| v >= 2.0),
         Some(true)
     );
     // A team, never a key: neither the key nor its id or prefix labels anything.
-    assert!(!text.contains(&issued.id) && !text.contains(&issued.prefix), "{text}");
+    assert!(
+        !text.contains(&issued.id) && !text.contains(&issued.prefix),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,12 +160,23 @@ async fn retries_fallbacks_and_breaker_transitions_are_counted() {
     );
     let gw = gateway(&config).await;
     let r = gw
-        .chat(None, &json!({"model": "mfast", "messages": [{"role": "user", "content": "hi"}]}))
+        .chat(
+            None,
+            &json!({"model": "mfast", "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let text = gw.metrics().await;
-    assert_eq!(sample(&text, "moat_upstream_retries_total", &[("provider", "mdead")]), Some(1.0), "{text}");
-    assert_eq!(sample(&text, "moat_fallbacks_total", &[("provider", "mdead")]), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "moat_upstream_retries_total", &[("provider", "mdead")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "moat_fallbacks_total", &[("provider", "mdead")]),
+        Some(1.0),
+        "{text}"
+    );
     assert_eq!(
         sample(
             &text,

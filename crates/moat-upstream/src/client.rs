@@ -1,9 +1,9 @@
 //! One provider's HTTP client: connection pooling (HTTP/1.1 and HTTP/2), verified TLS, the provider's
 //! credential, time-outs for connect and first byte, and retries with back-off on the same target.
 
-use tracing::Instrument;
 use std::path::PathBuf;
 use std::time::Duration;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};

@@ -35,9 +35,12 @@ impl Telemetry {
 /// Which wire the OTLP exporter speaks, from `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or
 /// `OTEL_EXPORTER_OTLP_PROTOCOL`; `None` when no endpoint is set (no export).
 fn otlp_protocol(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Option<Protocol>> {
-    let endpoint = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-        .iter()
-        .any(|v| env(v).is_some_and(|s| !s.trim().is_empty()));
+    let endpoint = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| env(v).is_some_and(|s| !s.trim().is_empty()));
     if !endpoint {
         return Ok(None);
     }
@@ -122,7 +125,10 @@ mod tests {
     #[test]
     fn protocol_follows_the_standard_variables() {
         assert!(otlp_protocol(&env_of(&[])).unwrap().is_none());
-        let http = otlp_protocol(&env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]));
+        let http = otlp_protocol(&env_of(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://127.0.0.1:4318",
+        )]));
         assert!(matches!(http.unwrap(), Some(Protocol::HttpBinary)));
         let grpc = otlp_protocol(&env_of(&[
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4317"),

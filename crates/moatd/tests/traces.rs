@@ -88,11 +88,17 @@ async fn traced_request_is_one_tree(protocol: &str) {
     let receiver = Receiver::start().await;
     let data = tempfile::tempdir().unwrap();
     let cfg = config(data.path(), &emu);
-    let (_, err, ok) = moatd_cmd(data.path(), &["teams", "create", "--config", &cfg, "--name", "research"], None);
+    let (_, err, ok) = moatd_cmd(
+        data.path(),
+        &["teams", "create", "--config", &cfg, "--name", "research"],
+        None,
+    );
     assert!(ok, "{err}");
     let (key, err, ok) = moatd_cmd(
         data.path(),
-        &["keys", "create", "--config", &cfg, "--name", "tracer", "--team", "research"],
+        &[
+            "keys", "create", "--config", &cfg, "--name", "tracer", "--team", "research",
+        ],
         None,
     );
     assert!(ok, "{err}");
@@ -119,10 +125,19 @@ async fn traced_request_is_one_tree(protocol: &str) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
-    assert!(text.contains("ANSWER-CANARY-9173") && text.contains("[DONE]"), "{text}");
+    assert!(
+        text.contains("ANSWER-CANARY-9173") && text.contains("[DONE]"),
+        "{text}"
+    );
 
-    let spans = eventually_spans(&receiver, |s| !named(s, "stream").is_empty() && !named(s, "request").is_empty()).await;
-    let all: Vec<String> = spans.iter().map(|s| format!("{} {:?}", s.span.name, s.all_attrs())).collect();
+    let spans = eventually_spans(&receiver, |s| {
+        !named(s, "stream").is_empty() && !named(s, "request").is_empty()
+    })
+    .await;
+    let all: Vec<String> = spans
+        .iter()
+        .map(|s| format!("{} {:?}", s.span.name, s.all_attrs()))
+        .collect();
     assert!(spans.iter().all(|s| s.grpc == (protocol == "grpc")), "{all:#?}");
     assert!(spans.iter().all(|s| s.service == "moatd"), "{all:#?}");
     let server = named(&spans, "request");
@@ -138,7 +153,11 @@ async fn traced_request_is_one_tree(protocol: &str) {
     assert_eq!(server.attr("gen_ai.provider.name").as_deref(), Some("emu"));
     assert_eq!(server.attr("gen_ai.response.model").as_deref(), Some("tiny"));
     assert_eq!(server.attr("moat.team").as_deref(), Some("research"));
-    let output: u64 = server.attr("gen_ai.usage.output_tokens").unwrap().parse().unwrap();
+    let output: u64 = server
+        .attr("gen_ai.usage.output_tokens")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(output > 0, "{all:#?}");
     assert!(server.attr("gen_ai.usage.input_tokens").is_some(), "{all:#?}");
     assert!(server.attr("moat.request_id").unwrap().starts_with("moat-"));
@@ -153,20 +172,52 @@ async fn traced_request_is_one_tree(protocol: &str) {
     let mut names: Vec<&str> = children(server).iter().map(|s| role(s)).collect();
     names.sort_unstable();
     assert_eq!(names, ["admission", "stream", "upstream", "upstream"], "{all:#?}");
-    let upstream: Vec<&Received> = children(server).into_iter().filter(|s| role(s) == "upstream").collect();
-    let dead = upstream.iter().find(|s| s.attr("gen_ai.provider.name").as_deref() == Some("dead")).unwrap();
-    let emu_attempt = upstream.iter().find(|s| s.attr("gen_ai.provider.name").as_deref() == Some("emu")).unwrap();
+    let upstream: Vec<&Received> = children(server)
+        .into_iter()
+        .filter(|s| role(s) == "upstream")
+        .collect();
+    let dead = upstream
+        .iter()
+        .find(|s| s.attr("gen_ai.provider.name").as_deref() == Some("dead"))
+        .unwrap();
+    let emu_attempt = upstream
+        .iter()
+        .find(|s| s.attr("gen_ai.provider.name").as_deref() == Some("emu"))
+        .unwrap();
     assert_eq!(dead.span.kind, 3, "SPAN_KIND_CLIENT");
     assert_eq!(dead.attr("error.type").as_deref(), Some("connect"));
-    assert_eq!(dead.span.status.as_ref().map(|s| s.code), Some(2), "STATUS_CODE_ERROR");
+    assert_eq!(
+        dead.span.status.as_ref().map(|s| s.code),
+        Some(2),
+        "STATUS_CODE_ERROR"
+    );
     assert_eq!(emu_attempt.attr("gen_ai.request.model").as_deref(), Some("tiny"));
-    assert_eq!(emu_attempt.attr("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(
+        emu_attempt.attr("http.response.status_code").as_deref(),
+        Some("200")
+    );
     // Each HTTP try is a child of its attempt: the dead provider was tried twice (one retry).
     assert_eq!(dead.span.name, "chat tiny");
-    assert_eq!(children(dead).iter().filter(|s| role(s) == "http try").count(), 2, "{all:#?}");
-    assert_eq!(children(emu_attempt).iter().filter(|s| role(s) == "http try").count(), 1, "{all:#?}");
+    assert_eq!(
+        children(dead).iter().filter(|s| role(s) == "http try").count(),
+        2,
+        "{all:#?}"
+    );
+    assert_eq!(
+        children(emu_attempt)
+            .iter()
+            .filter(|s| role(s) == "http try")
+            .count(),
+        1,
+        "{all:#?}"
+    );
     let stream = named(&spans, "stream")[0];
-    assert_eq!(stream.attr("gen_ai.usage.output_tokens").map(|v| v.parse::<u64>().unwrap()), Some(output));
+    assert_eq!(
+        stream
+            .attr("gen_ai.usage.output_tokens")
+            .map(|v| v.parse::<u64>().unwrap()),
+        Some(output)
+    );
     assert_eq!(stream.attr("moat.cancelled").as_deref(), Some("false"));
 
     // Names, numbers and ids only: neither the prompt nor the answer is anywhere in a span.
@@ -176,7 +227,10 @@ async fn traced_request_is_one_tree(protocol: &str) {
         }
         assert!(!s.span.name.contains("CANARY"));
         for e in &s.span.events {
-            assert!(!format!("{e:?}").contains("CANARY"), "span event carries text: {e:?}");
+            assert!(
+                !format!("{e:?}").contains("CANARY"),
+                "span event carries text: {e:?}"
+            );
         }
     }
     daemon.stop();
@@ -214,7 +268,10 @@ async fn json_log_format_writes_one_object_per_line() {
     assert!(lines.len() >= 3, "{log}");
     for line in &lines {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert!(v.is_object() && v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+        assert!(
+            v.is_object() && v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
         assert!(!line.contains("CANARY"), "prompt text in a log line: {line}");
     }
     assert!(lines.iter().any(|l| l.contains("listening on http://")), "{log}");

@@ -124,6 +124,7 @@ mod tests {
             name: id.into(),
             prefix: "moat-x".into(),
             team_id: team.map(str::to_string),
+            team_name: team.map(str::to_string),
             models: Default::default(),
             local_only: false,
             expires_at: None,

@@ -124,7 +124,9 @@ async fn forward_inner<T: Forward>(
     let started = Instant::now();
     let now = ledger::now();
     let (parts, body) = req.into_parts();
-    let server_span = trail.observation().map_or_else(tracing::Span::none, |o| o.span.clone());
+    let server_span = trail
+        .observation()
+        .map_or_else(tracing::Span::none, |o| o.span.clone());
     let admission = spans::admission(&server_span);
     let principal = gw.identities.authenticate(&parts.headers, now)?;
     trail.principal(&principal);
@@ -213,6 +215,7 @@ async fn forward_inner<T: Forward>(
             started,
             price: facts.price,
             translation: translation.clone(),
+            stream_span: None,
         };
         let step = spans::attempt(
             &server_span,
@@ -234,7 +237,8 @@ async fn forward_inner<T: Forward>(
             .map_err(|e| translation.error(e))
         {
             Ok(resp) if stream => {
-                let stream_step = spans::stream(&server_span, &settings.name, &target.model);
+                let mut log = log;
+                log.stream_span = Some(spans::stream(&server_span, &settings.name, &target.model));
                 trail.answered_by(&settings.name, &target.model);
                 trail.bodies(request_text, None);
                 let stream_trail = trail.detach();
@@ -246,7 +250,6 @@ async fn forward_inner<T: Forward>(
                     redactions.clone(),
                     stream_trail,
                     (gw.health.clone(), target.provider),
-                    stream_step,
                 ))
             }
             Ok(resp) => {
@@ -321,7 +324,6 @@ fn streamed_response(
     redactions: Option<Redactions>,
     mut trail: Trail,
     (health, provider): (Arc<crate::health::Health>, moat_policy::route::ProviderId),
-    step: spans::Step,
 ) -> Response {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
@@ -333,6 +335,7 @@ fn streamed_response(
     // A translated stream is OpenAI's SSE whatever the provider labelled its own (NDJSON, say).
     let content_type = content_type.filter(|_| translator.is_none());
     let on_done = move |outcome: RelayOutcome| {
+        let mut log = log;
         // A stream counts for its provider's breaker once it ends: finished is a success, broken by
         // the provider a failure; one the client left says nothing about the provider.
         if outcome.completed {
@@ -369,14 +372,17 @@ fn streamed_response(
         }
         // The client got this status and a stream; a client that left mid-stream is recorded as 499.
         trail.finish(if outcome.cancelled { 499 } else { status.as_u16() });
-        step.span.record("moat.bytes", outcome.bytes);
-        step.span.record("moat.cancelled", outcome.cancelled);
-        if let Some(u) = &outcome.usage {
-            step.span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
-            step.span.record("gen_ai.usage.output_tokens", u.completion_tokens);
-        }
-        if outcome.completed || outcome.cancelled {
-            step.ok();
+        if let Some(step) = log.stream_span.take() {
+            step.span.record("moat.bytes", outcome.bytes);
+            step.span.record("moat.cancelled", outcome.cancelled);
+            if let Some(u) = &outcome.usage {
+                step.span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
+                step.span
+                    .record("gen_ai.usage.output_tokens", u.completion_tokens);
+            }
+            if outcome.completed || outcome.cancelled {
+                step.ok();
+            }
         }
         log.stream_finished(outcome);
     };
@@ -461,6 +467,8 @@ struct RequestLog {
     price: Option<Price>,
     /// How this provider's answer is read back into OpenAI's shape.
     translation: Translation,
+    /// A streamed answer's span, ended when the stream ends.
+    stream_span: Option<spans::Step>,
 }
 
 impl RequestLog {

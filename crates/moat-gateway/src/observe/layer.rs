@@ -21,7 +21,10 @@ use crate::gateway::Gateway;
 
 /// The endpoint label: a fixed set, whatever path the client sent (`/api/v1/x` counts as `/v1/x`).
 pub(crate) fn route_of(path: &str) -> &'static str {
-    let path = path.strip_prefix("/api").filter(|p| p.starts_with("/v1/")).unwrap_or(path);
+    let path = path
+        .strip_prefix("/api")
+        .filter(|p| p.starts_with("/v1/"))
+        .unwrap_or(path);
     match path {
         "/v1/chat/completions" => "/v1/chat/completions",
         "/v1/completions" => "/v1/completions",
@@ -76,7 +79,10 @@ pub(crate) async fn observe(State(gw): State<Arc<Gateway>>, mut req: Request, ne
             headers.insert("x-request-id", v);
         }
     }
-    if let Some(outcome) = headers.get(crate::cache::response::HEADER).and_then(|v| v.to_str().ok()) {
+    if let Some(outcome) = headers
+        .get(crate::cache::response::HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
         let outcome = match outcome {
             "hit" => "hit",
             "miss" => "miss",
@@ -111,7 +117,10 @@ impl http_body::Body for Timed {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -176,14 +185,21 @@ impl End {
             ("gen_ai_operation_name", operation.to_string()),
             (
                 "gen_ai_request_model",
-                facts.request_model.as_deref().map_or_else(|| "unknown".to_string(), |v| MODELS.label(v)),
+                facts
+                    .request_model
+                    .as_deref()
+                    .map_or_else(|| "unknown".to_string(), |v| MODELS.label(v)),
             ),
-            ("gen_ai_provider_name", facts.provider.clone().unwrap_or_else(|| "none".to_string())),
+            (
+                "gen_ai_provider_name",
+                facts.provider.clone().unwrap_or_else(|| "none".to_string()),
+            ),
             ("endpoint", self.route.to_string()),
             ("status", status),
             ("team", m::team_label(facts.team.as_deref())),
         ];
-        metrics::histogram!(m::OPERATION_DURATION, &labels).record(now.duration_since(self.started).as_secs_f64());
+        metrics::histogram!(m::OPERATION_DURATION, &labels)
+            .record(now.duration_since(self.started).as_secs_f64());
         for (kind, tokens) in [("input", facts.input_tokens), ("output", facts.output_tokens)] {
             if let Some(n) = tokens {
                 let mut with_type = labels.to_vec();
@@ -194,7 +210,8 @@ impl End {
         let Some(first) = self.first_byte.filter(|_| (200..300).contains(&self.status)) else {
             return;
         };
-        metrics::histogram!(m::TIME_TO_FIRST_TOKEN, &labels).record(first.duration_since(self.started).as_secs_f64());
+        metrics::histogram!(m::TIME_TO_FIRST_TOKEN, &labels)
+            .record(first.duration_since(self.started).as_secs_f64());
         if let Some(out) = facts.output_tokens.filter(|n| self.streamed && *n > 1) {
             let per = now.duration_since(first).as_secs_f64() / (out - 1) as f64;
             metrics::histogram!(m::TIME_PER_OUTPUT_TOKEN, &labels).record(per);

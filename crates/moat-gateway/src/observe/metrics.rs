@@ -40,8 +40,20 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
 const TOKEN_BUCKETS: [f64; 14] = [
-    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0,
-    4_194_304.0, 16_777_216.0, 67_108_864.0,
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
 ];
 const TTFT_BUCKETS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -88,17 +100,42 @@ pub(crate) fn render() -> String {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_histogram!(OPERATION_DURATION, Unit::Seconds, "GenAI operation duration, arrival to last byte");
-    describe_histogram!(TOKEN_USAGE, Unit::Count, "Tokens per GenAI request, by gen_ai_token_type");
-    describe_histogram!(TIME_TO_FIRST_TOKEN, Unit::Seconds, "Arrival to the first byte of a successful answer");
-    describe_histogram!(TIME_PER_OUTPUT_TOKEN, Unit::Seconds, "Per output token after the first, streamed answers");
+    describe_histogram!(
+        OPERATION_DURATION,
+        Unit::Seconds,
+        "GenAI operation duration, arrival to last byte"
+    );
+    describe_histogram!(
+        TOKEN_USAGE,
+        Unit::Count,
+        "Tokens per GenAI request, by gen_ai_token_type"
+    );
+    describe_histogram!(
+        TIME_TO_FIRST_TOKEN,
+        Unit::Seconds,
+        "Arrival to the first byte of a successful answer"
+    );
+    describe_histogram!(
+        TIME_PER_OUTPUT_TOKEN,
+        Unit::Seconds,
+        "Per output token after the first, streamed answers"
+    );
     describe_counter!(REQUESTS, "HTTP requests by endpoint and status");
-    describe_gauge!(REQUESTS_IN_FLIGHT, "Requests being served (until their last byte)");
+    describe_gauge!(
+        REQUESTS_IN_FLIGHT,
+        "Requests being served (until their last byte)"
+    );
     describe_gauge!(STREAMS_IN_FLIGHT, "Streamed answers being relayed");
     describe_counter!(SPEND, "Settled spend in USD by team");
-    describe_gauge!(BUDGET_REMAINING, "What is left of a team's budget in its current window, USD");
+    describe_gauge!(
+        BUDGET_REMAINING,
+        "What is left of a team's budget in its current window, USD"
+    );
     describe_counter!(RETRIES, "Retries of an upstream request, by provider");
-    describe_counter!(FALLBACKS, "Requests that fell back from a provider to the next target");
+    describe_counter!(
+        FALLBACKS,
+        "Requests that fell back from a provider to the next target"
+    );
     describe_counter!(BREAKER_TRANSITIONS, "Circuit breaker state changes, by provider");
     describe_counter!(RESPONSE_CACHE, "Response cache outcomes (hit, miss, bypass)");
 }

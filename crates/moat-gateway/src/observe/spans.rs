@@ -24,7 +24,13 @@ impl Extractor for Headers<'_> {
 
 /// The server span of one request, continuing the caller's trace when it sent a `traceparent`
 /// (read by the propagator the binary installs; without one this is a no-op).
-pub(crate) fn server(method: &http::Method, route: &'static str, path: &str, request_id: &str, headers: &HeaderMap) -> Span {
+pub(crate) fn server(
+    method: &http::Method,
+    route: &'static str,
+    path: &str,
+    request_id: &str,
+    headers: &HeaderMap,
+) -> Span {
     let span = tracing::info_span!(
         target: "moat::request",
         "request",

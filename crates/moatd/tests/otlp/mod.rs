@@ -11,7 +11,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -89,7 +91,9 @@ impl Receiver {
         let sink = spans.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let sink = sink.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| handle(req, sink.clone()));
@@ -114,7 +118,12 @@ async fn handle(
     sink: Arc<Mutex<Vec<Received>>>,
 ) -> Result<Reply, Infallible> {
     let path = req.uri().path().to_string();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let grpc = path == "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     let message = if grpc {
         // gRPC framing: a compressed flag, a 4-byte big-endian length, then the message.
