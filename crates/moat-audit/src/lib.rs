@@ -34,6 +34,7 @@ mod export;
 mod keys;
 mod log;
 mod prune;
+mod recent;
 mod record;
 mod verify;
 mod writer;
@@ -42,6 +43,7 @@ pub use export::{export_checkpoints, export_records, list_checkpoints, read_chec
 pub use keys::public_key_of;
 pub use log::{AuditLog, AuditSettings, AuditStats, OnFull};
 pub use prune::PruneReport;
+pub use recent::Recent;
 pub use record::{entry_hash, AdminRecord, AuditRecord, Bodies, PolicyDecision, RequestRecord, GENESIS_HASH};
 pub use verify::{verify, KeySource, Problem, ProblemKind, VerifyReport};
 

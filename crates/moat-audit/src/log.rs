@@ -303,6 +303,10 @@ impl AuditLog {
         hex::encode(self.public_key)
     }
 
+    pub(crate) fn public_key(&self) -> [u8; 32] {
+        self.public_key
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

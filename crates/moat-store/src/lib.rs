@@ -18,7 +18,7 @@ mod types;
 mod writer;
 
 pub use sqlite::SqliteStore;
-pub use types::{KeyRecord, Limits, Scope, SealedSecret, TeamRecord, TeamSealedSecret, UsageLine, UsageRow};
+pub use types::{KeyRecord, Limits, Scope, SealedSecret, TeamRecord, TeamSealedSecret, UsageLine, UsagePoint, UsageRow};
 
 /// What can go wrong in the store. Messages never include key material.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn activity_since(&self, scope: &Scope, since: i64) -> Result<(u32, u64), StoreError>;
     /// Usage totals grouped for reports.
     fn usage_report(&self, by: GroupBy, since: i64) -> Result<Vec<UsageLine>, StoreError>;
+    /// Usage totals per time bucket and group since `since`, oldest first: buckets are `bucket` seconds
+    /// wide and aligned to the epoch (`bucket` is at least 1). With `team_id`, only that team's usage.
+    fn usage_series(
+        &self,
+        by: GroupBy,
+        since: i64,
+        bucket: i64,
+        team_id: Option<&str>,
+    ) -> Result<Vec<UsagePoint>, StoreError>;
 
     /// Stores an encrypted provider credential (nonce and ciphertext).
     fn put_provider_secret(

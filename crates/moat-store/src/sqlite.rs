@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::writer::{Op, Writer};
 use crate::{
     GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, TeamRecord, TeamSealedSecret,
-    UsageLine, UsageRow,
+    UsageLine, UsagePoint, UsageRow,
 };
 
 /// SQLite-backed [`Store`].
@@ -371,6 +371,35 @@ impl Store for SqliteStore {
                 prompt_tokens: u64_of(r.get(2)?).unwrap_or(0),
                 completion_tokens: u64_of(r.get(3)?).unwrap_or(0),
                 cost_nanos: u64_of(r.get(4)?).unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn usage_series(
+        &self,
+        by: GroupBy,
+        since: i64,
+        bucket: i64,
+        team_id: Option<&str>,
+    ) -> Result<Vec<UsagePoint>, StoreError> {
+        let conn = self.conn();
+        let sql = match by {
+            GroupBy::Key => "SELECT (ts / ?2) * ?2 AS b, COALESCE(key_id, '-'), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos) FROM usage WHERE ts >= ?1 AND (?3 IS NULL OR team_id = ?3) GROUP BY b, key_id ORDER BY b, 6 DESC",
+            GroupBy::Team => "SELECT (ts / ?2) * ?2 AS b, COALESCE(team_id, '-'), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos) FROM usage WHERE ts >= ?1 AND (?3 IS NULL OR team_id = ?3) GROUP BY b, team_id ORDER BY b, 6 DESC",
+            GroupBy::Model => "SELECT (ts / ?2) * ?2 AS b, provider || '/' || model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos) FROM usage WHERE ts >= ?1 AND (?3 IS NULL OR team_id = ?3) GROUP BY b, provider, model ORDER BY b, 6 DESC",
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![since, bucket.max(1), team_id], |r| {
+            Ok(UsagePoint {
+                start: r.get(0)?,
+                line: UsageLine {
+                    group: r.get(1)?,
+                    requests: u64_of(r.get(2)?).unwrap_or(0),
+                    prompt_tokens: u64_of(r.get(3)?).unwrap_or(0),
+                    completion_tokens: u64_of(r.get(4)?).unwrap_or(0),
+                    cost_nanos: u64_of(r.get(5)?).unwrap_or(0),
+                },
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

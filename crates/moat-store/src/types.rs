@@ -85,6 +85,13 @@ pub struct UsageLine {
     pub cost_nanos: u64,
 }
 
+/// One bucket of a usage series: totals of one group over `[start, start + bucket)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsagePoint {
+    pub start: i64,
+    pub line: UsageLine,
+}
+
 /// A provider credential as stored: sealed by the gateway (AEAD), never in the clear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedSecret {

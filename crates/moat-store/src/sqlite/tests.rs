@@ -105,6 +105,27 @@ fn usage_is_idempotent_by_request_id() {
 }
 
 #[test]
+fn usage_series_buckets_by_time_and_filters_by_team() {
+    let s = SqliteStore::open_memory().unwrap();
+    s.record_usage(usage("r1", "k1", 100, 7)).unwrap();
+    s.record_usage(usage("r2", "k1", 150, 3)).unwrap();
+    s.record_usage(usage("r3", "k1", 250, 5)).unwrap();
+    let mut other = usage("r4", "k2", 260, 11);
+    other.team_id = Some("t2".into());
+    s.record_usage(other).unwrap();
+    s.flush().unwrap();
+    let series = s.usage_series(GroupBy::Team, 0, 100, None).unwrap();
+    let points: Vec<(i64, &str, u64, u64)> = series
+        .iter()
+        .map(|p| (p.start, p.line.group.as_str(), p.line.requests, p.line.cost_nanos))
+        .collect();
+    assert_eq!(points, [(100, "t1", 2, 10), (200, "t2", 1, 11), (200, "t1", 1, 5)]);
+    let team = s.usage_series(GroupBy::Model, 120, 100, Some("t1")).unwrap();
+    let points: Vec<(i64, u64)> = team.iter().map(|p| (p.start, p.line.cost_nanos)).collect();
+    assert_eq!(points, [(100, 3), (200, 5)], "since is inclusive, other teams left out");
+}
+
+#[test]
 fn a_file_store_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/sub/moat.db", dir.path().display());
