@@ -149,6 +149,24 @@ fn team_id_by_name(store: &dyn Store, name: &str) -> Result<String, AdminError> 
         .ok_or_else(|| AdminError::NotFound(format!("team {name:?}")))
 }
 
+/// A team's id from its name (or id).
+pub fn team_id(store: &dyn Store, name: &str) -> Result<String, AdminError> {
+    team_id_by_name(store, name)
+}
+
+/// The name of the team a key (by id, prefix or name) belongs to, if any.
+pub fn key_team(store: &dyn Store, which: &str) -> Result<Option<String>, AdminError> {
+    let key = find_key(store, which)?;
+    let Some(team_id) = key.team_id else {
+        return Ok(None);
+    };
+    Ok(store
+        .teams()?
+        .into_iter()
+        .find(|t| t.id == team_id)
+        .map(|t| t.name))
+}
+
 /// Finds a key by id, display prefix or name (when unique).
 fn find_key(store: &dyn Store, which: &str) -> Result<KeyRecord, AdminError> {
     let keys = store.keys()?;
@@ -466,6 +484,8 @@ pub fn usage(store: &dyn Store, by: GroupBy, since: i64) -> Result<Vec<UsageView
         })
         .collect())
 }
+
+pub mod views;
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 //! references expanded from the environment (so secrets need not sit in the file), then command-line
 //! overrides applied by the binary.
 
+mod admin;
 mod cache;
 mod discover;
 mod explain;
@@ -10,6 +11,7 @@ mod file;
 mod health;
 mod resolve;
 
+pub use admin::{AdminKeySection, AdminSection, AdminSettings, RoleKey, SsoSection, SsoSettings};
 pub use cache::{ResponseCacheSection, ResponseCacheSettings};
 pub use discover::{discover, DiscoveryTargets};
 pub use explain::explain;

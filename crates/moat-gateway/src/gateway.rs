@@ -52,6 +52,8 @@ pub struct Gateway {
     pub(crate) response_cache: crate::cache::response::ResponseCache,
     /// Teams' own provider credentials.
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
+    /// Console sessions, role-bearing admin keys and single sign-on.
+    pub(crate) console: crate::console::Console,
 }
 
 impl Gateway {
@@ -137,6 +139,7 @@ impl Gateway {
             request_ids: RequestIds::new(),
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
+            console: crate::console::Console::new(&config.admin)?,
         }))
     }
 
@@ -198,26 +201,29 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/models", get(handlers::models::list_models))
         .route("/key", get(handlers::key_info::key_info))
         .route("/auth/key", get(handlers::key_info::key_info));
+    use handlers::{admin as a, admin_views as v};
     let admin = Router::new()
-        .route(
-            "/keys",
-            post(handlers::admin::create_key).get(handlers::admin::list_keys),
-        )
-        .route("/keys/{id}/{action}", post(handlers::admin::key_action))
-        .route(
-            "/teams",
-            post(handlers::admin::create_team).get(handlers::admin::list_teams),
-        )
-        .route("/usage", get(handlers::admin::usage))
+        .route("/keys", post(a::create_key).get(a::list_keys))
+        .route("/keys/{id}/{action}", post(a::key_action))
+        .route("/teams", post(a::create_team).get(a::list_teams))
+        .route("/teams/{team}/limits", post(a::team_limits))
+        .route("/usage", get(a::usage))
+        .route("/usage/series", get(v::series))
+        .route("/me", get(v::me))
+        .route("/requests", get(v::requests))
+        .route("/audit", get(v::audit_status))
+        .route("/audit/verify", post(v::audit_verify))
+        .route("/providers", get(v::providers))
         .route(
             "/teams/{team}/provider-keys/{provider}",
-            axum::routing::put(handlers::admin::set_team_provider_key)
-                .delete(handlers::admin::remove_team_provider_key),
+            axum::routing::put(a::set_team_provider_key).delete(a::remove_team_provider_key),
         );
     Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)
         .nest("/admin", admin)
+        .route("/ui", get(crate::console::index))
+        .nest("/ui", crate::console::routes())
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))

@@ -11,6 +11,7 @@ use crate::gateway::Gateway;
 use crate::GatewayError;
 
 pub(crate) mod admin;
+pub(crate) mod admin_views;
 mod admission;
 pub(crate) mod key_info;
 pub(crate) mod messages;
@@ -44,10 +45,14 @@ pub(crate) fn install_metrics() {
     let _ = crate::observe::metrics::prometheus();
 }
 
-/// `GET /metrics`: Prometheus text format. Needs an admin key when admin keys are configured.
-pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>, headers: http::HeaderMap) -> Response {
-    if gw.identities.has_admin_keys() && !gw.identities.is_admin(&headers) {
-        return GatewayError::Unauthorized.into_response();
+/// `GET /metrics`: Prometheus text format. Needs an operator (any role: an admin key or a console
+/// session) once anyone can be one.
+pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> Response {
+    if gw.console.has_operators(&gw) {
+        let (parts, _) = req.into_parts();
+        if let Err(e) = crate::console::operator::authenticate(&gw, &parts) {
+            return e.into_response();
+        }
     }
     let body = crate::observe::metrics::render();
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()

@@ -238,6 +238,11 @@ impl Identities {
     pub fn is_admin(&self, headers: &HeaderMap) -> bool {
         presented_key(headers).is_some_and(|k| self.admins.matches(k))
     }
+
+    /// True when `key` is one of `[server] admin_keys`.
+    pub fn is_admin_key(&self, key: &str) -> bool {
+        self.admins.matches(key)
+    }
 }
 
 fn store_error(e: moat_store::StoreError) -> GatewayError {

@@ -25,6 +25,7 @@ mod auth;
 mod body;
 mod cache;
 pub mod config;
+mod console;
 mod error;
 mod gateway;
 mod handlers;
@@ -34,6 +35,7 @@ pub mod ledger;
 mod observe;
 mod pricebook;
 pub mod privacy;
+pub mod roles;
 pub mod secret;
 pub mod server;
 

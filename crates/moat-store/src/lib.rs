@@ -18,7 +18,9 @@ mod types;
 mod writer;
 
 pub use sqlite::SqliteStore;
-pub use types::{KeyRecord, Limits, Scope, SealedSecret, TeamRecord, TeamSealedSecret, UsageLine, UsagePoint, UsageRow};
+pub use types::{
+    KeyRecord, Limits, Scope, SealedSecret, TeamRecord, TeamSealedSecret, UsageLine, UsagePoint, UsageRow,
+};
 
 /// What can go wrong in the store. Messages never include key material.
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,9 @@ pub struct FileConfig {
     /// The gateway's own cache of whole answers (off by default).
     #[serde(default)]
     pub response_cache: super::cache::ResponseCacheSection,
+    /// Role-bearing admin keys, single sign-on and console sessions.
+    #[serde(default)]
+    pub admin: super::admin::AdminSection,
 }
 
 /// What the privacy scan does with each finding (see docs/PRIVACY.md).

@@ -114,6 +114,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The gateway's response cache.
     pub response_cache: super::cache::ResponseCacheSettings,
+    /// Admin roles, single sign-on and console sessions.
+    pub admin: super::admin::AdminSettings,
 }
 
 impl Config {
@@ -197,6 +199,7 @@ impl Config {
             }
             warnings.push(format!("plain HTTP on {listen} (server.plaintext = true): keys and prompts cross the network unencrypted unless a proxy in front adds TLS"));
         }
+        let server_tls = server.tls.is_some();
         let mut providers = Vec::with_capacity(file.providers.len());
         for (index, p) in file.providers.iter().enumerate() {
             providers.push(resolve_provider(index, p, env, &mut warnings)?);
@@ -241,6 +244,11 @@ impl Config {
             catalog,
             warnings,
             response_cache: file.response_cache.resolve()?,
+            admin: file.admin.resolve(
+                &|text, field| expand(text, field, env),
+                env,
+                server_tls || !listen.ip().is_loopback(),
+            )?,
         })
     }
 }

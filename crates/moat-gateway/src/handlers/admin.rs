@@ -1,20 +1,25 @@
-//! The admin HTTP API (`/admin/...`, admin keys only): the same operations as the `moatd keys`,
-//! `teams` and `usage` commands, as JSON.
+//! The admin HTTP API (`/admin/...`): the same operations as the `moatd keys`, `teams` and `usage`
+//! commands, as JSON, for an [`Operator`] — an admin key or a console session — held to its role:
+//! admins do everything, team admins their own team's keys, key limits and usage, viewers only read.
+//! Every change is an audit record naming the operator.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 
 use crate::admin::{self, AdminError, LimitSpec, NewKey, NewTeam};
 use crate::gateway::Gateway;
 use crate::ledger::now;
+use crate::roles::Operator;
 use crate::GatewayError;
 
-fn admin_error(e: AdminError) -> GatewayError {
+pub(crate) type Answer = Result<Response, GatewayError>;
+
+pub(crate) fn admin_error(e: AdminError) -> GatewayError {
     match e {
         AdminError::Invalid(m) => GatewayError::BadRequest(m),
         AdminError::NotFound(what) => GatewayError::NotFound(format!("{what} not found")),
@@ -23,134 +28,151 @@ fn admin_error(e: AdminError) -> GatewayError {
     }
 }
 
-/// Records an admin action made over HTTP in the audit log.
-fn record(gw: &Gateway, action: &str, target: &str, details: serde_json::Value) {
-    crate::audit::admin(gw.audit.as_deref(), "admin-api", action, target, details);
-}
-
-fn guard(gw: &Gateway, headers: &HeaderMap) -> Result<(), GatewayError> {
-    if gw.identities.is_admin(headers) {
-        Ok(())
-    } else {
-        Err(GatewayError::Unauthorized)
-    }
+/// Records an admin action made over HTTP in the audit log, naming who made it.
+pub(crate) fn record(gw: &Gateway, op: &Operator, action: &str, target: &str, details: serde_json::Value) {
+    crate::audit::admin(gw.audit.as_deref(), &op.actor, action, target, details);
 }
 
 /// Parses a JSON body into `T` with the gateway's error shape (axum's own rejection is plain text).
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
     serde_json::from_slice(bytes).map_err(|e| GatewayError::BadRequest(format!("invalid request: {e}")))
 }
 
-fn done<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+pub(crate) fn done<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     (status, Json(serde_json::json!({ "data": value }))).into_response()
+}
+
+/// A team admin acts on their own team's keys only.
+fn may_touch_key(gw: &Gateway, op: &Operator, which: &str) -> Result<(), GatewayError> {
+    if op.team_scope().is_some() {
+        let team = admin::key_team(gw.store.as_ref(), which).map_err(admin_error)?;
+        op.may_touch_team(team.as_deref())?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn create_key(
     State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    op: Operator,
     bytes: axum::body::Bytes,
-) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let new: NewKey = body(&bytes)?;
-        let issued =
-            admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now()).map_err(admin_error)?;
-        record(&gw, "key.create", &issued.id, admin::describe_new_key(&new));
-        Ok(done(StatusCode::CREATED, &issued))
-    };
-    run().unwrap_or_else(IntoResponse::into_response)
+) -> Answer {
+    op.may_write()?;
+    let mut new: NewKey = body(&bytes)?;
+    if let Some(own) = op.team_scope() {
+        // A team admin's keys are their team's, whether or not the request says so.
+        new.team.get_or_insert_with(|| own.to_string());
+        op.may_touch_team(new.team.as_deref())?;
+    }
+    let issued =
+        admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now()).map_err(admin_error)?;
+    record(&gw, &op, "key.create", &issued.id, admin::describe_new_key(&new));
+    Ok(done(StatusCode::CREATED, &issued))
 }
 
-pub(crate) async fn list_keys(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        Ok(done(
-            StatusCode::OK,
-            &admin::list_keys(gw.store.as_ref(), now()).map_err(admin_error)?,
-        ))
-    };
-    run().unwrap_or_else(IntoResponse::into_response)
+pub(crate) async fn list_keys(State(gw): State<Arc<Gateway>>, op: Operator) -> Answer {
+    let mut keys = admin::list_keys(gw.store.as_ref(), now()).map_err(admin_error)?;
+    if let Some(own) = op.team_scope() {
+        keys.retain(|k| k.team.as_deref() == Some(own));
+    }
+    Ok(done(StatusCode::OK, &keys))
 }
 
 pub(crate) async fn key_action(
     State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    op: Operator,
     Path((id, action)): Path<(String, String)>,
     bytes: axum::body::Bytes,
-) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let store = gw.store.as_ref();
-        match action.as_str() {
-            "revoke" => {
-                let id = admin::revoke_key(store, &id, now()).map_err(admin_error)?;
-                record(&gw, "key.revoke", &id, serde_json::json!({}));
-                Ok(done(
-                    StatusCode::OK,
-                    &serde_json::json!({"id": id, "revoked": true}),
-                ))
-            }
-            "rotate" => {
-                let issued = admin::rotate_key(store, gw.identities.secret(), &id).map_err(admin_error)?;
-                record(
-                    &gw,
-                    "key.rotate",
-                    &issued.id,
-                    serde_json::json!({"prefix": issued.prefix}),
-                );
-                Ok(done(StatusCode::OK, &issued))
-            }
-            "limits" => {
-                let spec: LimitSpec = body(&bytes)?;
-                admin::set_key_limits(store, &id, &spec).map_err(admin_error)?;
-                record(
-                    &gw,
-                    "key.limits",
-                    &id,
-                    serde_json::to_value(&spec).unwrap_or_default(),
-                );
-                Ok(done(StatusCode::OK, &spec))
-            }
-            other => Err(GatewayError::NotFound(format!(
-                "no key action {other:?}: use revoke, rotate or limits"
-            ))),
+) -> Answer {
+    op.may_write()?;
+    may_touch_key(&gw, &op, &id)?;
+    let store = gw.store.as_ref();
+    match action.as_str() {
+        "revoke" => {
+            let id = admin::revoke_key(store, &id, now()).map_err(admin_error)?;
+            record(&gw, &op, "key.revoke", &id, serde_json::json!({}));
+            Ok(done(
+                StatusCode::OK,
+                &serde_json::json!({"id": id, "revoked": true}),
+            ))
         }
-    };
-    run().unwrap_or_else(IntoResponse::into_response)
+        "rotate" => {
+            let issued = admin::rotate_key(store, gw.identities.secret(), &id).map_err(admin_error)?;
+            record(
+                &gw,
+                &op,
+                "key.rotate",
+                &issued.id,
+                serde_json::json!({"prefix": issued.prefix}),
+            );
+            Ok(done(StatusCode::OK, &issued))
+        }
+        "limits" => {
+            let spec: LimitSpec = body(&bytes)?;
+            admin::set_key_limits(store, &id, &spec).map_err(admin_error)?;
+            record(
+                &gw,
+                &op,
+                "key.limits",
+                &id,
+                serde_json::to_value(&spec).unwrap_or_default(),
+            );
+            Ok(done(StatusCode::OK, &spec))
+        }
+        other => Err(GatewayError::NotFound(format!(
+            "no key action {other:?}: use revoke, rotate or limits"
+        ))),
+    }
 }
 
 pub(crate) async fn create_team(
     State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    op: Operator,
     bytes: axum::body::Bytes,
-) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let new: NewTeam = body(&bytes)?;
-        let team = admin::create_team(gw.store.as_ref(), &new, now()).map_err(admin_error)?;
-        record(
-            &gw,
-            "team.create",
-            &team.id,
-            serde_json::json!({"name": team.name, "limits": new.limits}),
-        );
-        Ok(done(
-            StatusCode::CREATED,
-            &serde_json::json!({"id": team.id, "name": team.name}),
-        ))
-    };
-    run().unwrap_or_else(IntoResponse::into_response)
+) -> Answer {
+    op.must_be_admin()?;
+    let new: NewTeam = body(&bytes)?;
+    let team = admin::create_team(gw.store.as_ref(), &new, now()).map_err(admin_error)?;
+    record(
+        &gw,
+        &op,
+        "team.create",
+        &team.id,
+        serde_json::json!({"name": team.name, "limits": new.limits}),
+    );
+    Ok(done(
+        StatusCode::CREATED,
+        &serde_json::json!({"id": team.id, "name": team.name}),
+    ))
 }
 
-pub(crate) async fn list_teams(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        Ok(done(
-            StatusCode::OK,
-            &admin::list_teams(gw.store.as_ref(), now()).map_err(admin_error)?,
-        ))
-    };
-    run().unwrap_or_else(IntoResponse::into_response)
+/// `POST /admin/teams/{team}/limits`: a team's budget and rates (admins only: a team admin could
+/// otherwise lift their own team's budget).
+pub(crate) async fn team_limits(
+    State(gw): State<Arc<Gateway>>,
+    op: Operator,
+    Path(team): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    op.must_be_admin()?;
+    let spec: LimitSpec = body(&bytes)?;
+    admin::set_team_limits(gw.store.as_ref(), &team, &spec).map_err(admin_error)?;
+    let id = admin::team_id(gw.store.as_ref(), &team).map_err(admin_error)?;
+    record(
+        &gw,
+        &op,
+        "team.limits",
+        &id,
+        serde_json::to_value(&spec).unwrap_or_default(),
+    );
+    Ok(done(StatusCode::OK, &spec))
+}
+
+pub(crate) async fn list_teams(State(gw): State<Arc<Gateway>>, op: Operator) -> Answer {
+    let mut teams = admin::list_teams(gw.store.as_ref(), now()).map_err(admin_error)?;
+    if let Some(own) = op.team_scope() {
+        teams.retain(|t| t.name == own);
+    }
+    Ok(done(StatusCode::OK, &teams))
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,22 +183,20 @@ pub(crate) struct UsageQuery {
 
 pub(crate) async fn usage(
     State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    op: Operator,
     Query(q): Query<UsageQuery>,
-) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let by = admin::group_by(q.by.as_deref().unwrap_or("key")).map_err(admin_error)?;
-        let since = match &q.since {
-            Some(d) => admin::parse_date(d).map_err(admin_error)?,
-            None => 0,
-        };
-        Ok(done(
-            StatusCode::OK,
-            &admin::usage(gw.store.as_ref(), by, since).map_err(admin_error)?,
-        ))
+) -> Answer {
+    let by = admin::group_by(q.by.as_deref().unwrap_or("key")).map_err(admin_error)?;
+    let since = match &q.since {
+        Some(d) => admin::parse_date(d).map_err(admin_error)?,
+        None => 0,
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    let lines = match op.team_scope() {
+        Some(team) => admin::views::team_usage(gw.store.as_ref(), by, since, team),
+        None => admin::usage(gw.store.as_ref(), by, since),
+    }
+    .map_err(admin_error)?;
+    Ok(done(StatusCode::OK, &lines))
 }
 
 /// `{"key": "..."}` for `PUT /admin/teams/{team}/provider-keys/{provider}`.
@@ -189,56 +209,52 @@ pub(crate) struct TeamKeyBody {
 /// Stores a team's own key for a provider (bring your own key). The key is never echoed.
 pub(crate) async fn set_team_provider_key(
     State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    op: Operator,
     Path((team, provider)): Path<(String, String)>,
     bytes: axum::body::Bytes,
-) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let new: TeamKeyBody = body(&bytes)?;
-        let team_id = admin::set_team_provider_key(
-            gw.store.as_ref(),
-            gw.identities.secret(),
-            &team,
-            &provider,
-            &new.key,
-            now(),
-        )
-        .map_err(admin_error)?;
-        record(
-            &gw,
-            "team.set_provider_key",
-            &team_id,
-            serde_json::json!({"provider": provider}),
-        );
-        Ok(done(
-            StatusCode::OK,
-            &serde_json::json!({"team": team_id, "provider": provider, "stored": true}),
-        ))
-    };
-    run().unwrap_or_else(IntoResponse::into_response)
+) -> Answer {
+    op.must_be_admin()?;
+    let new: TeamKeyBody = body(&bytes)?;
+    let team_id = admin::set_team_provider_key(
+        gw.store.as_ref(),
+        gw.identities.secret(),
+        &team,
+        &provider,
+        &new.key,
+        now(),
+    )
+    .map_err(admin_error)?;
+    record(
+        &gw,
+        &op,
+        "team.set_provider_key",
+        &team_id,
+        serde_json::json!({"provider": provider}),
+    );
+    Ok(done(
+        StatusCode::OK,
+        &serde_json::json!({"team": team_id, "provider": provider, "stored": true}),
+    ))
 }
 
 /// Removes a team's own key for a provider.
 pub(crate) async fn remove_team_provider_key(
     State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    op: Operator,
     Path((team, provider)): Path<(String, String)>,
-) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let team_id =
-            admin::remove_team_provider_key(gw.store.as_ref(), &team, &provider).map_err(admin_error)?;
-        record(
-            &gw,
-            "team.remove_provider_key",
-            &team_id,
-            serde_json::json!({"provider": provider}),
-        );
-        Ok(done(
-            StatusCode::OK,
-            &serde_json::json!({"team": team_id, "provider": provider, "removed": true}),
-        ))
-    };
-    run().unwrap_or_else(IntoResponse::into_response)
+) -> Answer {
+    op.must_be_admin()?;
+    let team_id =
+        admin::remove_team_provider_key(gw.store.as_ref(), &team, &provider).map_err(admin_error)?;
+    record(
+        &gw,
+        &op,
+        "team.remove_provider_key",
+        &team_id,
+        serde_json::json!({"provider": provider}),
+    );
+    Ok(done(
+        StatusCode::OK,
+        &serde_json::json!({"team": team_id, "provider": provider, "removed": true}),
+    ))
 }

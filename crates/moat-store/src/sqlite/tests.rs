@@ -119,10 +119,17 @@ fn usage_series_buckets_by_time_and_filters_by_team() {
         .iter()
         .map(|p| (p.start, p.line.group.as_str(), p.line.requests, p.line.cost_nanos))
         .collect();
-    assert_eq!(points, [(100, "t1", 2, 10), (200, "t2", 1, 11), (200, "t1", 1, 5)]);
+    assert_eq!(
+        points,
+        [(100, "t1", 2, 10), (200, "t2", 1, 11), (200, "t1", 1, 5)]
+    );
     let team = s.usage_series(GroupBy::Model, 120, 100, Some("t1")).unwrap();
     let points: Vec<(i64, u64)> = team.iter().map(|p| (p.start, p.line.cost_nanos)).collect();
-    assert_eq!(points, [(100, 3), (200, 5)], "since is inclusive, other teams left out");
+    assert_eq!(
+        points,
+        [(100, 3), (200, 5)],
+        "since is inclusive, other teams left out"
+    );
 }
 
 #[test]
