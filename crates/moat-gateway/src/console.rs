@@ -64,6 +64,8 @@ pub(crate) fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/", get(assets::index))
         .route("/app.js", get(assets::script))
+        .route("/pages.js", get(assets::pages))
+        .route("/chart.js", get(assets::chart))
         .route("/app.css", get(assets::style))
         .route("/icon.svg", get(assets::icon))
         .route("/config", get(login::config))

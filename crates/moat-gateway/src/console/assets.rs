@@ -7,6 +7,8 @@ use http::{header, HeaderMap, HeaderValue};
 
 const INDEX: &str = include_str!("ui/index.html");
 const SCRIPT: &str = include_str!("ui/app.js");
+const PAGES: &str = include_str!("ui/pages.js");
+const CHART: &str = include_str!("ui/chart.js");
 const STYLE: &str = include_str!("ui/app.css");
 const ICON: &str = include_str!("ui/icon.svg");
 
@@ -42,6 +44,14 @@ pub(crate) async fn index() -> Response {
 
 pub(crate) async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+pub(crate) async fn pages() -> Response {
+    asset("text/javascript; charset=utf-8", PAGES)
+}
+
+pub(crate) async fn chart() -> Response {
+    asset("text/javascript; charset=utf-8", CHART)
 }
 
 pub(crate) async fn style() -> Response {
