@@ -222,7 +222,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .nest("/v1", api.clone())
         .nest("/api/v1", api)
         .nest("/admin", admin)
-        .route("/ui", get(crate::console::index))
+        .route("/ui/", get(crate::console::index))
         .nest("/ui", crate::console::routes())
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
