@@ -41,6 +41,20 @@ if ! python3 -c 'import ollama' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'ollama>=0.4'
 fi
 
+# Headless Chromium drives the admin console in crates/moatd/tests/console.rs (Debian's package).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+# Node programs the Rust tests run: playwright-core (drives that Chromium) and oidc-provider (a real
+# OpenID provider for crates/moat-gateway/tests/sso.rs), pinned by tests/node/package-lock.json.
+if [ ! -d tests/node/node_modules/playwright-core ] || [ ! -d tests/node/node_modules/oidc-provider ]; then
+    echo "== installing the tests' npm packages (tests/node)"
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
