@@ -127,6 +127,13 @@ impl Ledger {
             if let Some(acc) = a.teams.get_mut(&t.id) {
                 let (b, r, tp) = limits_to_account(&t.limits);
                 acc.set_limits(b, r, tp);
+                // A team's budget gauge is there from the start, not only after its first request.
+                if let Some(b) = acc.budget {
+                    crate::observe::metrics::budget_remaining(
+                        Some(&t.name),
+                        b.limit.saturating_sub(acc.spent(now)),
+                    );
+                }
             }
         }
         Ok(())

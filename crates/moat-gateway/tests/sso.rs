@@ -35,7 +35,9 @@ impl Drop for Idp {
 fn start_idp(redirect: &str) -> Idp {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/node");
     assert!(
-        std::path::Path::new(dir).join("node_modules/oidc-provider").exists(),
+        std::path::Path::new(dir)
+            .join("node_modules/oidc-provider")
+            .exists(),
         "oidc-provider missing in {dir}: run scripts/test.sh (it runs `npm ci` there)"
     );
     let mut child = Command::new("node")
@@ -126,7 +128,12 @@ impl Jar {
         let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
         self.0
             .get(&host)
-            .map(|c| c.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "))
+            .map(|c| {
+                c.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
             .unwrap_or_default()
     }
 
@@ -197,7 +204,14 @@ async fn sign_in(sso: &Sso, person: &str) -> (u16, String, Jar) {
 }
 
 /// An admin API call with the session cookie (and its CSRF token when `csrf` is given).
-async fn call(sso: &Sso, jar: &Jar, method: &str, path: &str, body: Option<Value>, csrf: Option<&str>) -> (u16, Value) {
+async fn call(
+    sso: &Sso,
+    jar: &Jar,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    csrf: Option<&str>,
+) -> (u16, Value) {
     let url: reqwest::Url = format!("{}{path}", sso.base).parse().unwrap();
     let mut req = http()
         .request(method.parse().unwrap(), url.clone())
@@ -233,10 +247,21 @@ async fn sso_roles_are_honoured_by_the_admin_api() {
     assert_eq!(me["data"]["role"], "admin");
     let team = json!({"name": "research"});
     let (status, err) = call(&sso, &alice, "POST", "/admin/teams", Some(team.clone()), None).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (403, Some("csrf_failed")));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("csrf_failed"))
+    );
     let (status, _) = call(&sso, &alice, "POST", "/admin/teams", Some(team), Some(&csrf)).await;
     assert_eq!(status, 201);
-    let (status, _) = call(&sso, &alice, "POST", "/admin/teams", Some(json!({"name": "ops"})), Some(&csrf)).await;
+    let (status, _) = call(
+        &sso,
+        &alice,
+        "POST",
+        "/admin/teams",
+        Some(json!({"name": "ops"})),
+        Some(&csrf),
+    )
+    .await;
     assert_eq!(status, 201);
     let ops_key = json!({"name": "ops-key", "team": "ops"});
     let (status, _) = call(&sso, &alice, "POST", "/admin/keys", Some(ops_key), Some(&csrf)).await;
@@ -250,14 +275,40 @@ async fn sso_roles_are_honoured_by_the_admin_api() {
     assert_eq!(status, 201, "{created}");
     let other = json!({"name": "sneaky", "team": "ops"});
     let (status, err) = call(&sso, &bob, "POST", "/admin/keys", Some(other), Some(&bob_csrf)).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (403, Some("role_forbidden")));
-    let (status, err) =
-        call(&sso, &bob, "POST", "/admin/teams", Some(json!({"name": "mine"})), Some(&bob_csrf)).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (403, Some("role_forbidden")));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("role_forbidden"))
+    );
+    let (status, err) = call(
+        &sso,
+        &bob,
+        "POST",
+        "/admin/teams",
+        Some(json!({"name": "mine"})),
+        Some(&bob_csrf),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("role_forbidden"))
+    );
     let (_, keys) = call(&sso, &bob, "GET", "/admin/keys", None, None).await;
-    let names: Vec<&str> = keys["data"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["lab-key"], "a team admin sees their team's keys only");
-    let (status, _) = call(&sso, &bob, "POST", "/admin/keys/ops-key/revoke", Some(json!({})), Some(&bob_csrf)).await;
+    let (status, _) = call(
+        &sso,
+        &bob,
+        "POST",
+        "/admin/keys/ops-key/revoke",
+        Some(json!({})),
+        Some(&bob_csrf),
+    )
+    .await;
     assert_eq!(status, 403, "another team's key is out of reach");
 
     // A viewer reads and changes nothing.
@@ -265,9 +316,19 @@ async fn sso_roles_are_honoured_by_the_admin_api() {
     let carol_csrf = csrf_of(&sso, &carol).await;
     let (status, keys) = call(&sso, &carol, "GET", "/admin/keys", None, None).await;
     assert_eq!((status, keys["data"].as_array().unwrap().len()), (200, 2));
-    let (status, err) =
-        call(&sso, &carol, "POST", "/admin/keys", Some(json!({"name": "v"})), Some(&carol_csrf)).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (403, Some("role_forbidden")));
+    let (status, err) = call(
+        &sso,
+        &carol,
+        "POST",
+        "/admin/keys",
+        Some(json!({"name": "v"})),
+        Some(&carol_csrf),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("role_forbidden"))
+    );
     let (status, _) = call(&sso, &carol, "GET", "/metrics", None, None).await;
     assert_eq!(status, 200, "viewers may read metrics");
 
@@ -293,7 +354,10 @@ async fn sso_roles_are_honoured_by_the_admin_api() {
     };
     assert_eq!(actor_of("team.create").as_deref(), Some("sso:alice@example.com"));
     assert_eq!(actor_of("key.create").as_deref(), Some("sso:bob@example.com"));
-    assert_eq!(actor_of("console.logout").as_deref(), Some("sso:carol@example.com"));
+    assert_eq!(
+        actor_of("console.logout").as_deref(),
+        Some("sso:carol@example.com")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -37,7 +37,8 @@ async fn a_person_manages_keys_and_sees_spend_in_the_console() {
         std::path::Path::new(&chromium).exists(),
         "{chromium} missing: scripts/test.sh installs Debian's chromium"
     );
-    let models = json!([{"id": "tiny", "object": "model", "pricing": {"prompt": "0.001", "completion": "0.002"}}]);
+    let models =
+        json!([{"id": "tiny", "object": "model", "pricing": {"prompt": "0.001", "completion": "0.002"}}]);
     let emu = Emulator::start(EmulatorOptions {
         models: Some(models),
         ..Default::default()
@@ -53,17 +54,34 @@ async fn a_person_manages_keys_and_sees_spend_in_the_console() {
         ),
     );
     let cfg = cfg.to_str().unwrap();
-    let (_, err, ok) = moatd_cmd(data.path(), &["teams", "create", "--config", cfg, "--name", "research"], None);
+    let (_, err, ok) = moatd_cmd(
+        data.path(),
+        &["teams", "create", "--config", cfg, "--name", "research"],
+        None,
+    );
     assert!(ok, "{err}");
-    let daemon = Daemon::start_in(data.path(), &["serve", "--config", cfg, "--listen", "127.0.0.1:0"], &[]);
+    let daemon = Daemon::start_in(
+        data.path(),
+        &["serve", "--config", cfg, "--listen", "127.0.0.1:0"],
+        &[],
+    );
 
     // The page is served with a CSP that allows this origin's scripts only.
     let page = client().get(daemon.url("/ui")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let html = page.text().await.unwrap();
-    assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "no inline script or style"
+    );
 
     let shots = match std::env::var("MOAT_CONSOLE_SCREENSHOTS") {
         Ok(dir) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(dir),
@@ -91,7 +109,17 @@ async fn a_person_manages_keys_and_sees_spend_in_the_console() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "browser check failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("console checks passed"), "{stdout}");
-    for name in ["login", "usage", "keys", "teams", "providers", "requests", "audit", "usage-phone", "keys-phone"] {
+    for name in [
+        "login",
+        "usage",
+        "keys",
+        "teams",
+        "providers",
+        "requests",
+        "audit",
+        "usage-phone",
+        "keys-phone",
+    ] {
         assert!(shots.join(format!("{name}.png")).exists(), "screenshot {name}");
     }
     daemon.stop();
@@ -102,7 +130,11 @@ async fn a_person_manages_keys_and_sees_spend_in_the_console() {
     let actions: Vec<Value> = export
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["record"]["kind"] == "admin" || v["record"]["Admin"].is_object() || v["record"]["action"].is_string())
+        .filter(|v| {
+            v["record"]["kind"] == "admin"
+                || v["record"]["Admin"].is_object()
+                || v["record"]["action"].is_string()
+        })
         .collect();
     let find = |action: &str| {
         actions
@@ -111,8 +143,20 @@ async fn a_person_manages_keys_and_sees_spend_in_the_console() {
             .unwrap_or_else(|| panic!("no {action} record in:\n{export}"))
             .to_string()
     };
-    for action in ["console.login", "key.create", "key.revoke", "audit.verify", "console.logout"] {
-        assert!(find(action).contains("admin-key:"), "{action} names the admin key");
+    for action in [
+        "console.login",
+        "key.create",
+        "key.revoke",
+        "audit.verify",
+        "console.logout",
+    ] {
+        assert!(
+            find(action).contains("admin-key:"),
+            "{action} names the admin key"
+        );
     }
-    assert!(!export.contains(ADMIN_KEY), "the admin key itself is never recorded");
+    assert!(
+        !export.contains(ADMIN_KEY),
+        "the admin key itself is never recorded"
+    );
 }
