@@ -97,7 +97,8 @@ pub(crate) fn authenticate(gw: &Gateway, parts: &Parts) -> Result<Operator, Gate
         .find(&parts.headers, Instant::now())
         .ok_or(GatewayError::Unauthorized)?;
     let reading = matches!(parts.method, Method::GET | Method::HEAD);
-    if !reading && !(csrf_ok(&parts.headers, &session) && same_origin(&parts.headers)) {
+    let vouched = csrf_ok(&parts.headers, &session) && same_origin(&parts.headers);
+    if !(reading || vouched) {
         return Err(GatewayError::Forbidden {
             message: "missing or wrong CSRF token: reload the console".into(),
             code: "csrf_failed",
