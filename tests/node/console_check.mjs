@@ -83,7 +83,18 @@ try {
   // The other pages draw.
   await page.click("nav a[href='#teams']");
   await page.waitForSelector("tr[data-team='research']");
+  // A team's own provider key: stored, shown as present, never shown back, removed.
+  await page.selectOption("#team-key select[name=team]", "research");
+  await page.selectOption("#team-key select[name=provider]", "emu");
+  await page.fill("#team-key input[name=key]", "sk-team-own-key-7731");
+  await page.click("#team-key button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("tr[data-team='research']")?.textContent.includes("emu ✓"));
+  check(!(await page.content()).includes("sk-team-own-key-7731"), "a provider key is never shown back");
   await shot("teams");
+  await page.selectOption("#team-key select[name=team]", "research");
+  await page.selectOption("#team-key select[name=provider]", "emu");
+  await page.click("#team-key button.danger");
+  await page.waitForFunction(() => !document.querySelector("tr[data-team='research']")?.textContent.includes("emu ✓"));
   await page.click("nav a[href='#providers']");
   await page.waitForSelector(".card.provider");
   await shot("providers");

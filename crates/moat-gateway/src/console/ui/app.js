@@ -71,7 +71,7 @@ export function notify(text, kind = "info") {
 export function usd(v) {
   const n = Number(v) || 0;
   if (n === 0) return "$0";
-  return n < 0.01 ? `$${n.toFixed(6)}` : `$${n.toFixed(2)}`;
+  return n < 1 ? `$${Number(n.toPrecision(2))}` : `$${n.toFixed(2)}`;
 }
 
 function showLogin(message) {

@@ -163,7 +163,7 @@ async function teams(main) {
     e.preventDefault();
     act("Team created", () => api("POST", "/admin/teams", { name: create.elements.name.value.trim(), ...limitsOf(create) }), redraw);
   });
-  const byo = h("form", { class: "inline-form" },
+  const byo = h("form", { class: "inline-form", id: "team-key" },
     field("Team", h("select", { name: "team" }, list.map((t) => h("option", { value: t.name }, t.name)))),
     field("Provider", h("select", { name: "provider" }, names.map((n) => h("option", { value: n }, n)))),
     field("Key", h("input", { name: "key", type: "password", autocomplete: "off", required: true })),
