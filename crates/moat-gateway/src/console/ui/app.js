@@ -148,7 +148,11 @@ async function start() {
   }
   document.getElementById("login-form").addEventListener("submit", login);
   document.getElementById("logout").addEventListener("click", logout);
-  window.addEventListener("hashchange", () => state.session && route());
+  window.addEventListener("hashchange", () => {
+    document.getElementById("notice").replaceChildren();
+    document.getElementById("notice").className = "";
+    if (state.session) route();
+  });
   state.session = await loadSession();
   if (state.session) await showApp();
   else showLogin("");
