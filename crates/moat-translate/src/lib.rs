@@ -33,6 +33,7 @@
 
 pub mod anthropic;
 mod error;
+pub mod gemini;
 mod lines;
 pub mod ollama;
 mod openai_out;
