@@ -16,6 +16,7 @@
 //! ```
 
 mod client;
+pub mod credentials;
 mod error;
 pub mod relay;
 pub mod tls;
