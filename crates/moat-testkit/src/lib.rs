@@ -31,10 +31,14 @@
 //! ```
 
 mod anthropic;
+mod azure;
+mod bedrock;
+pub mod cloud;
 mod completion;
 mod directive;
 mod embeddings;
 mod error;
+mod gemini;
 mod handler;
 mod ollama;
 mod prefix_cache;

@@ -2,8 +2,8 @@
 //!
 //! The service-account JSON key file (what `GOOGLE_APPLICATION_CREDENTIALS` names) holds the
 //! account's email, an RSA private key and the token endpoint (`token_uri`). moatd signs a JWT
-//! (RS256, by `jsonwebtoken`) asserting the account and the `cloud-platform` scope, and exchanges it
-//! at `token_uri` for an access token (RFC 7523's JWT bearer grant), cached until shortly before it
+//! (RS256, by `jsonwebtoken`) asserting the account and the `cloud-platform` scope for Google's
+//! token audience, and exchanges it at `token_uri` for an access token (RFC 7523's JWT bearer grant), cached until shortly before it
 //! expires.
 
 use std::fmt;
@@ -18,6 +18,8 @@ use super::{parse_token, CredentialError, Token, TokenClient, TokenSource};
 /// The scope Vertex AI (and the Gemini API with OAuth) accepts.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The audience Google requires in the assertion, whatever `token_uri` the request is posted to.
+const AUDIENCE: &str = "https://oauth2.googleapis.com/token";
 /// Google caps an assertion's lifetime at an hour.
 const ASSERTION_LIFETIME: u64 = 3600;
 
@@ -124,7 +126,7 @@ impl ServiceAccount {
         let claims = Claims {
             iss: &self.client_email,
             scope: SCOPE,
-            aud: &self.token_uri,
+            aud: AUDIENCE,
             iat: now,
             exp: now + ASSERTION_LIFETIME,
         };
