@@ -99,7 +99,7 @@ impl Gateway {
             }
             providers.push(Provider {
                 upstream: Upstream::new(settings)?,
-                adapter: p.kind.adapter(),
+                adapter: p.adapter.clone(),
                 local: p.local,
                 cache: crate::cache::partition::ProviderCacheRules {
                     partition: p.cache_partition,
