@@ -42,6 +42,9 @@ pub(crate) async fn route(
     parts: &http::request::Parts,
     body: &Bytes,
 ) -> Option<Response<ResponseBody>> {
+    if parts.method == Method::GET && parts.uri.path() == "/ping" {
+        return Some(json(StatusCode::OK, &json!({"status": "healthy"})));
+    }
     let rest = parts.uri.path().strip_prefix("/model/")?;
     let (model, stream) = match rest.rsplit_once('/')? {
         (m, "converse") => (m, false),
@@ -114,11 +117,19 @@ type Refusal = (StatusCode, &'static str, String);
 
 /// Checks the request's SigV4 signature by computing it again from the keys the emulator knows.
 fn verify(shared: &Shared, parts: &http::request::Parts, body: &Bytes) -> Result<(), Refusal> {
+    let denied = |m: &str| (StatusCode::FORBIDDEN, "UnrecognizedClientException", m.to_owned());
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    // A Bedrock API key travels as a bearer token instead of a signature.
+    if let (Some(key), Some(bearer)) = (&shared.api_key, crate::cloud::bearer(&parts.headers)) {
+        return if bearer == key {
+            Ok(())
+        } else {
+            Err(denied("The security token included in the request is invalid."))
+        };
+    }
     let Some(account) = &shared.aws else {
         return Ok(());
     };
-    let denied = |m: &str| (StatusCode::FORBIDDEN, "UnrecognizedClientException", m.to_owned());
-    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let auth = header("authorization").ok_or_else(|| denied("Missing Authentication Token"))?;
     let rest = auth
         .strip_prefix("AWS4-HMAC-SHA256 ")
@@ -311,6 +322,9 @@ async fn converse(shared: &Shared, body: &Bytes, stream: bool) -> Response<Respo
     if let Some(delay) = directive.first_byte_delay {
         tokio::time::sleep(delay).await;
     }
+    if directive.hang {
+        std::future::pending::<()>().await;
+    }
     if let Some(failure) = &directive.failure {
         if shared.should_fail(&directive.key, failure.times) {
             let message = failure
@@ -349,8 +363,22 @@ async fn converse(shared: &Shared, body: &Bytes, stream: bool) -> Response<Respo
     }
     let mut steps = VecDeque::new();
     steps.push_back(Step::Send(event("messageStart", &json!({"role": "assistant"}))));
-    for (i, piece) in stream::split(&text, directive.chunks).iter().enumerate() {
-        if let (Some(d), true) = (directive.chunk_delay, i > 0) {
+    let pieces = stream::split(&text, directive.chunks);
+    for sent in 0..=pieces.len() {
+        if stream::interrupt(&mut steps, &directive, sent) {
+            return streaming(steps, shared);
+        }
+        if directive.error_after_chunks == Some(sent) {
+            // A modelled failure mid-stream: an exception message, and the stream ends.
+            steps.push_back(Step::Send(exception(
+                "modelStreamErrorException",
+                "The model stream failed.",
+            )));
+            steps.push_back(Step::End);
+            return streaming(steps, shared);
+        }
+        let Some(piece) = pieces.get(sent) else { break };
+        if let (Some(d), true) = (directive.chunk_delay, sent > 0) {
             steps.push_back(Step::Wait(d));
         }
         steps.push_back(Step::Send(event(
@@ -385,6 +413,10 @@ async fn converse(shared: &Shared, body: &Bytes, stream: bool) -> Response<Respo
         "metadata",
         &json!({"usage": usage, "metrics": {"latencyMs": 1}}),
     )));
+    streaming(steps, shared)
+}
+
+fn streaming(steps: VecDeque<Step>, shared: &Shared) -> Response<ResponseBody> {
     let mut response = Response::new(stream::body(
         Plan {
             steps,
@@ -404,13 +436,31 @@ async fn converse(shared: &Shared, body: &Bytes, stream: bool) -> Response<Respo
 fn event(kind: &str, payload: &Value) -> Bytes {
     let mut payload = payload.clone();
     payload["p"] = json!("abcdefghijklmnopqrstuvwxyzABCDEF"[..(kind.len() % 26) + 2]);
-    let payload = payload.to_string();
+    frame(
+        &[
+            (":event-type", kind),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        ],
+        &payload.to_string(),
+    )
+}
+
+/// An exception message (`:message-type: exception`), as Bedrock ends a failed stream.
+fn exception(kind: &str, message: &str) -> Bytes {
+    frame(
+        &[
+            (":exception-type", kind),
+            (":content-type", "application/json"),
+            (":message-type", "exception"),
+        ],
+        &json!({"message": message}).to_string(),
+    )
+}
+
+fn frame(fields: &[(&str, &str)], payload: &str) -> Bytes {
     let mut headers = Vec::new();
-    for (name, value) in [
-        (":event-type", kind),
-        (":content-type", "application/json"),
-        (":message-type", "event"),
-    ] {
+    for &(name, value) in fields {
         headers.push(name.len() as u8);
         headers.extend_from_slice(name.as_bytes());
         headers.push(7);

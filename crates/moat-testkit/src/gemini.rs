@@ -201,6 +201,9 @@ async fn generate(shared: &Shared, model: &str, body: &Bytes, stream: bool) -> R
     if let Some(delay) = directive.first_byte_delay {
         tokio::time::sleep(delay).await;
     }
+    if directive.hang {
+        std::future::pending::<()>().await;
+    }
     if let Some(failure) = &directive.failure {
         if shared.should_fail(&directive.key, failure.times) {
             let message = failure
@@ -242,8 +245,19 @@ async fn generate(shared: &Shared, model: &str, body: &Bytes, stream: bool) -> R
     let event = |v: &Value| Bytes::from(format!("data: {v}\r\n\r\n"));
     let pieces = stream::split(&text, directive.chunks);
     let partial_usage = json!({"promptTokenCount": prompt_tokens});
-    for (i, piece) in pieces.iter().enumerate() {
-        if let (Some(d), true) = (directive.chunk_delay, i > 0) {
+    for sent in 0..=pieces.len() {
+        if stream::interrupt(&mut steps, &directive, sent) {
+            return streaming(steps, shared);
+        }
+        if directive.error_after_chunks == Some(sent) {
+            // Gemini's in-band failure: an error object as the stream's last event.
+            let e = json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}});
+            steps.push_back(Step::Send(event(&e)));
+            steps.push_back(Step::End);
+            return streaming(steps, shared);
+        }
+        let Some(piece) = pieces.get(sent) else { break };
+        if let (Some(d), true) = (directive.chunk_delay, sent > 0) {
             steps.push_back(Step::Wait(d));
         }
         steps.push_back(Step::Send(event(&envelope(
@@ -259,6 +273,10 @@ async fn generate(shared: &Shared, model: &str, body: &Bytes, stream: bool) -> R
         last_parts
     };
     steps.push_back(Step::Last(event(&envelope(last_parts, true, usage))));
+    streaming(steps, shared)
+}
+
+fn streaming(steps: VecDeque<Step>, shared: &Shared) -> Response<ResponseBody> {
     let mut response = Response::new(stream::body(
         Plan {
             steps,

@@ -48,6 +48,12 @@ impl ProviderAdapter for Bedrock {
         CachePartition::None
     }
 
+    /// Bedrock Runtime has no cheap read endpoint; `/ping` is what AWS service endpoints (and the
+    /// testkit's emulator) answer. Probes are off by default for remote providers.
+    fn health_path(&self, base_path: &str) -> String {
+        format!("{}/ping", base_path.trim_end_matches('/'))
+    }
+
     fn encode(&self, request: &WireRequest<'_>) -> Result<Encoded, EncodeError> {
         let chat = request.chat_only(self.kind())?;
         let model = chat
