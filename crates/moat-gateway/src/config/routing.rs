@@ -115,3 +115,6 @@ pub(super) fn target_limits(p: &ProviderSection) -> Result<TargetLimits, ConfigE
         context_windows: p.context_window.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests;
