@@ -4,6 +4,8 @@
 //! service account). The SDKs are installed by `scripts/test.sh`; without them these tests fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::process::Command;
 
 use moat_testkit::cloud::{service_account_json, AwsAccount, EntraApp};
@@ -91,4 +93,91 @@ async fn each_clouds_official_sdk_accepts_its_emulator() {
     // The Vertex call was authorised by a token google-auth obtained with a JWT the emulator
     // verified, and the Entra token by client credentials.
     assert!(emu.tokens_issued() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_sdk_through_moatd_reaches_every_cloud_with_its_own_credentials() {
+    let emu = cloud_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sa = dir.path().join("sa.json");
+    std::fs::write(
+        &sa,
+        service_account_json(SA_EMAIL, &format!("{}/token", emu.origin())),
+    )
+    .unwrap();
+    let root = emu.origin();
+    let config = format!(
+        "[server]\napi_keys = [\"moat-cloud-test\"]\n\
+         [[providers]]\nname = \"azure\"\nkind = \"azure\"\nbase_url = \"{root}\"\nmax_retries = 0\n\
+         entra = {{ tenant_id = \"tenant-1\", client_id = \"client-1\", client_secret = \"${{ENTRA_SECRET}}\", authority = \"{root}\" }}\n\
+         [[providers]]\nname = \"aws\"\nkind = \"bedrock\"\nregion = \"{REGION}\"\nbase_url = \"{root}\"\nmax_retries = 0\n\
+         [[providers]]\nname = \"vertex\"\nkind = \"gemini\"\nproject = \"moat-test\"\nregion = \"us-central1\"\n\
+         base_url = \"{root}/v1/projects/moat-test/locations/us-central1/publishers/google\"\n\
+         service_account_file = \"{}\"\nmax_retries = 0\n",
+        sa.display()
+    );
+    let path = dir.path().join("moatd.toml");
+    std::fs::write(&path, &config).unwrap();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_moatd"))
+        .args(["check-config", path.to_str().unwrap()])
+        .env("ENTRA_SECRET", "entra-secret")
+        .env("AWS_ACCESS_KEY_ID", AWS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .unwrap();
+    let explained = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{explained}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        explained.contains("Entra ID client credentials") && explained.contains("SigV4 for `bedrock`"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("Google service account")
+            && !explained.contains("entra-secret")
+            && !explained.contains(AWS_SECRET),
+        "{explained}"
+    );
+    let daemon = common::Daemon::start(
+        &[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("ENTRA_SECRET", "entra-secret"),
+            ("AWS_ACCESS_KEY_ID", AWS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+        ],
+    );
+    run_script(
+        "cloud_through_moatd_check.py",
+        vec![
+            ("GATEWAY_ROOT", daemon.url("")),
+            ("GATEWAY_KEY", "moat-cloud-test".into()),
+            ("EMU_ROOT", emu.origin()),
+        ],
+        "cloud through moatd checks passed",
+    )
+    .await;
+    // Every Bedrock request was signed (the emulator refuses unsigned ones), and tokens were fetched
+    // once per provider and reused.
+    let converse = emu
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/converse"))
+        .count();
+    assert!(converse >= 5);
+    assert_eq!(
+        emu.tokens_issued(),
+        2,
+        "one Entra token and one Google token, cached"
+    );
 }
