@@ -230,3 +230,59 @@ async fn a_web_identity_is_exchanged_at_sts_for_temporary_keys() {
         .unwrap();
     assert!(signed.headers.contains_key("x-amz-security-token"));
 }
+
+/// A token endpoint that answers every connection with `response` (or never, when `None`).
+async fn raw_server(response: Option<Vec<u8>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                match response {
+                    Some(r) => {
+                        let _ = s.write_all(&r).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn entra_at(authority: String) -> Arc<dyn RequestAuth> {
+    OAuth::new(EntraCredentials::new(
+        "t1".into(),
+        "c1".into(),
+        EntraSecret::ClientSecret("s".into()),
+        Some(authority),
+    ))
+}
+
+#[tokio::test]
+async fn an_oversized_token_answer_is_refused() {
+    let body = format!(
+        "{{\"access_token\":\"{}\",\"expires_in\":3600}}",
+        "x".repeat(70_000)
+    );
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let authority = raw_server(Some(response.into_bytes())).await;
+    let up = upstream("http://127.0.0.1:9/openai".into(), entra_at(authority));
+    let err = post(&up, AZURE_CHAT, CHAT).await.unwrap_err().to_string();
+    assert!(err.contains("larger than 65536 bytes"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_endpoint_that_never_answers_times_out() {
+    let authority = raw_server(None).await;
+    let up = upstream("http://127.0.0.1:9/openai".into(), entra_at(authority));
+    let err = post(&up, AZURE_CHAT, CHAT).await.unwrap_err().to_string();
+    assert!(err.contains("timed out"), "{err}");
+}
