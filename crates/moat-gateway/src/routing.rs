@@ -107,13 +107,16 @@ impl Routes {
         &self,
         catalog: &Catalog,
         prices: &PriceBook,
-        model: Option<&str>,
+        ask: &Ask<'_>,
         targets: &mut Vec<Target>,
-        tokens: (u64, u64),
-        now: i64,
-        random: u64,
     ) -> bool {
-        let (prompt, output) = (tokens.0, tokens.1);
+        let (model, prompt, output, now, random) = (
+            ask.model,
+            ask.prompt_tokens,
+            ask.output_tokens,
+            ask.now,
+            ask.random,
+        );
         let policy = self.policy(model);
         let alias_len = match (policy, model) {
             (Some(p), Some(m)) if p.strategy != Strategy::Order => catalog
@@ -188,6 +191,20 @@ impl Routes {
             tokens,
         }
     }
+}
+
+/// What routing needs to know about the request being planned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    /// The model the client asked for (an alias, when a strategy applies).
+    pub(crate) model: Option<&'a str>,
+    /// Estimated prompt tokens and the output cap: for caps and the `cost` strategy.
+    pub(crate) prompt_tokens: u64,
+    pub(crate) output_tokens: u64,
+    /// Unix seconds, for the caps' minute.
+    pub(crate) now: i64,
+    /// One random word for this decision.
+    pub(crate) random: u64,
 }
 
 /// One request to one target while it runs.

@@ -156,15 +156,14 @@ async fn forward_inner<T: Forward>(
             .max_output_tokens()
             .unwrap_or(gw.server.default_max_output_tokens),
     );
-    if !gw.routes.arrange(
-        &gw.catalog,
-        &gw.prices,
-        request.model(),
-        &mut targets,
-        estimate,
+    let ask = crate::routing::Ask {
+        model: request.model(),
+        prompt_tokens: estimate.0,
+        output_tokens: estimate.1,
         now,
-        crate::routing::random(),
-    ) {
+        random: crate::routing::random(),
+    };
+    if !gw.routes.arrange(&gw.catalog, &gw.prices, &ask, &mut targets) {
         return Err(GatewayError::RateLimited {
             scope: "model route",
             what: "per-target rpm/tpm",
