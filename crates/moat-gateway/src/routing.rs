@@ -38,26 +38,30 @@ struct Bucket {
 pub(crate) struct Routes {
     policies: HashMap<String, RoutePolicy>,
     limits: Vec<TargetLimits>,
-    measured: HashMap<(ProviderId, String), Arc<Measured>>,
-    buckets: HashMap<(ProviderId, String), Arc<Bucket>>,
+    /// By provider, then model: looked up without allocating on every request.
+    measured: HashMap<ProviderId, HashMap<String, Arc<Measured>>>,
+    /// By provider, then cap key (a model, or `"*"`).
+    buckets: HashMap<ProviderId, HashMap<String, Arc<Bucket>>>,
     tuning: Tuning,
 }
 
 impl Routes {
     pub(crate) fn new(config: &Config, catalog: &Catalog) -> Routes {
-        let mut measured = HashMap::new();
+        let mut measured: HashMap<ProviderId, HashMap<String, Arc<Measured>>> = HashMap::new();
         for (_, route) in catalog.aliases() {
             for t in route {
                 measured
-                    .entry((t.provider, t.model.clone()))
+                    .entry(t.provider)
+                    .or_default()
+                    .entry(t.model.clone())
                     .or_insert_with(|| Arc::new(Measured::default()));
             }
         }
-        let mut buckets = HashMap::new();
+        let mut buckets: HashMap<ProviderId, HashMap<String, Arc<Bucket>>> = HashMap::new();
         for (id, p) in config.providers.iter().enumerate() {
             for (model, cap) in &p.limits.caps {
-                buckets.insert(
-                    (id, model.clone()),
+                buckets.entry(id).or_default().insert(
+                    model.clone(),
                     Arc::new(Bucket {
                         cap: *cap,
                         used: Mutex::default(),
@@ -82,7 +86,11 @@ impl Routes {
     fn bucket(&self, t: &Target) -> Option<&Arc<Bucket>> {
         let limits = self.limits.get(t.provider)?;
         let (key, _) = limits.cap_for(&t.model)?;
-        self.buckets.get(&(t.provider, key.to_owned()))
+        self.buckets.get(&t.provider)?.get(key)
+    }
+
+    fn measured(&self, t: &Target) -> Option<&Arc<Measured>> {
+        self.measured.get(&t.provider)?.get(t.model.as_str())
     }
 
     /// True when the target is at its cap for a request of `tokens` (estimated) now.
@@ -137,7 +145,7 @@ impl Routes {
             let candidates: Vec<Candidate> = head
                 .iter()
                 .map(|t| {
-                    let m = self.measured.get(&(t.provider, t.model.clone()));
+                    let m = self.measured(t);
                     let weight = route
                         .iter()
                         .position(|r| r == t)
@@ -172,7 +180,7 @@ impl Routes {
     /// Counts a request to `t` as it is sent: in flight until the returned guard is dropped, and
     /// against the target's cap with `tokens` (estimated) until [`InFlight::settle`].
     pub(crate) fn start(&self, t: &Target, tokens: u64, now: i64) -> InFlight {
-        let measured = self.measured.get(&(t.provider, t.model.clone())).cloned();
+        let measured = self.measured(t).cloned();
         if let Some(m) = &measured {
             m.in_flight.fetch_add(1, Ordering::Relaxed);
         }

@@ -244,7 +244,10 @@ impl Upstream {
         let Some(auth) = &self.settings.request_auth else {
             return Ok(Vec::new());
         };
-        if extra_headers.contains_key(http::header::AUTHORIZATION) {
+        // A caller's own credential (a team's key) replaces the provider's, in either header.
+        let (own_header, _) = self.settings.auth_style.credential("");
+        if extra_headers.contains_key(http::header::AUTHORIZATION) || extra_headers.contains_key(&own_header)
+        {
             return Ok(Vec::new());
         }
         let json = [(
