@@ -36,6 +36,7 @@ mod observe;
 mod pricebook;
 pub mod privacy;
 pub mod roles;
+mod routing;
 pub mod secret;
 pub mod server;
 
