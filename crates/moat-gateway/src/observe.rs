@@ -10,6 +10,7 @@
 //! Labels are bounded: a team, a configured provider, a model name from a capped set, never a key,
 //! a user or anything else a client can vary without limit.
 
+mod handles;
 pub(crate) mod layer;
 pub(crate) mod metrics;
 mod observation;

@@ -15,8 +15,8 @@ use http::{header, HeaderValue};
 use http_body::Frame;
 use tracing::{Instrument, Span};
 
-use super::metrics::{self as m, MODELS};
-use super::{spans, Observation};
+use super::metrics as m;
+use super::{handles, spans, Observation};
 use crate::gateway::Gateway;
 
 /// The endpoint label: a fixed set, whatever path the client sent (`/api/v1/x` counts as `/v1/x`).
@@ -57,7 +57,7 @@ pub(crate) async fn observe(State(gw): State<Arc<Gateway>>, mut req: Request, ne
     };
     let obs = Arc::new(Observation::new(request_id, span.clone()));
     req.extensions_mut().insert(obs.clone());
-    metrics::gauge!(m::REQUESTS_IN_FLIGHT).increment(1.0);
+    handles::requests_in_flight().increment(1.0);
     let mut end = End {
         obs,
         route,
@@ -95,7 +95,7 @@ pub(crate) async fn observe(State(gw): State<Arc<Gateway>>, mut req: Request, ne
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if end.streamed {
-        metrics::gauge!(m::STREAMS_IN_FLIGHT).increment(1.0);
+        handles::streams_in_flight().increment(1.0);
     }
     let (parts, body) = response.into_parts();
     Response::from_parts(
@@ -171,50 +171,37 @@ struct End {
 impl End {
     fn record(self) {
         let now = Instant::now();
-        let status = self.status.to_string();
-        metrics::counter!(m::REQUESTS, "endpoint" => self.route, "status" => status.clone()).increment(1);
-        metrics::gauge!(m::REQUESTS_IN_FLIGHT).decrement(1.0);
+        handles::requests(self.route, self.status).increment(1);
+        handles::requests_in_flight().decrement(1.0);
         if self.streamed {
-            metrics::gauge!(m::STREAMS_IN_FLIGHT).decrement(1.0);
+            handles::streams_in_flight().decrement(1.0);
         }
         let facts = self.obs.snapshot();
         let Some(operation) = facts.operation else {
             return;
         };
-        let labels = [
-            ("gen_ai_operation_name", operation.to_string()),
-            (
-                "gen_ai_request_model",
-                facts
-                    .request_model
-                    .as_deref()
-                    .map_or_else(|| "unknown".to_string(), |v| MODELS.label(v)),
-            ),
-            (
-                "gen_ai_provider_name",
-                facts.provider.clone().unwrap_or_else(|| "none".to_string()),
-            ),
-            ("endpoint", self.route.to_string()),
-            ("status", status),
-            ("team", m::team_label(facts.team.as_deref())),
-        ];
-        metrics::histogram!(m::OPERATION_DURATION, &labels)
-            .record(now.duration_since(self.started).as_secs_f64());
-        for (kind, tokens) in [("input", facts.input_tokens), ("output", facts.output_tokens)] {
-            if let Some(n) = tokens {
-                let mut with_type = labels.to_vec();
-                with_type.push(("gen_ai_token_type", kind.to_string()));
-                metrics::histogram!(m::TOKEN_USAGE, &with_type).record(n as f64);
-            }
+        let h = handles::genai((
+            operation,
+            facts.request_model,
+            facts.provider,
+            self.route,
+            self.status,
+            facts.team,
+        ));
+        h.duration.record(now.duration_since(self.started).as_secs_f64());
+        if let Some(n) = facts.input_tokens {
+            h.input_tokens.record(n as f64);
+        }
+        if let Some(n) = facts.output_tokens {
+            h.output_tokens.record(n as f64);
         }
         let Some(first) = self.first_byte.filter(|_| (200..300).contains(&self.status)) else {
             return;
         };
-        metrics::histogram!(m::TIME_TO_FIRST_TOKEN, &labels)
-            .record(first.duration_since(self.started).as_secs_f64());
+        h.ttft.record(first.duration_since(self.started).as_secs_f64());
         if let Some(out) = facts.output_tokens.filter(|n| self.streamed && *n > 1) {
-            let per = now.duration_since(first).as_secs_f64() / (out - 1) as f64;
-            metrics::histogram!(m::TIME_PER_OUTPUT_TOKEN, &labels).record(per);
+            h.tpot
+                .record(now.duration_since(first).as_secs_f64() / (out - 1) as f64);
         }
     }
 }
