@@ -8,6 +8,8 @@
 //! - [`anthropic`]: OpenAI chat ⇄ Anthropic Messages, both directions (outbound to an Anthropic
 //!   provider, and inbound for clients calling moatd's `POST /v1/messages`), plus error shapes.
 //! - [`ollama`]: OpenAI chat → Ollama `/api/chat`, its NDJSON answers → OpenAI, `/api/tags` → models.
+//! - [`responses`]: OpenAI's Responses API bridged onto chat completions: requests (with the replayed
+//!   conversation), whole answers as Response objects, chat streams as Responses events.
 //!
 //! ```
 //! use moat_translate::anthropic::AnthropicToOpenAi;
@@ -36,6 +38,7 @@ mod error;
 mod lines;
 pub mod ollama;
 mod openai_out;
+pub mod responses;
 mod time;
 
 pub use error::TranslateError;
