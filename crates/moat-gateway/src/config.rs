@@ -9,6 +9,7 @@ mod explain;
 mod file;
 mod health;
 mod resolve;
+mod responses;
 
 pub use cache::{ResponseCacheSection, ResponseCacheSettings};
 pub use discover::{discover, DiscoveryTargets};
@@ -19,6 +20,7 @@ pub use file::{
 };
 pub use health::{default_health_path, HealthSettings, DEFAULT_CHECK_INTERVAL};
 pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings, StoreSettings};
+pub use responses::{ResponsesSection, ResponsesSettings};
 
 /// Where moatd listens when nothing says otherwise: loopback, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";

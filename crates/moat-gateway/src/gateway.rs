@@ -30,6 +30,8 @@ pub(crate) struct Provider {
     pub(crate) local: bool,
     /// Where the tenant's cache partition goes, and llama.cpp's `cache_prompt`.
     pub(crate) cache: crate::cache::partition::ProviderCacheRules,
+    /// Serves `/responses` itself (`responses = "native"`): Responses requests are relayed, not bridged.
+    pub(crate) responses_native: bool,
 }
 
 /// Everything a request handler needs, built once from the config and shared by all connections.
@@ -52,6 +54,8 @@ pub struct Gateway {
     pub(crate) response_cache: crate::cache::response::ResponseCache,
     /// Teams' own provider credentials.
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
+    /// How long Responses turns are kept, and how long a conversation may grow.
+    pub(crate) responses: crate::config::ResponsesSettings,
 }
 
 impl Gateway {
@@ -104,6 +108,7 @@ impl Gateway {
                     partition: p.cache_partition,
                     cache_prompt: p.cache_prompt,
                 },
+                responses_native: p.responses_native,
             });
         }
         crate::handlers::install_metrics();
@@ -137,6 +142,7 @@ impl Gateway {
             request_ids: RequestIds::new(),
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
+            responses: config.responses,
         }))
     }
 
@@ -193,6 +199,15 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(handlers::proxy::chat_completions))
         .route("/messages", post(handlers::messages::messages))
+        .route("/responses", post(handlers::responses::create))
+        .route(
+            "/responses/{id}",
+            get(handlers::responses::state::retrieve).delete(handlers::responses::state::delete),
+        )
+        .route(
+            "/responses/{id}/input_items",
+            get(handlers::responses::state::input_items),
+        )
         .route("/completions", post(handlers::proxy::completions))
         .route("/embeddings", post(handlers::proxy::embeddings))
         .route("/models", get(handlers::models::list_models))

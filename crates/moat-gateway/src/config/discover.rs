@@ -59,6 +59,7 @@ fn local_provider(name: &str, root: &str) -> ProviderSection {
         breaker_cooldown_ms: None,
         cache_partition: None,
         cache_prompt: None,
+        responses: None,
     }
 }
 

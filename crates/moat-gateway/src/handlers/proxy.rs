@@ -153,7 +153,8 @@ async fn forward_inner<T: Forward>(
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
     let payer = principal.payer();
-    let (hold, facts) = reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?;
+    let prompt_bytes = bytes.len().saturating_add(request.replayed_bytes());
+    let (hold, facts) = reservation(&gw, &payer, &targets, prompt_bytes, request.max_output_tokens()).await?;
     let mut meter = Some(Meter::reserve(
         &gw.ledger,
         payer.clone(),

@@ -38,6 +38,11 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     fn set_partition_field(&mut self, field: &'static str, value: String);
     /// Sets llama.cpp's `cache_prompt`.
     fn set_cache_prompt(&mut self, on: bool);
+    /// Prompt bytes the request carries beyond its body (a Responses turn's replayed conversation),
+    /// which the budget reservation must cover as well.
+    fn replayed_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Takes a string member out of an `extra` map.
