@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue, StatusCode};
-use moat_translate::responses::{to_chat_request, to_response, ChatToResponses, Envelope, ItemIds, ResponsesRequest};
+use moat_translate::responses::{
+    to_chat_request, to_response, ChatToResponses, Envelope, ItemIds, ResponsesRequest,
+};
 use moat_translate::StreamTranslator;
 use moat_wire::openai::ChatCompletionResponse;
 use serde_json::Value;

@@ -184,7 +184,11 @@ fn responses_are_scoped_to_their_tenant_and_expire() {
         s.get_response("resp_1", "team:a", 50).unwrap(),
         Some(stored("resp_1", "team:a", 100))
     );
-    assert_eq!(s.get_response("resp_1", "team:b", 50).unwrap(), None, "another tenant");
+    assert_eq!(
+        s.get_response("resp_1", "team:b", 50).unwrap(),
+        None,
+        "another tenant"
+    );
     assert_eq!(s.get_response("resp_1", "team:a", 100).unwrap(), None, "expired");
     assert!(!s.delete_response("resp_1", "team:b").unwrap());
     assert!(s.get_response("resp_1", "team:a", 50).unwrap().is_some());

@@ -34,6 +34,22 @@ const REFUSED: [(&str, &str); 2] = [
     ),
 ];
 
+/// Responses members with no chat meaning, never forwarded to a chat provider.
+const RESPONSES_ONLY: [&str; 12] = [
+    "background",
+    "conversation",
+    "include",
+    "max_tool_calls",
+    "prompt",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "service_tier",
+    "stream_options",
+    "top_logprobs",
+    "truncation",
+    "provider",
+];
+
 fn bad(message: impl Into<String>) -> TranslateError {
     TranslateError::InvalidRequest(message.into())
 }
@@ -74,11 +90,11 @@ pub fn to_chat_request(
         Some(p) => Some(serde_json::from_value(p.clone()).map_err(|e| bad(format!("provider: {e}")))?),
         None => None,
     };
-    let mut extra = Map::new();
-    for member in ["prompt_cache_key", "cache_salt"] {
-        if let Some(v) = req.extra.get(member) {
-            extra.insert(member.into(), v.clone());
-        }
+    // Members the bridge does not know pass through, as they do on chat completions; the Responses
+    // API's own ones mean nothing to a chat server (and strict servers refuse them).
+    let mut extra = req.extra.clone();
+    for member in RESPONSES_ONLY {
+        extra.remove(member);
     }
     let chat = ChatCompletionRequest {
         model: req.model.clone(),

@@ -21,9 +21,9 @@ use serde_json::{json, Map, Value};
 
 use super::state;
 use super::{Saver, MAX_ANSWER_BYTES};
+use crate::gateway::Gateway;
 use crate::handlers::proxy::{forward, parse};
 use crate::handlers::request_kinds::Forward;
-use crate::gateway::Gateway;
 use crate::GatewayError;
 
 /// Which way a Responses request goes.
@@ -80,7 +80,12 @@ struct Pending {
     previous: Option<String>,
 }
 
-async fn relay(gw: &Arc<Gateway>, req: Request, id: &str, tenant: Option<String>) -> Result<Response, GatewayError> {
+async fn relay(
+    gw: &Arc<Gateway>,
+    req: Request,
+    id: &str,
+    tenant: Option<String>,
+) -> Result<Response, GatewayError> {
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
     let decode = {
         let (gw, pending) = (gw.clone(), pending.clone());
@@ -92,7 +97,9 @@ async fn relay(gw: &Arc<Gateway>, req: Request, id: &str, tenant: Option<String>
             };
             let store = request.rest.remove("store").and_then(|v| v.as_bool()) != Some(false);
             let mut input = match request.rest.remove("input") {
-                Some(Value::String(text)) => vec![json!({"type": "message", "role": "user", "content": text})],
+                Some(Value::String(text)) => {
+                    vec![json!({"type": "message", "role": "user", "content": text})]
+                }
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
@@ -100,7 +107,9 @@ async fn relay(gw: &Arc<Gateway>, req: Request, id: &str, tenant: Option<String>
                 let tenant = tenant.as_deref().ok_or(GatewayError::Unauthorized)?;
                 let mut history = state::load(&gw, tenant, previous)?.conversation();
                 // Without the provider's own store, reasoning replays only as encrypted content.
-                history.retain(|i| i.get("type") != Some(&json!("reasoning")) || i.get("encrypted_content").is_some());
+                history.retain(|i| {
+                    i.get("type") != Some(&json!("reasoning")) || i.get("encrypted_content").is_some()
+                });
                 request.replayed = serde_json::to_vec(&history).map_or(0, |v| v.len());
                 history.extend(input);
                 input = history;
@@ -207,7 +216,10 @@ impl NativeEvents {
                 if let Some(response) = data.get_mut("response") {
                     self.rewrite.apply(response);
                     let kind = data.get("type").and_then(Value::as_str).unwrap_or("");
-                    if matches!(kind, "response.completed" | "response.incomplete" | "response.failed") {
+                    if matches!(
+                        kind,
+                        "response.completed" | "response.incomplete" | "response.failed"
+                    ) {
                         self.done = data.get("response").cloned();
                     }
                     event.data = data.to_string();
@@ -283,14 +295,20 @@ fn strings_mut<'a>(value: &'a mut Value, out: &mut Vec<&'a mut String>) {
 impl Forward for NativeResponses {
     const PATH: &'static str = "/responses";
     fn model(&self) -> Option<&str> {
-        self.rest.get("model").and_then(Value::as_str).filter(|m| !m.is_empty())
+        self.rest
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
     }
     fn set_model(&mut self, model: String) {
         self.rest.insert("model".into(), Value::String(model));
     }
     fn take_fallbacks(&mut self) -> Vec<String> {
         match self.rest.remove("models") {
-            Some(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -298,7 +316,10 @@ impl Forward for NativeResponses {
         self.rest.get("stream").and_then(Value::as_bool) == Some(true)
     }
     fn max_output_tokens(&self) -> Option<u64> {
-        self.rest.get("max_output_tokens").and_then(Value::as_u64).filter(|n| *n > 0)
+        self.rest
+            .get("max_output_tokens")
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0)
     }
     // A Responses stream always ends with its usage, in the terminal event.
     fn ask_stream_usage(&mut self) {}
@@ -337,7 +358,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[expect(clippy::unwrap_used, reason = "test")]
     fn native_events_carry_moatds_id_and_keep_the_terminal_response() {
         let mut t = NativeEvents::new(Rewrite {
             id: "resp_moat".into(),

@@ -99,18 +99,17 @@ pub(crate) fn load(gw: &Gateway, tenant: &str, id: &str) -> Result<Turn, Gateway
         .secret()
         .open_state(&bound(tenant, id), &stored.nonce, &stored.ciphertext)
         .map_err(|_| {
-            tracing::error!(id, "a stored response could not be opened (wrong MOAT_SECRET, or tampered data)");
+            tracing::error!(
+                id,
+                "a stored response could not be opened (wrong MOAT_SECRET, or tampered data)"
+            );
             not_found(id)
         })?;
     serde_json::from_slice(&plain).map_err(|e| GatewayError::Internal(format!("stored response: {e}")))
 }
 
 /// Authenticates and audits a state request, then runs `f` with the caller's tenant.
-fn scoped(
-    gw: &Gateway,
-    req: &Request,
-    f: impl FnOnce(&str) -> Result<Response, GatewayError>,
-) -> Response {
+fn scoped(gw: &Gateway, req: &Request, f: impl FnOnce(&str) -> Result<Response, GatewayError>) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let path = req
         .extensions()
@@ -181,7 +180,9 @@ pub(crate) async fn input_items(
     scoped(&gw, &req, |tenant| {
         let limit = query.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
-            return Err(GatewayError::BadRequest("limit: must be between 1 and 100".into()));
+            return Err(GatewayError::BadRequest(
+                "limit: must be between 1 and 100".into(),
+            ));
         }
         let mut items = load(&gw, tenant, &id)?.input;
         match query.order.as_deref() {

@@ -41,6 +41,16 @@ fn a_string_input_with_instructions_becomes_system_and_user_messages() {
         chat.get("metadata").is_none() && chat.get("store").is_none(),
         "{chat}"
     );
+    let passed = bridge(
+        json!({"model": "m", "input": "x", "truncation": "auto", "include": [], "safety_identifier": "u", "min_p": 0.1}),
+        &[],
+    )
+    .unwrap();
+    let passed = chat_json(&passed);
+    assert_eq!(passed["min_p"], 0.1, "unknown members pass through: {passed}");
+    for member in ["truncation", "include", "safety_identifier", "input"] {
+        assert!(passed.get(member).is_none(), "{member}: {passed}");
+    }
     // The stored input is the item list, with an id, in OpenAI's listing shape.
     assert_eq!(b.input_items.len(), 1);
     assert_eq!(b.input_items[0]["type"], "message");
