@@ -6,7 +6,8 @@
 //! (`"You said: <last user message>"`), so a reply through the gateway can be compared with a direct
 //! one. A request scripts failures and timing for itself with an `"emulate": {…}` member: error
 //! statuses (optionally only the first `times`), delays, pauses with keep-alive comments, mid-stream
-//! error chunks and connection resets; `tool_call` makes the answer call a tool.
+//! error chunks and connection resets; `tool_call` makes the answer call a tool (until the
+//! conversation ends with a tool result, which is answered in text).
 //!
 //! The same server also speaks Anthropic's Messages API (`POST /v1/messages`, and `GET /v1/models`
 //! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and
@@ -40,6 +41,7 @@ mod ollama;
 mod prefix_cache;
 mod server;
 mod stream;
+mod strict;
 mod tls;
 mod wire;
 

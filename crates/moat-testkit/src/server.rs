@@ -40,6 +40,9 @@ pub struct EmulatorOptions {
     pub key_report: Option<Value>,
     /// Simulate a provider prefix cache whose hits answer sooner (see [`crate::PrefixCacheOptions`]).
     pub prefix_cache: Option<crate::PrefixCacheOptions>,
+    /// Refuse (400) any request member the wire does not define, as strict servers do (see
+    /// `strict.rs` for the lists).
+    pub strict: bool,
 }
 
 /// One request as the emulator received it.
@@ -74,6 +77,7 @@ pub(crate) struct Shared {
     /// Dollars reported in `usage.cost` so far, for the OpenRouter key report.
     spent: Mutex<f64>,
     pub(crate) prefix_cache: Option<crate::prefix_cache::PrefixCache>,
+    pub(crate) strict: bool,
 }
 
 impl Shared {
@@ -91,6 +95,7 @@ impl Shared {
                 .prefix_cache
                 .clone()
                 .map(crate::prefix_cache::PrefixCache::new),
+            strict: opts.strict,
         }
     }
 

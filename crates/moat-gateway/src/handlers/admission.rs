@@ -81,13 +81,17 @@ pub(crate) fn apply_privacy(
 }
 
 /// OpenRouter requests carry `provider.data_collection = "deny"` (and `zdr = true` when required)
-/// unless the client chose otherwise; other providers get the client's preferences unchanged.
+/// unless the client chose otherwise; `provider` is OpenRouter's own member, so other providers get
+/// none.
 pub(crate) fn provider_prefs_for(
     gw: &Gateway,
     kind: ProviderKind,
     client: &Option<ProviderPreferences>,
 ) -> Option<ProviderPreferences> {
-    if kind != ProviderKind::Openrouter || !(gw.privacy.deny_data_collection || gw.privacy.require_zdr) {
+    if kind != ProviderKind::Openrouter {
+        return None;
+    }
+    if !(gw.privacy.deny_data_collection || gw.privacy.require_zdr) {
         return client.clone();
     }
     let mut prefs = client.clone().unwrap_or_default();

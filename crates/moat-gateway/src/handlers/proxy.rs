@@ -176,12 +176,14 @@ async fn forward_inner<T: Forward>(
     }
 
     let client_prefs = request.provider_prefs().clone();
+    let openrouter_only = request.take_openrouter_only();
     let mut last_err = None;
     for (attempt, (target, facts)) in targets.iter().zip(&facts).enumerate() {
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
         *request.provider_prefs() = provider_prefs_for(&gw, provider.kind, &client_prefs);
+        request.put_openrouter_only(provider.kind, &openrouter_only);
         let secret = gw.identities.secret();
         cache::partition::apply(&mut request, secret, &tenant, provider.cache, &client_partition);
         let team_headers = gw.team_keys.headers(

@@ -4,10 +4,49 @@
 
 use moat_wire::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, MessageContent, PromptInput,
-    ProviderPreferences,
+    ProviderPreferences, Reasoning, UsageAccounting,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::ProviderKind;
+
+/// OpenRouter's own request members (besides `provider` and `models`, handled apart), taken out of a
+/// request once and put back for each attempt on an `openrouter` provider only: other providers do
+/// not know them, and strict ones refuse the whole request for an unknown member.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct OpenRouterOnly {
+    reasoning: Option<Reasoning>,
+    usage: Option<UsageAccounting>,
+    /// `transforms`, `route`, `plugins`, as sent.
+    extra: Vec<(String, Value)>,
+    /// The client's own `reasoning_effort`, which OpenRouter's `reasoning.effort` fills in for
+    /// OpenAI-style providers when it is absent.
+    effort: Option<String>,
+}
+
+/// OpenRouter members that live in a request's `extra` map.
+const OPENROUTER_EXTRA: [&str; 3] = ["transforms", "route", "plugins"];
+
+impl OpenRouterOnly {
+    fn take_extra(extra: &mut serde_json::Map<String, Value>) -> Vec<(String, Value)> {
+        OPENROUTER_EXTRA
+            .iter()
+            .filter_map(|k| extra.remove(*k).map(|v| (k.to_string(), v)))
+            .collect()
+    }
+
+    fn put_extra(&self, extra: &mut serde_json::Map<String, Value>, kind: ProviderKind) {
+        for (k, v) in &self.extra {
+            if kind == ProviderKind::Openrouter {
+                extra.insert(k.clone(), v.clone());
+            } else {
+                extra.remove(k);
+            }
+        }
+    }
+}
 
 /// What the forwarding path needs to know about a request body, whatever the endpoint.
 pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
@@ -38,6 +77,13 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     fn set_partition_field(&mut self, field: &'static str, value: String);
     /// Sets llama.cpp's `cache_prompt`.
     fn set_cache_prompt(&mut self, on: bool);
+    /// Takes OpenRouter's own members out (see [`OpenRouterOnly`]).
+    fn take_openrouter_only(&mut self) -> OpenRouterOnly {
+        OpenRouterOnly::default()
+    }
+    /// Puts them back for an `openrouter` provider; for the other kinds, maps what has an equivalent
+    /// (`reasoning.effort` → `reasoning_effort`) and leaves the rest out.
+    fn put_openrouter_only(&mut self, _kind: ProviderKind, _only: &OpenRouterOnly) {}
     /// Prompt bytes the request carries beyond its body (a Responses turn's replayed conversation),
     /// which the budget reservation must cover as well.
     fn replayed_bytes(&self) -> usize {
@@ -96,8 +142,63 @@ macro_rules! forward_with_models_field {
             fn set_cache_prompt(&mut self, on: bool) {
                 PartitionFields::cache_prompt(self, on)
             }
+            fn take_openrouter_only(&mut self) -> OpenRouterOnly {
+                OpenRouterMembers::take(self)
+            }
+            fn put_openrouter_only(&mut self, kind: ProviderKind, only: &OpenRouterOnly) {
+                OpenRouterMembers::put(self, kind, only)
+            }
         }
     };
+}
+
+/// Where chat and legacy completions keep OpenRouter's own members.
+trait OpenRouterMembers {
+    fn take(&mut self) -> OpenRouterOnly;
+    fn put(&mut self, kind: ProviderKind, only: &OpenRouterOnly);
+}
+
+impl OpenRouterMembers for ChatCompletionRequest {
+    fn take(&mut self) -> OpenRouterOnly {
+        OpenRouterOnly {
+            reasoning: self.reasoning.take(),
+            usage: self.usage.take(),
+            extra: OpenRouterOnly::take_extra(&mut self.extra),
+            effort: self.reasoning_effort.clone(),
+        }
+    }
+    fn put(&mut self, kind: ProviderKind, only: &OpenRouterOnly) {
+        only.put_extra(&mut self.extra, kind);
+        if kind == ProviderKind::Openrouter {
+            self.reasoning = only.reasoning.clone();
+            self.usage = only.usage.clone();
+            self.reasoning_effort = only.effort.clone();
+        } else {
+            self.reasoning = None;
+            self.usage = None;
+            self.reasoning_effort = only
+                .effort
+                .clone()
+                .or_else(|| only.reasoning.as_ref().and_then(|r| r.effort.clone()));
+        }
+    }
+}
+
+impl OpenRouterMembers for CompletionRequest {
+    fn take(&mut self) -> OpenRouterOnly {
+        OpenRouterOnly {
+            reasoning: self.reasoning.take(),
+            usage: self.usage.take(),
+            extra: OpenRouterOnly::take_extra(&mut self.extra),
+            effort: None,
+        }
+    }
+    fn put(&mut self, kind: ProviderKind, only: &OpenRouterOnly) {
+        only.put_extra(&mut self.extra, kind);
+        let openrouter = kind == ProviderKind::Openrouter;
+        self.reasoning = only.reasoning.clone().filter(|_| openrouter);
+        self.usage = only.usage.clone().filter(|_| openrouter);
+    }
 }
 
 /// Where chat and legacy completions keep the cache-partition members (typed, or in `extra`).

@@ -5,7 +5,8 @@
 use moat_wire::openai::{ChatCompletionRequest, ProviderPreferences};
 use serde::{Deserialize, Serialize};
 
-use crate::handlers::request_kinds::Forward;
+use crate::config::ProviderKind;
+use crate::handlers::request_kinds::{Forward, OpenRouterOnly};
 
 /// Serialized exactly as its chat request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -51,6 +52,12 @@ impl Forward for BridgedChat {
     }
     fn set_cache_prompt(&mut self, on: bool) {
         self.chat.set_cache_prompt(on)
+    }
+    fn take_openrouter_only(&mut self) -> OpenRouterOnly {
+        self.chat.take_openrouter_only()
+    }
+    fn put_openrouter_only(&mut self, kind: ProviderKind, only: &OpenRouterOnly) {
+        self.chat.put_openrouter_only(kind, only)
     }
     fn replayed_bytes(&self) -> usize {
         self.replayed
