@@ -199,6 +199,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(handlers::proxy::chat_completions))
         .route("/messages", post(handlers::messages::messages))
+        .route("/messages/count_tokens", post(handlers::count_tokens::count_tokens))
         .route("/responses", post(handlers::responses::create))
         .route(
             "/responses/{id}",
@@ -211,6 +212,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/completions", post(handlers::proxy::completions))
         .route("/embeddings", post(handlers::proxy::embeddings))
         .route("/models", get(handlers::models::list_models))
+        .route("/models/{*id}", get(handlers::models::retrieve_model))
         .route("/key", get(handlers::key_info::key_info))
         .route("/auth/key", get(handlers::key_info::key_info));
     let admin = Router::new()
@@ -229,7 +231,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             axum::routing::put(handlers::admin::set_team_provider_key)
                 .delete(handlers::admin::remove_team_provider_key),
         );
-    Router::new()
+    let cors_origins = Arc::new(gateway.server.cors_origins.clone());
+    let router = Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)
         .nest("/admin", admin)
@@ -238,5 +241,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .with_state(gateway)
+        .with_state(gateway);
+    if cors_origins.is_empty() {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(cors_origins, crate::cors::layer))
 }

@@ -347,3 +347,14 @@ impl MaxOutput for CompletionRequest {
         self.prompt.as_mut().map(prompt_input_texts).unwrap_or_default()
     }
 }
+
+/// Every string in a JSON value, object keys aside, for the privacy scan of bodies moatd relays as
+/// they are.
+pub(crate) fn json_strings_mut<'a>(value: &'a mut Value, out: &mut Vec<&'a mut String>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| json_strings_mut(v, out)),
+        Value::Object(map) => map.values_mut().for_each(|v| json_strings_mut(v, out)),
+        _ => {}
+    }
+}

@@ -20,7 +20,12 @@ pub(crate) struct Translation {
     include_usage: bool,
     /// Ollama answers carry no id; moat's request id stands in.
     id: String,
+    /// The body goes as it is and the answer comes back as it is (Anthropic's `count_tokens`).
+    passthrough: bool,
 }
+
+/// Anthropic's token counting, relayed as it is to `kind = "anthropic"` providers.
+pub(crate) const COUNT_TOKENS: &str = "/messages/count_tokens";
 
 /// The path and body to send to a provider of `kind` for an OpenAI request body at `path`.
 pub(crate) fn outbound(
@@ -35,7 +40,18 @@ pub(crate) fn outbound(
         provider: provider.to_owned(),
         include_usage: false,
         id: format!("chatcmpl-{request_id}"),
+        passthrough: false,
     };
+    if path == COUNT_TOKENS {
+        if kind != ProviderKind::Anthropic {
+            return Err(GatewayError::BadRequest(format!(
+                "provider `{provider}` (kind = \"{}\") cannot count Anthropic tokens",
+                kind.as_str()
+            )));
+        }
+        translation.passthrough = true;
+        return Ok((COUNT_TOKENS, body, translation));
+    }
     let target = match kind {
         ProviderKind::Openai | ProviderKind::Openrouter => return Ok((path, body, translation)),
         ProviderKind::Anthropic => "/messages",
@@ -72,6 +88,9 @@ impl Translation {
 
     /// The stream translator for this provider's answer; `None` when it already speaks OpenAI.
     pub(crate) fn stream(&self) -> Option<Box<dyn StreamTranslator>> {
+        if self.passthrough {
+            return None;
+        }
         let now = crate::ledger::now().max(0) as u64;
         match self.kind {
             ProviderKind::Anthropic => Some(Box::new(anthropic::AnthropicToOpenAi::new(
@@ -89,6 +108,18 @@ impl Translation {
 
     /// A whole answer as an OpenAI `chat.completion` body.
     pub(crate) fn whole(&self, body: Bytes) -> Result<Bytes, UpstreamError> {
+        if self.passthrough {
+            // Counting tokens is free at Anthropic: zero usage settles the request at nothing.
+            let mut answer: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| UpstreamError::Protocol {
+                    provider: self.provider.clone(),
+                    detail: e.to_string(),
+                })?;
+            if let Some(map) = answer.as_object_mut() {
+                map.insert("usage".into(), serde_json::json!({"prompt_tokens": 0, "completion_tokens": 0}));
+            }
+            return Ok(Bytes::from(answer.to_string()));
+        }
         let now = crate::ledger::now().max(0) as u64;
         let response = match self.kind {
             ProviderKind::Anthropic => anthropic::to_chat_response(&body, now),

@@ -282,16 +282,6 @@ pub(crate) struct NativeResponses {
     replayed: usize,
 }
 
-/// Every string in a JSON value, object keys aside, for the privacy scan.
-fn strings_mut<'a>(value: &'a mut Value, out: &mut Vec<&'a mut String>) {
-    match value {
-        Value::String(s) => out.push(s),
-        Value::Array(items) => items.iter_mut().for_each(|v| strings_mut(v, out)),
-        Value::Object(map) => map.values_mut().for_each(|v| strings_mut(v, out)),
-        _ => {}
-    }
-}
-
 impl Forward for NativeResponses {
     const PATH: &'static str = "/responses";
     fn model(&self) -> Option<&str> {
@@ -327,7 +317,7 @@ impl Forward for NativeResponses {
         let mut out = Vec::new();
         for (key, value) in self.rest.iter_mut() {
             if key != "model" {
-                strings_mut(value, &mut out);
+                crate::handlers::request_kinds::json_strings_mut(value, &mut out);
             }
         }
         out

@@ -3,16 +3,14 @@
 //! id, kept in the store until `[responses] ttl_secs`. `GET`, `DELETE` and `…/input_items` read it,
 //! always scoped to the caller's tenant: another tenant's id is a 404, exactly like an unknown one.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, OriginalUri, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use moat_store::StoredResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::audit::Trail;
 use crate::cache;
 use crate::gateway::Gateway;
 use crate::GatewayError;
@@ -109,24 +107,12 @@ pub(crate) fn load(gw: &Gateway, tenant: &str, id: &str) -> Result<Turn, Gateway
 }
 
 /// Authenticates and audits a state request, then runs `f` with the caller's tenant.
-fn scoped(gw: &Gateway, req: &Request, f: impl FnOnce(&str) -> Result<Response, GatewayError>) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let path = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| req.uri().path(), |u| u.0.path())
-        .to_string();
-    let mut trail = Trail::start(gw.audit.clone(), &gw.next_request_id(), &path, peer);
-    let result = gw
-        .identities
-        .authenticate(req.headers(), crate::ledger::now())
-        .and_then(|principal| {
-            trail.principal(&principal);
-            f(&cache::partition::tenant(&principal))
-        });
-    let response = result.unwrap_or_else(IntoResponse::into_response);
-    trail.finish(response.status().as_u16());
-    response
+fn scoped(
+    gw: &Gateway,
+    req: &Request,
+    f: impl FnOnce(&str) -> Result<Response, GatewayError>,
+) -> Response {
+    crate::handlers::audited(gw, req, |principal| f(&cache::partition::tenant(principal)))
 }
 
 /// `GET /v1/responses/{id}`.
