@@ -19,7 +19,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use crate::GatewayError;
 
 /// Headers a browser app may send when it does not say (the SDKs' own).
-const DEFAULT_HEADERS: &str = "authorization, content-type, x-api-key, anthropic-version, openai-organization, openai-project";
+const DEFAULT_HEADERS: &str =
+    "authorization, content-type, x-api-key, anthropic-version, openai-organization, openai-project";
 
 /// The allowed origin of a request, echoed back (never `*`, so an `Authorization` header is allowed).
 fn allowed(origins: &[String], headers: &HeaderMap) -> Option<HeaderValue> {
@@ -33,7 +34,8 @@ fn allowed(origins: &[String], headers: &HeaderMap) -> Option<HeaderValue> {
 
 pub(crate) async fn layer(State(origins): State<Arc<Vec<String>>>, req: Request, next: Next) -> Response {
     let origin = allowed(&origins, req.headers());
-    let preflight = req.method() == Method::OPTIONS && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight =
+        req.method() == Method::OPTIONS && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {
         let Some(origin) = origin else {
             return GatewayError::Forbidden {
@@ -50,7 +52,10 @@ pub(crate) async fn layer(State(origins): State<Arc<Vec<String>>>, req: Request,
         let mut resp = StatusCode::NO_CONTENT.into_response();
         let h = resp.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"));
+        h.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+        );
         h.insert(ACCESS_CONTROL_ALLOW_HEADERS, requested);
         h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         h.insert(VARY, HeaderValue::from_static("Origin"));

@@ -199,7 +199,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(handlers::proxy::chat_completions))
         .route("/messages", post(handlers::messages::messages))
-        .route("/messages/count_tokens", post(handlers::count_tokens::count_tokens))
+        .route(
+            "/messages/count_tokens",
+            post(handlers::count_tokens::count_tokens),
+        )
         .route("/responses", post(handlers::responses::create))
         .route(
             "/responses/{id}",
@@ -245,5 +248,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     if cors_origins.is_empty() {
         return router;
     }
-    router.layer(axum::middleware::from_fn_with_state(cors_origins, crate::cors::layer))
+    router.layer(axum::middleware::from_fn_with_state(
+        cors_origins,
+        crate::cors::layer,
+    ))
 }

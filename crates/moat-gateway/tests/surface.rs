@@ -39,7 +39,10 @@ async fn each_kind_gets_only_the_members_it_accepts() {
     let sent = emu.requests().last().unwrap().json().unwrap();
     assert_eq!(sent["reasoning_effort"], "high");
     for member in ["provider", "transforms", "route", "usage", "reasoning", "models"] {
-        assert!(sent.get(member).is_none(), "{member} reached a plain OpenAI server: {sent}");
+        assert!(
+            sent.get(member).is_none(),
+            "{member} reached a plain OpenAI server: {sent}"
+        );
     }
     // The same members go to an OpenRouter provider as sent.
     body["model"] = json!("router/tiny");
@@ -53,9 +56,11 @@ async fn each_kind_gets_only_the_members_it_accepts() {
     // The default config works against the strict server on every endpoint moatd bridges onto it.
     let responses = client()
         .post(gw.url("/v1/responses"))
-        .json(&json!({"model": "plain/tiny", "input": "hi", "instructions": "x", "store": true,
+        .json(
+            &json!({"model": "plain/tiny", "input": "hi", "instructions": "x", "store": true,
                       "max_output_tokens": 20, "reasoning": {"effort": "low"}, "truncation": "auto",
-                      "text": {"format": {"type": "text"}}, "metadata": {"k": "v"}}))
+                      "text": {"format": {"type": "text"}}, "metadata": {"k": "v"}}),
+        )
         .send()
         .await
         .unwrap();
@@ -68,9 +73,16 @@ async fn each_kind_gets_only_the_members_it_accepts() {
         .unwrap();
     assert_eq!(messages.status(), 200, "{}", messages.text().await.unwrap());
     // And the strict server does refuse what it does not know.
-    let (status, err) = error_of(gw.chat(None, &json!({"model": "plain/tiny", "messages": [], "bogus": 1})).await).await;
+    let (status, err) = error_of(
+        gw.chat(None, &json!({"model": "plain/tiny", "messages": [], "bogus": 1}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(err["error"]["message"].as_str().unwrap().contains("bogus"), "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("bogus"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -82,7 +94,11 @@ async fn a_fallback_list_covers_an_unknown_first_model() {
     let resp = gw.chat(None, &body).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-moat-provider"], "emu");
-    let (status, err) = error_of(gw.chat(None, &json!({"model": "gpt-nowhere", "messages": []})).await).await;
+    let (status, err) = error_of(
+        gw.chat(None, &json!({"model": "gpt-nowhere", "messages": []}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 404);
     assert!(err["error"]["message"].as_str().unwrap().contains("gpt-nowhere"));
 }
@@ -117,10 +133,22 @@ async fn models_retrieve_and_openrouter_shape() {
     assert_eq!(tiny["pricing"]["completion"], "0.000002");
     assert_eq!(tiny["context_length"], 4096);
     assert_eq!(tiny["name"], "Tiny");
-    assert_eq!(find("home/tiny")["pricing"]["prompt"], "0", "local models are free");
+    assert_eq!(
+        find("home/tiny")["pricing"]["prompt"],
+        "0",
+        "local models are free"
+    );
     let embed = find("emu/emu-embed");
-    assert!(embed["pricing"]["prompt"].is_string(), "the provider's own price: {embed}");
-    let one: Value = get("/api/v1/models/home/tiny").await.unwrap().json().await.unwrap();
+    assert!(
+        embed["pricing"]["prompt"].is_string(),
+        "the provider's own price: {embed}"
+    );
+    let one: Value = get("/api/v1/models/home/tiny")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(one["pricing"]["completion"], "0");
 }
 
@@ -136,7 +164,10 @@ async fn cors_preflights_are_answered_for_configured_origins_only() {
             .header("access-control-request-headers", "authorization, content-type")
             .send()
     };
-    assert_eq!(preflight(&closed, "https://app.example").await.unwrap().status(), 405);
+    assert_eq!(
+        preflight(&closed, "https://app.example").await.unwrap().status(),
+        405
+    );
     let open = gateway(&format!(
         "[server]\ncors_origins = [\"https://app.example\"]\n{}",
         provider("emu", &emu.base_url())
@@ -145,9 +176,18 @@ async fn cors_preflights_are_answered_for_configured_origins_only() {
     let ok = preflight(&open, "https://app.example").await.unwrap();
     assert_eq!(ok.status(), 204);
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example");
-    assert!(ok.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
-    assert_eq!(ok.headers()["access-control-allow-headers"], "authorization, content-type");
-    assert_eq!(preflight(&open, "https://evil.example").await.unwrap().status(), 403);
+    assert!(ok.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert_eq!(
+        ok.headers()["access-control-allow-headers"],
+        "authorization, content-type"
+    );
+    assert_eq!(
+        preflight(&open, "https://evil.example").await.unwrap().status(),
+        403
+    );
     let resp = client()
         .post(open.url("/v1/chat/completions"))
         .header("origin", "https://app.example")
@@ -156,8 +196,14 @@ async fn cors_preflights_are_answered_for_configured_origins_only() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["access-control-allow-origin"], "https://app.example");
-    assert!(resp.headers()["access-control-expose-headers"].to_str().unwrap().contains("x-request-id"));
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(resp.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("x-request-id"));
 }
 
 #[tokio::test]

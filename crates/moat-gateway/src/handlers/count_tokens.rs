@@ -38,8 +38,7 @@ pub(crate) async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -
 
 async fn counted(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
     // Unauthenticated callers are refused before moatd reads their body.
-    gw.identities
-        .authenticate(req.headers(), crate::ledger::now())?;
+    gw.identities.authenticate(req.headers(), crate::ledger::now())?;
     let (parts, body) = req.into_parts();
     let bytes = crate::body::read_limited(
         &parts.headers,
@@ -117,7 +116,10 @@ impl Forward for CountTokensBody {
     const PATH: &'static str = COUNT_TOKENS;
     const PROMPT_CACHE: bool = false;
     fn model(&self) -> Option<&str> {
-        self.rest.get("model").and_then(Value::as_str).filter(|m| !m.is_empty())
+        self.rest
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
     }
     fn set_model(&mut self, model: String) {
         self.rest.insert("model".into(), Value::String(model));

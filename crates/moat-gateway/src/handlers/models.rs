@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
@@ -57,11 +57,7 @@ fn json_response(body: Bytes) -> Response {
         .into_response()
 }
 
-pub(crate) async fn list_models(
-    State(gw): State<Arc<Gateway>>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-) -> Response {
+pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if let Err(e) = gw.identities.authenticate(&headers, crate::ledger::now()) {
         return e.into_response();
     }
@@ -70,12 +66,12 @@ pub(crate) async fn list_models(
         Err(e) => return e.into_response(),
     };
     // Anthropic's SDKs list models in Anthropic's shape; they say so with `anthropic-version`.
-    let body = if headers.contains_key("anthropic-version") {
-        super::messages::anthropic_model_list(&body)
-    } else if uri.path().starts_with("/api/") {
-        openrouter_shape(&gw, &body)
-    } else {
-        body
+    // OpenRouter's shape is a superset of OpenAI's, so both prefixes get it: OpenAI clients read the
+    // members they know, OpenRouter clients find `pricing`, `context_length` and `name`.
+    let body = openrouter_shape(&gw, &body);
+    let body = match headers.contains_key("anthropic-version") {
+        true => super::messages::anthropic_model_list(&body),
+        false => body,
     };
     json_response(body)
 }
@@ -84,7 +80,6 @@ pub(crate) async fn list_models(
 pub(crate) async fn retrieve_model(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
     if let Err(e) = gw.identities.authenticate(&headers, crate::ledger::now()) {
@@ -94,11 +89,7 @@ pub(crate) async fn retrieve_model(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let body = if uri.path().starts_with("/api/") {
-        openrouter_shape(&gw, &body)
-    } else {
-        body
-    };
+    let body = openrouter_shape(&gw, &body);
     let Ok(mut list) = serde_json::from_slice::<ModelList>(&body) else {
         return GatewayError::Internal("the model list could not be read".into()).into_response();
     };
@@ -125,9 +116,9 @@ fn usd_per_token(nanos_per_mtok: u64) -> String {
     text.trim_end_matches('0').to_owned()
 }
 
-/// The merged list in OpenRouter's shape, for `/api/v1/models`: every entry with a `name`, a
-/// `context_length` (the provider's, where it gives one) and `pricing` from the configured prices
-/// (or the provider's own list), per token in dollars as decimal strings.
+/// The merged list in OpenRouter's shape (served under `/v1` and `/api/v1`): every entry with a `name`, a
+/// `context_length` (the provider's, where it gives one, else null) and `pricing` per token in dollars
+/// as decimal strings — the configured price where the operator set one, else the provider's own.
 fn openrouter_shape(gw: &Gateway, body: &Bytes) -> Bytes {
     let Ok(mut list) = serde_json::from_slice::<ModelList>(body) else {
         return body.clone();
@@ -135,22 +126,26 @@ fn openrouter_shape(gw: &Gateway, body: &Bytes) -> Bytes {
     for model in &mut list.data {
         model.name.get_or_insert_with(|| model.id.clone());
         if model.context_length.is_none() {
-            model.extra.insert("context_length".into(), Value::Null);
+            model.extra.entry("context_length").or_insert(Value::Null);
         }
-        let target = gw.catalog.resolve(&model.id).ok().and_then(|t| t.into_iter().next());
-        let facts = target.map(|t| gw.prices.lookup(t.provider, &t.model));
-        if let Some(price) = facts.and_then(|f| f.price) {
+        let target = gw
+            .catalog
+            .resolve(&model.id)
+            .ok()
+            .and_then(|t| t.into_iter().next());
+        let configured = target
+            .as_ref()
+            .and_then(|t| gw.prices.configured(t.provider, &t.model));
+        let price = match (&model.pricing, configured) {
+            (_, Some(p)) => Some(p),
+            (None, None) => target.and_then(|t| gw.prices.lookup(t.provider, &t.model).price),
+            (Some(_), None) => None,
+        };
+        if let Some(price) = price {
             let mut pricing = model.pricing.take().unwrap_or_default();
             pricing.prompt = Some(Value::String(usd_per_token(price.input_per_mtok)));
             pricing.completion = Some(Value::String(usd_per_token(price.output_per_mtok)));
-            pricing.request.get_or_insert_with(|| Value::String("0".into()));
-            pricing.image.get_or_insert_with(|| Value::String("0".into()));
             model.pricing = Some(pricing);
-        }
-        if let Some(max) = facts.and_then(|f| f.max_output) {
-            model.extra.entry("top_provider").or_insert_with(|| {
-                json!({"context_length": model.context_length, "max_completion_tokens": max, "is_moderated": false})
-            });
         }
     }
     serde_json::to_vec(&list).map_or_else(|_| body.clone(), Bytes::from)
@@ -230,4 +225,15 @@ async fn merged(gw: &Gateway) -> Result<Bytes, GatewayError> {
     let body = serde_json::to_vec(&json!({"object": "list", "data": data}))
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prices_are_exact_decimal_dollars_per_token() {
+        assert_eq!(super::usd_per_token(150_000_000), "0.00000015");
+        assert_eq!(super::usd_per_token(3_000_000_000), "0.000003");
+        assert_eq!(super::usd_per_token(0), "0");
+        assert_eq!(super::usd_per_token(2_000_000_000_000_000), "2");
+    }
 }

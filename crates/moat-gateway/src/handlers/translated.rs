@@ -116,7 +116,10 @@ impl Translation {
                     detail: e.to_string(),
                 })?;
             if let Some(map) = answer.as_object_mut() {
-                map.insert("usage".into(), serde_json::json!({"prompt_tokens": 0, "completion_tokens": 0}));
+                map.insert(
+                    "usage".into(),
+                    serde_json::json!({"prompt_tokens": 0, "completion_tokens": 0}),
+                );
             }
             return Ok(Bytes::from(answer.to_string()));
         }

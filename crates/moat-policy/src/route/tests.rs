@@ -102,7 +102,12 @@ fn plan_without_model_uses_models_list() {
 #[test]
 fn an_unknown_name_is_skipped_when_the_fallback_list_names_a_good_one() {
     let c = catalog(None);
-    let t = plan(&c, Some("gpt-nowhere"), &["nowhere/x".into(), "local/tiny".into()]).unwrap();
+    let t = plan(
+        &c,
+        Some("gpt-nowhere"),
+        &["nowhere/x".into(), "local/tiny".into()],
+    )
+    .unwrap();
     assert_eq!(t.len(), 1);
     assert_eq!(c.provider_name(t[0].provider), "local");
     assert!(matches!(

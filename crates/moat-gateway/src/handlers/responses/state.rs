@@ -107,11 +107,7 @@ pub(crate) fn load(gw: &Gateway, tenant: &str, id: &str) -> Result<Turn, Gateway
 }
 
 /// Authenticates and audits a state request, then runs `f` with the caller's tenant.
-fn scoped(
-    gw: &Gateway,
-    req: &Request,
-    f: impl FnOnce(&str) -> Result<Response, GatewayError>,
-) -> Response {
+fn scoped(gw: &Gateway, req: &Request, f: impl FnOnce(&str) -> Result<Response, GatewayError>) -> Response {
     crate::handlers::audited(gw, req, |principal| f(&cache::partition::tenant(principal)))
 }
 
