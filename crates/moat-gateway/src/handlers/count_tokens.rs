@@ -5,6 +5,7 @@
 //! the local estimate budgets reserve with — ⌈UTF-8 bytes of text / 3⌉ + 4 per message + 3 — which
 //! leans high, as a reservation should.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -12,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use moat_policy::pricing::estimate_prompt_tokens;
 use moat_policy::route::plan;
+use moat_upstream::adapter::WireRequest;
 use moat_wire::openai::ProviderPreferences;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -19,10 +21,11 @@ use serde_json::{json, Map, Value};
 use super::messages::{anthropic_error, translate_back};
 use super::proxy::{forward, parse};
 use super::request_kinds::{json_strings_mut, Forward};
-use super::translated::COUNT_TOKENS;
-use crate::config::ProviderKind;
 use crate::gateway::Gateway;
 use crate::GatewayError;
+
+/// Anthropic's token counting, in its own wire.
+const COUNT_TOKENS: &str = "/messages/count_tokens";
 
 pub(crate) async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let response = counted(gw, req).await.unwrap_or_else(IntoResponse::into_response);
@@ -53,7 +56,7 @@ async fn counted(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayErro
         .ok()
         .and_then(|t| t.first().map(|t| t.provider))
         .and_then(|p| gw.providers.get(p))
-        .is_some_and(|p| p.kind == ProviderKind::Anthropic);
+        .is_some_and(|p| p.adapter.native(COUNT_TOKENS));
     let req = Request::from_parts(parts, Body::from(bytes));
     if !exact {
         return Ok(super::audited(&gw, &req, |_| {
@@ -114,6 +117,13 @@ impl CountTokensBody {
 
 impl Forward for CountTokensBody {
     const PATH: &'static str = COUNT_TOKENS;
+    const FREE: bool = true;
+    fn wire(&self) -> WireRequest<'_> {
+        WireRequest::Native {
+            path: COUNT_TOKENS,
+            body: Cow::Borrowed(&self.rest),
+        }
+    }
     const PROMPT_CACHE: bool = false;
     fn model(&self) -> Option<&str> {
         self.rest

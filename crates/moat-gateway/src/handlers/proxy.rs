@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
+use moat_policy::budget::Hold;
 use moat_policy::pricing::Price;
 use moat_policy::route::{plan, RouteError};
 use moat_upstream::relay::{self, RelayOutcome};
@@ -27,6 +28,7 @@ use crate::cache;
 use crate::gateway::Gateway;
 use crate::identity::Principal;
 use crate::ledger::{self, Meter};
+use crate::pricebook::ModelFacts;
 use crate::privacy::{Redactions, StreamRestorer};
 use crate::{body, GatewayError};
 
@@ -154,7 +156,11 @@ async fn forward_inner<T: Forward>(
     let forwarded = forwarded_headers(&parts.headers);
     let payer = principal.payer();
     let prompt_bytes = bytes.len().saturating_add(request.replayed_bytes());
-    let (hold, facts) = reservation(&gw, &payer, &targets, prompt_bytes, request.max_output_tokens()).await?;
+    let (hold, facts) = if T::FREE {
+        (Hold::default(), vec![ModelFacts::default(); targets.len()])
+    } else {
+        reservation(&gw, &payer, &targets, prompt_bytes, request.max_output_tokens()).await?
+    };
     let mut meter = Some(Meter::reserve(
         &gw.ledger,
         payer.clone(),
@@ -176,14 +182,12 @@ async fn forward_inner<T: Forward>(
     }
 
     let client_prefs = request.provider_prefs().clone();
-    let openrouter_only = request.take_openrouter_only();
     let mut last_err = None;
     for (attempt, (target, facts)) in targets.iter().zip(&facts).enumerate() {
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
-        *request.provider_prefs() = provider_prefs_for(&gw, provider.kind, &client_prefs);
-        request.put_openrouter_only(provider.kind, &openrouter_only);
+        *request.provider_prefs() = provider_prefs_for(&gw, provider.adapter.as_ref(), &client_prefs);
         let secret = gw.identities.secret();
         cache::partition::apply(&mut request, secret, &tenant, provider.cache, &client_partition);
         let team_headers = gw.team_keys.headers(
@@ -194,10 +198,8 @@ async fn forward_inner<T: Forward>(
             &provider.upstream,
             &forwarded,
         )?;
-        let body =
-            Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
         let (path, body, translation) =
-            translated::outbound(provider.kind, &settings.name, T::PATH, body, &request_id)?;
+            translated::outbound(&provider.adapter, &settings.name, &request, &request_id)?;
         let request_text = trail
             .wants_bodies()
             .then(|| String::from_utf8_lossy(&body).into_owned());
@@ -212,7 +214,7 @@ async fn forward_inner<T: Forward>(
         let result = match provider
             .upstream
             .send_with_retries(
-                path,
+                &path,
                 Some(body),
                 stream,
                 team_headers.as_ref().unwrap_or(&forwarded),

@@ -2,56 +2,22 @@
 //! path needs from each: model addressing fields, streaming, output caps, prompt text for the privacy
 //! scan, and OpenRouter preferences.
 
+use std::borrow::Cow;
+
+use moat_upstream::adapter::WireRequest;
 use moat_wire::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, MessageContent, PromptInput,
-    ProviderPreferences, Reasoning, UsageAccounting,
+    ProviderPreferences,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
-
-use crate::config::ProviderKind;
-
-/// OpenRouter's own request members (besides `provider` and `models`, handled apart), taken out of a
-/// request once and put back for each attempt on an `openrouter` provider only: other providers do
-/// not know them, and strict ones refuse the whole request for an unknown member.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct OpenRouterOnly {
-    reasoning: Option<Reasoning>,
-    usage: Option<UsageAccounting>,
-    /// `transforms`, `route`, `plugins`, as sent.
-    extra: Vec<(String, Value)>,
-    /// The client's own `reasoning_effort`, which OpenRouter's `reasoning.effort` fills in for
-    /// OpenAI-style providers when it is absent.
-    effort: Option<String>,
-}
-
-/// OpenRouter members that live in a request's `extra` map.
-const OPENROUTER_EXTRA: [&str; 3] = ["transforms", "route", "plugins"];
-
-impl OpenRouterOnly {
-    fn take_extra(extra: &mut serde_json::Map<String, Value>) -> Vec<(String, Value)> {
-        OPENROUTER_EXTRA
-            .iter()
-            .filter_map(|k| extra.remove(*k).map(|v| (k.to_string(), v)))
-            .collect()
-    }
-
-    fn put_extra(&self, extra: &mut serde_json::Map<String, Value>, kind: ProviderKind) {
-        for (k, v) in &self.extra {
-            if kind == ProviderKind::Openrouter {
-                extra.insert(k.clone(), v.clone());
-            } else {
-                extra.remove(k);
-            }
-        }
-    }
-}
 
 /// What the forwarding path needs to know about a request body, whatever the endpoint.
 pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     /// Path below the provider's base URL.
     const PATH: &'static str;
+    /// The request as the provider adapters take it (borrowed, not copied).
+    fn wire(&self) -> WireRequest<'_>;
     fn model(&self) -> Option<&str>;
     fn set_model(&mut self, model: String);
     /// Removes the OpenRouter-style `models` fallback list: moatd does the falling back itself, and
@@ -77,18 +43,14 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     fn set_partition_field(&mut self, field: &'static str, value: String);
     /// Sets llama.cpp's `cache_prompt`.
     fn set_cache_prompt(&mut self, on: bool);
-    /// Takes OpenRouter's own members out (see [`OpenRouterOnly`]).
-    fn take_openrouter_only(&mut self) -> OpenRouterOnly {
-        OpenRouterOnly::default()
-    }
-    /// Puts them back for an `openrouter` provider; for the other kinds, maps what has an equivalent
-    /// (`reasoning.effort` → `reasoning_effort`) and leaves the rest out.
-    fn put_openrouter_only(&mut self, _kind: ProviderKind, _only: &OpenRouterOnly) {}
     /// Prompt bytes the request carries beyond its body (a Responses turn's replayed conversation),
     /// which the budget reservation must cover as well.
     fn replayed_bytes(&self) -> usize {
         0
     }
+    /// Requests that generate nothing and cost nothing at the provider (Anthropic's token counting):
+    /// nothing is reserved and nothing charged, though keys, privacy and audit apply as to any other.
+    const FREE: bool = false;
 }
 
 /// Takes a string member out of an `extra` map.
@@ -105,9 +67,12 @@ fn take_extra(
 
 /// Chat and legacy completions carry the same addressing fields.
 macro_rules! forward_with_models_field {
-    ($ty:ty, $path:literal) => {
+    ($ty:ty, $path:literal, $wire:ident) => {
         impl Forward for $ty {
             const PATH: &'static str = $path;
+            fn wire(&self) -> WireRequest<'_> {
+                WireRequest::$wire(Cow::Borrowed(self))
+            }
             fn model(&self) -> Option<&str> {
                 self.model.as_deref().filter(|m| !m.is_empty())
             }
@@ -142,63 +107,8 @@ macro_rules! forward_with_models_field {
             fn set_cache_prompt(&mut self, on: bool) {
                 PartitionFields::cache_prompt(self, on)
             }
-            fn take_openrouter_only(&mut self) -> OpenRouterOnly {
-                OpenRouterMembers::take(self)
-            }
-            fn put_openrouter_only(&mut self, kind: ProviderKind, only: &OpenRouterOnly) {
-                OpenRouterMembers::put(self, kind, only)
-            }
         }
     };
-}
-
-/// Where chat and legacy completions keep OpenRouter's own members.
-trait OpenRouterMembers {
-    fn take(&mut self) -> OpenRouterOnly;
-    fn put(&mut self, kind: ProviderKind, only: &OpenRouterOnly);
-}
-
-impl OpenRouterMembers for ChatCompletionRequest {
-    fn take(&mut self) -> OpenRouterOnly {
-        OpenRouterOnly {
-            reasoning: self.reasoning.take(),
-            usage: self.usage.take(),
-            extra: OpenRouterOnly::take_extra(&mut self.extra),
-            effort: self.reasoning_effort.clone(),
-        }
-    }
-    fn put(&mut self, kind: ProviderKind, only: &OpenRouterOnly) {
-        only.put_extra(&mut self.extra, kind);
-        if kind == ProviderKind::Openrouter {
-            self.reasoning = only.reasoning.clone();
-            self.usage = only.usage.clone();
-            self.reasoning_effort = only.effort.clone();
-        } else {
-            self.reasoning = None;
-            self.usage = None;
-            self.reasoning_effort = only
-                .effort
-                .clone()
-                .or_else(|| only.reasoning.as_ref().and_then(|r| r.effort.clone()));
-        }
-    }
-}
-
-impl OpenRouterMembers for CompletionRequest {
-    fn take(&mut self) -> OpenRouterOnly {
-        OpenRouterOnly {
-            reasoning: self.reasoning.take(),
-            usage: self.usage.take(),
-            extra: OpenRouterOnly::take_extra(&mut self.extra),
-            effort: None,
-        }
-    }
-    fn put(&mut self, kind: ProviderKind, only: &OpenRouterOnly) {
-        only.put_extra(&mut self.extra, kind);
-        let openrouter = kind == ProviderKind::Openrouter;
-        self.reasoning = only.reasoning.clone().filter(|_| openrouter);
-        self.usage = only.usage.clone().filter(|_| openrouter);
-    }
 }
 
 /// Where chat and legacy completions keep the cache-partition members (typed, or in `extra`).
@@ -252,11 +162,14 @@ impl PartitionFields for CompletionRequest {
     }
 }
 
-forward_with_models_field!(ChatCompletionRequest, "/chat/completions");
-forward_with_models_field!(CompletionRequest, "/completions");
+forward_with_models_field!(ChatCompletionRequest, "/chat/completions", Chat);
+forward_with_models_field!(CompletionRequest, "/completions", Completion);
 
 impl Forward for EmbeddingRequest {
     const PATH: &'static str = "/embeddings";
+    fn wire(&self) -> WireRequest<'_> {
+        WireRequest::Embedding(Cow::Borrowed(self))
+    }
     fn model(&self) -> Option<&str> {
         Some(self.model.as_str()).filter(|m| !m.is_empty())
     }
@@ -350,11 +263,11 @@ impl MaxOutput for CompletionRequest {
 
 /// Every string in a JSON value, object keys aside, for the privacy scan of bodies moatd relays as
 /// they are.
-pub(crate) fn json_strings_mut<'a>(value: &'a mut Value, out: &mut Vec<&'a mut String>) {
+pub(crate) fn json_strings_mut<'a>(value: &'a mut serde_json::Value, out: &mut Vec<&'a mut String>) {
     match value {
-        Value::String(s) => out.push(s),
-        Value::Array(items) => items.iter_mut().for_each(|v| json_strings_mut(v, out)),
-        Value::Object(map) => map.values_mut().for_each(|v| json_strings_mut(v, out)),
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| json_strings_mut(v, out)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| json_strings_mut(v, out)),
         _ => {}
     }
 }

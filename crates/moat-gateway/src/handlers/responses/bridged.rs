@@ -5,8 +5,9 @@
 use moat_wire::openai::{ChatCompletionRequest, ProviderPreferences};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ProviderKind;
-use crate::handlers::request_kinds::{Forward, OpenRouterOnly};
+use moat_upstream::adapter::WireRequest;
+
+use crate::handlers::request_kinds::Forward;
 
 /// Serialized exactly as its chat request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -20,6 +21,9 @@ pub(crate) struct BridgedChat {
 
 impl Forward for BridgedChat {
     const PATH: &'static str = ChatCompletionRequest::PATH;
+    fn wire(&self) -> WireRequest<'_> {
+        self.chat.wire()
+    }
     fn model(&self) -> Option<&str> {
         self.chat.model()
     }
@@ -52,12 +56,6 @@ impl Forward for BridgedChat {
     }
     fn set_cache_prompt(&mut self, on: bool) {
         self.chat.set_cache_prompt(on)
-    }
-    fn take_openrouter_only(&mut self) -> OpenRouterOnly {
-        self.chat.take_openrouter_only()
-    }
-    fn put_openrouter_only(&mut self, kind: ProviderKind, only: &OpenRouterOnly) {
-        self.chat.put_openrouter_only(kind, only)
     }
     fn replayed_bytes(&self) -> usize {
         self.replayed

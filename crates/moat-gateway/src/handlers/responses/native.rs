@@ -4,6 +4,7 @@
 //! moatd's: the provider is asked to keep nothing (`store: false`), `previous_response_id` is replayed
 //! from moatd's store as input items, and the answer is stored under moatd's own id, per tenant.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Body;
@@ -14,6 +15,7 @@ use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue};
 use moat_policy::route::plan;
 use moat_translate::StreamTranslator;
+use moat_upstream::adapter::WireRequest;
 use moat_wire::openai::ProviderPreferences;
 use moat_wire::sse::{encode_event, SseFrame, SseParser};
 use serde::{Deserialize, Serialize};
@@ -284,6 +286,22 @@ pub(crate) struct NativeResponses {
 
 impl Forward for NativeResponses {
     const PATH: &'static str = "/responses";
+    fn wire(&self) -> WireRequest<'_> {
+        let body = match &self.provider {
+            None => Cow::Borrowed(&self.rest),
+            Some(prefs) => {
+                let mut body = self.rest.clone();
+                if let Ok(v) = serde_json::to_value(prefs) {
+                    body.insert("provider".into(), v);
+                }
+                Cow::Owned(body)
+            }
+        };
+        WireRequest::Native {
+            path: Self::PATH,
+            body,
+        }
+    }
     fn model(&self) -> Option<&str> {
         self.rest
             .get("model")
