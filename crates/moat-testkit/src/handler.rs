@@ -73,6 +73,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     if let Some(response) = crate::ollama::route(&shared, method, path, &body).await {
         return response;
     }
+    if let Some(response) = crate::responses::route(&shared, method, path, headers, &body) {
+        return response;
+    }
     let Some(endpoint) = Endpoint::parse(&parts.method, parts.uri.path()) else {
         let message = format!("Invalid URL ({} {})", parts.method, parts.uri.path());
         return error(StatusCode::NOT_FOUND, &message, None);

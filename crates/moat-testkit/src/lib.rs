@@ -13,7 +13,9 @@
 //! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and
 //! Ollama's native API (`POST /api/chat` with NDJSON streaming, `GET /api/tags`, `GET /api/version`),
 //! with the same answers and directives, for testing moatd's translation to those wires (and the
-//! gateway's provider conformance suite).
+//! gateway's provider conformance suite); and OpenAI's Responses API (`POST /v1/responses`, whole and
+//! streamed, keeping no state) for moatd's native relay. `strict` makes it refuse request members the
+//! wire does not define, as strict servers do.
 //!
 //! ```no_run
 //! use moat_testkit::{Emulator, EmulatorOptions, TestCa};
@@ -40,6 +42,7 @@ mod error;
 mod handler;
 mod ollama;
 mod prefix_cache;
+mod responses;
 mod server;
 mod stream;
 mod strict;

@@ -360,9 +360,11 @@ async fn a_responses_conversation_with_a_tool_runs_on_a_real_llamacpp_server() {
     // Turn one: the model calls the tool.
     let first: Value = http
         .post(daemon.url("/v1/responses"))
-        .json(&json!({"model": "llamacpp/tiny", "input": "weather in Oslo?", "tools": tools,
+        .json(
+            &json!({"model": "llamacpp/tiny", "input": "weather in Oslo?", "tools": tools,
                       "tool_choice": {"type": "function", "name": "get_weather"},
-                      "max_output_tokens": 40, "temperature": 0}))
+                      "max_output_tokens": 40, "temperature": 0}),
+        )
         .send()
         .await
         .unwrap()
@@ -401,7 +403,10 @@ async fn a_responses_conversation_with_a_tool_runs_on_a_real_llamacpp_server() {
     assert_eq!(events[0]["type"], "response.created", "{body}");
     let last = events.last().unwrap();
     assert!(
-        matches!(last["type"].as_str(), Some("response.completed" | "response.incomplete")),
+        matches!(
+            last["type"].as_str(),
+            Some("response.completed" | "response.incomplete")
+        ),
         "{body}"
     );
     let second = &last["response"];
@@ -430,8 +435,10 @@ async fn a_responses_conversation_with_a_tool_runs_on_a_real_llamacpp_server() {
     assert_eq!(&got, second);
     let third = http
         .post(daemon.url("/v1/responses"))
-        .json(&json!({"model": "llamacpp/tiny", "previous_response_id": id, "input": "thanks",
-                      "max_output_tokens": 4, "temperature": 0}))
+        .json(
+            &json!({"model": "llamacpp/tiny", "previous_response_id": id, "input": "thanks",
+                      "max_output_tokens": 4, "temperature": 0}),
+        )
         .send()
         .await
         .unwrap();
@@ -453,7 +460,11 @@ async fn a_responses_conversation_with_a_tool_runs_on_a_real_llamacpp_server() {
         .iter()
         .map(|i| i["type"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds[..3], ["message", "function_call", "function_call_output"], "{items}");
+    assert_eq!(
+        kinds[..3],
+        ["message", "function_call", "function_call_output"],
+        "{items}"
+    );
     assert_eq!(kinds.last(), Some(&"message"));
     drop(llama);
     daemon.stop();
