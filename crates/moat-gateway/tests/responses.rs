@@ -496,3 +496,56 @@ async fn native_providers_get_the_responses_api_relayed_with_moatds_state_and_en
     assert_eq!(status, 403);
     assert_eq!(emu.requests().len(), before);
 }
+
+#[tokio::test]
+async fn a_conversation_past_its_size_limit_is_not_continued() {
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let toml = format!(
+        "[responses]\nmax_conversation_bytes = 2000\n{}",
+        provider("emu", &emu.base_url())
+    );
+    let gw = gateway(&toml).await;
+    let small: Value = post(&gw, None, &json!({"model": "emu/tiny", "input": "short"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ok = post(
+        &gw,
+        None,
+        &json!({"model": "emu/tiny", "input": "x", "previous_response_id": small["id"]}),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    let big: Value = post(
+        &gw,
+        None,
+        &json!({"model": "emu/tiny", "input": "word ".repeat(500)}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let before = emu.requests().len();
+    let (status, body) = error_of(
+        post(
+            &gw,
+            None,
+            &json!({"model": "emu/tiny", "input": "x", "previous_response_id": big["id"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_conversation_bytes"));
+    assert_eq!(emu.requests().len(), before);
+    // Listing bounds are checked too.
+    let path = format!(
+        "/v1/responses/{}/input_items?limit=0",
+        small["id"].as_str().unwrap()
+    );
+    assert_eq!(get(&gw, None, &path).await.status(), 400);
+}
