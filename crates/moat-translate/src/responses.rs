@@ -23,7 +23,7 @@ mod types;
 pub use envelope::{to_response, usage_object, Envelope};
 pub use items::ItemIds;
 pub use request::{to_chat_request, Bridged};
-pub use stream::ChatToResponses;
+pub use stream::{ChatToResponses, MAX_OUTPUT_BYTES};
 pub use types::{Input, ResponsesRequest};
 
 #[cfg(test)]

@@ -51,7 +51,15 @@ pub struct ChatToResponses {
     usage: Option<Usage>,
     /// The terminal Response object, once sent.
     done: Option<Value>,
+    /// Bytes of output kept so far (text, reasoning, arguments), against `max_output`.
+    kept: usize,
+    max_output: usize,
 }
+
+/// Most output one streamed response may accumulate: the final Response object repeats it, so it is
+/// held in memory, and a provider that never stops must not make that unbounded. Past it the response
+/// fails (`response_too_large`).
+pub const MAX_OUTPUT_BYTES: usize = 64 * 1024 * 1024;
 
 impl ChatToResponses {
     pub fn new(envelope: Envelope) -> Self {
@@ -68,6 +76,16 @@ impl ChatToResponses {
             finish_reason: None,
             usage: None,
             done: None,
+            kept: 0,
+            max_output: MAX_OUTPUT_BYTES,
+        }
+    }
+
+    /// The same with another output bound than [`MAX_OUTPUT_BYTES`].
+    pub fn with_max_output(envelope: Envelope, max_output: usize) -> Self {
+        ChatToResponses {
+            max_output,
+            ..ChatToResponses::new(envelope)
         }
     }
 
@@ -313,6 +331,12 @@ impl ChatToResponses {
 
     fn event(&mut self, data: &str, out: &mut Vec<u8>) {
         if self.done.is_some() {
+            return;
+        }
+        self.kept = self.kept.saturating_add(data.len());
+        if self.kept > self.max_output {
+            let message = format!("the answer is larger than {} bytes", self.max_output);
+            self.fail("response_too_large", &message, out);
             return;
         }
         if data == "[DONE]" {

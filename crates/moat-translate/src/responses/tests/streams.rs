@@ -169,6 +169,28 @@ fn errors_and_early_ends_fail_the_response() {
     );
 }
 
+#[test]
+fn a_stream_that_never_stops_fails_at_the_output_bound() {
+    let r: ResponsesRequest = serde_json::from_value(json!({"model": "m", "input": "x"})).unwrap();
+    let mut t = ChatToResponses::with_max_output(Envelope::new(&r, "resp_b", 1), 10_000);
+    let piece = chunk(json!({"content": "x".repeat(1000)}), Value::Null);
+    let mut fed = 0;
+    while t.final_response().is_none() {
+        t.feed(piece.as_bytes());
+        fed += piece.len();
+        assert!(fed < 20_000, "never bounded");
+    }
+    assert!(
+        MAX_OUTPUT_BYTES >= 1 << 20,
+        "the default leaves room for real answers"
+    );
+    // Whatever comes after is ignored, and nothing more is kept.
+    assert!(t.feed(piece.as_bytes()).is_empty());
+    let done = t.final_response().unwrap();
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["error"]["code"], "response_too_large");
+}
+
 fn cut(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
     cuts.sort_unstable();
