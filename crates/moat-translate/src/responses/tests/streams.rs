@@ -180,10 +180,6 @@ fn a_stream_that_never_stops_fails_at_the_output_bound() {
         fed += piece.len();
         assert!(fed < 20_000, "never bounded");
     }
-    assert!(
-        MAX_OUTPUT_BYTES >= 1 << 20,
-        "the default leaves room for real answers"
-    );
     // Whatever comes after is ignored, and nothing more is kept.
     assert!(t.feed(piece.as_bytes()).is_empty());
     let done = t.final_response().unwrap();
