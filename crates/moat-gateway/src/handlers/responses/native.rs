@@ -43,7 +43,9 @@ pub(super) async fn route(
     id: &str,
     tenant: Option<String>,
 ) -> Result<Route, GatewayError> {
-    if !gw.providers.iter().any(|p| p.responses_native) {
+    // A caller that failed authentication is refused by the forwarding path before its body is read;
+    // only an authenticated one gets its body looked at here.
+    if tenant.is_none() || !gw.providers.iter().any(|p| p.responses_native) {
         return Ok(Route::Bridge(req));
     }
     let (parts, body) = req.into_parts();
