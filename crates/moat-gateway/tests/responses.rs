@@ -549,3 +549,61 @@ async fn a_conversation_past_its_size_limit_is_not_continued() {
     );
     assert_eq!(get(&gw, None, &path).await.status(), 400);
 }
+
+#[tokio::test]
+async fn the_bridge_works_over_every_chat_wire() {
+    let emu = Emulator::start(EmulatorOptions {
+        api_key: Some("sk-emu".into()),
+        models: Some(json!([{"id": "m"}])),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let root = emu.base_url().trim_end_matches("/v1").to_owned();
+    let toml = format!(
+        "[[providers]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"{}\"\napi_key = \"sk-emu\"\nhealth_check = false\n\
+         [[providers]]\nname = \"llama\"\nkind = \"ollama\"\nbase_url = \"{root}\"\napi_key = \"sk-emu\"\nhealth_check = false\n\
+         [[providers]]\nname = \"plain\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-emu\"\nhealth_check = false\n",
+        emu.base_url(),
+        emu.base_url()
+    );
+    let gw = gateway(&toml).await;
+    for (provider, path) in [
+        ("claude", "/v1/messages"),
+        ("llama", "/api/chat"),
+        ("plain", "/v1/chat/completions"),
+    ] {
+        let model = format!("{provider}/m");
+        let whole: Value = post(
+            &gw,
+            None,
+            &json!({"model": model, "input": "over the wire", "max_output_tokens": 50}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(
+            whole["output"][0]["content"][0]["text"], "You said: over the wire",
+            "{provider}: {whole}"
+        );
+        assert_eq!(emu.requests().last().unwrap().path, path);
+        let resp = post(
+            &gw,
+            None,
+            &json!({"model": model, "input": "and streamed", "previous_response_id": whole["id"], "stream": true, "max_output_tokens": 50}),
+        )
+        .await;
+        let events = named_events(&resp.text().await.unwrap());
+        let done = &events.last().unwrap().1["response"];
+        assert_eq!(events.last().unwrap().0, "response.completed", "{provider}");
+        assert_eq!(
+            done["output"][0]["content"][0]["text"], "You said: and streamed",
+            "{provider}"
+        );
+        assert!(
+            done["usage"]["output_tokens"].as_u64().unwrap() > 0,
+            "{provider}: {done}"
+        );
+    }
+}
