@@ -1,8 +1,10 @@
 //! OpenAI's Responses API (`POST /v1/responses`) bridged onto chat completions, for providers that
 //! speak only chat (llama.cpp, Ollama, vLLM, Anthropic through its own translation, any `openai` kind).
 //!
+//! - [`inline_history`] puts the conversation a request continues (`previous_response_id`) into its
+//!   own input, so the request carries everything the model will read.
 //! - [`to_chat_request`] turns a Responses request, plus the replayed items of the conversation it
-//!   continues (`previous_response_id`), into an OpenAI chat request and the full list of input items
+//!   continues, into an OpenAI chat request and the full list of input items
 //!   the new response was made from (what `GET /v1/responses/{id}/input_items` lists and what the
 //!   next turn replays).
 //! - [`to_response`] turns a whole chat answer into a Response object.
@@ -22,7 +24,7 @@ mod types;
 
 pub use envelope::{to_response, usage_object, Envelope};
 pub use items::ItemIds;
-pub use request::{to_chat_request, Bridged};
+pub use request::{inline_history, to_chat_request, Bridged};
 pub use stream::{ChatToResponses, MAX_OUTPUT_BYTES};
 pub use types::{Input, ResponsesRequest};
 

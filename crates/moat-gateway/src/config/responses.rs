@@ -15,7 +15,8 @@ pub struct ResponsesSection {
     /// OpenAI's own retention). Sealed turns older than this are neither served nor kept.
     pub ttl_secs: Option<u64>,
     /// Largest conversation (replayed input plus output, as stored) a turn may continue, in bytes
-    /// (default 16 MiB); a longer one is refused with 400 rather than replayed.
+    /// (default 8 MiB, and never more than `server.max_body_bytes`: the replayed conversation is part
+    /// of the request); a longer one is refused with 400 rather than replayed.
     pub max_conversation_bytes: Option<usize>,
 }
 
@@ -30,7 +31,7 @@ impl Default for ResponsesSettings {
     fn default() -> Self {
         ResponsesSettings {
             ttl: Duration::from_secs(30 * 24 * 3600),
-            max_conversation_bytes: 16 * 1024 * 1024,
+            max_conversation_bytes: 8 * 1024 * 1024,
         }
     }
 }

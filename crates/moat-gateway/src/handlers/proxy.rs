@@ -155,11 +155,10 @@ async fn forward_inner<T: Forward>(
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
     let payer = principal.payer();
-    let prompt_bytes = bytes.len().saturating_add(request.replayed_bytes());
     let (hold, facts) = if T::FREE {
         (Hold::default(), vec![ModelFacts::default(); targets.len()])
     } else {
-        reservation(&gw, &payer, &targets, prompt_bytes, request.max_output_tokens()).await?
+        reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?
     };
     let mut meter = Some(Meter::reserve(
         &gw.ledger,

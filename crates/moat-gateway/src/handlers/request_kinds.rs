@@ -43,11 +43,6 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     fn set_partition_field(&mut self, field: &'static str, value: String);
     /// Sets llama.cpp's `cache_prompt`.
     fn set_cache_prompt(&mut self, on: bool);
-    /// Prompt bytes the request carries beyond its body (a Responses turn's replayed conversation),
-    /// which the budget reservation must cover as well.
-    fn replayed_bytes(&self) -> usize {
-        0
-    }
     /// Requests that generate nothing and cost nothing at the provider (Anthropic's token counting):
     /// nothing is reserved and nothing charged, though keys, privacy and audit apply as to any other.
     const FREE: bool = false;

@@ -1,8 +1,9 @@
-//! `POST /v1/responses`: OpenAI's Responses API in front of any provider. For chat-only providers the
-//! request (with the conversation it continues, replayed from moatd's own store) is translated to a
-//! chat request that takes exactly the path `/v1/chat/completions` takes — keys, budgets (the replayed
-//! turns included), privacy over all of it, partition, routing, audit — and the answer, whole or
-//! streamed, comes back as a Response object or the Responses event sequence. The finished turn is
+//! `POST /v1/responses`: OpenAI's Responses API in front of any provider. The conversation a request
+//! continues is replayed from moatd's own store into the request itself; for chat-only providers the
+//! result is translated to a chat request that takes exactly the path `/v1/chat/completions` takes —
+//! keys, budgets (the replayed turns included), privacy over all of it, partition, routing, audit —
+//! and the answer, whole or streamed, comes back as a Response object or the Responses event
+//! sequence. The finished turn is
 //! stored (sealed, per tenant) before its last byte reaches the client, so `previous_response_id`
 //! works the moment the client has the answer.
 
@@ -15,21 +16,19 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue, StatusCode};
 use moat_translate::responses::{
-    to_chat_request, to_response, ChatToResponses, Envelope, ItemIds, ResponsesRequest,
+    inline_history, to_chat_request, to_response, ChatToResponses, Envelope, ItemIds, ResponsesRequest,
 };
 use moat_translate::StreamTranslator;
-use moat_wire::openai::ChatCompletionResponse;
+use moat_wire::openai::{ChatCompletionRequest, ChatCompletionResponse};
 use serde_json::Value;
 
 use super::proxy::{forward, parse};
 use crate::gateway::Gateway;
 use crate::GatewayError;
 
-mod bridged;
 mod native;
 pub(crate) mod state;
 
-use bridged::BridgedChat;
 use state::Turn;
 
 /// Whole answers are already in memory when they get here; this only bounds the copy.
@@ -56,36 +55,42 @@ pub(crate) async fn create(State(gw): State<Arc<Gateway>>, req: Request) -> Resp
 
 async fn create_inner(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
     let id = crate::secret::new_response_id().map_err(|e| GatewayError::Internal(e.to_string()))?;
-    // Whose conversation this is. The forwarding path authenticates again (and audits a refusal);
-    // this only scopes the stored turns the decoder may replay.
-    let tenant = gw
-        .identities
-        .authenticate(req.headers(), crate::ledger::now())
-        .ok()
-        .map(|p| crate::cache::partition::tenant(&p));
-    let req = match native::route(&gw, req, &id, tenant.clone()).await? {
-        native::Route::Native(response) => return Ok(response),
-        native::Route::Bridge(req) => req,
+    // Whose conversation this is. A caller that fails here is refused (and audited) by the
+    // forwarding path before its body is read.
+    let Ok(principal) = gw.identities.authenticate(req.headers(), crate::ledger::now()) else {
+        return forward(gw, req, parse::<ChatCompletionRequest>).await;
     };
+    let tenant = crate::cache::partition::tenant(&principal);
+    let (mut parts, body) = req.into_parts();
+    let prepared = prepare(&gw, &parts.headers, body, &tenant, &id).await;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (request, body) = match prepared {
+        Ok(p) => p,
+        // Refused before anything could leave; recorded like any request.
+        Err(e) => {
+            let req = Request::from_parts(parts, Body::empty());
+            return Ok(super::audited(&gw, &req, |_| Err(e)));
+        }
+    };
+    let req = Request::from_parts(parts, Body::from(body));
+    if native::serves(&gw, &request) {
+        return native::relay(&gw, req, &id, tenant).await;
+    }
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
     let decode = {
-        let (gw, pending, id) = (gw.clone(), pending.clone(), id.clone());
-        move |bytes: &[u8]| -> Result<BridgedChat, GatewayError> {
+        let (pending, id) = (pending.clone(), id.clone());
+        move |bytes: &[u8]| -> Result<ChatCompletionRequest, GatewayError> {
             let request: ResponsesRequest = parse(bytes)?;
-            let (history, replayed) = replay(&gw, tenant.as_deref(), &request)?;
             let mut ids = ItemIds::new(&format!("{id}_in"));
-            let bridged = to_chat_request(&request, &history, &mut ids)
+            let bridged = to_chat_request(&request, &[], &mut ids)
                 .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
             let created_at = crate::ledger::now().max(0) as u64;
             *pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Pending {
                 envelope: Envelope::new(&request, &id, created_at),
                 input: bridged.input_items,
-                keep_for: tenant.filter(|_| request.stores()),
+                keep_for: request.stores().then_some(tenant),
             });
-            Ok(BridgedChat {
-                chat: bridged.chat,
-                replayed,
-            })
+            Ok(bridged.chat)
         }
     };
     let response = forward(gw.clone(), req, decode).await?;
@@ -96,19 +101,40 @@ async fn create_inner(gw: Arc<Gateway>, req: Request) -> Result<Response, Gatewa
     }
 }
 
-/// The conversation `previous_response_id` continues (empty for a first turn), and its size.
-fn replay(
+/// The request as moatd admits it: its body read within the limits, and the conversation it
+/// continues (`previous_response_id`, the caller's own) inlined into its input. The body then holds
+/// everything the model will read, so the privacy scan and the budget reservation cover the replayed
+/// turns like any other part of the request.
+async fn prepare(
     gw: &Gateway,
-    tenant: Option<&str>,
-    request: &ResponsesRequest,
-) -> Result<(Vec<Value>, usize), GatewayError> {
-    let Some(previous) = request.previous_response_id.as_deref() else {
-        return Ok((Vec::new(), 0));
+    headers: &http::HeaderMap,
+    body: Body,
+    tenant: &str,
+    id: &str,
+) -> Result<(ResponsesRequest, Vec<u8>), GatewayError> {
+    let bytes = crate::body::read_limited(
+        headers,
+        body,
+        gw.server.max_body_bytes,
+        gw.server.body_read_timeout,
+    )
+    .await?;
+    let mut request: ResponsesRequest = parse(&bytes)?;
+    let Some(previous) = request.previous_response_id.clone() else {
+        return Ok((request, bytes.to_vec()));
     };
-    let tenant = tenant.ok_or(GatewayError::Unauthorized)?;
-    let history = state::load(gw, tenant, previous)?.conversation();
-    let size = serde_json::to_vec(&history).map_or(0, |v| v.len());
-    Ok((history, size))
+    let history = state::load(gw, tenant, &previous)?.conversation();
+    inline_history(&mut request, history, &mut ItemIds::new(&format!("{id}_in")))
+        .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+    let body = serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let limit = gw.responses.max_conversation_bytes.min(gw.server.max_body_bytes);
+    if body.len() > limit {
+        return Err(GatewayError::BadRequest(format!(
+            "the conversation continued by previous_response_id is {} bytes, more than moatd continues ({limit}: responses.max_conversation_bytes, server.max_body_bytes); start a new one",
+            body.len()
+        )));
+    }
+    Ok((request, body))
 }
 
 /// The chat-shaped answer of the forwarding path as a Response object or Responses events.

@@ -54,6 +54,27 @@ fn bad(message: impl Into<String>) -> TranslateError {
     TranslateError::InvalidRequest(message.into())
 }
 
+/// Puts the conversation `previous_response_id` continues (`history`: the stored turn's input and
+/// output items) in front of the request's own input, with `item_reference`s resolved against it, so
+/// that the request itself carries everything the model will read: whatever admits the request (the
+/// privacy scan, the budget reservation) then sees the replayed turns as part of it.
+pub fn inline_history(
+    req: &mut ResponsesRequest,
+    history: Vec<Value>,
+    ids: &mut ItemIds,
+) -> Result<(), TranslateError> {
+    let new_items = match req.input.take() {
+        Some(Input::Text(text)) => vec![json!({"type": "message", "role": "user", "content": text})],
+        Some(Input::Items(items)) => items,
+        None => Vec::new(),
+    };
+    let new_items = resolve_references(normalize(new_items, ids)?, &history)?;
+    let mut items = history;
+    items.extend(new_items);
+    req.input = Some(Input::Items(items));
+    Ok(())
+}
+
 /// The chat request for `req`, continuing `history` (the stored conversation's input and output items,
 /// empty for a first turn). `ids` names the input items that came without an id.
 pub fn to_chat_request(

@@ -225,7 +225,7 @@ fn privacy_rules_are_checked_at_load() {
 fn responses_state_cors_and_native_flags_are_validated() {
     let c = resolve_with(CONTRACT, &[("MOAT_KEY", "k1"), ("SOME_ENV", "x")]).unwrap();
     assert_eq!(c.responses.ttl, Duration::from_secs(30 * 24 * 3600));
-    assert_eq!(c.responses.max_conversation_bytes, 16 << 20);
+    assert_eq!(c.responses.max_conversation_bytes, 8 << 20);
     assert!(c.server.cors_origins.is_empty());
     assert!(!c.providers[0].responses_native);
     let text = "[server]\ncors_origins = [\"https://App.example.com/\", \"*\"]\n[responses]\nttl_secs = 60\n[[providers]]\nname = \"oa\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\nresponses = \"native\"\n";

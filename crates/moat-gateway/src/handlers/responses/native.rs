@@ -1,8 +1,9 @@
 //! Providers marked `responses = "native"` serve `/responses` themselves: the request is relayed
-//! through the same forwarding path (keys, budgets, privacy over every string of the body and of the
-//! replayed conversation, partition, audit) instead of being bridged. Conversation state stays
-//! moatd's: the provider is asked to keep nothing (`store: false`), `previous_response_id` is replayed
-//! from moatd's store as input items, and the answer is stored under moatd's own id, per tenant.
+//! through the same forwarding path (keys, budgets, privacy over every string of the body, which
+//! holds the replayed conversation, partition, audit) instead of being bridged. Conversation state
+//! stays moatd's: the provider is asked to keep nothing (`store: false`), `previous_response_id` has
+//! already been replayed from moatd's store into the input, and the answer is stored under moatd's own
+//! id, per tenant.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue};
 use moat_policy::route::plan;
+use moat_translate::responses::ResponsesRequest;
 use moat_translate::StreamTranslator;
 use moat_upstream::adapter::WireRequest;
 use moat_wire::openai::ProviderPreferences;
@@ -21,58 +23,20 @@ use moat_wire::sse::{encode_event, SseFrame, SseParser};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::state;
 use super::{Saver, MAX_ANSWER_BYTES};
 use crate::gateway::Gateway;
 use crate::handlers::proxy::{forward, parse};
 use crate::handlers::request_kinds::Forward;
 use crate::GatewayError;
 
-/// Which way a Responses request goes.
-pub(super) enum Route {
-    /// Relayed to a native provider; this is the answer.
-    Native(Response),
-    /// Bridged; the request (its body read back into it when it had to be looked at).
-    Bridge(Request),
-}
-
-/// Relays natively when the first target of the request's model is a native provider.
-pub(super) async fn route(
-    gw: &Arc<Gateway>,
-    req: Request,
-    id: &str,
-    tenant: Option<String>,
-) -> Result<Route, GatewayError> {
-    // A caller that failed authentication is refused by the forwarding path before its body is read;
-    // only an authenticated one gets its body looked at here.
-    if tenant.is_none() || !gw.providers.iter().any(|p| p.responses_native) {
-        return Ok(Route::Bridge(req));
-    }
-    let (parts, body) = req.into_parts();
-    let bytes = crate::body::read_limited(
-        &parts.headers,
-        body,
-        gw.server.max_body_bytes,
-        gw.server.body_read_timeout,
-    )
-    .await?;
-    #[derive(Deserialize)]
-    struct Addressing {
-        model: Option<String>,
-        #[serde(default)]
-        models: Vec<String>,
-    }
-    let native = serde_json::from_slice::<Addressing>(&bytes)
+/// Whether the request's model goes first to a provider marked `responses = "native"`.
+pub(super) fn serves(gw: &Gateway, request: &ResponsesRequest) -> bool {
+    let fallbacks = request.models.clone().unwrap_or_default();
+    plan(&gw.catalog, request.model.as_deref(), &fallbacks)
         .ok()
-        .and_then(|a| plan(&gw.catalog, a.model.as_deref(), &a.models).ok())
         .and_then(|targets| targets.first().map(|t| t.provider))
         .and_then(|p| gw.providers.get(p))
-        .is_some_and(|p| p.responses_native);
-    let req = Request::from_parts(parts, Body::from(bytes));
-    if !native {
-        return Ok(Route::Bridge(req));
-    }
-    Ok(Route::Native(relay(gw, req, id, tenant).await?))
+        .is_some_and(|p| p.responses_native)
 }
 
 /// What the decoder keeps for the answer.
@@ -84,17 +48,20 @@ struct Pending {
     previous: Option<String>,
 }
 
-async fn relay(
+/// Relays `req` (its body already holding the conversation it continues) to the native provider.
+pub(super) async fn relay(
     gw: &Arc<Gateway>,
     req: Request,
     id: &str,
-    tenant: Option<String>,
+    tenant: String,
 ) -> Result<Response, GatewayError> {
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
     let decode = {
-        let (gw, pending) = (gw.clone(), pending.clone());
+        let pending = pending.clone();
         move |bytes: &[u8]| -> Result<NativeResponses, GatewayError> {
             let mut request: NativeResponses = parse(bytes)?;
+            // The conversation is already in `input`; the provider keeps nothing and is asked to
+            // continue nothing: moatd holds the conversation, per tenant.
             let previous = match request.rest.remove("previous_response_id") {
                 Some(Value::String(p)) => Some(p),
                 _ => None,
@@ -107,23 +74,15 @@ async fn relay(
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
-            if let Some(previous) = &previous {
-                let tenant = tenant.as_deref().ok_or(GatewayError::Unauthorized)?;
-                let mut history = state::load(&gw, tenant, previous)?.conversation();
-                // Without the provider's own store, reasoning replays only as encrypted content.
-                history.retain(|i| {
-                    i.get("type") != Some(&json!("reasoning")) || i.get("encrypted_content").is_some()
-                });
-                request.replayed = serde_json::to_vec(&history).map_or(0, |v| v.len());
-                history.extend(input);
-                input = history;
-            }
+            // Without the provider's own store, reasoning replays only as encrypted content.
+            input.retain(|i| {
+                i.get("type") != Some(&json!("reasoning")) || i.get("encrypted_content").is_some()
+            });
             request.rest.insert("input".into(), Value::Array(input.clone()));
-            // The provider keeps nothing: moatd holds the conversation, per tenant.
             request.rest.insert("store".into(), Value::Bool(false));
             *pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Pending {
                 input,
-                keep_for: tenant.filter(|_| store),
+                keep_for: store.then(|| tenant.clone()),
                 store,
                 previous,
             });
@@ -281,9 +240,6 @@ pub(crate) struct NativeResponses {
     provider: Option<ProviderPreferences>,
     #[serde(flatten)]
     rest: Map<String, Value>,
-    /// Bytes of replayed conversation the client did not send.
-    #[serde(skip)]
-    replayed: usize,
 }
 
 impl Forward for NativeResponses {
@@ -357,9 +313,6 @@ impl Forward for NativeResponses {
     }
     fn set_cache_prompt(&mut self, on: bool) {
         self.rest.insert("cache_prompt".into(), Value::Bool(on));
-    }
-    fn replayed_bytes(&self) -> usize {
-        self.replayed
     }
 }
 

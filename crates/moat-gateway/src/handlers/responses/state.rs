@@ -86,12 +86,6 @@ pub(crate) fn load(gw: &Gateway, tenant: &str, id: &str) -> Result<Turn, Gateway
         .get_response(id, tenant, crate::ledger::now())
         .map_err(store_error)?
         .ok_or_else(|| not_found(id))?;
-    if stored.ciphertext.len() > gw.responses.max_conversation_bytes.saturating_add(64) {
-        return Err(GatewayError::BadRequest(format!(
-            "the conversation of '{id}' is larger than responses.max_conversation_bytes ({} bytes); start a new one",
-            gw.responses.max_conversation_bytes
-        )));
-    }
     let plain = gw
         .identities
         .secret()

@@ -270,3 +270,22 @@ fn tool_calls_become_function_call_items_and_length_is_incomplete() {
     assert_eq!(cut["output"][0]["content"][0]["text"], "hmm");
     assert_eq!(cut["output"][1]["status"], "incomplete");
 }
+
+#[test]
+fn inlined_history_gives_the_same_chat_request_as_replaying_it() {
+    let history = vec![
+        json!({"type": "message", "id": "msg_a", "role": "user", "content": [{"type": "input_text", "text": "first"}]}),
+        json!({"type": "function_call", "id": "fc_a", "call_id": "call_9", "name": "f", "arguments": "{}"}),
+    ];
+    let body = json!({"model": "m", "previous_response_id": "resp_x", "input": [
+        {"type": "item_reference", "id": "fc_a"},
+        {"type": "function_call_output", "call_id": "call_9", "output": "42"}
+    ]});
+    let replayed = bridge(body.clone(), &history).unwrap();
+    let mut inlined = req(body);
+    inline_history(&mut inlined, history, &mut ItemIds::new("resp_t1")).unwrap();
+    let from_inlined = to_chat_request(&inlined, &[], &mut ItemIds::new("resp_t2")).unwrap();
+    assert_eq!(from_inlined, replayed);
+    let mut unknown = req(json!({"model": "m", "input": [{"type": "item_reference", "id": "nope"}]}));
+    assert!(inline_history(&mut unknown, Vec::new(), &mut ItemIds::new("r")).is_err());
+}
