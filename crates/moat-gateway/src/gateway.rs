@@ -57,6 +57,8 @@ pub struct Gateway {
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
     /// How long Responses turns are kept, and how long a conversation may grow.
     pub(crate) responses: crate::config::ResponsesSettings,
+    /// Aliases' strategies, what they measure, and per-target caps.
+    pub(crate) routes: crate::routing::Routes,
 }
 
 impl Gateway {
@@ -103,7 +105,7 @@ impl Gateway {
             }
             providers.push(Provider {
                 upstream: Upstream::new(settings)?,
-                adapter: p.kind.adapter(),
+                adapter: p.adapter.clone(),
                 local: p.local,
                 cache: crate::cache::partition::ProviderCacheRules {
                     partition: p.cache_partition,
@@ -144,6 +146,7 @@ impl Gateway {
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
             responses: config.responses,
+            routes: crate::routing::Routes::new(config, &config.catalog),
         }))
     }
 
