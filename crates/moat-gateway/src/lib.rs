@@ -26,6 +26,7 @@ mod body;
 mod cache;
 pub mod config;
 mod console;
+mod cors;
 mod error;
 mod gateway;
 mod handlers;

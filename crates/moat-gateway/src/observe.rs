@@ -23,6 +23,7 @@ pub(crate) fn operation_of(path: &str) -> &'static str {
     match path {
         "/embeddings" => "embeddings",
         "/completions" => "text_completion",
+        // The Responses API is a chat in the GenAI conventions' terms.
         _ => "chat",
     }
 }
