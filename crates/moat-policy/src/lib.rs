@@ -17,6 +17,7 @@
 pub mod breaker;
 pub mod budget;
 pub mod cache;
+pub mod demand;
 pub mod keys;
 pub mod pricing;
 pub mod privacy;
