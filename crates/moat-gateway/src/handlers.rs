@@ -18,6 +18,7 @@ pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod proxy;
 pub(crate) mod request_kinds;
+mod respond;
 mod translated;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.

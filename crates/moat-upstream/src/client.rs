@@ -162,6 +162,20 @@ impl Upstream {
         Ok(url)
     }
 
+    /// Every credential a request with `extra_headers` carries: the provider's key, and a team's
+    /// key sent in place of it.
+    fn credentials<'a>(&'a self, extra_headers: &'a HeaderMap) -> Vec<&'a str> {
+        let mut out: Vec<&str> = self.settings.api_key.iter().map(String::as_str).collect();
+        for (name, _) in &self.auth {
+            for value in extra_headers.get_all(name) {
+                if let Ok(text) = value.to_str() {
+                    out.push(text.strip_prefix("Bearer ").unwrap_or(text).trim());
+                }
+            }
+        }
+        out
+    }
+
     /// This provider's settings.
     pub fn settings(&self) -> &UpstreamSettings {
         &self.settings
@@ -233,6 +247,9 @@ impl Upstream {
         let body = crate::relay::read_capped(resp, &self.settings, 64 * 1024)
             .await
             .unwrap_or_default();
+        // A provider may quote the credential it was sent (a 401 echoing the `Authorization` header):
+        // that body goes on to moatd's client and into logs, so the credential comes out first.
+        let body = scrub_credentials(body, &self.credentials(extra_headers));
         Err(UpstreamError::Status {
             provider: self.settings.name.clone(),
             status: status.as_u16(),
@@ -272,6 +289,35 @@ impl Upstream {
             }
         }
     }
+}
+
+/// Replaces every occurrence of each credential in `body` (as sent, and JSON-escaped with `\/`) with
+/// `[REDACTED]`. Credentials shorter than 4 bytes are left alone: replacing them would garble the
+/// body and they protect nothing.
+pub fn scrub_credentials(body: Bytes, credentials: &[&str]) -> Bytes {
+    let mut out: Option<Vec<u8>> = None;
+    for credential in credentials.iter().filter(|c| c.len() >= 4) {
+        let escaped = credential.replace('/', "\\/");
+        for form in [credential.as_bytes(), escaped.as_bytes()] {
+            let current = out.as_deref().unwrap_or(&body);
+            if memchr::memmem::find(current, form).is_none() {
+                continue;
+            }
+            let mut next = Vec::with_capacity(current.len());
+            let mut at = 0;
+            for i in memchr::memmem::find_iter(current, form) {
+                if i < at {
+                    continue;
+                }
+                next.extend_from_slice(&current[at..i]);
+                next.extend_from_slice(b"[REDACTED]");
+                at = i + form.len();
+            }
+            next.extend_from_slice(&current[at..]);
+            out = Some(next);
+        }
+    }
+    out.map_or(body, Bytes::from)
 }
 
 /// `key` as the credential header of `settings.auth_style`, marked sensitive.
@@ -349,6 +395,19 @@ mod tests {
     #[test]
     fn trailing_slash_is_trimmed() {
         assert_eq!(UpstreamSettings::new("x", "http://h/v1/").base_url, "http://h/v1");
+    }
+
+    #[test]
+    fn credentials_are_scrubbed_from_error_bodies() {
+        let body = Bytes::from_static(br#"{"error":{"message":"bad header: Bearer sk-prov/abc123 (team sk-team-9)","x":"sk-prov\/abc123"}}"#);
+        let out = scrub_credentials(body, &["sk-prov/abc123", "sk-team-9", "ab"]);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":{"message":"bad header: Bearer [REDACTED] (team [REDACTED])","x":"[REDACTED]"}}"#
+        );
+        let clean = Bytes::from_static(b"nothing to see");
+        assert_eq!(scrub_credentials(clean.clone(), &["sk-prov/abc123"]), clean);
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl Redactions {
         *text = out;
     }
 
-    fn placeholder_for(&mut self, original: &str, detector: &str) -> String {
+    /// The placeholder for `original` (the same one each time it comes up in a request).
+    pub fn placeholder_for(&mut self, original: &str, detector: &str) -> String {
         if let Some(i) = self.by_original.get(original) {
             return self.pairs[*i].0.clone();
         }
