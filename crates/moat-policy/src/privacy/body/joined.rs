@@ -12,11 +12,14 @@ use std::ops::Range;
 
 use super::normalize::Normalized;
 use super::{BodyFinding, Part, Span};
-use crate::privacy::Scanner;
+use crate::privacy::{Finding, Scanner};
 
 /// How much of each end of a string takes part in the joined scan: longer than any key format
 /// (PEM blocks aside, whose header and first lines are enough to be found).
 const WINDOW: usize = 256;
+/// How far back from a junction the text is scanned again, ending there: longer than any value whose
+/// pattern ends at a word boundary (an AWS key id, a card, an IBAN, a phone number, most emails).
+const JUNCTION_WINDOW: usize = 96;
 /// Stands between the two ends of a long string: no detector matches across it (no `\s`, no `.`),
 /// and a finding that touches it is dropped anyway.
 const BREAK: &str = "\n\u{0}\n";
@@ -107,8 +110,46 @@ pub(crate) fn split_findings(
             run(&mut buf, ceil_boundary(t, t.len() - WINDOW)..t.len());
         }
     }
+    // The joined text, and the joined text up to each junction: a value ending where a string ends
+    // (`…KF6D` before `cloud/tiny`) needs that end to be the end of the text, not glued to the next
+    // string's first word, to pass patterns that end at a word boundary.
+    let mut candidates: Vec<(usize, Finding)> = scanner.scan(&buf).into_iter().map(|f| (0, f)).collect();
+    for r in regions.windows(2).filter(|w| w[0].piece != w[1].piece) {
+        let end = r[0].buf.end;
+        let from = breaks
+            .iter()
+            .map(|b| b.end)
+            .filter(|&b| b <= end)
+            .max()
+            .unwrap_or(0)
+            .max(ceil_boundary(&buf, end.saturating_sub(JUNCTION_WINDOW)));
+        for f in scanner.scan(&buf[from..end]) {
+            candidates.push((
+                from,
+                Finding {
+                    start: f.start + from,
+                    end: f.end + from,
+                    ..f
+                },
+            ));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for f in scanner.scan(&buf) {
+    for (window_start, f) in candidates {
+        if !seen.insert((f.start, f.end, f.detector.clone())) {
+            continue;
+        }
+        // A window's start may fall inside a string: a finding starting there may exist only
+        // because of the cut.
+        if f.start == window_start
+            && window_start > 0
+            && !regions
+                .iter()
+                .any(|r| r.buf.start == window_start && !r.cut_start)
+        {
+            continue;
+        }
         let touches = |r: &Range<usize>| f.start < r.end && r.start < f.end;
         if breaks.iter().any(touches) {
             continue;

@@ -97,7 +97,11 @@ fn a_secret_split_across_messages_or_parts_is_found_and_redacted_in_both() {
     ]});
     let (a, b) = AWS.split_at(9);
     let three = json!({"prompt": [a, &b[..4], &b[4..]]});
-    for body in [messages, parts, mixed, three] {
+    // The string after the split value starts with a letter: the value still ends at a boundary.
+    let glued = json!({"messages": [{"role": "user", "content": [
+        {"type": "text", "text": a}, {"type": "text", "text": b},
+    ]}], "model": "cloud/tiny"});
+    for body in [messages, parts, mixed, three, glued] {
         let scan = inspect(shared(), &body);
         assert_eq!(scan.findings.len(), 1, "{body}: {scan:?}");
         assert!(scan.findings[0].spans.len() >= 2);
