@@ -91,7 +91,13 @@ async fn a_provider_quoting_its_key_in_an_error_does_not_hand_it_to_the_client()
             }
         }
         // The provider did receive the credential: it is the error body that was scrubbed.
-        let auth = emu.requests().last().unwrap().headers.get("authorization").cloned();
+        let auth = emu
+            .requests()
+            .last()
+            .unwrap()
+            .headers
+            .get("authorization")
+            .cloned();
         assert_eq!(auth.unwrap().to_str().unwrap(), format!("Bearer {sent}"));
     }
 }
