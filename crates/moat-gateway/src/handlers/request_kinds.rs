@@ -3,6 +3,9 @@
 //! members and OpenRouter preferences. What privacy and budgets look at is not here: they read the
 //! whole body before any of these types is decoded from it (`handlers::proxy`).
 
+use std::borrow::Cow;
+
+use moat_upstream::adapter::WireRequest;
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ProviderPreferences};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -11,6 +14,8 @@ use serde::Serialize;
 pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     /// Path below the provider's base URL.
     const PATH: &'static str;
+    /// The request as the provider adapters take it (borrowed, not copied).
+    fn wire(&self) -> WireRequest<'_>;
     fn model(&self) -> Option<&str>;
     fn set_model(&mut self, model: String);
     /// Removes the OpenRouter-style `models` fallback list: moatd does the falling back itself, and
@@ -51,9 +56,12 @@ fn take_extra(
 
 /// Chat and legacy completions carry the same addressing fields.
 macro_rules! forward_with_models_field {
-    ($ty:ty, $path:literal) => {
+    ($ty:ty, $path:literal, $wire:ident) => {
         impl Forward for $ty {
             const PATH: &'static str = $path;
+            fn wire(&self) -> WireRequest<'_> {
+                WireRequest::$wire(Cow::Borrowed(self))
+            }
             fn model(&self) -> Option<&str> {
                 self.model.as_deref().filter(|m| !m.is_empty())
             }
@@ -139,11 +147,14 @@ impl PartitionFields for CompletionRequest {
     }
 }
 
-forward_with_models_field!(ChatCompletionRequest, "/chat/completions");
-forward_with_models_field!(CompletionRequest, "/completions");
+forward_with_models_field!(ChatCompletionRequest, "/chat/completions", Chat);
+forward_with_models_field!(CompletionRequest, "/completions", Completion);
 
 impl Forward for EmbeddingRequest {
     const PATH: &'static str = "/embeddings";
+    fn wire(&self) -> WireRequest<'_> {
+        WireRequest::Embedding(Cow::Borrowed(self))
+    }
     fn model(&self) -> Option<&str> {
         Some(self.model.as_str()).filter(|m| !m.is_empty())
     }
