@@ -179,7 +179,11 @@ fn is_reference(v: &str) -> bool {
     let ident = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let b = v.as_bytes();
     match b.first() {
-        Some(b'$') => v.starts_with("$(") || ident(&v[1..]),
+        // `$DB_PASSWORD`, `$dbPassword`, `${…}`, `$(cmd)`: a name; `$I4N6xzuU7bCx4o2` is a password
+        // that starts with `$`.
+        Some(b'$') => {
+            v.starts_with("$(") || v.starts_with("${") || (ident(&v[1..]) && wordy_identifier(&v[1..]))
+        }
         Some(b'%') => v.ends_with('%'),
         Some(b'&' | b'*') => ident(&v[1..]),
         Some(b'!') => v[1..].bytes().all(|c| c.is_ascii_alphabetic()),

@@ -62,6 +62,25 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// Where to start a run that would start at `at` inside `s`: just after the next whitespace within
+/// `slack` bytes, so the run starts between words as the text does (a run starting inside
+/// `2.320.341.5929` would make a phone number of its tail); else at `at`.
+fn soft_start(s: &str, at: usize, slack: usize) -> usize {
+    let b = s.as_bytes();
+    (at..(at + slack).min(b.len()))
+        .find(|&i| b[i].is_ascii_whitespace())
+        .map_or(ceil_boundary(s, at), |i| i + 1)
+}
+
+/// Where to end a run that would end at `at`: at the last whitespace within `slack` bytes before it.
+fn soft_end(s: &str, at: usize, slack: usize) -> usize {
+    let b = s.as_bytes();
+    (at.saturating_sub(slack)..at)
+        .rev()
+        .find(|&i| b[i].is_ascii_whitespace())
+        .unwrap_or_else(|| floor_boundary(s, at))
+}
+
 /// Findings of the joined text that the single pieces' findings (`single`) do not already cover:
 /// those that cross from one piece into the next, and those a piece yields only after the one
 /// before it (`password` ending one message, `=Xk29fLmQ8vTz` starting the next: the finding is
@@ -99,7 +118,7 @@ pub(crate) fn split_findings(
         }
         // A long string: its head joins the previous string, its tail the next one.
         if i > 0 {
-            run(&mut buf, 0..floor_boundary(t, WINDOW));
+            run(&mut buf, 0..soft_end(t, WINDOW, WINDOW / 2));
         }
         if i > 0 && i < last {
             let at = buf.len();
@@ -107,7 +126,7 @@ pub(crate) fn split_findings(
             breaks.push(at..buf.len());
         }
         if i < last {
-            run(&mut buf, ceil_boundary(t, t.len() - WINDOW)..t.len());
+            run(&mut buf, soft_start(t, t.len() - WINDOW, WINDOW / 2)..t.len());
         }
     }
     // The joined text, and the joined text up to each junction: a value ending where a string ends
@@ -116,13 +135,18 @@ pub(crate) fn split_findings(
     let mut candidates: Vec<(usize, Finding)> = scanner.scan(&buf).into_iter().map(|f| (0, f)).collect();
     for r in regions.windows(2).filter(|w| w[0].piece != w[1].piece) {
         let end = r[0].buf.end;
-        let from = breaks
+        let floor = breaks
             .iter()
             .map(|b| b.end)
             .filter(|&b| b <= end)
             .max()
-            .unwrap_or(0)
-            .max(ceil_boundary(&buf, end.saturating_sub(JUNCTION_WINDOW)));
+            .unwrap_or(0);
+        let nominal = end.saturating_sub(JUNCTION_WINDOW);
+        let from = if nominal <= floor {
+            floor
+        } else {
+            soft_start(&buf, nominal, JUNCTION_WINDOW / 2).min(end)
+        };
         for f in scanner.scan(&buf[from..end]) {
             candidates.push((
                 from,
