@@ -103,17 +103,89 @@ const TYPE_MEMBERS: &[&str] = &[
 /// Scans every string of `body` (see the module documentation).
 pub fn inspect(scanner: &Scanner, body: &Value) -> BodyScan {
     let mut w = Walker {
-        scanner,
         slot: 0,
         path: Vec::new(),
         joined: Vec::new(),
+        batch: Batch::default(),
         out: BodyScan::default(),
     };
     w.value(body, false);
-    let Walker { joined, mut out, .. } = w;
+    let Walker {
+        joined,
+        batch,
+        mut out,
+        ..
+    } = w;
+    out.findings = batch.findings(scanner);
     let split = joined::split_findings(scanner, &joined, &out.findings);
     out.findings.extend(split);
     out
+}
+
+/// Between two strings in the batch: no detector matches across a NUL, and the line breaks give
+/// each string a start and an end like a text of its own.
+const SEPARATOR: &str = "\n\u{0}\n";
+
+/// Every text of the body in one buffer, scanned in one call: a body of hundreds of short strings
+/// (a tool schema) costs one scan, not hundreds.
+#[derive(Default)]
+struct Batch<'v> {
+    text: String,
+    entries: Vec<Entry<'v>>,
+}
+
+struct Entry<'v> {
+    slot: usize,
+    part: Part,
+    /// Where the text starts in the buffer.
+    at: usize,
+    text: Normalized<'v>,
+}
+
+impl<'v> Batch<'v> {
+    fn push(&mut self, slot: usize, part: Part, text: Normalized<'v>) {
+        if !self.text.is_empty() {
+            self.text.push_str(SEPARATOR);
+        }
+        let at = self.text.len();
+        self.text.push_str(&text.text);
+        self.entries.push(Entry { slot, part, at, text });
+    }
+
+    /// The findings of the buffer, as spans of the strings they are in.
+    fn findings(&self, scanner: &Scanner) -> Vec<BodyFinding> {
+        let mut out = Vec::new();
+        for f in scanner.scan(&self.text) {
+            let first = self
+                .entries
+                .partition_point(|e| e.at <= f.start)
+                .saturating_sub(1);
+            let spans: Vec<Span> = self.entries[first..]
+                .iter()
+                .take_while(|e| e.at < f.end)
+                .filter(|e| f.start < e.at + e.text.text.len())
+                .map(|e| {
+                    let a = f.start.max(e.at) - e.at;
+                    let b = f.end.min(e.at + e.text.text.len()) - e.at;
+                    let (start, end) = e.text.original(a, b);
+                    Span {
+                        slot: e.slot,
+                        part: e.part,
+                        start,
+                        end,
+                    }
+                })
+                .collect();
+            if !spans.is_empty() {
+                out.push(BodyFinding {
+                    detector: f.detector,
+                    category: f.category,
+                    spans,
+                });
+            }
+        }
+        out
+    }
 }
 
 /// One step of a path into the body, for naming opaque members.
@@ -123,17 +195,17 @@ enum Step<'v> {
     Index(usize),
 }
 
-struct Walker<'v, 's> {
-    scanner: &'s Scanner,
+struct Walker<'v> {
     /// The next string's slot: strings are numbered in walk order (object keys before their values).
     slot: usize,
     path: Vec<Step<'v>>,
     /// String values in walk order, for the joined scan.
     joined: Vec<joined::Piece<'v>>,
+    batch: Batch<'v>,
     out: BodyScan,
 }
 
-impl<'v> Walker<'v, '_> {
+impl<'v> Walker<'v> {
     fn value(&mut self, v: &'v Value, typed: bool) {
         match v {
             Value::String(s) => self.string(s, true, typed),
@@ -161,36 +233,23 @@ impl<'v> Walker<'v, '_> {
         let slot = self.slot;
         self.slot += 1;
         let text = Normalized::new(s);
-        self.scan(slot, Part::Raw, &text);
+        if is_value && !joined::is_label(s) {
+            self.joined.push(joined::Piece {
+                slot,
+                text: text.clone(),
+            });
+        }
+        self.batch.push(slot, Part::Raw, text);
         if !is_value {
             return;
         }
         match embedded::classify(s, typed) {
             Embedded::Nothing => {}
-            Embedded::Text(decoded, _) => self.scan(slot, Part::Decoded, &Normalized::new(&decoded)),
+            Embedded::Text(decoded, _) => self.batch.push(slot, Part::Decoded, Normalized::owned(decoded)),
             Embedded::Opaque(media_type) => self.out.opaque.push(Opaque {
                 path: render(&self.path),
                 media_type,
             }),
-        }
-        if !joined::is_label(s) {
-            self.joined.push(joined::Piece { slot, text });
-        }
-    }
-
-    fn scan(&mut self, slot: usize, part: Part, text: &Normalized<'_>) {
-        for f in self.scanner.scan(&text.text) {
-            let (start, end) = text.original(f.start, f.end);
-            self.out.findings.push(BodyFinding {
-                detector: f.detector,
-                category: f.category,
-                spans: vec![Span {
-                    slot,
-                    part,
-                    start,
-                    end,
-                }],
-            });
         }
     }
 }

@@ -133,7 +133,14 @@ pub(crate) fn split_findings(
     // (`…KF6D` before `cloud/tiny`) needs that end to be the end of the text, not glued to the next
     // string's first word, to pass patterns that end at a word boundary.
     let mut candidates: Vec<(usize, Finding)> = scanner.scan(&buf).into_iter().map(|f| (0, f)).collect();
-    for r in regions.windows(2).filter(|w| w[0].piece != w[1].piece) {
+    let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    // Only where two words are glued together: elsewhere the joined text already ends the value.
+    let glued = regions.windows(2).filter(|w| {
+        w[0].piece != w[1].piece
+            && word(buf.as_bytes().get(w[0].buf.end.wrapping_sub(1)))
+            && word(buf.as_bytes().get(w[1].buf.start))
+    });
+    for r in glued {
         let end = r[0].buf.end;
         let floor = breaks
             .iter()

@@ -84,6 +84,21 @@ impl<'a> Normalized<'a> {
         }
     }
 
+    /// An owned text (decoded content), normalised.
+    pub(crate) fn owned(s: String) -> Normalized<'static> {
+        let n = Normalized::new(&s);
+        match n.map {
+            None => Normalized {
+                text: Cow::Owned(s),
+                map: None,
+            },
+            map => Normalized {
+                text: Cow::Owned(n.text.into_owned()),
+                map,
+            },
+        }
+    }
+
     /// Whether the text differs from the original.
     #[cfg(test)]
     pub(crate) fn changed(&self) -> bool {
