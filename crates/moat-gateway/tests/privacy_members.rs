@@ -328,3 +328,77 @@ async fn payment_cards_are_redacted_for_cloud_providers_by_default_wherever_they
     assert_eq!(r.status(), 200);
     assert!(received(&cloud).contains("dave@tailspin.io"));
 }
+
+#[tokio::test]
+async fn deep_bodies_are_inspected_to_the_parser_limit_and_refused_past_it() {
+    let cloud = emulator().await;
+    let gw = gateway(&format!(
+        "[privacy]\nsecrets = \"block\"\n{}",
+        provider("cloud", &cloud.base_url())
+    ))
+    .await;
+    // 100 levels of nesting (50 objects, 50 arrays): inside serde_json's limit of 128; the
+    // secret at the bottom is found.
+    let mut deep = json!(format!("key {AWS}"));
+    for _ in 0..50 {
+        deep = json!({"x": [deep]});
+    }
+    let r = gw.chat(None, &chat_with(json!({"x_deep": deep}))).await;
+    assert_eq!(r.status(), 403);
+    // Past the limit: refused as malformed, before anything is scanned or forwarded.
+    let text = format!(
+        "{{\"model\": \"cloud/tiny\", \"messages\": [], \"x\": {}1{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(r).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    assert!(cloud.requests().is_empty());
+}
+
+#[tokio::test]
+async fn placeholders_in_tool_call_arguments_are_restored_whole_and_streamed() {
+    let cloud = emulator().await;
+    let gw = gateway(&provider("cloud", &cloud.base_url())).await;
+    // The emulator calls the tool with the arguments the request scripts: the card in them is
+    // redacted on the way out, so the provider answers with the placeholder, which moatd restores.
+    let ask = |stream: bool| {
+        json!({"model": "cloud/tiny", "stream": stream,
+            "messages": [{"role": "user", "content": "pay it"}],
+            "emulate": {"tool_call": {"name": "pay", "arguments": {"card": CARD}}, "chunks": 7}})
+    };
+    let whole: Value = gw.chat(None, &ask(false)).await.json().await.unwrap();
+    let args = whole["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(args).unwrap()["card"], CARD);
+    let text = gw.chat(None, &ask(true)).await.text().await.unwrap();
+    let args: String = data_events(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap()["card"],
+        CARD,
+        "{text}"
+    );
+    assert!(
+        !received(&cloud).contains(CARD),
+        "the card never reached the provider"
+    );
+}

@@ -81,6 +81,22 @@ impl Redactions {
         out
     }
 
+    /// Puts the originals back into text that is itself JSON (a tool call's arguments): each original
+    /// goes in JSON-escaped, so quotes and line breaks in it keep the JSON valid.
+    pub fn restore_escaped(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (placeholder, original) in &self.pairs {
+            if out.contains(placeholder.as_str()) {
+                let escaped = serde_json::to_string(original).unwrap_or_default();
+                let escaped = escaped
+                    .get(1..escaped.len().saturating_sub(1))
+                    .unwrap_or_default();
+                out = out.replace(placeholder.as_str(), escaped);
+            }
+        }
+        out
+    }
+
     /// Puts the originals back into a JSON document as bytes: placeholders contain no characters JSON
     /// escapes, so they appear verbatim inside string values, and each original is inserted in its
     /// JSON-escaped form.
