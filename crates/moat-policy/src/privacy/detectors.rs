@@ -53,23 +53,25 @@ pub(crate) enum Check {
 }
 
 /// The name part of an assignment: a telling word (gitleaks' generic-rule keywords among them),
-/// the rest of the identifier (`DB_PASSWORD`, `clientSecret`), a type (`var dbToken string =`), a
-/// closing quote (escaped inside a JSON string: `\"db_token\":`).
+/// the rest of the identifier (`DB_PASSWORD`, `clientSecret`), a string type after it (Go's
+/// `var dbToken string =`), a closing quote (escaped inside a JSON string: `\"db_token\":`).
 macro_rules! assign_name {
     () => {
         concat!(
             r"(?i:password|passwd|passphrase|pwd|secret|token|api[_\-]?key|access[_\-]?key|auth[_\-]?key",
-            r"|private[_\-]?key|credentials?|creds)[A-Za-z0-9_\-]*(?:[ \t]+[A-Za-z][A-Za-z0-9_]{0,15})?",
+            r"|private[_\-]?key|credentials?|creds)[A-Za-z0-9_\-]*(?:[ \t]+(?:string|String|str|\[\]byte))?",
             r#"\\?["']?"#
         )
     };
 }
 
 /// The operator after an assignment's name: `=`, `:`, `:=`, `::=`, `:::=`, `=>`, `?=`, `+=`, `.=`
-/// (Make, PHP), `>` (an XML element's text), `,` (a CSV row, a call's next argument).
+/// (Make, PHP), `>` (an XML element's text), and `,` written tight (a CSV row: `dbToken,Zf3D…,`) or
+/// before a quoted value (a call's next argument: `getenv("api_token", "dafa…")`). A spaced comma
+/// before a bare word is code (`(token, err)`) and does not even fire the trigger.
 macro_rules! assign_operator {
     () => {
-        r"[ \t]*(?:[?+.]?=|:{1,3}=|=>|:|>|,)"
+        r#"(?:[ \t]*(?:[?+.]?=|:{1,3}=|=>|:|>)|,(?:[ \t]*["'`]|[A-Za-z0-9$]))"#
     };
 }
 
@@ -253,12 +255,14 @@ pub(crate) const SECRETS: &[Builtin] = &[
         Shared(Assign),
         concat!(
             assign_name!(),
-            assign_operator!(),
+            // As `assign_operator!`, without the comma's look at the value (the value pattern
+            // starts there).
+            r"(?:[ \t]*(?:[?+.]?=|:{1,3}=|=>|:|>)|,)",
             // A YAML block scalar (`token: |`) or an XML element's text may start on the next line.
             r"(?:[ \t]*[|>][+\-]?)?(?:[ \t]*\r?\n[ \t]{1,12}|[ \t]{0,4})",
             r#"\\?["'`]?"#,
-            // The value; a `<` only when it does not open a closing tag (`</dbToken>`).
-            r"((?:[A-Za-z0-9!#$%&()*+\-./:=>?@\[\]^_{|}~]|<[A-Za-z0-9!#$%&()*+\-.:=>?@\[\]^_{|}~]){8,})"
+            // The value (cut at a closing tag, `</dbToken>`, by its check).
+            r"([A-Za-z0-9!#$%&()*+\-./:<=>?@\[\]^_{|}~]{8,})"
         ),
         Check::Assignment,
     ),

@@ -63,7 +63,17 @@ pub(crate) fn run(check: Check, c: &Candidate<'_>) -> Option<Range<usize>> {
                 && !v.contains("EXAMPLE")
                 && key_body(v)
         }
-        Check::Assignment => assignment_value(c),
+        Check::Assignment => {
+            // An XML element's text ends where its closing tag starts (`<dbToken>…</dbToken>`).
+            let v = c.value_str();
+            let end = v.find("</").map_or(c.value.end, |i| c.value.start + i);
+            let value = c.value.start..end;
+            return assignment_value(&Candidate {
+                text: c.text,
+                value: value.clone(),
+            })
+            .then_some(value);
+        }
         Check::UrlPassword => {
             v.len() >= 6 && !is_placeholder(v) && !v.starts_with('$') && !v.starts_with('%')
         }
