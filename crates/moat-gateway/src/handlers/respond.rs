@@ -162,10 +162,15 @@ pub(super) struct RequestLog {
     pub(super) price: Option<Price>,
     /// How this provider's answer is read back into OpenAI's shape.
     pub(super) translation: Translation,
+    /// The request counted against its target's in-flight count and cap until this log is dropped.
+    pub(super) in_flight: crate::routing::InFlight,
 }
 
 impl RequestLog {
     pub(super) fn answered(&self, usage: Option<&Usage>) {
+        if let Some(u) = usage {
+            self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
+        }
         tracing::debug!(
             request_id = %self.request_id,
             provider = %self.provider,
@@ -180,6 +185,9 @@ impl RequestLog {
 
     fn stream_finished(&self, outcome: RelayOutcome) {
         let usage = outcome.usage.as_ref();
+        if let Some(u) = usage {
+            self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
+        }
         tracing::debug!(
             request_id = %self.request_id,
             provider = %self.provider,
