@@ -150,14 +150,29 @@ impl Upstream {
         Ok(url)
     }
 
-    /// Every credential a request with `extra_headers` carries: the provider's key, and a team's
-    /// key sent in place of it.
-    fn credentials<'a>(&'a self, extra_headers: &'a HeaderMap) -> Vec<&'a str> {
+    /// Every credential a request carries: the provider's key, a team's key sent in its place
+    /// (`extra_headers`), and a credential computed for this request (`signed`: an OAuth token, a
+    /// SigV4 authorization and session token).
+    fn credentials<'a>(
+        &'a self,
+        extra_headers: &'a HeaderMap,
+        signed: &'a [(HeaderName, HeaderValue)],
+    ) -> Vec<&'a str> {
         let mut out: Vec<&str> = self.settings.api_key.iter().map(String::as_str).collect();
-        for name in [http::header::AUTHORIZATION, HeaderName::from_static("x-api-key")] {
-            for value in extra_headers.get_all(&name) {
-                if let Ok(text) = value.to_str() {
-                    out.push(text.strip_prefix("Bearer ").unwrap_or(text).trim());
+        let (own_header, _) = self.settings.auth_style.credential("");
+        let carries = |name: &HeaderName| {
+            name == http::header::AUTHORIZATION
+                || *name == own_header
+                || name.as_str() == "x-api-key"
+                || name.as_str().contains("token")
+        };
+        let extra = extra_headers.iter().filter(|(n, _)| carries(n));
+        let computed = signed.iter().filter(|(n, _)| carries(n)).map(|(n, v)| (n, v));
+        for (_, value) in extra.chain(computed) {
+            if let Ok(text) = value.to_str() {
+                out.push(text.trim());
+                if let Some(token) = text.strip_prefix("Bearer ") {
+                    out.push(token.trim());
                 }
             }
         }
@@ -206,8 +221,8 @@ impl Upstream {
         for (name, value) in self.auth.iter().filter(|(n, _)| !extra_headers.contains_key(n)) {
             req = req.header(name, value.clone());
         }
-        for (name, value) in signed {
-            req = req.header(name, value);
+        for (name, value) in &signed {
+            req = req.header(name, value.clone());
         }
         let first_byte = self.settings.timeouts.first_byte;
         let resp = match tokio::time::timeout(first_byte, req.send()).await {
@@ -241,7 +256,7 @@ impl Upstream {
             .unwrap_or_default();
         // A provider may quote the credential it was sent (a 401 echoing the `Authorization` header):
         // that body goes on to moatd's client and into logs, so the credential comes out first.
-        let body = scrub_credentials(body, &self.credentials(extra_headers));
+        let body = scrub_credentials(body, &self.credentials(extra_headers, &signed));
         Err(UpstreamError::Status {
             provider: self.settings.name.clone(),
             status: status.as_u16(),
