@@ -97,3 +97,93 @@ async fn the_openai_sdk_sees_privacy_metering_and_errors_over_the_whole_request(
     );
     assert!(!log.contains("Q3EGRTPRZ5J4"), "a secret is logged");
 }
+
+/// The budget over every output a request can ask for, through a real moatd process: 50 concurrent
+/// requests of `n: 10` at a provider that bills every output never spend past the budget plus one
+/// request's estimate (read back through the key's own `GET /api/v1/key`).
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_n_10_requests_stay_within_the_budget_in_a_real_moatd() {
+    let models = json!([{"id": "tiny", "object": "model", "created": 1, "owned_by": "emu", "context_length": 4096,
+        "pricing": {"prompt": "0.0001", "completion": "0.0001"}}]);
+    let emu = Emulator::start(EmulatorOptions {
+        models: Some(models),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cfg = data.path().join("moatd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[providers]]\nname = \"emu\"\nkind = \"openai\"\nbase_url = \"{}\"\nmax_retries = 0\nhealth_check = false\n",
+            emu.base_url()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let (key, err, ok) = moatd_cmd(
+        data.path(),
+        &[
+            "keys", "create", "--config", cfg, "--name", "burst", "--budget", "0.1/day",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let key = key.trim().to_string();
+    let daemon = Daemon::start_in(
+        data.path(),
+        &["serve", "--config", cfg, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let body = json!({"model": "emu/tiny", "n": 10, "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "emulate": {"content": "a b c d e f g h i j"}});
+    let http = client();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let req = http
+                .post(daemon.url("/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&body);
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        ok >= 1 && statuses.iter().all(|s| *s == 200 || *s == 402),
+        "{statuses:?}"
+    );
+    assert!(ok < 50, "the budget refused some: {statuses:?}");
+    // Settlements land in the background: read the spend until it stops moving.
+    let mut spent = -1.0;
+    for _ in 0..50 {
+        let info: serde_json::Value = http
+            .get(daemon.url("/api/v1/key"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let now = info["data"]["usage"].as_f64().unwrap();
+        if now == spent {
+            break;
+        }
+        spent = now;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // One request's estimate: (body bytes / 3 + 3) prompt tokens and 10 × 10 output tokens.
+    let bytes = serde_json::to_vec(&body).unwrap().len() as f64;
+    let estimate = ((bytes / 3.0).ceil() + 3.0 + 100.0) * 0.0001;
+    assert!(
+        spent > 0.0 && spent <= 0.1 + estimate,
+        "spent ${spent} of $0.1 (+ ${estimate}), {ok} answered"
+    );
+    daemon.stop();
+}
