@@ -10,6 +10,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
+use moat_policy::budget::Hold;
 use moat_policy::demand::Demand;
 use moat_policy::route::{plan, RouteError};
 use moat_upstream::UpstreamError;
@@ -26,6 +27,7 @@ use crate::cache;
 use crate::gateway::Gateway;
 use crate::identity::Principal;
 use crate::ledger::{self, Meter};
+use crate::pricebook::ModelFacts;
 use crate::{body, GatewayError};
 
 pub(crate) async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
@@ -66,6 +68,12 @@ pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, GatewayError> {
     }
     serde_json::from_slice(bytes)
         .map_err(|e| GatewayError::InvalidJson(format!("request body is not valid JSON: {e}")))
+}
+
+/// Parses and decodes a body in one step, for handlers that read a body before the forwarding path
+/// does (to route it, or to answer it themselves).
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    decode(parse_body(bytes)?)
 }
 
 /// Decodes a parsed body into an endpoint's request (400 `invalid_request` when its shape is wrong).
@@ -181,7 +189,11 @@ async fn forward_inner<T: Forward>(
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
     let payer = principal.payer();
-    let (hold, facts) = reservation(&gw, &payer, &targets, &demand, T::GENERATES).await?;
+    let (hold, facts) = if T::FREE {
+        (Hold::default(), vec![ModelFacts::default(); targets.len()])
+    } else {
+        reservation(&gw, &payer, &targets, &demand, T::GENERATES).await?
+    };
     let mut meter = Some(Meter::reserve(
         &gw.ledger,
         payer.clone(),
