@@ -53,6 +53,8 @@ pub struct Gateway {
     pub(crate) response_cache: crate::cache::response::ResponseCache,
     /// Teams' own provider credentials.
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
+    /// Open connections (`server.max_connections`), shared by every core that serves.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl Gateway {
@@ -138,6 +140,7 @@ impl Gateway {
             request_ids: RequestIds::new(),
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
+            connections: Arc::new(tokio::sync::Semaphore::new(config.server.max_connections)),
         }))
     }
 

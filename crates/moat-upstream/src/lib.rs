@@ -24,6 +24,7 @@ mod client;
 mod error;
 pub mod relay;
 pub mod tls;
+pub mod worker;
 
 pub use adapter::AuthStyle;
 pub use client::{Timeouts, Upstream, UpstreamSettings, FORWARDED_HEADERS};
