@@ -59,8 +59,6 @@ impl Drop for Report {
 
 struct RelayState<S> {
     body: S,
-    parser: SseParser,
-    frames: Vec<SseFrame>,
     /// Bytes after the last complete event, held until the event completes.
     tail: BytesMut,
     idle: Duration,
@@ -70,18 +68,18 @@ struct RelayState<S> {
 }
 
 impl<S> RelayState<S> {
-    /// Reads usage from whatever complete events `chunk` finishes.
-    fn observe(&mut self, chunk: &[u8]) {
-        if self.parser.feed(chunk, &mut self.frames).is_err() {
-            // An over-long line: stop inspecting, keep relaying. Usage is then unknown.
-            self.parser = SseParser::new();
+    /// Notes the usage of any of `events` (complete events) that carries one; the last one wins.
+    /// Almost no chunk does: one substring search rejects it with no parse and no allocation, and
+    /// only the chunk with a usage object (the last, in an `include_usage` stream) is parsed.
+    fn observe(&mut self, events: &[u8]) {
+        if !moat_wire::usage::has_usage_object(events) {
+            return;
         }
-        self.take_usage();
-    }
-
-    /// Notes the usage of any parsed event that carries one (the last one wins).
-    fn take_usage(&mut self) {
-        for frame in self.frames.drain(..) {
+        let mut parser = SseParser::new();
+        let mut frames = Vec::new();
+        // An over-long line stops the parse; usage is then what was read before it.
+        let _ = parser.feed(events, &mut frames).and_then(|()| parser.finish(&mut frames));
+        for frame in frames {
             if let SseFrame::Event(event) = frame {
                 if let Some(usage) = moat_wire::usage::usage_from_chunk(&event.data) {
                     self.report.outcome.usage = Some(usage);
@@ -206,8 +204,6 @@ where
 {
     let state = RelayState {
         body,
-        parser: SseParser::new(),
-        frames: Vec::new(),
         tail: BytesMut::new(),
         idle: settings.timeouts.idle,
         provider: settings.name.clone(),
@@ -223,8 +219,8 @@ where
         loop {
             match tokio::time::timeout(s.idle, s.body.next()).await {
                 Ok(Some(Ok(chunk))) => {
-                    s.observe(&chunk);
                     if let Some(out) = s.releasable(chunk) {
+                        s.observe(&out);
                         let out = s.transformed(out);
                         s.report.outcome.bytes += out.len() as u64;
                         return Some((Ok(out), Some(s)));
@@ -233,14 +229,13 @@ where
                 Ok(None) => {
                     // A provider that ends without a final blank line still had its last event
                     // delivered; the parser treats EOF as its end.
-                    let _ = s.parser.finish(&mut s.frames);
-                    s.take_usage();
                     s.report.outcome.completed = true;
                     s.report.finished = true;
                     if s.tail.is_empty() {
                         return None;
                     }
                     let rest = s.tail.split().freeze();
+                    s.observe(&rest);
                     let rest = s.transformed(rest);
                     s.report.outcome.bytes += rest.len() as u64;
                     return Some((Ok(rest), None));

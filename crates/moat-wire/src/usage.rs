@@ -37,9 +37,10 @@ fn usage_from_json(json: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<UsageOnly>(json).ok()?.usage
 }
 
-/// True when some `"usage"` in `json` is followed by `:` and an object. Streams asked for usage
-/// carry `"usage":null` in every chunk but the last; only the one with an object is parsed.
-fn has_usage_object(json: &[u8]) -> bool {
+/// True when some `"usage"` in `json` (or in SSE text carrying JSON) is followed by `:` and an
+/// object. Streams asked for usage carry `"usage":null` in every chunk but the last; only the one
+/// with an object needs parsing.
+pub fn has_usage_object(json: &[u8]) -> bool {
     USAGE_KEY.find_iter(json).any(|at| {
         let mut rest = json[at + b"\"usage\"".len()..].iter().copied();
         let mut next = || rest.find(|b| !b.is_ascii_whitespace());

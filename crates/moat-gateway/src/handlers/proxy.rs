@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
 use moat_policy::pricing::Price;
-use moat_policy::route::{plan, RouteError};
+use moat_policy::route::plan;
 use moat_upstream::relay::{self, RelayOutcome};
 use moat_upstream::{UpstreamError, UpstreamSettings};
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Usage};
@@ -50,14 +50,6 @@ fn counted<T: Forward>(result: Result<Response, GatewayError>) -> Response {
     response
 }
 
-fn route_error(err: RouteError) -> GatewayError {
-    match err {
-        RouteError::UnknownModel { .. } => GatewayError::NotFound(err.to_string()),
-        RouteError::NoModel | RouteError::EmptyModel(_) | RouteError::TooManyTargets => {
-            GatewayError::BadRequest(err.to_string())
-        }
-    }
-}
 
 /// Parses the body, telling malformed JSON (400 `invalid_json`) from well-formed JSON of the wrong
 /// shape (400 `invalid_request`).
@@ -141,7 +133,7 @@ async fn forward_inner<T: Forward>(
     );
     let client_partition = cache::partition::take_client_values(&mut request)?;
     trail.model_requested(request.model(), &fallbacks);
-    let mut targets = plan(&gw.catalog, request.model(), &fallbacks).map_err(route_error)?;
+    let mut targets = plan(&gw.catalog, request.model(), &fallbacks)?;
     if let Principal::Virtual(key) = &principal {
         apply_key_rules(&gw, key, request.model(), &fallbacks, &mut targets)?;
     }
