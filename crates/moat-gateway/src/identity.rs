@@ -231,4 +231,3 @@ impl Identities {
         presented_key(headers).is_some_and(|k| self.admins.matches(k))
     }
 }
-

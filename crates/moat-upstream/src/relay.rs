@@ -78,7 +78,9 @@ impl<S> RelayState<S> {
         let mut parser = SseParser::new();
         let mut frames = Vec::new();
         // An over-long line stops the parse; usage is then what was read before it.
-        let _ = parser.feed(events, &mut frames).and_then(|()| parser.finish(&mut frames));
+        let _ = parser
+            .feed(events, &mut frames)
+            .and_then(|()| parser.finish(&mut frames));
         for frame in frames {
             if let SseFrame::Event(event) = frame {
                 if let Some(usage) = moat_wire::usage::usage_from_chunk(&event.data) {

@@ -210,7 +210,9 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 fn announce(listeners: &[std::net::TcpListener]) {
     if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
-        tracing::info!(cores = listeners.len(), "moatd listening on http://{addr}");
+        tracing::info!(cores = listeners.len(), "one event loop per core");
+        // Alone on its line: scripts and tests read the address from it.
+        tracing::info!("moatd listening on http://{addr}");
     }
 }
 

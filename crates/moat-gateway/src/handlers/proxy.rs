@@ -50,7 +50,6 @@ fn counted<T: Forward>(result: Result<Response, GatewayError>) -> Response {
     response
 }
 
-
 /// Parses the body, telling malformed JSON (400 `invalid_json`) from well-formed JSON of the wrong
 /// shape (400 `invalid_request`).
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
