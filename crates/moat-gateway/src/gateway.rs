@@ -55,6 +55,8 @@ pub struct Gateway {
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
     /// Open connections (`server.max_connections`), shared by every core that serves.
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    /// Aliases' strategies, what they measure, and per-target caps.
+    pub(crate) routes: crate::routing::Routes,
 }
 
 impl Gateway {
@@ -101,7 +103,7 @@ impl Gateway {
             }
             providers.push(Provider {
                 upstream: Upstream::new(settings)?,
-                adapter: p.kind.adapter(),
+                adapter: p.adapter.clone(),
                 local: p.local,
                 cache: crate::cache::partition::ProviderCacheRules {
                     partition: p.cache_partition,
@@ -141,6 +143,7 @@ impl Gateway {
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
             connections: Arc::new(tokio::sync::Semaphore::new(config.server.max_connections)),
+            routes: crate::routing::Routes::new(config, &config.catalog),
         }))
     }
 

@@ -33,6 +33,7 @@ pub mod identity;
 pub mod ledger;
 mod pricebook;
 pub mod privacy;
+mod routing;
 pub mod secret;
 pub mod server;
 
