@@ -15,6 +15,31 @@ use moat_policy::route::RouteError;
 use moat_upstream::UpstreamError;
 use moat_wire::error::ErrorBody;
 
+/// Why a request was refused with 403: the `code` clients read in the error object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The key's model allow-list does not name the model.
+    ModelNotAllowed,
+    /// The key is local-only and no local provider serves the model.
+    LocalOnly,
+    /// A privacy rule with `action = "block"` matched.
+    PolicyBlocked,
+    /// A privacy rule keeps the request local and no local provider serves the model.
+    PolicyLocalOnly,
+}
+
+impl Refused {
+    /// The code as sent in the error object.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::ModelNotAllowed => "model_not_allowed",
+            Refused::LocalOnly => "local_only",
+            Refused::PolicyBlocked => "policy_blocked",
+            Refused::PolicyLocalOnly => "policy_local_only",
+        }
+    }
+}
+
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -48,7 +73,7 @@ pub enum GatewayError {
         retry_after: u64,
     },
     #[error("{message}")]
-    Forbidden { message: String, code: &'static str },
+    Forbidden { message: String, code: Refused },
     #[error("no price is known for `{0}`, so its cost cannot be reserved against a budget; add it to the provider's `prices` in the config")]
     PriceUnknown(String),
     #[error(transparent)]
@@ -168,7 +193,7 @@ impl GatewayError {
             GatewayError::BudgetExceeded { .. } => ("insufficient_quota", "budget_exceeded"),
             GatewayError::PriceUnknown(_) => ("insufficient_quota", "price_unknown"),
             GatewayError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
-            GatewayError::Forbidden { code, .. } => ("permission_error", code),
+            GatewayError::Forbidden { code, .. } => ("permission_error", code.as_str()),
             GatewayError::Upstream(e) => match e {
                 UpstreamError::Timeout { .. } => ("upstream_error", "upstream_timeout"),
                 UpstreamError::Tls { .. } => ("upstream_error", "upstream_tls_error"),

@@ -128,12 +128,19 @@ impl<S> RelayState<S> {
     }
 }
 
-/// Byte offset just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `buf`.
+/// Byte offset just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `buf`. Walks back
+/// over line ends only (a vectorised byte search), so a chunk that ends an event, the usual case,
+/// costs one step, not a reverse substring search per kind of line end.
 fn last_event_end(buf: &[u8]) -> Option<usize> {
-    let lf = memchr::memmem::rfind(buf, b"\n\n").map(|i| i + 2);
-    let crlf = memchr::memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
-    let cr = memchr::memmem::rfind(buf, b"\r\r").map(|i| i + 2);
-    lf.max(crlf).max(cr)
+    let mut end = buf.len();
+    while let Some(i) = memchr::memrchr2(b'\n', b'\r', &buf[..end]) {
+        let upto = &buf[..=i];
+        if upto.ends_with(b"\n\n") || upto.ends_with(b"\r\n\r\n") || upto.ends_with(b"\r\r") {
+            return Some(i + 1);
+        }
+        end = i;
+    }
+    None
 }
 
 /// Relays a streamed (SSE) response. `on_done` is called exactly once with how it ended.

@@ -14,6 +14,7 @@ use crate::identity::KeyEntry;
 use crate::ledger::Payer;
 use crate::pricebook::ModelFacts;
 use crate::privacy::Inspection;
+use crate::error::Refused;
 use crate::GatewayError;
 
 /// A virtual key's own rules: its model allow-list (checked against the names the client used), and
@@ -32,7 +33,7 @@ pub(crate) fn apply_key_rules(
                     "this key may not use model `{name}` (allowed: {})",
                     key.models.patterns().join(", ")
                 ),
-                code: "model_not_allowed",
+                code: Refused::ModelNotAllowed,
             });
         }
     }
@@ -41,7 +42,7 @@ pub(crate) fn apply_key_rules(
         if targets.is_empty() {
             return Err(GatewayError::Forbidden {
                 message: "this key is local-only and no local provider serves the requested model".into(),
-                code: "local_only",
+                code: Refused::LocalOnly,
             });
         }
     }
@@ -62,7 +63,7 @@ pub(crate) fn apply_privacy(
     if let Some(rule) = &inspection.blocked_by {
         return Err(GatewayError::Forbidden {
             message: format!("request blocked by privacy rule `{rule}`"),
-            code: "policy_blocked",
+            code: Refused::PolicyBlocked,
         });
     }
     if !inspection.local_only.is_empty() {
@@ -73,7 +74,7 @@ pub(crate) fn apply_privacy(
                     "privacy rule(s) `{}` keep this request on local models, and no local provider serves the requested model",
                     inspection.local_only.join("`, `")
                 ),
-                code: "policy_local_only",
+                code: Refused::PolicyLocalOnly,
             });
         }
     }
