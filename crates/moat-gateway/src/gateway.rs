@@ -87,9 +87,7 @@ impl Gateway {
         secret: ServerSecret,
         audit: Option<Arc<AuditLog>>,
     ) -> Result<Arc<Gateway>, GatewayError> {
-        let sealed = store
-            .provider_secrets()
-            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let sealed = store.provider_secrets()?;
         let mut providers = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
             let mut settings = p.upstream.clone();

@@ -9,12 +9,12 @@ use moat_policy::route::Target;
 use moat_upstream::adapter::{ProviderAdapter, Retention};
 use moat_wire::openai::ProviderPreferences;
 
+use crate::error::Refused;
 use crate::gateway::Gateway;
 use crate::identity::KeyEntry;
 use crate::ledger::Payer;
 use crate::pricebook::ModelFacts;
 use crate::privacy::Inspection;
-use crate::error::Refused;
 use crate::GatewayError;
 
 /// A virtual key's own rules: its model allow-list (checked against the names the client used), and
