@@ -25,6 +25,7 @@ mod auth;
 mod body;
 mod cache;
 pub mod config;
+mod cors;
 mod error;
 mod gateway;
 mod handlers;
