@@ -26,6 +26,8 @@ pub enum Refused {
     PolicyBlocked,
     /// A privacy rule keeps the request local and no local provider serves the model.
     PolicyLocalOnly,
+    /// A browser's origin is not in `server.cors_origins`.
+    CorsOriginNotAllowed,
 }
 
 impl Refused {
@@ -36,6 +38,7 @@ impl Refused {
             Refused::LocalOnly => "local_only",
             Refused::PolicyBlocked => "policy_blocked",
             Refused::PolicyLocalOnly => "policy_local_only",
+            Refused::CorsOriginNotAllowed => "cors_origin_not_allowed",
         }
     }
 }
