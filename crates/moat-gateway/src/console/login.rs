@@ -85,7 +85,7 @@ pub(crate) async fn with_key(
         if !same_origin(&headers) {
             return Err(GatewayError::Forbidden {
                 message: "cross-origin login refused".into(),
-                code: "csrf_failed",
+                code: crate::error::Refused::CsrfFailed,
             });
         }
         let login: KeyLogin = serde_json::from_slice(&body)
@@ -109,7 +109,7 @@ pub(crate) async fn logout(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -
     if !csrf_ok(&headers, &session) || !same_origin(&headers) {
         return GatewayError::Forbidden {
             message: "missing or wrong CSRF token: reload the console".into(),
-            code: "csrf_failed",
+            code: crate::error::Refused::CsrfFailed,
         }
         .into_response();
     }

@@ -101,7 +101,7 @@ pub(crate) fn authenticate(gw: &Gateway, parts: &Parts) -> Result<Operator, Gate
     if !(reading || vouched) {
         return Err(GatewayError::Forbidden {
             message: "missing or wrong CSRF token: reload the console".into(),
-            code: "csrf_failed",
+            code: crate::error::Refused::CsrfFailed,
         });
     }
     Ok(session.operator)
@@ -119,7 +119,7 @@ impl From<crate::roles::Refused> for GatewayError {
     fn from(r: crate::roles::Refused) -> Self {
         GatewayError::Forbidden {
             message: r.0,
-            code: "role_forbidden",
+            code: crate::error::Refused::RoleForbidden,
         }
     }
 }

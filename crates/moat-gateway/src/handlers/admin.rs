@@ -19,13 +19,9 @@ use crate::GatewayError;
 
 pub(crate) type Answer = Result<Response, GatewayError>;
 
+/// Admin failures through the one mapping in `crate::error` (internal detail logged, never sent).
 pub(crate) fn admin_error(e: AdminError) -> GatewayError {
-    match e {
-        AdminError::Invalid(m) => GatewayError::BadRequest(m),
-        AdminError::NotFound(what) => GatewayError::NotFound(format!("{what} not found")),
-        AdminError::Conflict(what) => GatewayError::Conflict(format!("{what} already exists")),
-        other => GatewayError::Internal(other.to_string()),
-    }
+    GatewayError::from(e)
 }
 
 /// Records an admin action made over HTTP in the audit log, naming who made it.

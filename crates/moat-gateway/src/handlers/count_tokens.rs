@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::messages::{anthropic_error, translate_back};
-use super::proxy::{forward, parse};
+use super::proxy::{decode, forward, parse};
 use super::request_kinds::{json_strings_mut, Forward};
 use crate::gateway::Gateway;
 use crate::GatewayError;
@@ -30,13 +30,10 @@ const COUNT_TOKENS: &str = "/messages/count_tokens";
 pub(crate) async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let response = counted(gw, req).await.unwrap_or_else(IntoResponse::into_response);
     // Errors (moatd's or the provider's, already in OpenAI's shape) go back in Anthropic's.
-    let response = match response.status().is_success() {
+    match response.status().is_success() {
         true => response,
         false => translate_back(response, "").await,
-    };
-    metrics::counter!("moat_requests_total", "endpoint" => "/messages/count_tokens", "status" => response.status().as_str().to_string())
-        .increment(1);
-    response
+    }
 }
 
 async fn counted(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
@@ -66,7 +63,7 @@ async fn counted(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayErro
             Ok(axum::Json(json!({"input_tokens": request.estimate()})).into_response())
         }));
     }
-    let response = forward(gw, req, parse::<CountTokensBody>).await?;
+    let response = forward(gw, req, decode::<CountTokensBody>).await?;
     if !response.status().is_success() {
         return Ok(response);
     }
@@ -141,18 +138,9 @@ impl Forward for CountTokensBody {
         false
     }
     /// Counting generates nothing.
-    fn max_output_tokens(&self) -> Option<u64> {
-        Some(0)
-    }
-    fn ask_stream_usage(&mut self) {}
-    fn texts_mut(&mut self) -> Vec<&mut String> {
-        let mut out = Vec::new();
-        for (key, value) in self.rest.iter_mut() {
-            if key != "model" {
-                json_strings_mut(value, &mut out);
-            }
-        }
-        out
+    const GENERATES: bool = false;
+    fn ask_stream_usage(&mut self) -> bool {
+        false
     }
     fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
         &mut self.provider
