@@ -13,9 +13,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::gateway::{router, Gateway};
+
+mod per_core;
+
+pub use per_core::{bind_per_core, serve_per_core};
 
 /// Largest request head (request line plus headers) accepted over HTTP/1.1, and the header-list
 /// limit over HTTP/2. Larger gets 431 from hyper; LLM requests carry their weight in the body.
@@ -62,7 +65,7 @@ pub async fn serve(
     };
     // Health checks run as long as the gateway serves.
     let _checks = crate::health::spawn_checks(&gateway.health);
-    let app = router(gateway);
+    let app = router(gateway.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -77,7 +80,8 @@ pub async fn serve(
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // One limit for the whole gateway, however many cores serve it.
+    let permits = gateway.connections.clone();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
