@@ -149,18 +149,34 @@ fn team_id_by_name(store: &dyn Store, name: &str) -> Result<String, AdminError> 
         .ok_or_else(|| AdminError::NotFound(format!("team {name:?}")))
 }
 
-/// Finds a key by id, display prefix or name (when unique).
-fn find_key(store: &dyn Store, which: &str) -> Result<KeyRecord, AdminError> {
+/// Finds a key by id, display prefix, name (when unique) or the whole key itself: pasting a leaked
+/// key is the first thing anyone does with it. A whole key is matched by its keyed hash and never
+/// repeated in an error message.
+fn find_key(store: &dyn Store, secret: &ServerSecret, which: &str) -> Result<KeyRecord, AdminError> {
+    let which = which.trim();
+    let prefix = display_prefix(which);
+    let whole = which.starts_with("moat-") && which.len() > prefix.len();
+    let hash = whole.then(|| secret.hash_key(which));
     let keys = store.keys()?;
     let mut hits: Vec<KeyRecord> = keys
         .into_iter()
-        .filter(|k| k.id == which || k.prefix == which || (k.name == which && k.revoked_at.is_none()))
+        .filter(|k| {
+            hash.is_some_and(|h| k.hash == h)
+                || k.id == which
+                || k.prefix == which
+                || (k.name == which && k.revoked_at.is_none())
+        })
         .collect();
+    let shown = if whole {
+        format!("key {prefix}… (the whole key given)")
+    } else {
+        format!("key {which:?}")
+    };
     match hits.len() {
-        0 => Err(AdminError::NotFound(format!("key {which:?}"))),
+        0 => Err(AdminError::NotFound(shown)),
         1 => Ok(hits.remove(0)),
         _ => Err(AdminError::Invalid(format!(
-            "{which:?} matches several keys; use the key id"
+            "{shown} matches several keys; use the key id"
         ))),
     }
 }
@@ -224,8 +240,13 @@ pub fn create_key(
 }
 
 /// Revokes a key: the next request with it gets 401.
-pub fn revoke_key(store: &dyn Store, which: &str, now: i64) -> Result<String, AdminError> {
-    let key = find_key(store, which)?;
+pub fn revoke_key(
+    store: &dyn Store,
+    secret: &ServerSecret,
+    which: &str,
+    now: i64,
+) -> Result<String, AdminError> {
+    let key = find_key(store, secret, which)?;
     if !store.revoke_key(&key.id, now)? {
         return Err(AdminError::Invalid(format!(
             "key {} is already revoked",
@@ -237,7 +258,7 @@ pub fn revoke_key(store: &dyn Store, which: &str, now: i64) -> Result<String, Ad
 
 /// Replaces a key's secret; limits and spend stay with the key id.
 pub fn rotate_key(store: &dyn Store, secret: &ServerSecret, which: &str) -> Result<IssuedKey, AdminError> {
-    let record = find_key(store, which)?;
+    let record = find_key(store, secret, which)?;
     let key = new_virtual_key()?;
     if !store.rotate_key(&record.id, &secret.hash_key(&key), &display_prefix(&key))? {
         return Err(AdminError::Invalid(format!(
@@ -254,9 +275,15 @@ pub fn rotate_key(store: &dyn Store, secret: &ServerSecret, which: &str) -> Resu
 }
 
 /// Changes a key's limits.
-pub fn set_key_limits(store: &dyn Store, which: &str, spec: &LimitSpec) -> Result<(), AdminError> {
-    let key = find_key(store, which)?;
-    Ok(store.update_key_limits(&key.id, &spec.to_limits()?)?)
+pub fn set_key_limits(
+    store: &dyn Store,
+    secret: &ServerSecret,
+    which: &str,
+    spec: &LimitSpec,
+) -> Result<String, AdminError> {
+    let key = find_key(store, secret, which)?;
+    store.update_key_limits(&key.id, &spec.to_limits()?)?;
+    Ok(key.id)
 }
 
 /// All keys with their spend.

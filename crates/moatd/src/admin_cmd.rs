@@ -64,9 +64,10 @@ pub enum KeysCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key (by id, prefix or name); the next request with it is refused.
+    /// Revoke a key (by id, prefix, name or the whole key); the next request with it is refused.
     Revoke { key: String },
-    /// Give a key a new secret, keeping its limits and spend; prints the new key once.
+    /// Give a key a new secret, keeping its limits and spend; prints the new key once. The key is
+    /// named by id, prefix, name or the whole key.
     Rotate { key: String },
     /// Change a key's limits (unset flags remove that limit).
     Limits {
@@ -219,7 +220,7 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
             }
         }
         KeysCmd::Revoke { key } => {
-            let id = admin::revoke_key(&store, &key, now())?;
+            let id = admin::revoke_key(&store, &secret, &key, now())?;
             record(&cfg, "key.revoke", &id, serde_json::json!({}))?;
             eprintln!("revoked {id}");
         }
@@ -238,9 +239,9 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
             println!("{}", issued.key);
         }
         KeysCmd::Limits { key, limits } => {
-            admin::set_key_limits(&store, &key, &limits.spec())?;
-            record(&cfg, "key.limits", &key, serde_json::to_value(limits.spec())?)?;
-            eprintln!("limits of {key} updated");
+            let id = admin::set_key_limits(&store, &secret, &key, &limits.spec())?;
+            record(&cfg, "key.limits", &id, serde_json::to_value(limits.spec())?)?;
+            eprintln!("limits of {id} updated");
         }
     }
     Ok(())

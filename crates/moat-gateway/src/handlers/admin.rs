@@ -83,7 +83,7 @@ pub(crate) async fn key_action(
         let store = gw.store.as_ref();
         match action.as_str() {
             "revoke" => {
-                let id = admin::revoke_key(store, &id, now()).map_err(admin_error)?;
+                let id = admin::revoke_key(store, gw.identities.secret(), &id, now()).map_err(admin_error)?;
                 record(&gw, "key.revoke", &id, serde_json::json!({}));
                 Ok(done(
                     StatusCode::OK,
@@ -102,7 +102,8 @@ pub(crate) async fn key_action(
             }
             "limits" => {
                 let spec: LimitSpec = body(&bytes)?;
-                admin::set_key_limits(store, &id, &spec).map_err(admin_error)?;
+                let id =
+                    admin::set_key_limits(store, gw.identities.secret(), &id, &spec).map_err(admin_error)?;
                 record(
                     &gw,
                     "key.limits",
