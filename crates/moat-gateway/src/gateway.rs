@@ -62,6 +62,10 @@ impl Gateway {
             SqliteStore::open(&config.store.url).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let secret = load_secret(config)?;
         let audit = crate::audit::open(config)?;
+        // Files this moatd creates are private; older or hand-made ones may not be.
+        for line in crate::state_files::looser_than_private(config) {
+            tracing::warn!("{line}");
+        }
         Gateway::with_parts(config, Arc::new(store), secret, audit)
     }
 

@@ -35,6 +35,7 @@ mod pricebook;
 pub mod privacy;
 pub mod secret;
 pub mod server;
+pub mod state_files;
 
 pub use error::GatewayError;
 pub use gateway::{load_secret as gateway_secret, router, Gateway};

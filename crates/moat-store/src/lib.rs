@@ -12,6 +12,7 @@
 //! assert_eq!(store.teams().unwrap()[0].name, "research");
 //! ```
 
+pub mod private;
 mod schema;
 mod sqlite;
 mod types;

@@ -62,9 +62,10 @@ impl SqliteStore {
             url: label.clone(),
             message,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        }
+        // Created private before SQLite opens it: its `-wal` and `-shm` files take the database
+        // file's mode, so they are private too.
+        crate::private::create_parent(path).map_err(|e| fail(e.to_string()))?;
+        crate::private::touch(path).map_err(|e| fail(e.to_string()))?;
         let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         configure(&conn).map_err(|e| fail(e.to_string()))?;
         crate::schema::migrate(&mut conn)?;
