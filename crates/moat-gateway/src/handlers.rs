@@ -58,9 +58,20 @@ pub(crate) fn install_metrics() {
     let _ = prometheus();
 }
 
-/// `GET /metrics`: Prometheus text format. Needs an admin key when admin keys are configured.
+/// `GET /metrics`: Prometheus text format. Needs an admin key when admin keys are configured, and
+/// always when moatd listens beyond loopback: request counts by endpoint and status are not for
+/// whoever can reach the port. Beyond loopback with no admin keys at all it refuses, saying how to
+/// turn it on, rather than being open.
 pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>, headers: http::HeaderMap) -> Response {
-    if gw.identities.has_admin_keys() && !gw.identities.is_admin(&headers) {
+    let ids = &gw.identities;
+    if !ids.has_admin_keys() && !gw.server.listen_loopback {
+        return GatewayError::Forbidden {
+            message: "/metrics needs an admin key when moatd listens beyond loopback; set server.admin_keys and send one as `Authorization: Bearer <admin key>`".into(),
+            code: "admin_key_required",
+        }
+        .into_response();
+    }
+    if ids.has_admin_keys() && !ids.is_admin(&headers) {
         return GatewayError::Unauthorized.into_response();
     }
     let body = prometheus().map(PrometheusHandle::render).unwrap_or_default();

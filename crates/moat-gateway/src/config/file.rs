@@ -203,8 +203,17 @@ pub struct ServerSection {
     pub default_provider: Option<String>,
     /// Most client connections open at once (default 4096); more wait in the kernel's backlog.
     pub max_connections: Option<usize>,
-    /// Time a client has to send its request headers (default 10 s).
+    /// Time a client has from connecting (TLS handshake included) to complete request headers, and
+    /// between requests on a connection with none in flight (default 10 s). Past it the connection is
+    /// closed.
     pub header_read_timeout_ms: Option<u64>,
+    /// Time a client may leave a response unread (a full socket buffer, a closed HTTP/2 window) before
+    /// its connection is closed, which cancels the provider request and releases its budget hold
+    /// (default 30 s).
+    pub write_timeout_ms: Option<u64>,
+    /// Largest single SSE event (or Ollama NDJSON line) relayed from a provider, and the bound on what
+    /// every stream translator holds (default 1 MiB). A stream that exceeds it ends with an error event.
+    pub max_event_bytes: Option<usize>,
     /// Time a client has to send its whole request body (default 30 s).
     pub body_read_timeout_ms: Option<u64>,
     /// How long the merged `/v1/models` list is reused (default 60 s).

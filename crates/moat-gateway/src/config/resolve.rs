@@ -69,13 +69,21 @@ pub struct ServerSettings {
     pub admin_keys: Vec<String>,
     /// Requests without a valid key are served (loopback with no keys configured, or insecure_open).
     pub open_allowed: bool,
+    /// moatd listens on loopback only: `/metrics` may then be served without an admin key when none
+    /// is configured. Beyond loopback it always needs one.
+    pub listen_loopback: bool,
     pub default_max_output_tokens: u64,
     pub max_body_bytes: usize,
     pub insecure_open: bool,
     /// Certificate chain and key files for HTTPS, already checked to load.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub max_connections: usize,
+    /// Accept to complete headers, and idle between requests (see `server::conn`).
     pub header_read_timeout: Duration,
+    /// Longest a response may wait on a client that does not read.
+    pub write_timeout: Duration,
+    /// Largest SSE event or NDJSON line held while relaying or translating a stream.
+    pub max_event_bytes: usize,
     pub body_read_timeout: Duration,
     pub models_cache_ttl: Duration,
 }
@@ -159,6 +167,7 @@ impl Config {
             api_keys,
             admin_keys,
             open_allowed: !keyed && (listen.ip().is_loopback() || s.insecure_open),
+            listen_loopback: listen.ip().is_loopback(),
             default_max_output_tokens: s.default_max_output_tokens.unwrap_or(4096),
             max_body_bytes: positive(
                 s.max_body_bytes.unwrap_or(8 * 1024 * 1024),
@@ -179,6 +188,11 @@ impl Config {
             },
             max_connections: positive(s.max_connections.unwrap_or(4096), "server.max_connections")?,
             header_read_timeout: ms(s.header_read_timeout_ms, 10_000, "server.header_read_timeout_ms")?,
+            write_timeout: ms(s.write_timeout_ms, 30_000, "server.write_timeout_ms")?,
+            max_event_bytes: positive(
+                s.max_event_bytes.unwrap_or(moat_wire::sse::DEFAULT_MAX_EVENT),
+                "server.max_event_bytes",
+            )?,
             body_read_timeout: ms(s.body_read_timeout_ms, 30_000, "server.body_read_timeout_ms")?,
             models_cache_ttl: Duration::from_millis(s.models_cache_ttl_ms.unwrap_or(60_000)),
         };
@@ -199,7 +213,9 @@ impl Config {
         }
         let mut providers = Vec::with_capacity(file.providers.len());
         for (index, p) in file.providers.iter().enumerate() {
-            providers.push(resolve_provider(index, p, env, &mut warnings)?);
+            let mut provider = resolve_provider(index, p, env, &mut warnings)?;
+            provider.upstream.max_event_bytes = server.max_event_bytes;
+            providers.push(provider);
         }
         let names: Vec<String> = file.providers.iter().map(|p| p.name.clone()).collect();
         let aliases: Vec<(String, Vec<String>)> = file

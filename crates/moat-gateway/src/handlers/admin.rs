@@ -1,8 +1,13 @@
 //! The admin HTTP API (`/admin/...`, admin keys only): the same operations as the `moatd keys`,
 //! `teams` and `usage` commands, as JSON.
+//!
+//! Every handler checks the admin key before it reads a byte of the body, and then reads the body with
+//! the same size and time limits as the API routes: an unauthenticated caller cannot hold the server
+//! by announcing a large body and dribbling it.
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -36,9 +41,23 @@ fn guard(gw: &Gateway, headers: &HeaderMap) -> Result<(), GatewayError> {
     }
 }
 
-/// Parses a JSON body into `T` with the gateway's error shape (axum's own rejection is plain text).
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
-    serde_json::from_slice(bytes).map_err(|e| GatewayError::BadRequest(format!("invalid request: {e}")))
+/// Reads an admin request's JSON body into `T`, within the request limits, after checking the admin
+/// key (a caller without one is refused before anything is read). Errors are in the gateway's shape
+/// (axum's own rejection is plain text).
+async fn body<T: serde::de::DeserializeOwned>(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, GatewayError> {
+    guard(gw, headers)?;
+    let bytes = crate::body::read_limited(
+        headers,
+        body,
+        gw.server.max_body_bytes,
+        gw.server.body_read_timeout,
+    )
+    .await?;
+    serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest(format!("invalid request: {e}")))
 }
 
 fn done<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
@@ -48,17 +67,16 @@ fn done<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
 pub(crate) async fn create_key(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
-    bytes: axum::body::Bytes,
+    request: Body,
 ) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let new: NewKey = body(&bytes)?;
+    let run = async || -> Result<Response, GatewayError> {
+        let new: NewKey = body(&gw, &headers, request).await?;
         let issued =
             admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now()).map_err(admin_error)?;
         record(&gw, "key.create", &issued.id, admin::describe_new_key(&new));
         Ok(done(StatusCode::CREATED, &issued))
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    run().await.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub(crate) async fn list_keys(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
@@ -76,9 +94,9 @@ pub(crate) async fn key_action(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    bytes: axum::body::Bytes,
+    request: Body,
 ) -> Response {
-    let run = || -> Result<Response, GatewayError> {
+    let run = async || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
         let store = gw.store.as_ref();
         match action.as_str() {
@@ -101,7 +119,7 @@ pub(crate) async fn key_action(
                 Ok(done(StatusCode::OK, &issued))
             }
             "limits" => {
-                let spec: LimitSpec = body(&bytes)?;
+                let spec: LimitSpec = body(&gw, &headers, request).await?;
                 let id =
                     admin::set_key_limits(store, gw.identities.secret(), &id, &spec).map_err(admin_error)?;
                 record(
@@ -117,17 +135,16 @@ pub(crate) async fn key_action(
             ))),
         }
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    run().await.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub(crate) async fn create_team(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
-    bytes: axum::body::Bytes,
+    request: Body,
 ) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let new: NewTeam = body(&bytes)?;
+    let run = async || -> Result<Response, GatewayError> {
+        let new: NewTeam = body(&gw, &headers, request).await?;
         let team = admin::create_team(gw.store.as_ref(), &new, now()).map_err(admin_error)?;
         record(
             &gw,
@@ -140,7 +157,7 @@ pub(crate) async fn create_team(
             &serde_json::json!({"id": team.id, "name": team.name}),
         ))
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    run().await.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub(crate) async fn list_teams(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
@@ -192,11 +209,10 @@ pub(crate) async fn set_team_provider_key(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     Path((team, provider)): Path<(String, String)>,
-    bytes: axum::body::Bytes,
+    request: Body,
 ) -> Response {
-    let run = || -> Result<Response, GatewayError> {
-        guard(&gw, &headers)?;
-        let new: TeamKeyBody = body(&bytes)?;
+    let run = async || -> Result<Response, GatewayError> {
+        let new: TeamKeyBody = body(&gw, &headers, request).await?;
         let team_id = admin::set_team_provider_key(
             gw.store.as_ref(),
             gw.identities.secret(),
@@ -217,7 +233,7 @@ pub(crate) async fn set_team_provider_key(
             &serde_json::json!({"team": team_id, "provider": provider, "stored": true}),
         ))
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    run().await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Removes a team's own key for a provider.

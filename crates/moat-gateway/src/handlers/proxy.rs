@@ -302,7 +302,7 @@ fn streamed_response(
         let mut restorer = StreamRestorer::new(r);
         Box::new(move |bytes: &[u8]| restorer.transform(bytes)) as relay::Transform
     });
-    let translator = log.translation.stream();
+    let translator = log.translation.stream(settings.max_event_bytes);
     // A translated stream is OpenAI's SSE whatever the provider labelled its own (NDJSON, say).
     let content_type = content_type.filter(|_| translator.is_none());
     let on_done = move |outcome: RelayOutcome| {

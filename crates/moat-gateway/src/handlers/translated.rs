@@ -70,19 +70,18 @@ impl Translation {
         matches!(self.kind, ProviderKind::Anthropic | ProviderKind::Ollama)
     }
 
-    /// The stream translator for this provider's answer; `None` when it already speaks OpenAI.
-    pub(crate) fn stream(&self) -> Option<Box<dyn StreamTranslator>> {
+    /// The stream translator for this provider's answer; `None` when it already speaks OpenAI. It holds
+    /// at most `max_event` bytes of one input event or line.
+    pub(crate) fn stream(&self, max_event: usize) -> Option<Box<dyn StreamTranslator>> {
         let now = crate::ledger::now().max(0) as u64;
         match self.kind {
-            ProviderKind::Anthropic => Some(Box::new(anthropic::AnthropicToOpenAi::new(
-                now,
-                self.include_usage,
-            ))),
-            ProviderKind::Ollama => Some(Box::new(ollama::OllamaToOpenAi::new(
-                self.id.clone(),
-                now,
-                self.include_usage,
-            ))),
+            ProviderKind::Anthropic => Some(Box::new(
+                anthropic::AnthropicToOpenAi::new(now, self.include_usage).with_max_event(max_event),
+            )),
+            ProviderKind::Ollama => Some(Box::new(
+                ollama::OllamaToOpenAi::new(self.id.clone(), now, self.include_usage)
+                    .with_max_event(max_event),
+            )),
             ProviderKind::Openai | ProviderKind::Openrouter => None,
         }
     }

@@ -90,6 +90,11 @@ async fn silence_ends_the_stream_with_an_error_event() {
     assert!(!outcome.cancelled && outcome.error.is_some());
 }
 
+/// Where the relay's framing puts the last event end of `buf`, read in one piece.
+fn last_event_end(buf: &[u8]) -> Option<usize> {
+    EventBoundaries::new(usize::MAX).scan(buf).unwrap()
+}
+
 #[test]
 fn event_ends_are_found_for_every_line_ending() {
     assert_eq!(last_event_end(b"data: a\n\ndata: b"), Some(9));
@@ -150,4 +155,74 @@ async fn translated_streams_are_relayed_as_openai_with_their_usage_read() {
     assert!(outcome.completed);
     let u = outcome.usage.unwrap();
     assert_eq!((u.prompt_tokens, u.completion_tokens), (11, 4));
+}
+
+/// An endless provider stream of `piece`, counting how many pieces were taken from it.
+fn endless(
+    piece: &'static [u8],
+    taken: Arc<Mutex<usize>>,
+) -> impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin {
+    futures_util::stream::repeat_with(move || {
+        *taken.lock().unwrap() += 1;
+        Ok(Bytes::from_static(piece))
+    })
+}
+
+#[tokio::test]
+async fn an_event_without_end_past_the_bound_ends_the_stream_and_the_reading() {
+    let (slot, report) = collector();
+    let mut settings = UpstreamSettings::new("emu", "http://127.0.0.1:1/v1");
+    settings.max_event_bytes = 64 * 1024;
+    let taken = Arc::new(Mutex::new(0));
+    let body =
+        chunks(&["data: {\"ok\":1}\n\n"]).chain(endless(b"data: xxxxxxxxxxxxxxxxxxxxxxxx\n", taken.clone()));
+    let out: Vec<Bytes> = relay_byte_stream(body, &settings, None, report)
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(out[0], Bytes::from("data: {\"ok\":1}\n\n"));
+    let last = String::from_utf8(out.last().unwrap().to_vec()).unwrap();
+    assert!(
+        last.starts_with("data: {\"error\":")
+            && last.contains("upstream_event_too_large")
+            && last.ends_with("\n\n"),
+        "{last}"
+    );
+    assert_eq!(out.len(), 2, "nothing of the over-long event went out");
+    // Reading stopped at the bound: about 64 KiB of 31-byte pieces, not the endless rest.
+    let taken = *taken.lock().unwrap();
+    assert!(taken <= 64 * 1024 / 31 + 2, "{taken} pieces read");
+    let outcome = slot.lock().unwrap().clone().unwrap();
+    assert!(!outcome.completed && !outcome.cancelled);
+    assert!(outcome.error.unwrap().contains("longer than 65536 bytes"));
+}
+
+#[tokio::test]
+async fn a_translator_stopping_on_its_bound_ends_the_relay_with_its_error() {
+    let (slot, report) = collector();
+    let settings = UpstreamSettings::new("ollama", "http://127.0.0.1:1");
+    let taken = Arc::new(Mutex::new(0));
+    // NDJSON that never ends its line.
+    let body = endless(
+        b"{\"message\":{\"content\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        taken.clone(),
+    );
+    let translator =
+        Box::new(moat_translate::ollama::OllamaToOpenAi::new("id", 1, false).with_max_event(4096));
+    let out: Vec<Bytes> = relay_framed(translated(body, translator), &settings, usize::MAX, None, report)
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    let text: String = out
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(
+        text.contains("upstream_event_too_large") && text.ends_with("\n\n"),
+        "{text}"
+    );
+    assert!(*taken.lock().unwrap() <= 4096 / 50 + 2);
+    let outcome = slot.lock().unwrap().clone().unwrap();
+    assert!(!outcome.completed && !outcome.cancelled);
+    assert!(outcome.error.unwrap().contains("longer than 4096 bytes"));
 }
