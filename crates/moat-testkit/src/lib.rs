@@ -6,7 +6,10 @@
 //! (`"You said: <last user message>"`), so a reply through the gateway can be compared with a direct
 //! one. A request scripts failures and timing for itself with an `"emulate": {…}` member: error
 //! statuses (optionally only the first `times`), delays, pauses with keep-alive comments, mid-stream
-//! error chunks and connection resets; `tool_call` makes the answer call a tool.
+//! error chunks and connection resets; `tool_call` makes the answer call a tool. For fault injection a
+//! stream can also be a flood of any size (`flood`, `flood_bytes`: valid events, lines that never end
+//! an event, a line that never ends, or random bytes) or trickle one byte per frame
+//! (`byte_delay_ms`), and [`RawUpstream`] misbehaves below HTTP (silence, garbage, resets).
 //!
 //! The same server also speaks Anthropic's Messages API (`POST /v1/messages`, and `GET /v1/models`
 //! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and
@@ -36,8 +39,10 @@ mod directive;
 mod embeddings;
 mod error;
 mod handler;
+mod hostile;
 mod ollama;
 mod prefix_cache;
+mod raw;
 mod server;
 mod stream;
 mod tls;
@@ -45,6 +50,7 @@ mod wire;
 
 pub use error::Error;
 pub use prefix_cache::PrefixCacheOptions;
+pub use raw::{RawScript, RawUpstream};
 pub use server::{serve, serve_forever, Emulator, EmulatorOptions, RecordedRequest};
 pub use stream::KEEPALIVE_COMMENT;
 pub use tls::{ServerIdentity, TestCa};
