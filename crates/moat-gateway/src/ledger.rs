@@ -217,7 +217,10 @@ impl Meter {
                     })
                     .ok_or(GatewayError::Unauthorized)?;
                 match result {
-                    Ok(()) => meter.reserved = true,
+                    Ok(()) => {
+                        meter.reserved = true;
+                        holds_open(1.0);
+                    }
                     Err(refusal) => {
                         meter.done = true;
                         return Err(refusal_error(refusal));
@@ -254,6 +257,7 @@ impl Meter {
             self.hold.tokens
         };
         if self.reserved {
+            holds_open(-1.0);
             if let Some(key_id) = self.payer.key_id.clone() {
                 let team = self.payer.team_id.clone();
                 let hold = self.hold;
@@ -294,11 +298,18 @@ pub struct Settled {
     pub cost_nanos: Nanos,
 }
 
+/// `moat_budget_holds_open`: requests holding a budget reservation right now. It returns to zero when
+/// traffic stops, however requests ended (a hold that outlives its request would block spend).
+fn holds_open(delta: f64) {
+    metrics::gauge!("moat_budget_holds_open").increment(delta);
+}
+
 impl Drop for Meter {
     fn drop(&mut self) {
         if self.done || !self.reserved {
             return;
         }
+        holds_open(-1.0);
         if let Some(key_id) = self.payer.key_id.clone() {
             let team = self.payer.team_id.clone();
             let hold = self.hold;
