@@ -89,135 +89,166 @@ fn complete_answer(got: &Got, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn cases(world: &World) -> Vec<Case> {
-    let url = world.url("/v1/chat/completions");
-    let mut cases: Vec<Case> = Vec::new();
+type Check = fn(&Got) -> Result<(), String>;
+
+/// One case: `body` sent with a key of its own; `check` judges what came back within `limit`.
+async fn case(world: &World, name: &'static str, limit: Duration, body: Value, check: Check) -> Case {
+    let (http, url, key) = (
+        world.http.clone(),
+        world.url("/v1/chat/completions"),
+        world.key(name).await,
+    );
+    (
+        name,
+        Box::pin(async move {
+            let got = within(limit, name, send(http, url, key, body)).await??;
+            check(&got)
+        }),
+    )
+}
+
+pub async fn cases(w: &World) -> Vec<Case> {
     let t = PROVIDER_TIMEOUT;
-    macro_rules! case {
-        ($name:expr, $limit:expr, $body:expr, |$got:ident| $check:expr) => {{
-            let (http, url, key) = (world.http.clone(), url.clone(), world.key($name).await);
-            let body = $body;
-            cases.push((
-                $name,
-                Box::pin(async move {
-                    let $got = within($limit, $name, send(http, url, key, body)).await??;
-                    $check
-                }),
-            ));
-        }};
-    }
-    case!(
-        "stall before headers",
-        t,
-        chat("emu/tiny", true, json!({"hang": true})),
-        |got| { error_status(&got, &[504]) }
-    );
-    case!(
-        "silent provider",
-        t,
-        chat("silent/tiny", false, json!({})),
-        |got| error_status(&got, &[504])
-    );
-    case!(
-        "response head never ends",
-        t,
-        chat("slowhead/tiny", true, json!({})),
-        |got| { error_status(&got, &[502, 504]) }
-    );
-    case!(
-        "stall mid-stream",
-        t,
-        chat(
-            "emu/tiny",
-            true,
-            json!({"pause_after_chunks": 1, "pause_ms": 600_000})
-        ),
-        |got| stream_error(&got, "upstream_timeout")
-    );
-    case!(
-        "reset mid-stream",
-        t,
-        chat("emu/tiny", true, json!({"reset_after_chunks": 2})),
-        |got| stream_error(&got, "upstream_stream_error")
-    );
-    case!(
-        "reset before the answer",
-        t,
-        chat("reset/tiny", true, json!({})),
-        |got| { error_status(&got, &[502]) }
-    );
-    case!(
-        "garbage instead of HTTP",
-        t,
-        chat("garbage/tiny", false, json!({})),
-        |got| { error_status(&got, &[502]) }
-    );
-    case!(
-        "40 MB without a blank line",
-        t,
-        chat(
-            "emu/tiny",
-            true,
-            json!({"flood": "lines", "flood_bytes": 40_000_000})
-        ),
-        |got| {
-            stream_error(&got, "upstream_event_too_large")?;
-            // Cut off at the 1 MiB event bound: nothing of the endless event went out.
-            (got.bytes < 64 * 1024)
-                .then_some(())
-                .ok_or(format!("{} bytes relayed", got.bytes))
-        }
-    );
-    case!(
-        "NDJSON line that never ends",
-        t,
-        chat(
-            "llama/tiny",
-            true,
-            json!({"flood": "no_newline", "flood_bytes": 40_000_000})
-        ),
-        |got| stream_error(&got, "upstream_event_too_large")
-    );
-    case!(
-        "garbage stream through the Anthropic translator",
-        t,
-        chat(
-            "claude/tiny",
-            true,
-            json!({"flood": "garbage", "flood_bytes": 8_000_000})
-        ),
-        |got| stream_error(&got, "upstream_stream_error")
-    );
-    // A gigabyte of well-formed events is relayed whole, at the reader's pace, in bounded memory.
-    case!(
-        "1 GiB of events",
-        Duration::from_secs(600),
-        chat(
-            "emu/tiny",
-            true,
-            json!({"flood": "events", "flood_bytes": 1u64 << 30})
-        ),
-        |got| {
-            if got.status != 200 || got.bytes < 1 << 30 || !got.tail.ends_with("data: [DONE]\n\n") {
-                return Err(format!(
-                    "status {}, {} bytes: {}",
-                    got.status,
-                    got.bytes,
-                    tail(&got.tail)
-                ));
-            }
-            Ok(())
-        }
-    );
+    let mut cases = vec![
+        case(
+            w,
+            "stall before headers",
+            t,
+            chat("emu/tiny", true, json!({"hang": true})),
+            |g| error_status(g, &[504]),
+        )
+        .await,
+        case(
+            w,
+            "silent provider",
+            t,
+            chat("silent/tiny", false, json!({})),
+            |g| error_status(g, &[504]),
+        )
+        .await,
+        case(
+            w,
+            "response head never ends",
+            t,
+            chat("slowhead/tiny", true, json!({})),
+            |g| error_status(g, &[502, 504]),
+        )
+        .await,
+        case(
+            w,
+            "stall mid-stream",
+            t,
+            chat(
+                "emu/tiny",
+                true,
+                json!({"pause_after_chunks": 1, "pause_ms": 600_000}),
+            ),
+            |g| stream_error(g, "upstream_timeout"),
+        )
+        .await,
+        case(
+            w,
+            "reset mid-stream",
+            t,
+            chat("emu/tiny", true, json!({"reset_after_chunks": 2})),
+            |g| stream_error(g, "upstream_stream_error"),
+        )
+        .await,
+        case(
+            w,
+            "reset before the answer",
+            t,
+            chat("reset/tiny", true, json!({})),
+            |g| error_status(g, &[502]),
+        )
+        .await,
+        case(
+            w,
+            "garbage instead of HTTP",
+            t,
+            chat("garbage/tiny", false, json!({})),
+            |g| error_status(g, &[502]),
+        )
+        .await,
+        case(
+            w,
+            "40 MB without a blank line",
+            t,
+            chat(
+                "emu/tiny",
+                true,
+                json!({"flood": "lines", "flood_bytes": 40_000_000}),
+            ),
+            |g| {
+                stream_error(g, "upstream_event_too_large")?;
+                // Cut off at the 1 MiB event bound: nothing of the endless event went out.
+                (g.bytes < 64 * 1024)
+                    .then_some(())
+                    .ok_or(format!("{} bytes relayed", g.bytes))
+            },
+        )
+        .await,
+        case(
+            w,
+            "NDJSON line that never ends",
+            t,
+            chat(
+                "llama/tiny",
+                true,
+                json!({"flood": "no_newline", "flood_bytes": 40_000_000}),
+            ),
+            |g| stream_error(g, "upstream_event_too_large"),
+        )
+        .await,
+        case(
+            w,
+            "garbage stream through the Anthropic translator",
+            t,
+            chat(
+                "claude/tiny",
+                true,
+                json!({"flood": "garbage", "flood_bytes": 8_000_000}),
+            ),
+            |g| stream_error(g, "upstream_stream_error"),
+        )
+        .await,
+        // A gigabyte of well-formed events is relayed whole, at the reader's pace, in bounded memory.
+        case(
+            w,
+            "1 GiB of events",
+            Duration::from_secs(600),
+            chat(
+                "emu/tiny",
+                true,
+                json!({"flood": "events", "flood_bytes": 1u64 << 30}),
+            ),
+            |g| {
+                if g.status != 200 || g.bytes < 1 << 30 || !g.tail.ends_with("data: [DONE]\n\n") {
+                    return Err(format!(
+                        "status {}, {} bytes: {}",
+                        g.status,
+                        g.bytes,
+                        tail(&g.tail)
+                    ));
+                }
+                Ok(())
+            },
+        )
+        .await,
+    ];
     // Slow is not broken: an answer trickled one byte per frame arrives whole, on every wire.
     for (name, model) in [
         ("one byte at a time (OpenAI)", "emu/tiny"),
         ("one byte at a time (Anthropic)", "claude/tiny"),
         ("one byte at a time (Ollama)", "llama/tiny"),
     ] {
-        case!(name, t, chat(model, true, json!({"byte_delay_ms": 1})), |got| {
-            complete_answer(&got, "You said: fault injection")
-        });
+        let body = chat(model, true, json!({"byte_delay_ms": 1}));
+        cases.push(
+            case(w, name, t, body, |g| {
+                complete_answer(g, "You said: fault injection")
+            })
+            .await,
+        );
     }
     cases
 }
