@@ -12,6 +12,7 @@ mod peers;
 mod processes;
 mod procstat;
 mod report;
+mod soak;
 mod summary;
 
 use std::net::SocketAddr;
@@ -63,6 +64,52 @@ enum Command {
   python3 bench/plot.py bench-compare.json docs/bench-compare.png"
     )]
     Compare(CompareArgs),
+    /// Hold many streams open through moatd at once: RSS per open stream, file descriptors before,
+    /// during and after. Raise the descriptor limit first (`ulimit -n`); bench/soak.sh does.
+    #[command(after_help = "Example (what docs/BENCHMARKS.md reports):
+  cargo build --release -p moatd -p moat-bench
+  bench/soak.sh --streams 10000")]
+    Soak(SoakArgs),
+}
+
+#[derive(Debug, Args)]
+struct SoakArgs {
+    /// Streams held open at once, each on its own connection.
+    #[arg(long, default_value_t = 10_000)]
+    streams: usize,
+    /// Streams being opened at the same time.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// How long all streams stay open before moatd is measured.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    hold: Duration,
+    /// The moatd binary to test.
+    #[arg(long, default_value = "target/release/moatd")]
+    moatd: PathBuf,
+}
+
+impl SoakArgs {
+    fn settings(self) -> anyhow::Result<soak::Settings> {
+        if self.streams == 0 || self.concurrency == 0 {
+            bail!("--streams and --concurrency must be positive");
+        }
+        // moatd needs two descriptors per stream (client and provider), this process and the
+        // emulator one each; all inherit this process's limit.
+        let need = 2 * self.streams as u64 + 256;
+        match soak::fd_limit() {
+            Some(limit) if limit < need => bail!(
+                "the open-file limit is {limit}; {} streams need about {need}: run `ulimit -n {need}` first (bench/soak.sh does)",
+                self.streams
+            ),
+            _ => {}
+        }
+        Ok(soak::Settings {
+            streams: self.streams,
+            concurrency: self.concurrency,
+            hold: self.hold,
+            moatd: self.moatd,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +307,7 @@ fn main() -> ExitCode {
         Command::Passthrough { listen, upstream } => passthrough::run(listen, upstream),
         Command::Gateway(args) => args.settings().and_then(|s| gateway::run(&s)),
         Command::Compare(args) => args.settings().and_then(|s| compare::run(&s)),
+        Command::Soak(args) => args.settings().and_then(|s| soak::run(&s)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -174,6 +174,11 @@ pub fn moatd_config(upstream: SocketAddr) -> String {
 
 /// Starts `moatd serve` in front of `upstream` and waits until `/health` answers.
 pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) -> anyhow::Result<Server> {
+    start_moatd_with(moatd, scratch, &moatd_config(upstream)).await
+}
+
+/// Starts `moatd serve` with the configuration `config` and waits until `/health` answers.
+pub async fn start_moatd_with(moatd: &Path, scratch: &Scratch, config: &str) -> anyhow::Result<Server> {
     if !moatd.is_file() {
         bail!(
             "moatd binary not found at {}; build it first with \
@@ -182,9 +187,9 @@ pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) 
             moatd.display()
         );
     }
+    let text = config;
     let config = scratch.dir.join("moatd.toml");
-    std::fs::write(&config, moatd_config(upstream))
-        .with_context(|| format!("writing {}", config.display()))?;
+    std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     let addr = free_port()?;
     let mut cmd = Command::new(moatd);
     cmd.arg("serve")

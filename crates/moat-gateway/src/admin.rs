@@ -49,7 +49,7 @@ pub struct LimitSpec {
 }
 
 impl LimitSpec {
-    fn to_limits(&self) -> Result<Limits, AdminError> {
+    pub(crate) fn to_limits(&self) -> Result<Limits, AdminError> {
         let budget = match &self.budget {
             Some(text) => Some(
                 text.parse::<Budget>()

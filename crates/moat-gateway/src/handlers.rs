@@ -18,7 +18,7 @@ pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod proxy;
 pub(crate) mod request_kinds;
-mod translated;
+pub(crate) mod translated;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.
 pub(crate) async fn health() -> Response {

@@ -26,6 +26,8 @@ mod body;
 mod cache;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod handlers;
 mod health;

@@ -1,0 +1,124 @@
+//! Entry points for the fuzz targets in `fuzz/` (not an API): each runs one of moatd's decoders over
+//! arbitrary bytes the way a request handler does, so the fuzzer explores exactly what a client can
+//! reach. Kept here, compiled with the crate, so a change to a decoder cannot silently leave its
+//! fuzz target behind.
+
+use bytes::Bytes;
+use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
+
+use crate::config::ProviderKind;
+use crate::handlers::proxy::parse;
+use crate::handlers::request_kinds::Forward;
+
+/// Every endpoint that takes a body.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+    Messages,
+    AdminNewKey,
+    AdminNewTeam,
+    AdminKeyLimits,
+    AdminTeamProviderKey,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 8] = [
+        Endpoint::Chat,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Messages,
+        Endpoint::AdminNewKey,
+        Endpoint::AdminNewTeam,
+        Endpoint::AdminKeyLimits,
+        Endpoint::AdminTeamProviderKey,
+    ];
+}
+
+/// Decodes `body` as `endpoint`'s handler does and takes every step of admission that reads the
+/// request (addressing, fallbacks, output caps, prompt texts, cache-partition members, the stream
+/// usage option) and, for chat, the rewrite for each translated provider wire.
+pub fn decode(endpoint: Endpoint, body: &[u8]) {
+    match endpoint {
+        Endpoint::Chat => forward::<ChatCompletionRequest>(body),
+        Endpoint::Completions => forward::<CompletionRequest>(body),
+        Endpoint::Embeddings => forward::<EmbeddingRequest>(body),
+        Endpoint::Messages => {
+            let Ok(request) = parse::<moat_translate::anthropic::MessagesRequest>(body) else {
+                return;
+            };
+            if let Ok(chat) = moat_translate::anthropic::to_chat_request(&request) {
+                if let Ok(bytes) = serde_json::to_vec(&chat) {
+                    forward::<ChatCompletionRequest>(&bytes);
+                }
+            }
+        }
+        Endpoint::AdminNewKey => {
+            if let Ok(new) = serde_json::from_slice::<crate::admin::NewKey>(body) {
+                let _ = new.limits.to_limits();
+                let _ = moat_policy::keys::ModelFilter::new(&new.models);
+                if let Some(expires) = &new.expires {
+                    let _ = moat_policy::keys::parse_duration_secs(expires);
+                }
+            }
+        }
+        Endpoint::AdminNewTeam => {
+            if let Ok(new) = serde_json::from_slice::<crate::admin::NewTeam>(body) {
+                let _ = new.limits.to_limits();
+            }
+        }
+        Endpoint::AdminKeyLimits => {
+            if let Ok(spec) = serde_json::from_slice::<crate::admin::LimitSpec>(body) {
+                let _ = spec.to_limits();
+            }
+        }
+        Endpoint::AdminTeamProviderKey => {
+            let _ = serde_json::from_slice::<crate::handlers::admin::TeamKeyBody>(body);
+        }
+    }
+}
+
+fn forward<T: Forward>(body: &[u8]) {
+    let Ok(mut request) = parse::<T>(body) else {
+        return;
+    };
+    let _ = request.model();
+    let _ = request.take_fallbacks();
+    let _ = request.wants_stream();
+    let _ = request.max_output_tokens();
+    let _ = request.texts_mut().iter().map(|t| t.len()).sum::<usize>();
+    let _ = crate::cache::partition::take_client_values(&mut request);
+    request.ask_stream_usage();
+    let Ok(bytes) = serde_json::to_vec(&request) else {
+        return;
+    };
+    for kind in [ProviderKind::Anthropic, ProviderKind::Ollama] {
+        let _ = crate::handlers::translated::outbound(kind, "fuzz", T::PATH, Bytes::from(bytes.clone()), "id");
+    }
+}
+
+/// Validates a config file's text as `moatd serve` does (without the process environment).
+pub fn config(text: &str) {
+    if let Ok(file) = crate::config::FileConfig::from_toml(text, "fuzz") {
+        let _ = crate::config::Config::resolve(file, &|_| None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_decodes_a_real_body_and_survives_junk() {
+        let chat = br#"{"model":"emu/tiny","models":["a/b"],"max_tokens":5,"stream":true,"user":"u","messages":[{"role":"user","content":"hi"}]}"#;
+        for e in Endpoint::ALL {
+            decode(e, chat);
+            decode(e, b"");
+            decode(e, b"{\"x\":[[[[[[1]]]]]]}");
+            decode(e, &[0xff, 0xfe, b'{']);
+        }
+        config("[server]\nmax_event_bytes = 1\n[[providers]]\nname = \"x\"\nkind = \"ollama\"\n");
+        config("not toml [");
+    }
+}
