@@ -94,7 +94,8 @@ fn forward<T: Forward>(body: &[u8]) {
         return;
     };
     for kind in [ProviderKind::Anthropic, ProviderKind::Ollama] {
-        let _ = crate::handlers::translated::outbound(kind, "fuzz", T::PATH, Bytes::from(bytes.clone()), "id");
+        let _ =
+            crate::handlers::translated::outbound(kind, "fuzz", T::PATH, Bytes::from(bytes.clone()), "id");
     }
 }
 

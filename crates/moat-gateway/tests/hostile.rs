@@ -237,3 +237,70 @@ async fn the_bearer_scheme_is_case_insensitive() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_answer_past_max_response_bytes_is_a_502() {
+    let emu = moat_testkit::Emulator::start(Default::default()).await.unwrap();
+    let gw = gateway(&format!(
+        "{}max_response_bytes = 100000\n",
+        provider("emu", &emu.base_url())
+    ))
+    .await;
+    let chat = serde_json::json!({"model": "emu/tiny", "messages": [{"role": "user", "content": "hi"}],
+                                  "emulate": {"content": "x".repeat(200_000)}});
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(resp).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["code"], "upstream_response_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_event_past_max_event_bytes_ends_with_an_error_event() {
+    let emu = moat_testkit::Emulator::start(Default::default()).await.unwrap();
+    let gw = gateway(&format!(
+        "[server]\nmax_event_bytes = 4096\n{}",
+        provider("emu", &emu.base_url())
+    ))
+    .await;
+    let chat = |emulate: serde_json::Value| {
+        serde_json::json!({"model": "emu/tiny", "stream": true, "messages": [{"role": "user", "content": "hi"}],
+                           "emulate": emulate})
+    };
+    // Events under the bound pass, however many there are.
+    let ok = gw
+        .chat(None, &chat(serde_json::json!({"chunks": 50})))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(ok.ends_with("data: [DONE]\n\n"), "{ok}");
+    // One that never ends is cut at the bound with a clean error event.
+    let body = gw
+        .chat(
+            None,
+            &chat(serde_json::json!({"flood": "lines", "flood_bytes": 10_000_000})),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let last = data_events(&body).pop().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["error"]["code"], "upstream_event_too_large", "{last}");
+    assert!(
+        body.len() < 4096,
+        "nothing of the endless event went out: {} bytes",
+        body.len()
+    );
+    eventually(SLACK, || emu.cancelled_streams() == 1).await;
+    assert_eq!(
+        emu.cancelled_streams(),
+        1,
+        "the provider's stream was dropped, not read to its end"
+    );
+}
