@@ -3,10 +3,8 @@
 //! reach. Kept here, compiled with the crate, so a change to a decoder cannot silently leave its
 //! fuzz target behind.
 
-use bytes::Bytes;
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 
-use crate::config::ProviderKind;
 use crate::handlers::proxy::parse;
 use crate::handlers::request_kinds::Forward;
 
@@ -38,7 +36,7 @@ impl Endpoint {
 
 /// Decodes `body` as `endpoint`'s handler does and takes every step of admission that reads the
 /// request (addressing, fallbacks, output caps, prompt texts, cache-partition members, the stream
-/// usage option) and, for chat, the rewrite for each translated provider wire.
+/// usage option) and the rewrite for every provider kind's wire.
 pub fn decode(endpoint: Endpoint, body: &[u8]) {
     match endpoint {
         Endpoint::Chat => forward::<ChatCompletionRequest>(body),
@@ -90,12 +88,8 @@ fn forward<T: Forward>(body: &[u8]) {
     let _ = request.texts_mut().iter().map(|t| t.len()).sum::<usize>();
     let _ = crate::cache::partition::take_client_values(&mut request);
     request.ask_stream_usage();
-    let Ok(bytes) = serde_json::to_vec(&request) else {
-        return;
-    };
-    for kind in [ProviderKind::Anthropic, ProviderKind::Ollama] {
-        let _ =
-            crate::handlers::translated::outbound(kind, "fuzz", T::PATH, Bytes::from(bytes.clone()), "id");
+    for kind in moat_upstream::adapter::kinds() {
+        let _ = crate::handlers::translated::outbound(&kind.adapter(), "fuzz", &request, "id", 1024);
     }
 }
 
