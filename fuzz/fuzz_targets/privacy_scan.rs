@@ -11,8 +11,16 @@ fn scanner() -> &'static Scanner {
     static SCANNER: OnceLock<Scanner> = OnceLock::new();
     SCANNER.get_or_init(|| {
         let rules = [
-            CustomRule { id: "codename".into(), regex: None, terms: vec!["Bluebird".into(), "Ünïcode term".into()] },
-            CustomRule { id: "ticket".into(), regex: Some(r"\bPROJ-\d{3,6}\b".into()), terms: Vec::new() },
+            CustomRule {
+                id: "codename".into(),
+                regex: None,
+                terms: vec!["Bluebird".into(), "Ünïcode term".into()],
+            },
+            CustomRule {
+                id: "ticket".into(),
+                regex: Some(r"\bPROJ-\d{3,6}\b".into()),
+                terms: Vec::new(),
+            },
         ];
         Scanner::new(&rules).expect("the rules compile")
     })
@@ -24,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
     for f in &findings {
         let r = f.range();
         assert!(r.start <= r.end && r.end <= text.len(), "{r:?} outside the text");
-        assert!(text.is_char_boundary(r.start) && text.is_char_boundary(r.end), "{r:?} splits a character");
+        assert!(
+            text.is_char_boundary(r.start) && text.is_char_boundary(r.end),
+            "{r:?} splits a character"
+        );
     }
     assert_eq!(scanner().has_findings(&text), !findings.is_empty());
 });

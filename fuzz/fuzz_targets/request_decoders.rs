@@ -8,14 +8,22 @@ use moat_gateway::fuzzing::{decode, Endpoint};
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 
 fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(body: &[u8]) {
-    let Ok(first) = serde_json::from_slice::<T>(body) else { return };
+    let Ok(first) = serde_json::from_slice::<T>(body) else {
+        return;
+    };
     let once = serde_json::to_value(&first).expect("a decoded request serializes");
     let again: T = serde_json::from_value(once.clone()).expect("what moatd forwards decodes again");
-    assert_eq!(once, serde_json::to_value(&again).expect("serializes"), "forwarding changed the request");
+    assert_eq!(
+        once,
+        serde_json::to_value(&again).expect("serializes"),
+        "forwarding changed the request"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, body)) = data.split_first() else { return };
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
     let endpoint = Endpoint::ALL[which as usize % Endpoint::ALL.len()];
     decode(endpoint, body);
     match endpoint {

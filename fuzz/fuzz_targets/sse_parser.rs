@@ -35,7 +35,9 @@ fn boundaries(pieces: &[&[u8]]) -> (Option<usize>, usize, bool) {
 
 fuzz_target!(|data: &[u8]| {
     // The first byte chooses where to split the rest.
-    let Some((&cut, bytes)) = data.split_first() else { return };
+    let Some((&cut, bytes)) = data.split_first() else {
+        return;
+    };
     let cut = (cut as usize).min(bytes.len());
     let (a, b) = bytes.split_at(cut);
     let whole = parse(&[bytes]);
@@ -53,7 +55,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole_ok, split_ok, "the split changed the bound");
     if whole_ok {
         // A blank `\r\n` line split between its `\r` and `\n` may be reported one byte early.
-        let close = |x: Option<usize>, y: Option<usize>| x == y || x.zip(y).is_some_and(|(x, y)| x + 1 == y || y + 1 == x);
+        let close = |x: Option<usize>, y: Option<usize>| {
+            x == y || x.zip(y).is_some_and(|(x, y)| x + 1 == y || y + 1 == x)
+        };
         assert!(close(whole_end, split_end), "{whole_end:?} vs {split_end:?}");
         assert_eq!(whole_end.unwrap_or(0) + whole_pending, bytes.len());
         assert!(split_pending <= MAX && whole_pending <= MAX);

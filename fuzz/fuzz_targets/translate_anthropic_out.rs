@@ -28,8 +28,14 @@ fn translate(pieces: &[&[u8]]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&cut, bytes)) = data.split_first() else { return };
+    let Some((&cut, bytes)) = data.split_first() else {
+        return;
+    };
     let cut = (cut as usize * 7).min(bytes.len());
     let (a, b) = bytes.split_at(cut);
-    assert_eq!(translate(&[bytes]), translate(&[a, b]), "the split changed the output");
+    assert_eq!(
+        translate(&[bytes]),
+        translate(&[a, b]),
+        "the split changed the output"
+    );
 });
