@@ -93,9 +93,9 @@ impl SoakArgs {
         if self.streams == 0 || self.concurrency == 0 {
             bail!("--streams and --concurrency must be positive");
         }
-        // moatd needs two descriptors per stream (client and provider), this process and the
-        // emulator one each; all inherit this process's limit.
-        let need = 2 * self.streams as u64 + 256;
+        // moatd and this process (client and emulator) need about one descriptor per stream (the
+        // provider connections are few, over HTTP/2); both inherit this process's limit.
+        let need = self.streams as u64 + 512;
         match soak::fd_limit() {
             Some(limit) if limit < need => bail!(
                 "the open-file limit is {limit}; {} streams need about {need}: run `ulimit -n {need}` first (bench/soak.sh does)",

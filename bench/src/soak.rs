@@ -2,9 +2,12 @@
 //! per open stream and its file descriptors before, during and after, to show that a stream costs a
 //! bounded amount and that closing every stream gives every descriptor back.
 //!
-//! Each stream is a chat completion over its own HTTP/1.1 connection; the emulator sends the first
-//! chunk, then pauses (with a keep-alive comment now and then) until the client leaves. The client
-//! reads the response head and the first chunk, so every stream is known to be relaying.
+//! Each stream is a chat completion over its own HTTP/1.1 connection from the client; the provider is
+//! the emulator over HTTPS, which moatd reaches over HTTP/2 as it would a cloud provider (a few
+//! connections carry every stream, so moatd's descriptors are about one per client). The emulator
+//! sends the first chunk, then pauses (with a keep-alive comment now and then) until the client
+//! leaves. The client reads the response head and the first chunk, so every stream is known to be
+//! relaying.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -47,10 +50,11 @@ fn sample(pid: u32) -> anyhow::Result<Sample> {
 
 /// The soak's moatd configuration: room for every stream, the streams' pause well inside the idle
 /// time-out (keep-alive comments keep it fed).
-fn config(upstream: std::net::SocketAddr, streams: usize) -> String {
+fn config(base_url: &str, ca_file: &std::path::Path, streams: usize) -> String {
     format!(
-        "# Written by moat-bench soak.\n[server]\nmax_connections = {}\n[[providers]]\nname = \"emu\"\nkind = \"openai\"\nbase_url = \"http://{upstream}/v1\"\nhealth_check = false\n",
-        streams + 64
+        "# Written by moat-bench soak.\n[server]\nmax_connections = {}\n[[providers]]\nname = \"emu\"\nkind = \"openai\"\nbase_url = \"{base_url}\"\nca_file = \"{}\"\nhealth_check = false\n",
+        streams + 64,
+        ca_file.display()
     )
 }
 
@@ -84,7 +88,7 @@ async fn open(addr: std::net::SocketAddr, request: &[u8]) -> anyhow::Result<TcpS
 
 pub fn run(settings: &Settings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the runtime")?;
@@ -93,9 +97,20 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
 
 async fn soak(s: &Settings) -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
-    let body = crate::client::chat_body("tiny");
-    let emulator = processes::start_emulator(&scratch, body).await?;
-    let moatd = processes::start_moatd_with(&s.moatd, &scratch, &config(emulator.addr, s.streams)).await?;
+    let ca = moat_testkit::TestCa::new("moat-bench soak CA").context("making a test CA")?;
+    let ca_file = scratch.dir.join("ca.pem");
+    ca.write_cert_pem(&ca_file).context("writing the test CA")?;
+    let emulator = moat_testkit::Emulator::start(moat_testkit::EmulatorOptions {
+        tls: Some(
+            ca.issue(&["localhost"])
+                .context("issuing the emulator's certificate")?,
+        ),
+        ..Default::default()
+    })
+    .await
+    .context("starting the emulator")?;
+    let config = config(&emulator.base_url(), &ca_file, s.streams);
+    let moatd = processes::start_moatd_with(&s.moatd, &scratch, &config).await?;
     let pid = moatd.pid();
     let addr = moatd.addr;
     let request = Arc::new(request(addr));
