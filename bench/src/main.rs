@@ -83,6 +83,9 @@ struct SoakArgs {
     /// How long all streams stay open before moatd is measured.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     hold: Duration,
+    /// Open-all-then-close-all rounds on the same moatd.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
     /// The moatd binary to test.
     #[arg(long, default_value = "target/release/moatd")]
     moatd: PathBuf,
@@ -90,8 +93,8 @@ struct SoakArgs {
 
 impl SoakArgs {
     fn settings(self) -> anyhow::Result<soak::Settings> {
-        if self.streams == 0 || self.concurrency == 0 {
-            bail!("--streams and --concurrency must be positive");
+        if self.streams == 0 || self.concurrency == 0 || self.rounds == 0 {
+            bail!("--streams, --concurrency and --rounds must be positive");
         }
         // moatd and this process (client and emulator) need about one descriptor per stream (the
         // provider connections are few, over HTTP/2); both inherit this process's limit.
@@ -107,6 +110,7 @@ impl SoakArgs {
             streams: self.streams,
             concurrency: self.concurrency,
             hold: self.hold,
+            rounds: self.rounds,
             moatd: self.moatd,
         })
     }

@@ -11,7 +11,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// How long to keep them all open before measuring (lets allocator and kernel settle).
     pub hold: Duration,
+    /// Times to open every stream and close them again on the same moatd: a later round that needs
+    /// no more memory than the first shows that closed streams' memory is reused, not leaked.
+    pub rounds: usize,
     pub moatd: PathBuf,
 }
 
@@ -120,54 +122,83 @@ async fn soak(s: &Settings) -> anyhow::Result<()> {
     let idle = sample(pid)?;
     eprintln!("idle: RSS {} KiB, {} fds", idle.rss_kib, idle.fds);
 
+    let mut failures = 0;
+    for round in 1..=s.rounds {
+        let r = round_trip(s, pid, addr, &request, idle).await?;
+        failures += r.failures;
+        println!(
+            "soak round {round}: {} concurrent streams through moatd ({} failed to open, all opened in {:.1} s)",
+            r.opened,
+            r.failures,
+            r.open_time.as_secs_f64()
+        );
+        let line = |what: &str, x: Sample| {
+            println!(
+                "  {what:<12} RSS {:>8.1} MiB, {:>6} fds",
+                x.rss_kib as f64 / 1024.0,
+                x.fds
+            );
+        };
+        line("idle:", idle);
+        line("all open:", r.held);
+        println!(
+            "  {:<12} {:.1} KiB of RSS per open stream over idle",
+            "",
+            r.held.rss_kib.saturating_sub(idle.rss_kib) as f64 / r.opened.max(1) as f64
+        );
+        line("after close:", r.after);
+    }
+    if failures > 0 {
+        bail!("{failures} streams failed to open");
+    }
+    Ok(())
+}
+
+/// What one round of opening every stream and closing them again saw.
+struct Round {
+    opened: usize,
+    failures: usize,
+    open_time: Duration,
+    held: Sample,
+    after: Sample,
+}
+
+async fn round_trip(
+    s: &Settings,
+    pid: u32,
+    addr: std::net::SocketAddr,
+    request: &Arc<Vec<u8>>,
+    idle: Sample,
+) -> anyhow::Result<Round> {
     let started = Instant::now();
-    let opened = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(s.concurrency));
     let mut tasks = Vec::with_capacity(s.streams);
     for _ in 0..s.streams {
-        let (gate, request, opened) = (gate.clone(), request.clone(), opened.clone());
+        let (gate, request) = (gate.clone(), request.clone());
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
             let stream = open(addr, &request).await;
             drop(permit);
-            if stream.is_ok() {
-                opened.fetch_add(1, Ordering::Relaxed);
-            }
             stream
         }));
     }
     let mut streams = Vec::with_capacity(s.streams);
     let mut failures = 0usize;
-    let mut first_error = None;
     for t in tasks {
         match t.await.context("joining an opener")? {
             Ok(stream) => streams.push(stream),
             Err(e) => {
+                if failures == 0 {
+                    eprintln!("first failure: {e:#}");
+                }
                 failures += 1;
-                first_error.get_or_insert(e);
             }
         }
     }
     let open_time = started.elapsed();
-    eprintln!(
-        "opened {} streams ({failures} failed) in {:.1} s",
-        streams.len(),
-        open_time.as_secs_f64()
-    );
-    if let Some(e) = first_error {
-        eprintln!("first failure: {e:#}");
-    }
     tokio::time::sleep(s.hold).await;
     let held = sample(pid)?;
-    let per_stream = (held.rss_kib.saturating_sub(idle.rss_kib)) as f64 / streams.len().max(1) as f64;
-    eprintln!(
-        "{} streams open: RSS {} KiB, {} fds",
-        streams.len(),
-        held.rss_kib,
-        held.fds
-    );
-
-    let count = streams.len();
+    let opened = streams.len();
     drop(streams);
     // Closing is asynchronous on moatd's side: wait until its descriptors stop falling.
     let closing = Instant::now();
@@ -181,27 +212,13 @@ async fn soak(s: &Settings) -> anyhow::Result<()> {
             break;
         }
     }
-    println!("soak: {count} concurrent streams through moatd ({failures} failed to open)");
-    println!(
-        "  idle:        RSS {:>8.1} MiB, {:>6} fds",
-        idle.rss_kib as f64 / 1024.0,
-        idle.fds
-    );
-    println!(
-        "  all open:    RSS {:>8.1} MiB, {:>6} fds  ({per_stream:.1} KiB of RSS per open stream)",
-        held.rss_kib as f64 / 1024.0,
-        held.fds
-    );
-    println!(
-        "  after close: RSS {:>8.1} MiB, {:>6} fds  ({:.1} s after the last close)",
-        after.rss_kib as f64 / 1024.0,
-        after.fds,
-        closing.elapsed().as_secs_f64()
-    );
-    if failures > 0 {
-        bail!("{failures} of {} streams failed to open", s.streams);
-    }
-    Ok(())
+    Ok(Round {
+        opened,
+        failures,
+        open_time,
+        held,
+        after,
+    })
 }
 
 /// The fd limit this process (and the children it starts) may use.
