@@ -13,7 +13,7 @@ if ! command -v tmux >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
 fi
 
-# The real openai Python SDK drives moatd in crates/moatd/tests/openai_sdk.rs.
+# The real openai Python SDK drives moatd in crates/moatd/tests/openai_sdk.rs and whole_request.rs.
 if ! python3 -c 'import openai' 2>/dev/null; then
     echo "== installing the openai Python SDK (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40'
@@ -35,10 +35,33 @@ if ! python3 -c 'import anthropic' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'anthropic>=0.40'
 fi
 
+# The clients people point at moatd (crates/moatd/tests/clients.rs): LangChain's ChatOpenAI, LiteLLM
+# and the OpenAI Agents SDK from PyPI, the openai package from npm (into tests/node, from its lockfile).
+if ! python3 -c 'import langchain_openai, litellm, agents' 2>/dev/null; then
+    echo "== installing langchain-openai, litellm and openai-agents (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'langchain-openai>=0.3' 'litellm>=1.60' 'openai-agents>=0.2'
+fi
+if [ ! -d tests/node/node_modules/openai ]; then
+    echo "== installing the openai npm package (tests/node)"
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # The official ollama Python client checks the testkit's Ollama emulator (crates/moatd/tests/translate_sdk.rs).
 if ! python3 -c 'import ollama' 2>/dev/null; then
     echo "== installing the ollama Python client (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check 'ollama>=0.4'
+fi
+
+# The enterprise clouds' official SDKs check the testkit's Azure, Bedrock and Gemini emulators and drive
+# moatd in front of them (crates/moatd/tests/cloud_sdk.rs): boto3's bedrock-runtime and google-genai
+# (the openai SDK above brings AzureOpenAI).
+if ! python3 -c 'import boto3' 2>/dev/null; then
+    echo "== installing boto3 (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'boto3>=1.34'
+fi
+if ! python3 -c 'import google.genai' 2>/dev/null; then
+    echo "== installing google-genai (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'google-genai>=1.0'
 fi
 
 echo "== cargo fmt --check"

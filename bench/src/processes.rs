@@ -163,22 +163,25 @@ pub async fn start_passthrough(
 
 /// The moatd configuration: one OpenAI-compatible provider named `emu` pointing at the emulator.
 pub fn moatd_config(upstream: SocketAddr) -> String {
+    // Prices, so a keyed request's reservation and settlement do their real arithmetic.
     format!(
         "# Written by moat-bench for one benchmark run.\n\
          [[providers]]\n\
          name = \"emu\"\n\
          kind = \"openai\"\n\
-         base_url = \"http://{upstream}/v1\"\n"
+         base_url = \"http://{upstream}/v1\"\n\
+         prices = {{ \"*\" = [1.0, 2.0] }}\n"
     )
 }
 
-/// Starts `moatd serve` in front of `upstream` and waits until `/health` answers.
-pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) -> anyhow::Result<Server> {
-    start_moatd_with(moatd, scratch, &moatd_config(upstream)).await
+/// Starts `moatd serve` in front of `upstream` and waits until `/health` answers. `dir` holds its
+/// config, log and data directory (one per moatd instance, so two never share a store).
+pub async fn start_moatd(moatd: &Path, dir: &Path, upstream: SocketAddr) -> anyhow::Result<Server> {
+    start_moatd_with(moatd, dir, &moatd_config(upstream)).await
 }
 
-/// Starts `moatd serve` with the configuration `config` and waits until `/health` answers.
-pub async fn start_moatd_with(moatd: &Path, scratch: &Scratch, config: &str) -> anyhow::Result<Server> {
+/// Starts `moatd serve` with the configuration `config` in `dir` and waits until `/health` answers.
+pub async fn start_moatd_with(moatd: &Path, dir: &Path, config: &str) -> anyhow::Result<Server> {
     if !moatd.is_file() {
         bail!(
             "moatd binary not found at {}; build it first with \
@@ -187,8 +190,9 @@ pub async fn start_moatd_with(moatd: &Path, scratch: &Scratch, config: &str) -> 
             moatd.display()
         );
     }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let text = config;
-    let config = scratch.dir.join("moatd.toml");
+    let config = dir.join("moatd.toml");
     std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     let addr = free_port()?;
     let mut cmd = Command::new(moatd);
@@ -201,15 +205,15 @@ pub async fn start_moatd_with(moatd: &Path, scratch: &Scratch, config: &str) -> 
     cmd.env("MOAT_LOG", "warn");
     // moatd keeps its store and server secret in the data directory; a fresh one per benchmark keeps
     // the user's own data out of it and every run starting from the same empty store.
-    cmd.env("XDG_DATA_HOME", scratch.dir.join("data"));
-    let mut server = spawn("moatd", cmd, scratch.dir.join("moatd.log"), addr)?;
+    cmd.env("XDG_DATA_HOME", dir.join("data"));
+    let mut server = spawn("moatd", cmd, dir.join("moatd.log"), addr)?;
     server.wait_ready(&Target::new(addr, "/health"), None).await?;
     Ok(server)
 }
 
 /// Creates a moatd virtual key with a (never reached) daily budget in the benchmark's data directory,
 /// so requests go through authentication, reservation and settlement.
-pub fn create_virtual_key(moatd: &Path, scratch: &Scratch) -> anyhow::Result<String> {
+pub fn create_virtual_key(moatd: &Path, dir: &Path) -> anyhow::Result<String> {
     let out = Command::new(moatd)
         .args([
             "keys",
@@ -220,8 +224,8 @@ pub fn create_virtual_key(moatd: &Path, scratch: &Scratch) -> anyhow::Result<Str
             "1000000/day",
             "--config",
         ])
-        .arg(scratch.dir.join("moatd.toml"))
-        .env("XDG_DATA_HOME", scratch.dir.join("data"))
+        .arg(dir.join("moatd.toml"))
+        .env("XDG_DATA_HOME", dir.join("data"))
         .output()
         .context("running moatd keys create")?;
     if !out.status.success() {

@@ -112,7 +112,7 @@ async fn soak(s: &Settings) -> anyhow::Result<()> {
     .await
     .context("starting the emulator")?;
     let config = config(&emulator.base_url(), &ca_file, s.streams);
-    let moatd = processes::start_moatd_with(&s.moatd, &scratch, &config).await?;
+    let moatd = processes::start_moatd_with(&s.moatd, &scratch.dir.join("moatd"), &config).await?;
     let pid = moatd.pid();
     let addr = moatd.addr;
     let request = Arc::new(request(addr));

@@ -5,7 +5,7 @@
 
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 
-use crate::handlers::proxy::parse;
+use crate::handlers::proxy::{parse, parse_body};
 use crate::handlers::request_kinds::Forward;
 
 /// Every endpoint that takes a body.
@@ -77,19 +77,50 @@ pub fn decode(endpoint: Endpoint, body: &[u8]) {
     }
 }
 
+/// The privacy scan every decoded body goes through, redacting what it finds so that path is taken too.
+fn privacy() -> &'static crate::privacy::Privacy {
+    static PRIVACY: std::sync::OnceLock<Option<crate::privacy::Privacy>> = std::sync::OnceLock::new();
+    let section = || crate::config::PrivacySection {
+        secrets: crate::config::PrivacyAction::Redact,
+        personal: Some(crate::config::PrivacyAction::Redact),
+        ..Default::default()
+    };
+    PRIVACY
+        .get_or_init(|| crate::privacy::Privacy::new(&section()).ok())
+        .as_ref()
+        .unwrap_or_else(|| unreachable_privacy())
+}
+
+#[expect(
+    clippy::panic,
+    reason = "the built-in detectors always compile; a fuzz entry point may stop"
+)]
+fn unreachable_privacy() -> &'static crate::privacy::Privacy {
+    panic!("the built-in privacy detectors did not compile")
+}
+
 fn forward<T: Forward>(body: &[u8]) {
-    let Ok(mut request) = parse::<T>(body) else {
+    let Ok(raw) = parse_body(body) else {
         return;
     };
-    let _ = request.model();
-    let _ = request.take_fallbacks();
-    let _ = request.wants_stream();
-    let _ = request.max_output_tokens();
-    let _ = request.texts_mut().iter().map(|t| t.len()).sum::<usize>();
-    let _ = crate::cache::partition::take_client_values(&mut request);
-    request.ask_stream_usage();
-    for kind in moat_upstream::adapter::kinds() {
-        let _ = crate::handlers::translated::outbound(&kind.adapter(), "fuzz", &request, "id", 1024);
+    // As `forward_inner` does: privacy and budgets over the body as sent, then the decode of it and
+    // of its redacted copy.
+    let inspection = privacy().inspect(&raw);
+    let demand = moat_policy::demand::Demand::of_body(&raw, body.len());
+    let _ = demand.output_tokens(None, 4096);
+    let redacted = inspection.redacted(&raw).map(|(value, _)| value);
+    for value in std::iter::once(raw).chain(redacted) {
+        let Ok(mut request) = crate::handlers::proxy::decode::<T>(value) else {
+            continue;
+        };
+        let _ = request.model();
+        let _ = request.take_fallbacks();
+        let _ = request.wants_stream();
+        let _ = crate::cache::partition::take_client_values(&mut request);
+        request.ask_stream_usage();
+        for kind in moat_upstream::adapter::kinds() {
+            let _ = crate::handlers::translated::outbound(&kind.adapter(), "fuzz", &request, "id", 1024);
+        }
     }
 }
 

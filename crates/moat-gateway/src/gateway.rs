@@ -31,6 +31,8 @@ pub(crate) struct Provider {
     pub(crate) local: bool,
     /// Where the tenant's cache partition goes, and llama.cpp's `cache_prompt`.
     pub(crate) cache: crate::cache::partition::ProviderCacheRules,
+    /// Serves `/responses` itself (`responses = "native"`): Responses requests are relayed, not bridged.
+    pub(crate) responses_native: bool,
 }
 
 /// Everything a request handler needs, built once from the config and shared by all connections.
@@ -53,6 +55,12 @@ pub struct Gateway {
     pub(crate) response_cache: crate::cache::response::ResponseCache,
     /// Teams' own provider credentials.
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
+    /// Open connections (`server.max_connections`), shared by every core that serves.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    /// How long Responses turns are kept, and how long a conversation may grow.
+    pub(crate) responses: crate::config::ResponsesSettings,
+    /// Aliases' strategies, what they measure, and per-target caps.
+    pub(crate) routes: crate::routing::Routes,
 }
 
 impl Gateway {
@@ -87,9 +95,7 @@ impl Gateway {
         secret: ServerSecret,
         audit: Option<Arc<AuditLog>>,
     ) -> Result<Arc<Gateway>, GatewayError> {
-        let sealed = store
-            .provider_secrets()
-            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let sealed = store.provider_secrets()?;
         let mut providers = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
             let mut settings = p.upstream.clone();
@@ -103,12 +109,13 @@ impl Gateway {
             }
             providers.push(Provider {
                 upstream: Upstream::new(settings)?,
-                adapter: p.kind.adapter(),
+                adapter: p.adapter.clone(),
                 local: p.local,
                 cache: crate::cache::partition::ProviderCacheRules {
                     partition: p.cache_partition,
                     cache_prompt: p.cache_prompt,
                 },
+                responses_native: p.responses_native,
             });
         }
         crate::handlers::install_metrics();
@@ -142,6 +149,9 @@ impl Gateway {
             request_ids: RequestIds::new(),
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
+            connections: Arc::new(tokio::sync::Semaphore::new(config.server.max_connections)),
+            responses: config.responses,
+            routes: crate::routing::Routes::new(config, &config.catalog),
         }))
     }
 
@@ -198,9 +208,23 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(handlers::proxy::chat_completions))
         .route("/messages", post(handlers::messages::messages))
+        .route(
+            "/messages/count_tokens",
+            post(handlers::count_tokens::count_tokens),
+        )
+        .route("/responses", post(handlers::responses::create))
+        .route(
+            "/responses/{id}",
+            get(handlers::responses::state::retrieve).delete(handlers::responses::state::delete),
+        )
+        .route(
+            "/responses/{id}/input_items",
+            get(handlers::responses::state::input_items),
+        )
         .route("/completions", post(handlers::proxy::completions))
         .route("/embeddings", post(handlers::proxy::embeddings))
         .route("/models", get(handlers::models::list_models))
+        .route("/models/{*id}", get(handlers::models::retrieve_model))
         .route("/key", get(handlers::key_info::key_info))
         .route("/auth/key", get(handlers::key_info::key_info));
     let admin = Router::new()
@@ -219,7 +243,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             axum::routing::put(handlers::admin::set_team_provider_key)
                 .delete(handlers::admin::remove_team_provider_key),
         );
-    Router::new()
+    let cors_origins = Arc::new(gateway.server.cors_origins.clone());
+    let router = Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)
         .nest("/admin", admin)
@@ -228,5 +253,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .with_state(gateway)
+        .with_state(gateway);
+    if cors_origins.is_empty() {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        cors_origins,
+        crate::cors::layer,
+    ))
 }

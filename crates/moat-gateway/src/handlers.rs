@@ -13,11 +13,14 @@ use crate::GatewayError;
 
 pub(crate) mod admin;
 mod admission;
+pub(crate) mod count_tokens;
 pub(crate) mod key_info;
 pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod proxy;
 pub(crate) mod request_kinds;
+mod respond;
+pub(crate) mod responses;
 pub(crate) mod translated;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.
@@ -67,7 +70,7 @@ pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>, headers: http::Heade
     if !ids.has_admin_keys() && !gw.server.listen_loopback {
         return GatewayError::Forbidden {
             message: "/metrics needs an admin key when moatd listens beyond loopback; set server.admin_keys and send one as `Authorization: Bearer <admin key>`".into(),
-            code: "admin_key_required",
+            code: crate::error::Refused::AdminKeyRequired,
         }
         .into_response();
     }
@@ -76,6 +79,36 @@ pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>, headers: http::Heade
     }
     let body = prometheus().map(PrometheusHandle::render).unwrap_or_default();
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Authenticates and audits a request that moatd answers itself (stored state, local estimates):
+/// nothing leaves, but who asked for what is recorded like any other request.
+pub(crate) fn audited(
+    gw: &Gateway,
+    req: &axum::extract::Request,
+    f: impl FnOnce(&crate::identity::Principal) -> Result<Response, GatewayError>,
+) -> Response {
+    use axum::extract::{ConnectInfo, OriginalUri};
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path(), |u| u.0.path())
+        .to_string();
+    let mut trail = crate::audit::Trail::start(gw.audit.clone(), &gw.next_request_id(), &path, peer);
+    let result = gw
+        .identities
+        .authenticate(req.headers(), crate::ledger::now())
+        .and_then(|principal| {
+            trail.principal(&principal);
+            f(&principal)
+        });
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    trail.finish(response.status().as_u16());
+    response
 }
 
 pub(crate) async fn not_found(uri: Uri) -> Response {

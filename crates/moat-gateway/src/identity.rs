@@ -120,13 +120,13 @@ impl Identities {
 
     /// Reloads keys and teams if anything changed them since the last look.
     pub fn refresh(&self, now: i64) -> Result<(), GatewayError> {
-        let version = self.store.keys_version().map_err(store_error)?;
+        let version = self.store.keys_version()?;
         if self.table.read().map(|t| t.version == version).unwrap_or(false) {
             return Ok(());
         }
-        let keys = self.store.keys().map_err(store_error)?;
-        let teams = self.store.teams().map_err(store_error)?;
-        self.ledger.sync(&keys, &teams, now).map_err(store_error)?;
+        let keys = self.store.keys()?;
+        let teams = self.store.teams()?;
+        self.ledger.sync(&keys, &teams, now)?;
         let mut by_hash = HashMap::with_capacity(keys.len());
         for k in keys {
             let Ok(hash) = <[u8; 32]>::try_from(k.hash.as_slice()) else {
@@ -230,9 +230,4 @@ impl Identities {
     pub fn is_admin(&self, headers: &HeaderMap) -> bool {
         presented_key(headers).is_some_and(|k| self.admins.matches(k))
     }
-}
-
-fn store_error(e: moat_store::StoreError) -> GatewayError {
-    tracing::error!(error = %e, "store unavailable");
-    GatewayError::Internal("the key store is unavailable".into())
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use moat_policy::budget::{self, Account, Budget, Hold, Nanos, Period, Refusal, UnixSecs};
+use moat_policy::budget::{self, Account, Budget, Hold, Nanos, Period, UnixSecs};
 use moat_policy::pricing::{actual_cost, Price};
 use moat_store::{KeyRecord, Limits, Scope, Store, StoreError, TeamRecord, UsageRow};
 use moat_wire::openai::Usage;
@@ -223,7 +223,7 @@ impl Meter {
                     }
                     Err(refusal) => {
                         meter.done = true;
-                        return Err(refusal_error(refusal));
+                        return Err(refusal.into());
                     }
                 }
             }
@@ -316,25 +316,5 @@ impl Drop for Meter {
             self.ledger
                 .with_accounts(&key_id, team.as_deref(), |a| budget::release(a, hold, now()));
         }
-    }
-}
-
-fn refusal_error(refusal: Refusal) -> GatewayError {
-    let scope = |account: usize| if account == 0 { "key" } else { "team" };
-    match refusal {
-        Refusal::Budget { account, retry_after } => GatewayError::BudgetExceeded {
-            scope: scope(account),
-            retry_after,
-        },
-        Refusal::Rpm { account, retry_after } => GatewayError::RateLimited {
-            scope: scope(account),
-            what: "requests per minute",
-            retry_after,
-        },
-        Refusal::Tpm { account, retry_after } => GatewayError::RateLimited {
-            scope: scope(account),
-            what: "tokens per minute",
-            retry_after,
-        },
     }
 }

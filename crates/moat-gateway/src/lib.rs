@@ -25,6 +25,7 @@ mod auth;
 mod body;
 mod cache;
 pub mod config;
+mod cors;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -35,9 +36,10 @@ pub mod identity;
 pub mod ledger;
 mod pricebook;
 pub mod privacy;
+mod routing;
 pub mod secret;
 pub mod server;
 pub mod state_files;
 
-pub use error::GatewayError;
+pub use error::{GatewayError, Refused};
 pub use gateway::{load_secret as gateway_secret, router, Gateway};

@@ -11,13 +11,15 @@ use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use crate::gateway::{router, Gateway};
 
 mod conn;
+mod per_core;
 
 use conn::{Accepted, ConnLimits};
+pub use per_core::{bind_per_core, serve_per_core};
 
 /// Largest request head (request line plus headers) accepted over HTTP/1.1, and the header-list
 /// limit over HTTP/2. Larger gets 431 from hyper; LLM requests carry their weight in the body.
@@ -68,7 +70,7 @@ pub async fn serve(
     };
     // Health checks run as long as the gateway serves.
     let _checks = crate::health::spawn_checks(&gateway.health);
-    let app = router(gateway);
+    let app = router(gateway.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -83,7 +85,8 @@ pub async fn serve(
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    // One limit for the whole gateway, however many cores serve it.
+    let permits = gateway.connections.clone();
     // Connections watch `draining`; each holds a clone of `open`, so `closed` ends when all are gone.
     let (draining, drain) = watch::channel(false);
     let (open, mut closed) = mpsc::channel::<()>(1);

@@ -1,4 +1,5 @@
-//! moat's persistence: virtual keys, teams, usage records and encrypted provider credentials, behind
+//! moat's persistence: virtual keys, teams, usage records, encrypted provider credentials and sealed
+//! Responses conversation state, behind
 //! one [`Store`] trait. [`SqliteStore`] is the embedded default (one file, WAL); the SQL is kept
 //! portable so a PostgreSQL implementation can follow for several gateway nodes.
 //!
@@ -19,7 +20,9 @@ mod types;
 mod writer;
 
 pub use sqlite::SqliteStore;
-pub use types::{KeyRecord, Limits, Scope, SealedSecret, TeamRecord, TeamSealedSecret, UsageLine, UsageRow};
+pub use types::{
+    KeyRecord, Limits, Scope, SealedSecret, StoredResponse, TeamRecord, TeamSealedSecret, UsageLine, UsageRow,
+};
 
 /// What can go wrong in the store. Messages never include key material.
 #[derive(Debug, thiserror::Error)]
@@ -99,4 +102,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn delete_team_provider_secret(&self, team_id: &str, provider: &str) -> Result<bool, StoreError>;
     /// Every team's stored credentials, still sealed.
     fn team_provider_secrets(&self) -> Result<Vec<TeamSealedSecret>, StoreError>;
+
+    /// Stores a Responses turn (replacing one with the same id and tenant), and drops turns that
+    /// expired before `now`. Committed when this returns: the next request may continue it at once.
+    fn put_response(&self, response: &StoredResponse, now: i64) -> Result<(), StoreError>;
+    /// The tenant's unexpired turn with this id; `None` for an unknown id, another tenant's, or an
+    /// expired one (the three are indistinguishable on purpose).
+    fn get_response(&self, id: &str, tenant: &str, now: i64) -> Result<Option<StoredResponse>, StoreError>;
+    /// Deletes the tenant's turn with this id; false when it had none.
+    fn delete_response(&self, id: &str, tenant: &str) -> Result<bool, StoreError>;
 }

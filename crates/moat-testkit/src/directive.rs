@@ -36,6 +36,8 @@ pub(crate) struct Directive {
     pub(crate) flood: Option<(crate::hostile::FloodShape, u64)>,
     /// Send every byte of a streamed answer as its own frame, this long apart.
     pub(crate) trickle: Option<Duration>,
+    /// Azure: refuse the prompt as Azure's content filter does (a 400 with `code: content_filter`).
+    pub(crate) content_filter: bool,
     /// The directive's JSON text: requests carrying the same text share one `times` counter.
     pub(crate) key: String,
 }
@@ -60,6 +62,8 @@ pub(crate) struct Failure {
     pub(crate) message: Option<String>,
     /// Use OpenRouter's error shape (integer `code`, `metadata`) instead of OpenAI's.
     pub(crate) openrouter: bool,
+    /// Quote the `Authorization` header received in the error message, as some providers do.
+    pub(crate) echo_auth: bool,
 }
 
 impl Directive {
@@ -80,6 +84,7 @@ impl Directive {
         };
         let mut status = None;
         let (mut times, mut retry_after, mut message, mut openrouter) = (None, None, None, false);
+        let mut echo_auth = false;
         let (mut pause_after, mut pause_ms) = (None, None);
         let (mut flood, mut flood_bytes) = (None, None);
         for (name, value) in obj {
@@ -89,6 +94,7 @@ impl Directive {
                 "retry_after" => retry_after = Some(uint(name, value)?),
                 "message" => message = Some(string(name, value)?),
                 "openrouter_error" => openrouter = boolean(name, value)?,
+                "echo_auth" => echo_auth = boolean(name, value)?,
                 "first_byte_delay_ms" => d.first_byte_delay = Some(millis(name, value)?),
                 "chunks" => d.chunks = Some(positive(name, value)?),
                 "pause_after_chunks" => pause_after = Some(count(name, value)?),
@@ -105,6 +111,7 @@ impl Directive {
                 "flood" => flood = Some(crate::hostile::FloodShape::parse(&string(name, value)?)?),
                 "flood_bytes" => flood_bytes = Some(uint(name, value)?),
                 "byte_delay_ms" => d.trickle = Some(millis(name, value)?),
+                "content_filter" => d.content_filter = boolean(name, value)?,
                 other => return Err(format!("unknown emulate directive '{other}'")),
             }
         }
@@ -131,11 +138,18 @@ impl Directive {
                     retry_after,
                     message,
                     openrouter,
+                    echo_auth,
                 });
             }
-            None if times.is_some() || retry_after.is_some() || message.is_some() || openrouter => {
+            None if times.is_some()
+                || retry_after.is_some()
+                || message.is_some()
+                || openrouter
+                || echo_auth =>
+            {
                 return Err(
-                    "'times', 'retry_after', 'message' and 'openrouter_error' need 'status'".to_owned(),
+                    "'times', 'retry_after', 'message', 'openrouter_error' and 'echo_auth' need 'status'"
+                        .to_owned(),
                 );
             }
             None => {}

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::completion::{Completion, Kind, Prompt};
+use crate::completion::{outputs_of, Completion, Kind, Prompt};
 use crate::directive::{Directive, Failure};
 use crate::server::Shared;
 use crate::{embeddings, stream, wire, RecordedRequest, ResponseBody};
@@ -21,7 +21,7 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// What a path names, once the `/v1` or `/api/v1` prefix is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     Models,
     Model(String),
     Key,
@@ -65,12 +65,29 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         headers: parts.headers.clone(),
         body: body.clone(),
     });
-    // Anthropic's and Ollama's own wires, told apart by path (and Anthropic's version header).
+    // Anthropic's and Ollama's own wires, told apart by path (and Anthropic's version header), and
+    // the enterprise clouds' wires and identity services.
     let (method, path, headers) = (&parts.method, parts.uri.path(), &parts.headers);
+    let query = parts.uri.query().unwrap_or("");
+    if let Some(response) = crate::cloud::route(&shared, method, path, &body) {
+        return response;
+    }
+    if let Some(response) = crate::azure::route(&shared, method, path, query, headers, &body).await {
+        return response;
+    }
+    if let Some(response) = crate::gemini::route(&shared, method, path, query, headers, &body).await {
+        return response;
+    }
+    if let Some(response) = crate::bedrock::route(&shared, &parts, &body).await {
+        return response;
+    }
     if let Some(response) = crate::anthropic::route(&shared, method, path, headers, &body).await {
         return response;
     }
     if let Some(response) = crate::ollama::route(&shared, method, path, &body).await {
+        return response;
+    }
+    if let Some(response) = crate::responses::route(&shared, method, path, headers, &body) {
         return response;
     }
     let Some(endpoint) = Endpoint::parse(&parts.method, parts.uri.path()) else {
@@ -97,7 +114,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         ),
         Endpoint::Complete(_) | Endpoint::Embeddings => {
             let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-            generate(&shared, &endpoint, &body, authorization).await
+            let openrouter = parts.uri.path().starts_with("/api/v1");
+            generate(&shared, &endpoint, &body, authorization, openrouter).await
         }
     }
 }
@@ -111,11 +129,12 @@ fn authorized(shared: &Shared, headers: &http::HeaderMap) -> bool {
 }
 
 /// The endpoints that take a JSON body and may carry directives.
-async fn generate(
+pub(crate) async fn generate(
     shared: &Shared,
     endpoint: &Endpoint,
     body: &Bytes,
     authorization: Option<&str>,
+    openrouter: bool,
 ) -> Response<ResponseBody> {
     let request: Value = match serde_json::from_slice(body) {
         Ok(value @ Value::Object(_)) => value,
@@ -125,7 +144,17 @@ async fn generate(
             return error(StatusCode::BAD_REQUEST, message, None);
         }
     };
-    let directive = match Directive::from_request(&request) {
+    if shared.strict {
+        let kind = match endpoint {
+            Endpoint::Complete(kind) => Some(*kind),
+            _ => None,
+        };
+        if let Some(member) = crate::strict::unknown_member(&request, kind, openrouter) {
+            let message = format!("Unrecognized request argument supplied: {member}");
+            return error(StatusCode::BAD_REQUEST, &message, Some(&member));
+        }
+    }
+    let directive = match shared.directive_for(&request) {
         Ok(directive) => directive,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message, Some("emulate")),
     };
@@ -138,7 +167,7 @@ async fn generate(
     }
     if let Some(failure) = &directive.failure {
         if shared.should_fail(&directive.key, failure.times) {
-            return emulated_failure(failure);
+            return emulated_failure(failure, authorization);
         }
     }
     let mut cached_tokens = 0;
@@ -171,6 +200,16 @@ fn complete(
         Kind::Chat => "chatcmpl",
         Kind::Text => "cmpl",
     };
+    // A model that has just been given a tool's result answers it in text, as real ones do; so an
+    // agent loop that repeats the directive on every turn still ends.
+    let answered = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "tool");
+    let tool_call = directive
+        .tool_call
+        .clone()
+        .filter(|_| kind == Kind::Chat && !answered);
     let completion = Completion {
         kind,
         id: format!("{prefix}-emu-{}", shared.next_id()),
@@ -179,10 +218,10 @@ fn complete(
             .map(|d| d.as_secs())
             .unwrap_or_default(),
         price: wire::price_of(&shared.models, &prompt.model),
-        content: match (&directive.tool_call, kind) {
+        content: match &tool_call {
             // A tool-calling answer has only the text the directive gives it.
-            (Some(_), Kind::Chat) => directive.content.clone().unwrap_or_default(),
-            _ => Completion::answer_for(&prompt, directive.content.as_deref()),
+            Some(_) => directive.content.clone().unwrap_or_default(),
+            None => Completion::answer_for(&prompt, directive.content.as_deref()),
         },
         model: prompt.model.clone(),
         prompt_tokens: prompt.prompt_tokens,
@@ -191,8 +230,10 @@ fn complete(
             Kind::Chat => Completion::reasoning_for(&prompt, request),
             Kind::Text => None,
         },
-        tool_call: directive.tool_call.clone().filter(|_| kind == Kind::Chat),
+        tool_call,
         cached_tokens,
+        choices: outputs_of(request).0,
+        outputs: outputs_of(request).1,
     };
     if prompt.stream {
         let plan = stream::plan(&completion, directive);
@@ -220,11 +261,15 @@ fn plan_text(completion: &Completion, directive: &Directive) -> String {
     stream::split(&completion.content, directive.chunks).concat()
 }
 
-fn emulated_failure(failure: &Failure) -> Response<ResponseBody> {
-    let message = failure
+fn emulated_failure(failure: &Failure, authorization: Option<&str>) -> Response<ResponseBody> {
+    let mut message = failure
         .message
         .clone()
         .unwrap_or_else(|| wire::default_message(failure.status));
+    if failure.echo_auth {
+        // Some providers quote the credential they were sent; a gateway must not pass it on.
+        message.push_str(&format!(" (Authorization: {})", authorization.unwrap_or("none")));
+    }
     let body = if failure.openrouter {
         wire::openrouter_error(failure.status, &message)
     } else {

@@ -3,7 +3,10 @@
 //! more.
 
 use crate::anthropic::{AnthropicToOpenAi, OpenAiToAnthropic};
+use crate::bedrock::BedrockToOpenAi;
+use crate::gemini::GeminiToOpenAi;
 use crate::ollama::OllamaToOpenAi;
+use crate::responses::{ChatToResponses, Envelope, ResponsesRequest};
 use crate::StreamTranslator;
 
 const BOUND: usize = 256;
@@ -25,7 +28,40 @@ fn translators() -> Vec<(&'static str, Box<dyn StreamTranslator>, &'static [u8])
             Box::new(OllamaToOpenAi::new("id", 1, true).with_max_event(BOUND)),
             b"{\"message\":{\"content\":\"",
         ),
+        (
+            "gemini→openai",
+            Box::new(GeminiToOpenAi::new("id", "m", 1, true).with_max_event(BOUND)),
+            b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"",
+        ),
+        (
+            "openai→responses",
+            Box::new(
+                ChatToResponses::new(Envelope::new(&ResponsesRequest::default(), "resp_1", 1))
+                    .with_max_event(BOUND),
+            ),
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"",
+        ),
     ]
+}
+
+#[test]
+fn a_bedrock_message_past_the_bound_is_refused_from_its_prelude() {
+    let big = crate::eventstream::encode(
+        &[(
+            ":event-type",
+            crate::eventstream::HeaderValue::String("contentBlockDelta".into()),
+        )],
+        &[b'x'; 4 * BOUND],
+    );
+    let mut t = BedrockToOpenAi::new("id", "m", 1, true).with_max_event(BOUND);
+    // The prelude alone says how long the message is: nothing of it is buffered.
+    let out = String::from_utf8(t.feed(&big[..12])).unwrap();
+    assert!(
+        out.contains("upstream_event_too_large") && out.ends_with("\n\n"),
+        "{out}"
+    );
+    assert!(t.stopped().unwrap().is_err());
+    assert!(t.feed(&big[12..]).is_empty() && t.finish().is_empty());
 }
 
 #[test]

@@ -41,11 +41,16 @@ use crate::UpstreamError;
 
 mod anthropic;
 mod auth;
+mod azure;
+mod bedrock;
+mod gemini;
 mod ollama;
 mod openai;
+mod options;
 pub mod registry;
 
 pub use auth::AuthStyle;
+pub use options::{AdapterOptions, AuthContext, EntraOptions};
 pub use registry::{kind, kinds, Kind};
 
 /// One provider kind's wire knowledge. Every method has a default that describes OpenAI's wire, so
@@ -58,6 +63,21 @@ pub trait ProviderAdapter: Send + Sync + fmt::Debug {
     /// `base_url` when the config gives none; `None` makes `base_url` required.
     fn default_base_url(&self) -> Option<&'static str> {
         None
+    }
+
+    /// The base URL this provider's options imply when the config gives none (Bedrock's regional
+    /// endpoint, Vertex AI's project path); by default [`ProviderAdapter::default_base_url`].
+    fn base_url(&self) -> Option<String> {
+        self.default_base_url().map(str::to_owned)
+    }
+
+    /// A credential computed per request (an OAuth token, a SigV4 signature), when the provider
+    /// uses one; `None` when its `api_key` (or nothing) is the credential. Built once at start.
+    fn request_auth(
+        &self,
+        _ctx: &AuthContext<'_>,
+    ) -> Result<Option<Arc<dyn crate::credentials::RequestAuth>>, crate::credentials::CredentialError> {
+        Ok(None)
     }
 
     /// How the provider's credential (and any protocol header) is sent.
@@ -88,6 +108,12 @@ pub trait ProviderAdapter: Send + Sync + fmt::Debug {
         client.clone()
     }
 
+    /// Whether this kind takes a body in its own wire at `path` (relayed as it is, the answer too):
+    /// `/responses` for kinds with OpenAI's Responses API, `/messages/count_tokens` for Anthropic.
+    fn native(&self, _path: &str) -> bool {
+        false
+    }
+
     /// Member hygiene: drops or renames the members this kind does not accept, on the request about
     /// to be encoded for it. The request is borrowed and copied only when something must change
     /// ([`Cow::to_mut`]), so the client's request stays whole for the next target. Default: every
@@ -98,6 +124,9 @@ pub trait ProviderAdapter: Send + Sync + fmt::Debug {
 
     /// The path below `base_url` and the body to send for `request`.
     fn encode(&self, request: &WireRequest<'_>) -> Result<Encoded, EncodeError> {
+        if let WireRequest::Native { path, .. } = request {
+            return encode_native(self, path, request);
+        }
         Ok(Encoded {
             path: Cow::Borrowed(request.path()),
             body: request.to_json()?,
@@ -119,6 +148,11 @@ pub trait ProviderAdapter: Send + Sync + fmt::Debug {
         None
     }
 
+    /// False when the provider has no model list to fetch (its models appear through aliases only).
+    fn lists_models(&self) -> bool {
+        true
+    }
+
     /// Where the provider lists its models (`GET`, below `base_url`).
     fn models_path(&self) -> &'static str {
         "/models"
@@ -136,6 +170,31 @@ pub enum WireRequest<'a> {
     Chat(Cow<'a, ChatCompletionRequest>),
     Completion(Cow<'a, CompletionRequest>),
     Embedding(Cow<'a, EmbeddingRequest>),
+    /// A body in a provider's own wire, relayed as it is to the kinds that take it (see
+    /// [`ProviderAdapter::native`]), its answer too.
+    Native {
+        path: &'static str,
+        body: Cow<'a, serde_json::Map<String, serde_json::Value>>,
+    },
+}
+
+/// The default encoding of a native body: as it is, to a kind that takes it.
+fn encode_native<A: ProviderAdapter + ?Sized>(
+    adapter: &A,
+    path: &'static str,
+    request: &WireRequest<'_>,
+) -> Result<Encoded, EncodeError> {
+    if !adapter.native(path) {
+        return Err(EncodeError::Unsupported {
+            kind: adapter.kind(),
+            serves: "its own wire",
+            path,
+        });
+    }
+    Ok(Encoded {
+        path: Cow::Borrowed(path),
+        body: request.to_json()?,
+    })
 }
 
 impl WireRequest<'_> {
@@ -145,6 +204,7 @@ impl WireRequest<'_> {
             WireRequest::Chat(_) => "/chat/completions",
             WireRequest::Completion(_) => "/completions",
             WireRequest::Embedding(_) => "/embeddings",
+            WireRequest::Native { path, .. } => path,
         }
     }
 
@@ -154,6 +214,7 @@ impl WireRequest<'_> {
             WireRequest::Chat(r) => serde_json::to_vec(r),
             WireRequest::Completion(r) => serde_json::to_vec(r),
             WireRequest::Embedding(r) => serde_json::to_vec(r),
+            WireRequest::Native { body, .. } => serde_json::to_vec(body),
         }
         .map(Bytes::from)
     }
@@ -163,7 +224,7 @@ impl WireRequest<'_> {
         let options = match self {
             WireRequest::Chat(r) => r.stream_options.as_ref(),
             WireRequest::Completion(r) => r.stream_options.as_ref(),
-            WireRequest::Embedding(_) => None,
+            WireRequest::Embedding(_) | WireRequest::Native { .. } => None,
         };
         options.and_then(|o| o.include_usage).unwrap_or(false)
     }
@@ -227,6 +288,8 @@ pub struct Answer {
     pub created: u64,
     /// The most a stream translator holds of one input event or line (`[server] max_event_bytes`).
     pub max_event: usize,
+    /// The model as the request named it, for answers whose wire carries none.
+    pub model: String,
 }
 
 /// One attempt's request, ready to send, with how its answer is read back.
@@ -246,6 +309,16 @@ pub fn outbound(
 ) -> Result<Outbound, EncodeError> {
     let request = adapter.members(request);
     let Encoded { path, body } = adapter.encode(&request)?;
+    let model = match &request {
+        WireRequest::Chat(r) => r.model.clone(),
+        WireRequest::Completion(r) => r.model.clone(),
+        WireRequest::Embedding(r) => Some(r.model.clone()),
+        WireRequest::Native { body, .. } => body
+            .get("model")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+    }
+    .unwrap_or_default();
     Ok(Outbound {
         path,
         body,
@@ -255,6 +328,8 @@ pub fn outbound(
             include_usage: request.include_usage(),
             id: format!("chatcmpl-{request_id}"),
             max_event: moat_wire::sse::DEFAULT_MAX_EVENT,
+            native: matches!(request, WireRequest::Native { .. }),
+            model,
         },
     })
 }
@@ -267,6 +342,9 @@ pub struct Translation {
     include_usage: bool,
     id: String,
     max_event: usize,
+    /// The request went in the provider's own wire, so the answer comes back as it is.
+    native: bool,
+    model: String,
 }
 
 impl Translation {
@@ -282,16 +360,23 @@ impl Translation {
             id: self.id.clone(),
             created: unix_now(),
             max_event: self.max_event,
+            model: self.model.clone(),
         }
     }
 
     /// The stream translator for this answer; `None` when the provider already speaks OpenAI.
     pub fn stream(&self) -> Option<Box<dyn StreamTranslator>> {
+        if self.native {
+            return None;
+        }
         self.adapter.stream(&self.answer())
     }
 
     /// A whole answer as an OpenAI body.
     pub fn whole(&self, body: Bytes) -> Result<Bytes, UpstreamError> {
+        if self.native {
+            return Ok(body);
+        }
         self.adapter
             .whole(&self.answer(), body)
             .map_err(|e| UpstreamError::Protocol {

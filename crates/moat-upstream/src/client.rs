@@ -57,6 +57,9 @@ pub struct UpstreamSettings {
     /// Send no request through an HTTP(S) proxy from the environment. Set for loopback providers so a
     /// proxy meant for the internet never sees local traffic.
     pub no_proxy: bool,
+    /// A credential computed per request (OAuth bearer tokens, SigV4 signatures), applied after the
+    /// static headers; `None` for providers with a plain key.
+    pub request_auth: Option<std::sync::Arc<dyn crate::credentials::RequestAuth>>,
 }
 
 impl UpstreamSettings {
@@ -74,15 +77,17 @@ impl UpstreamSettings {
             max_response_bytes: 64 * 1024 * 1024,
             max_event_bytes: moat_wire::sse::DEFAULT_MAX_EVENT,
             no_proxy: false,
+            request_auth: None,
         }
     }
 }
 
-/// A provider endpoint with its own connection pool.
+/// A provider endpoint with its own connection pools: one per worker (see [`crate::worker`]), so a
+/// thread-per-core server never drives a connection from another core.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     settings: UpstreamSettings,
-    client: reqwest::Client,
+    clients: std::sync::Arc<[reqwest::Client]>,
     /// Credential and protocol headers sent with every request.
     auth: Vec<(HeaderName, HeaderValue)>,
     /// `base_url + path` already parsed, per path: a provider is called on a handful of paths, and
@@ -94,20 +99,9 @@ impl Upstream {
     /// Builds the client. Fails on a bad CA file or an API key that cannot be a header value.
     pub fn new(settings: UpstreamSettings) -> Result<Upstream, UpstreamError> {
         let tls = crate::tls::client_config(settings.ca_file.as_deref())?;
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .connect_timeout(settings.timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .http2_adaptive_window(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("moatd/", env!("CARGO_PKG_VERSION")));
-        if settings.no_proxy {
-            builder = builder.no_proxy();
-        }
-        let client = builder
-            .build()
-            .map_err(|e| UpstreamError::Config(format!("provider `{}`: HTTP client: {e}", settings.name)))?;
+        let clients = (0..crate::worker::count())
+            .map(|_| client(&settings, tls.clone()))
+            .collect::<Result<_, _>>()?;
         let mut auth = Vec::new();
         if let Some(key) = &settings.api_key {
             auth.push(credential_header(&settings, key)?);
@@ -115,10 +109,16 @@ impl Upstream {
         auth.extend(settings.auth_style.protocol_headers());
         Ok(Upstream {
             settings,
-            client,
+            clients,
             auth,
             urls: Default::default(),
         })
+    }
+
+    /// The current worker's pool.
+    fn client(&self) -> &reqwest::Client {
+        let i = crate::worker::current() % self.clients.len().max(1);
+        &self.clients[i]
     }
 
     /// The header carrying `key` the way this provider wants it (for a team's own key, sent in
@@ -150,6 +150,35 @@ impl Upstream {
         Ok(url)
     }
 
+    /// Every credential a request carries: the provider's key, a team's key sent in its place
+    /// (`extra_headers`), and a credential computed for this request (`signed`: an OAuth token, a
+    /// SigV4 authorization and session token).
+    fn credentials<'a>(
+        &'a self,
+        extra_headers: &'a HeaderMap,
+        signed: &'a [(HeaderName, HeaderValue)],
+    ) -> Vec<&'a str> {
+        let mut out: Vec<&str> = self.settings.api_key.iter().map(String::as_str).collect();
+        let (own_header, _) = self.settings.auth_style.credential("");
+        let carries = |name: &HeaderName| {
+            name == http::header::AUTHORIZATION
+                || *name == own_header
+                || name.as_str() == "x-api-key"
+                || name.as_str().contains("token")
+        };
+        let extra = extra_headers.iter().filter(|(n, _)| carries(n));
+        let computed = signed.iter().filter(|(n, _)| carries(n)).map(|(n, v)| (n, v));
+        for (_, value) in extra.chain(computed) {
+            if let Ok(text) = value.to_str() {
+                out.push(text.trim());
+                if let Some(token) = text.strip_prefix("Bearer ") {
+                    out.push(token.trim());
+                }
+            }
+        }
+        out
+    }
+
     /// This provider's settings.
     pub fn settings(&self) -> &UpstreamSettings {
         &self.settings
@@ -166,16 +195,17 @@ impl Upstream {
         extra_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = self.url(path)?;
+        let signed = self.request_auth(&url, body.as_deref(), extra_headers).await?;
         let mut req = match body {
             Some(body) => self
-                .client
+                .client()
                 .post(url)
                 .header(
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 )
                 .body(body),
-            None => self.client.get(url),
+            None => self.client().get(url),
         };
         let accept = if stream {
             "text/event-stream"
@@ -189,6 +219,9 @@ impl Upstream {
         // A caller-supplied credential (a team's own key, in the header `credential_header` built
         // for this provider) replaces the provider's shared one.
         for (name, value) in self.auth.iter().filter(|(n, _)| !extra_headers.contains_key(n)) {
+            req = req.header(name, value.clone());
+        }
+        for (name, value) in &signed {
             req = req.header(name, value.clone());
         }
         let first_byte = self.settings.timeouts.first_byte;
@@ -221,12 +254,50 @@ impl Upstream {
         let body = crate::relay::read_capped(resp, &self.settings, 64 * 1024)
             .await
             .unwrap_or_default();
+        // A provider may quote the credential it was sent (a 401 echoing the `Authorization` header):
+        // that body goes on to moatd's client and into logs, so the credential comes out first.
+        let body = scrub_credentials(body, &self.credentials(extra_headers, &signed));
         Err(UpstreamError::Status {
             provider: self.settings.name.clone(),
             status: status.as_u16(),
             body,
             retry_after,
         })
+    }
+
+    /// The per-request credential's headers (none without one, or when the caller brought its own
+    /// `Authorization`, a team's key). A credential that cannot be produced fails the attempt.
+    async fn request_auth(
+        &self,
+        url: &reqwest::Url,
+        body: Option<&[u8]>,
+        extra_headers: &HeaderMap,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, UpstreamError> {
+        let Some(auth) = &self.settings.request_auth else {
+            return Ok(Vec::new());
+        };
+        // A caller's own credential (a team's key) replaces the provider's, in either header.
+        let (own_header, _) = self.settings.auth_style.credential("");
+        if extra_headers.contains_key(http::header::AUTHORIZATION) || extra_headers.contains_key(&own_header)
+        {
+            return Ok(Vec::new());
+        }
+        let json = [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        let input = crate::credentials::SignInput {
+            method: if body.is_some() { "POST" } else { "GET" },
+            url,
+            headers: if body.is_some() { &json } else { &[] },
+            body: body.unwrap_or_default(),
+        };
+        auth.authorize(input)
+            .await
+            .map_err(|e| UpstreamError::Credential {
+                provider: self.settings.name.clone(),
+                detail: e.0,
+            })
     }
 
     /// [`Upstream::send`] with retries on retryable failures, waiting as the retry policy says (and as
@@ -262,7 +333,54 @@ impl Upstream {
     }
 }
 
+/// Replaces every occurrence of each credential in `body` (as sent, and JSON-escaped with `\/`) with
+/// `[REDACTED]`. Credentials shorter than 4 bytes are left alone: replacing them would garble the
+/// body and they protect nothing.
+pub fn scrub_credentials(body: Bytes, credentials: &[&str]) -> Bytes {
+    let mut out: Option<Vec<u8>> = None;
+    for credential in credentials.iter().filter(|c| c.len() >= 4) {
+        let escaped = credential.replace('/', "\\/");
+        for form in [credential.as_bytes(), escaped.as_bytes()] {
+            let current = out.as_deref().unwrap_or(&body);
+            if memchr::memmem::find(current, form).is_none() {
+                continue;
+            }
+            let mut next = Vec::with_capacity(current.len());
+            let mut at = 0;
+            for i in memchr::memmem::find_iter(current, form) {
+                if i < at {
+                    continue;
+                }
+                next.extend_from_slice(&current[at..i]);
+                next.extend_from_slice(b"[REDACTED]");
+                at = i + form.len();
+            }
+            next.extend_from_slice(&current[at..]);
+            out = Some(next);
+        }
+    }
+    out.map_or(body, Bytes::from)
+}
+
 /// `key` as the credential header of `settings.auth_style`, marked sensitive.
+/// One connection pool for `settings`.
+fn client(settings: &UpstreamSettings, tls: rustls::ClientConfig) -> Result<reqwest::Client, UpstreamError> {
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(settings.timeouts.connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .http2_adaptive_window(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("moatd/", env!("CARGO_PKG_VERSION")));
+    if settings.no_proxy {
+        builder = builder.no_proxy();
+    }
+    builder
+        .build()
+        .map_err(|e| UpstreamError::Config(format!("provider `{}`: HTTP client: {e}", settings.name)))
+}
+
 fn credential_header(
     settings: &UpstreamSettings,
     key: &str,
@@ -334,6 +452,19 @@ mod tests {
     #[test]
     fn trailing_slash_is_trimmed() {
         assert_eq!(UpstreamSettings::new("x", "http://h/v1/").base_url, "http://h/v1");
+    }
+
+    #[test]
+    fn credentials_are_scrubbed_from_error_bodies() {
+        let body = Bytes::from_static(br#"{"error":{"message":"bad header: Bearer sk-prov/abc123 (team sk-team-9)","x":"sk-prov\/abc123"}}"#);
+        let out = scrub_credentials(body, &["sk-prov/abc123", "sk-team-9", "ab"]);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":{"message":"bad header: Bearer [REDACTED] (team [REDACTED])","x":"[REDACTED]"}}"#
+        );
+        let clean = Bytes::from_static(b"nothing to see");
+        assert_eq!(scrub_credentials(clean.clone(), &["sk-prov/abc123"]), clean);
     }
 
     #[test]

@@ -20,6 +20,9 @@ use moat_wire::sse::{EventBoundaries, SseFrame, SseParser};
 
 use crate::{Phase, UpstreamError, UpstreamSettings};
 
+mod strip;
+pub use strip::{strip_usage, usage_stripper};
+
 /// How a relayed answer ended, reported once when the relay finishes or is dropped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RelayOutcome {
@@ -78,8 +81,6 @@ impl From<reqwest::Error> for Fault {
 
 struct RelayState<S> {
     body: S,
-    parser: SseParser,
-    frames: Vec<SseFrame>,
     /// Where events end; fails once an unfinished event passes the bound.
     boundaries: EventBoundaries,
     /// Bytes after the last complete event, held until the event completes.
@@ -91,18 +92,20 @@ struct RelayState<S> {
 }
 
 impl<S> RelayState<S> {
-    /// Reads usage from whatever complete events `chunk` finishes.
-    fn observe(&mut self, chunk: &[u8]) {
-        if self.parser.feed(chunk, &mut self.frames).is_err() {
-            // An over-long line: stop inspecting, keep relaying. Usage is then unknown.
-            self.parser = SseParser::new();
+    /// Notes the usage of any of `events` (complete events) that carries one; the last one wins.
+    /// Almost no chunk does: one substring search rejects it with no parse and no allocation, and
+    /// only the chunk with a usage object (the last, in an `include_usage` stream) is parsed.
+    fn observe(&mut self, events: &[u8]) {
+        if !moat_wire::usage::has_usage_object(events) {
+            return;
         }
-        self.take_usage();
-    }
-
-    /// Notes the usage of any parsed event that carries one (the last one wins).
-    fn take_usage(&mut self) {
-        for frame in self.frames.drain(..) {
+        let mut parser = SseParser::new();
+        let mut frames = Vec::new();
+        // An over-long line stops the parse; usage is then what was read before it.
+        let _ = parser
+            .feed(events, &mut frames)
+            .and_then(|()| parser.finish(&mut frames));
+        for frame in frames {
             if let SseFrame::Event(event) = frame {
                 if let Some(usage) = moat_wire::usage::usage_from_chunk(&event.data) {
                     self.report.outcome.usage = Some(usage);
@@ -259,8 +262,6 @@ where
 {
     let state = RelayState {
         body,
-        parser: SseParser::with_max_line(settings.max_event_bytes),
-        frames: Vec::new(),
         boundaries: EventBoundaries::new(max_event),
         tail: BytesMut::new(),
         idle: settings.timeouts.idle,
@@ -276,37 +277,34 @@ where
         let mut s = state?;
         loop {
             match tokio::time::timeout(s.idle, s.body.next()).await {
-                Ok(Some(Ok(chunk))) => {
-                    s.observe(&chunk);
-                    match s.releasable(chunk) {
-                        Ok(Some(out)) => {
-                            let out = s.transformed(out);
-                            s.report.outcome.bytes += out.len() as u64;
-                            return Some((Ok(out), Some(s)));
-                        }
-                        Ok(None) => {}
-                        Err(too_large) => {
-                            // Dropping the state drops the provider's response: nothing more is read.
-                            let message = format!(
-                                "provider `{}` sent an event longer than {} bytes (server.max_event_bytes) (mid-stream)",
-                                s.provider, too_large.limit
-                            );
-                            let event = s.fail(message, "upstream_event_too_large");
-                            return Some((Ok(event), None));
-                        }
+                Ok(Some(Ok(chunk))) => match s.releasable(chunk) {
+                    Ok(Some(out)) => {
+                        s.observe(&out);
+                        let out = s.transformed(out);
+                        s.report.outcome.bytes += out.len() as u64;
+                        return Some((Ok(out), Some(s)));
                     }
-                }
+                    Ok(None) => {}
+                    Err(too_large) => {
+                        // Dropping the state drops the provider's response: nothing more is read.
+                        let message = format!(
+                            "provider `{}` sent an event longer than {} bytes (server.max_event_bytes) (mid-stream)",
+                            s.provider, too_large.limit
+                        );
+                        let event = s.fail(message, "upstream_event_too_large");
+                        return Some((Ok(event), None));
+                    }
+                },
                 Ok(None) => {
                     // A provider that ends without a final blank line still had its last event
                     // delivered; the parser treats EOF as its end.
-                    let _ = s.parser.finish(&mut s.frames);
-                    s.take_usage();
                     s.report.outcome.completed = true;
                     s.report.finished = true;
                     if s.tail.is_empty() {
                         return None;
                     }
                     let rest = s.tail.split().freeze();
+                    s.observe(&rest);
                     let rest = s.transformed(rest);
                     s.report.outcome.bytes += rest.len() as u64;
                     return Some((Ok(rest), None));

@@ -28,6 +28,9 @@ pub struct FileConfig {
     /// The gateway's own cache of whole answers (off by default).
     #[serde(default)]
     pub response_cache: super::cache::ResponseCacheSection,
+    /// Responses API conversation state (kept per tenant, sealed).
+    #[serde(default)]
+    pub responses: super::responses::ResponsesSection,
 }
 
 /// What the privacy scan does with each finding (see docs/PRIVACY.md).
@@ -51,9 +54,10 @@ pub struct PrivacySection {
     /// Action for the built-in secret detectors (API keys, private keys, credentials). Default local_only.
     #[serde(default = "default_secrets_action")]
     pub secrets: PrivacyAction,
-    /// Action for the built-in personal-data detectors (emails, phones, cards, IBANs, SSNs). Default allow.
-    #[serde(default = "default_personal_action")]
-    pub personal: PrivacyAction,
+    /// Action for every built-in personal-data detector (emails, phones, cards, IBANs, SSNs). Unset,
+    /// each has its own default: cards, IBANs and SSNs `redact`, emails and phones `allow`.
+    #[serde(default)]
+    pub personal: Option<PrivacyAction>,
     /// Per-detector overrides by detector id, e.g. `{ email = "redact", jwt = "block" }`.
     #[serde(default)]
     pub detectors: std::collections::BTreeMap<String, PrivacyAction>,
@@ -72,9 +76,6 @@ pub struct PrivacySection {
 fn default_secrets_action() -> PrivacyAction {
     PrivacyAction::LocalOnly
 }
-fn default_personal_action() -> PrivacyAction {
-    PrivacyAction::Allow
-}
 fn default_data_collection() -> String {
     "deny".to_string()
 }
@@ -83,7 +84,7 @@ impl Default for PrivacySection {
     fn default() -> Self {
         PrivacySection {
             secrets: default_secrets_action(),
-            personal: default_personal_action(),
+            personal: None,
             detectors: Default::default(),
             rules: Vec::new(),
             data_collection: default_data_collection(),
@@ -220,6 +221,10 @@ pub struct ServerSection {
     pub body_read_timeout_ms: Option<u64>,
     /// How long the merged `/v1/models` list is reused (default 60 s).
     pub models_cache_ttl_ms: Option<u64>,
+    /// Browser origins allowed to call the API (CORS), e.g. `["https://app.example.com"]`; `"*"`
+    /// allows any. Empty (the default) answers no preflight, so browsers refuse cross-origin calls.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// Which wire family a provider speaks: one of the kinds registered in
@@ -243,6 +248,11 @@ impl ProviderKind {
     /// A new adapter for one provider of this kind.
     pub fn adapter(self) -> Arc<dyn ProviderAdapter> {
         self.0.adapter()
+    }
+
+    /// The registered kind.
+    pub fn kind(self) -> &'static Kind {
+        self.0
     }
 }
 
@@ -321,6 +331,47 @@ pub struct ProviderSection {
     /// llama.cpp: send `cache_prompt` with this value; `false` stops a server shared by several tenants
     /// from reusing one tenant's cached prompt for another. Default: not sent.
     pub cache_prompt: Option<bool>,
+    /// `/v1/responses` for this provider: `"bridge"` (default: moatd translates to chat completions)
+    /// or `"native"` (the provider has the Responses API; requests are relayed to its `/responses`).
+    pub responses: Option<String>,
+    /// Requests per minute each model may be sent (`"*"` counts every other model together); a
+    /// target at its cap is skipped. See docs/PROVIDERS.md (routing).
+    #[serde(default)]
+    pub rpm: std::collections::BTreeMap<String, u32>,
+    /// Tokens per minute each model may be sent, as `rpm`.
+    #[serde(default)]
+    pub tpm: std::collections::BTreeMap<String, u64>,
+    /// Context windows in tokens by model (`"*"` for the rest): a context-window refusal falls back
+    /// to targets with a larger one.
+    #[serde(default)]
+    pub context_window: std::collections::BTreeMap<String, u64>,
+    /// Azure: the `api-version` query parameter (default `2024-10-21`).
+    pub api_version: Option<String>,
+    /// Bedrock: the AWS region; Gemini on Vertex AI: the location.
+    pub region: Option<String>,
+    /// Gemini: the Google Cloud project, which selects Vertex AI.
+    pub project: Option<String>,
+    /// Azure: Entra ID client credentials instead of `api_key`.
+    pub entra: Option<EntraSection>,
+    /// Gemini/Vertex: a service-account key file instead of `api_key`.
+    pub service_account_file: Option<PathBuf>,
+    /// Bedrock: read keys from this AWS profile (skips the environment).
+    pub aws_profile: Option<String>,
+}
+
+/// `entra = { … }` on an Azure provider: an Entra ID application's client credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraSection {
+    pub tenant_id: String,
+    pub client_id: String,
+    /// `${VAR}` is expanded.
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// A federated identity token (workload identity), re-read at every token fetch.
+    pub federated_token_file: Option<PathBuf>,
+    /// The Entra authority (default `https://login.microsoftonline.com`).
+    pub authority: Option<String>,
 }
 
 /// `[[models]]`: an alias and its ordered route.
@@ -328,6 +379,14 @@ pub struct ProviderSection {
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     pub name: String,
-    /// `PROVIDER/MODEL` entries, tried in order.
+    /// `PROVIDER/MODEL` entries.
     pub route: Vec<String>,
+    /// How the first target is chosen: `order` (default), `weighted`, `least_busy`, `latency`, `cost`.
+    pub strategy: Option<String>,
+    /// `weighted`: one non-negative weight per route entry.
+    pub weights: Option<Vec<u32>>,
+    /// Fall back to the next target when a provider's content policy refuses the prompt (default
+    /// false: a refusal is the answer).
+    #[serde(default)]
+    pub content_policy_fallback: bool,
 }

@@ -86,12 +86,20 @@ pub struct ServerSettings {
     pub max_event_bytes: usize,
     pub body_read_timeout: Duration,
     pub models_cache_ttl: Duration,
+    /// Origins allowed by CORS (`*` = any); empty = none.
+    pub cors_origins: Vec<String>,
 }
 
 /// One validated provider.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
+    /// The kind's adapter, built with this provider's options.
+    pub adapter: std::sync::Arc<dyn moat_upstream::adapter::ProviderAdapter>,
+    /// Where the credential comes from, in words (never the secret), for `check-config`.
+    pub credential: String,
+    /// Per-model rpm/tpm caps and context windows.
+    pub limits: super::routing::TargetLimits,
     /// Runs on our own hardware.
     pub local: bool,
     pub upstream: UpstreamSettings,
@@ -103,6 +111,8 @@ pub struct ProviderConfig {
     pub cache_partition: CachePartition,
     /// llama.cpp's `cache_prompt`, sent when set.
     pub cache_prompt: Option<bool>,
+    /// The provider serves the Responses API itself (`responses = "native"`).
+    pub responses_native: bool,
 }
 
 /// The validated configuration.
@@ -116,12 +126,16 @@ pub struct Config {
     /// The audit log's settings, as written.
     pub audit: super::file::AuditSection,
     pub providers: Vec<ProviderConfig>,
+    /// `[[models]]` aliases' strategies and fallback options, by alias.
+    pub routes: std::collections::HashMap<String, super::routing::RoutePolicy>,
     /// Model names, providers and aliases, already cross-checked.
     pub catalog: Catalog,
     /// Things that are allowed but worth a line at start (and in `check-config`).
     pub warnings: Vec<String>,
     /// The gateway's response cache.
     pub response_cache: super::cache::ResponseCacheSettings,
+    /// Responses API conversation state.
+    pub responses: super::responses::ResponsesSettings,
 }
 
 impl Config {
@@ -195,6 +209,7 @@ impl Config {
             )?,
             body_read_timeout: ms(s.body_read_timeout_ms, 30_000, "server.body_read_timeout_ms")?,
             models_cache_ttl: Duration::from_millis(s.models_cache_ttl_ms.unwrap_or(60_000)),
+            cors_origins: cors_origins(&s.cors_origins)?,
         };
         if !keyed && !listen.ip().is_loopback() {
             if !server.insecure_open {
@@ -224,6 +239,7 @@ impl Config {
             .map(|m| (m.name.clone(), m.route.clone()))
             .collect();
         let catalog = Catalog::new(names, aliases, s.default_provider.as_deref())?;
+        let routes = super::routing::route_policies(&file.models)?;
         if providers.is_empty() {
             warnings.push("no providers configured: every model request will get 404".to_string());
         }
@@ -254,11 +270,33 @@ impl Config {
             privacy: file.privacy.clone(),
             audit: file.audit.clone(),
             providers,
+            routes,
             catalog,
             warnings,
             response_cache: file.response_cache.resolve()?,
+            responses: file.responses.resolve()?,
         })
     }
+}
+
+/// CORS origins as browsers send them: `scheme://host[:port]`, no path, or `*`.
+fn cors_origins(origins: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let o = origin.trim().trim_end_matches('/');
+        let valid = o == "*"
+            || moat_upstream::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.path() == "/"
+            });
+        if !valid {
+            return Err(ConfigError::Parse {
+                path: "server.cors_origins".into(),
+                message: format!("{origin:?}: an origin is scheme://host[:port] (no path), or \"*\""),
+            });
+        }
+        out.push(o.to_ascii_lowercase());
+    }
+    Ok(out)
 }
 
 fn positive(value: usize, field: &str) -> Result<usize, ConfigError> {
@@ -298,10 +336,10 @@ fn resolve_provider(
         });
     }
     let name = p.name.clone();
-    let adapter = p.kind.adapter();
-    let base_url = match (&p.base_url, adapter.default_base_url()) {
+    let adapter = super::cloud::adapter(p, env)?;
+    let base_url = match (&p.base_url, adapter.base_url()) {
         (Some(url), _) => expand(url, &format!("providers.{name}.base_url"), env)?,
-        (None, Some(default)) => default.to_string(),
+        (None, Some(default)) => default,
         (None, None) => {
             return Err(ConfigError::MissingBaseUrl {
                 name,
@@ -353,8 +391,10 @@ fn resolve_provider(
     }
     let defaults = Timeouts::default();
     let retry_defaults = RetryPolicy::default();
+    let (request_auth, credential) = super::cloud::credential(p, adapter.as_ref(), api_key.is_some(), env)?;
     let mut upstream = UpstreamSettings::new(name.clone(), base_url);
     upstream.api_key = api_key;
+    upstream.request_auth = request_auth;
     upstream.auth_style = adapter.auth_style();
     upstream.ca_file = p.ca_file.clone();
     upstream.no_proxy = loopback;
@@ -416,12 +456,34 @@ fn resolve_provider(
     }
     Ok(ProviderConfig {
         kind: p.kind,
+        limits: super::routing::target_limits(p)?,
+        adapter: adapter.clone(),
+        credential,
         local: p.local,
         upstream,
         prices,
         health: super::health::resolve(p, adapter.as_ref(), &url, loopback)?,
         cache_partition,
         cache_prompt: p.cache_prompt,
+        responses_native: match p.responses.as_deref() {
+            None | Some("bridge") => false,
+            Some("native") if p.kind.adapter().native("/responses") => true,
+            Some("native") => {
+                return Err(ConfigError::Upstream {
+                    name,
+                    message: format!(
+                        "responses = \"native\" needs an OpenAI-wire provider; kind = \"{}\" is bridged",
+                        p.kind.as_str()
+                    ),
+                })
+            }
+            Some(other) => {
+                return Err(ConfigError::Upstream {
+                    name,
+                    message: format!("responses = {other:?}: use \"bridge\" or \"native\""),
+                })
+            }
+        },
     })
 }
 

@@ -1,6 +1,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use proptest::prelude::*;
 
 fn chunks(parts: &[&str]) -> impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static {
     let owned: Vec<Result<Bytes, reqwest::Error>> =
@@ -101,6 +102,11 @@ fn event_ends_are_found_for_every_line_ending() {
     assert_eq!(last_event_end(b"data: a\r\n\r\n"), Some(11));
     assert_eq!(last_event_end(b"data: a\r\r"), Some(9));
     assert_eq!(last_event_end(b"data: a\n"), None);
+    assert_eq!(last_event_end(b"data: a\r\n\r\ndata: b\r\n"), Some(11));
+    // A lone `\r` ends a line too, so the trailing `\r` is a third blank line (the relay releases it
+    // now; a `\n` arriving next completes its `\r\n`).
+    assert_eq!(last_event_end(b"\n\n\r"), Some(3));
+    assert_eq!(last_event_end(b""), None);
 }
 
 #[tokio::test]
@@ -225,4 +231,30 @@ async fn a_translator_stopping_on_its_bound_ends_the_relay_with_its_error() {
     let outcome = slot.lock().unwrap().clone().unwrap();
     assert!(!outcome.completed && !outcome.cancelled);
     assert!(outcome.error.unwrap().contains("longer than 4096 bytes"));
+
+    proptest! {
+        /// The relay's framing agrees with the plain definition of SSE line ends (LF, CRLF or CR, mixed
+        /// freely, as the parser reads them): an event ends after every empty line, and the relay
+        /// releases up to the last one.
+        #[test]
+        fn last_event_end_is_the_last_blank_line(bytes in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a')], 0..40)) {
+            let (mut i, mut line_len, mut expected) = (0, 0, None);
+            while i < bytes.len() {
+                let b = bytes[i];
+                i += 1;
+                if b == b'\r' && bytes.get(i) == Some(&b'\n') {
+                    i += 1;
+                }
+                if b == b'\r' || b == b'\n' {
+                    if line_len == 0 {
+                        expected = Some(i);
+                    }
+                    line_len = 0;
+                } else {
+                    line_len += 1;
+                }
+            }
+            prop_assert_eq!(last_event_end(&bytes), expected);
+        }
+    }
 }
