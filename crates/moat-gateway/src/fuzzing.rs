@@ -15,6 +15,8 @@ pub enum Endpoint {
     Completions,
     Embeddings,
     Messages,
+    Responses,
+    CountTokens,
     AdminNewKey,
     AdminNewTeam,
     AdminKeyLimits,
@@ -22,11 +24,13 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Chat,
         Endpoint::Completions,
         Endpoint::Embeddings,
         Endpoint::Messages,
+        Endpoint::Responses,
+        Endpoint::CountTokens,
         Endpoint::AdminNewKey,
         Endpoint::AdminNewTeam,
         Endpoint::AdminKeyLimits,
@@ -51,6 +55,23 @@ pub fn decode(endpoint: Endpoint, body: &[u8]) {
                     forward::<ChatCompletionRequest>(&bytes);
                 }
             }
+        }
+        Endpoint::Responses => {
+            use moat_translate::responses::{to_chat_request, ItemIds, ResponsesRequest};
+            let Ok(request) = parse::<ResponsesRequest>(body) else {
+                return;
+            };
+            if let Ok(bridged) = to_chat_request(&request, &[], &mut ItemIds::new("resp_in")) {
+                if let Ok(bytes) = serde_json::to_vec(&bridged.chat) {
+                    forward::<ChatCompletionRequest>(&bytes);
+                }
+            }
+        }
+        Endpoint::CountTokens => {
+            if let Ok(request) = parse::<crate::handlers::count_tokens::CountTokensBody>(body) {
+                let _ = request.estimate();
+            }
+            forward::<crate::handlers::count_tokens::CountTokensBody>(body);
         }
         Endpoint::AdminNewKey => {
             if let Ok(new) = serde_json::from_slice::<crate::admin::NewKey>(body) {

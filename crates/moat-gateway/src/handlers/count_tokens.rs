@@ -97,7 +97,7 @@ pub(crate) struct CountTokensBody {
 
 impl CountTokensBody {
     /// The local estimate: every text of the system prompt, messages and tools.
-    fn estimate(&self) -> u64 {
+    pub(crate) fn estimate(&self) -> u64 {
         let mut copy = self.rest.clone();
         let mut bytes = 0;
         for member in ["system", "messages", "tools"] {
