@@ -231,30 +231,30 @@ async fn a_translator_stopping_on_its_bound_ends_the_relay_with_its_error() {
     let outcome = slot.lock().unwrap().clone().unwrap();
     assert!(!outcome.completed && !outcome.cancelled);
     assert!(outcome.error.unwrap().contains("longer than 4096 bytes"));
+}
 
-    proptest! {
-        /// The relay's framing agrees with the plain definition of SSE line ends (LF, CRLF or CR, mixed
-        /// freely, as the parser reads them): an event ends after every empty line, and the relay
-        /// releases up to the last one.
-        #[test]
-        fn last_event_end_is_the_last_blank_line(bytes in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a')], 0..40)) {
-            let (mut i, mut line_len, mut expected) = (0, 0, None);
-            while i < bytes.len() {
-                let b = bytes[i];
+proptest! {
+    /// The relay's framing agrees with the plain definition of SSE line ends (LF, CRLF or CR, mixed
+    /// freely, as the parser reads them): an event ends after every empty line, and the relay
+    /// releases up to the last one.
+    #[test]
+    fn last_event_end_is_the_last_blank_line(bytes in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a')], 0..40)) {
+        let (mut i, mut line_len, mut expected) = (0, 0, None);
+        while i < bytes.len() {
+            let b = bytes[i];
+            i += 1;
+            if b == b'\r' && bytes.get(i) == Some(&b'\n') {
                 i += 1;
-                if b == b'\r' && bytes.get(i) == Some(&b'\n') {
-                    i += 1;
-                }
-                if b == b'\r' || b == b'\n' {
-                    if line_len == 0 {
-                        expected = Some(i);
-                    }
-                    line_len = 0;
-                } else {
-                    line_len += 1;
-                }
             }
-            prop_assert_eq!(last_event_end(&bytes), expected);
+            if b == b'\r' || b == b'\n' {
+                if line_len == 0 {
+                    expected = Some(i);
+                }
+                line_len = 0;
+            } else {
+                line_len += 1;
+            }
         }
+        prop_assert_eq!(last_event_end(&bytes), expected);
     }
 }
