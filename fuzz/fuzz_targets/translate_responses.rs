@@ -11,7 +11,7 @@ const MAX: usize = 512;
 
 fn translate(pieces: &[&[u8]]) -> Vec<u8> {
     let mut t = moat_translate::responses::ChatToResponses::new(moat_translate::responses::Envelope::new(
-        __CTOR__moat_translate::responses::ResponsesRequest::default(),
+        &moat_translate::responses::ResponsesRequest::default(),
         "resp_1",
         1,
     ))
