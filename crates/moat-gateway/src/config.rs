@@ -4,6 +4,7 @@
 //! overrides applied by the binary.
 
 mod cache;
+mod cluster;
 mod discover;
 mod explain;
 mod file;
@@ -11,6 +12,7 @@ mod health;
 mod resolve;
 
 pub use cache::{ResponseCacheSection, ResponseCacheSettings};
+pub use cluster::{host_name, ClusterSection, ClusterSettings, OnUnavailable};
 pub use discover::{discover, DiscoveryTargets};
 pub use explain::explain;
 pub use file::{

@@ -154,13 +154,17 @@ async fn forward_inner<T: Forward>(
     let forwarded = forwarded_headers(&parts.headers);
     let payer = principal.payer();
     let (hold, facts) = reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?;
-    let mut meter = Some(Meter::reserve(
-        &gw.ledger,
-        payer.clone(),
-        request_id.clone(),
-        hold,
-        now,
-    )?);
+    let mut meter = Some(
+        Meter::reserve(
+            &gw.limits,
+            &gw.store,
+            payer.clone(),
+            request_id.clone(),
+            hold,
+            now,
+        )
+        .await?,
+    );
     if stream && payer.metered {
         request.ask_stream_usage();
     }
