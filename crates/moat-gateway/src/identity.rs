@@ -220,11 +220,17 @@ impl Identities {
             let hash = self.secret.hash_key(key);
             let lookup = || self.table.read().ok().and_then(|t| t.by_hash.get(&hash).cloned());
             let mut found = lookup();
-            if found.is_none() && self.fresh_check_due() {
+            if found.is_none() && !self.store.status().unreachable {
                 // Perhaps created a moment ago on another node, before its notification arrived.
-                if let Ok(version) = self.store.keys_version_fresh() {
-                    self.load(version, now)?;
-                    found = lookup();
+                // Requests that miss together wait for one look at the database, then look again.
+                let mut last = self.last_fresh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                found = lookup();
+                if found.is_none() && last.is_none_or(|t| t.elapsed() >= FRESH_CHECK) {
+                    *last = Some(std::time::Instant::now());
+                    if let Ok(version) = self.store.keys_version_fresh() {
+                        self.load(version, now)?;
+                        found = lookup();
+                    }
                 }
             }
             if let Some(entry) = found {
@@ -240,19 +246,6 @@ impl Identities {
             return Ok(Principal::Open);
         }
         Err(GatewayError::Unauthorized)
-    }
-
-    fn fresh_check_due(&self) -> bool {
-        self.last_fresh
-            .lock()
-            .map(|mut last| {
-                let due = last.is_none_or(|t: std::time::Instant| t.elapsed() >= FRESH_CHECK);
-                if due {
-                    *last = Some(std::time::Instant::now());
-                }
-                due
-            })
-            .unwrap_or(false)
     }
 
     fn refresh_at_most_every(&self, every: std::time::Duration, now: i64) -> Result<(), GatewayError> {
