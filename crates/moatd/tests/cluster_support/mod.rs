@@ -222,3 +222,81 @@ pub fn today() -> i64 {
         .as_secs() as i64;
     now - now.rem_euclid(86_400)
 }
+
+/// Statuses seen by a steady load, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub statuses: Vec<u16>,
+    /// Connection errors (a node killed mid-request).
+    pub errors: usize,
+}
+
+impl Seen {
+    pub fn count(&self, status: u16) -> usize {
+        self.statuses.iter().filter(|s| **s == status).count()
+    }
+}
+
+/// Keeps `concurrency` requests in flight against the targets until `stop` is set.
+pub fn steady_load(
+    targets: Vec<(String, String)>,
+    concurrency: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Seen> {
+    tokio::spawn(async move {
+        let http = client();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+        let workers: Vec<_> = (0..concurrency)
+            .map(|w| {
+                let (http, stop, seen, targets) = (http.clone(), stop.clone(), seen.clone(), targets.clone());
+                tokio::spawn(async move {
+                    let mut i = w;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (url, key) = &targets[i % targets.len()];
+                        i += 1;
+                        let sent = http
+                            .post(format!("{url}/v1/chat/completions"))
+                            .bearer_auth(key)
+                            .json(&costly_request())
+                            .send()
+                            .await;
+                        let status = sent.map(|r| r.status().as_u16());
+                        {
+                            let mut s = seen.lock().unwrap();
+                            match status {
+                                Ok(code) => s.statuses.push(code),
+                                Err(_) => s.errors += 1,
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.unwrap();
+        }
+        let s = seen.lock().unwrap().clone();
+        s
+    })
+}
+
+/// `GET /ready` of a node: (status, body).
+pub async fn ready(node: &Daemon) -> (u16, Value) {
+    let r = client().get(node.url("/ready")).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// Waits (up to `within`) until `check` holds for the node's `/ready`.
+pub async fn ready_until(node: &Daemon, within: Duration, check: impl Fn(u16, &Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (s, v) = ready(node).await;
+        if check(s, &v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "/ready never got there: {s} {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
