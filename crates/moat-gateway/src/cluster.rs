@@ -143,7 +143,10 @@ fn window(limits: &AccountLimits, now: UnixSecs) -> (i64, i64) {
 impl ClusterLimiter {
     /// Connects (lazily: a node starts, fail-closed, even while Valkey is down), loads the scripts and
     /// starts the upkeep task. Must be called inside a Tokio runtime.
-    pub fn start(settings: &ClusterSettings, store: Arc<dyn Store>) -> Result<Arc<ClusterLimiter>, GatewayError> {
+    pub fn start(
+        settings: &ClusterSettings,
+        store: Arc<dyn Store>,
+    ) -> Result<Arc<ClusterLimiter>, GatewayError> {
         let bad = |e: redis::RedisError| GatewayError::Internal(format!("[cluster] url: {e}"));
         let client = redis::Client::open(settings.url.as_str()).map_err(bad)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -237,7 +240,10 @@ impl ClusterLimiter {
             }
             let l = &p.limits;
             invocation
-                .arg(l.budget.map_or(-1, |b| i64::try_from(b.limit).unwrap_or(i64::MAX)))
+                .arg(
+                    l.budget
+                        .map_or(-1, |b| i64::try_from(b.limit).unwrap_or(i64::MAX)),
+                )
                 .arg(l.rpm.map_or(-1, i64::from))
                 .arg(l.tpm.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)));
         }
@@ -248,7 +254,10 @@ impl ClusterLimiter {
                 match tokio::time::timeout(self.settings.timeout, invocation.invoke_async(&mut conn)).await {
                     Ok(Ok(v)) => Ok(v),
                     Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("no answer within {} ms", self.settings.timeout.as_millis())),
+                    Err(_) => Err(format!(
+                        "no answer within {} ms",
+                        self.settings.timeout.as_millis()
+                    )),
                 };
             metrics::counter!("moat_cluster_round_trips_total", "op" => "reserve").increment(1);
             let v = match answer {
@@ -289,7 +298,11 @@ impl ClusterLimiter {
                         retry_after: next.map(|n| (n - r.at).max(1) as u64),
                     }));
                 }
-                _ => return Err(GatewayError::Internal("unexpected answer from the limits script".into())),
+                _ => {
+                    return Err(GatewayError::Internal(
+                        "unexpected answer from the limits script".into(),
+                    ))
+                }
             }
         }
         Err(GatewayError::LimitsUnavailable)
@@ -412,7 +425,9 @@ impl ClusterLimiter {
         let mut pending = lock(&self.pending);
         if pending.len() >= MAX_PENDING {
             pending.pop_front();
-            tracing::error!("settlement queue full: the oldest settlement was dropped from the live counters");
+            tracing::error!(
+                "settlement queue full: the oldest settlement was dropped from the live counters"
+            );
         }
         pending.push_back(s);
     }
@@ -433,7 +448,9 @@ impl ClusterLimiter {
             for k in scripts::settle_keys(&p.prefix, start, minute_then, minute_now) {
                 invocation.key(k);
             }
-            invocation.arg(ttl).arg(if p.limits.tpm.is_some() { "1" } else { "0" });
+            invocation
+                .arg(ttl)
+                .arg(if p.limits.tpm.is_some() { "1" } else { "0" });
         }
         let mut conn = self.conn.clone();
         let result: Result<i64, String> =
@@ -455,11 +472,20 @@ impl ClusterLimiter {
 impl Limiter for ClusterLimiter {
     fn sync(&self, keys: &[KeyRecord], teams: &[TeamRecord], now: UnixSecs) -> Result<(), StoreError> {
         let mut table = Table {
-            keys: keys.iter().map(|k| (k.id.clone(), AccountLimits::of(&k.limits))).collect(),
-            teams: teams.iter().map(|t| (t.id.clone(), AccountLimits::of(&t.limits))).collect(),
+            keys: keys
+                .iter()
+                .map(|k| (k.id.clone(), AccountLimits::of(&k.limits)))
+                .collect(),
+            teams: teams
+                .iter()
+                .map(|t| (t.id.clone(), AccountLimits::of(&t.limits)))
+                .collect(),
             records: (keys.to_vec(), teams.to_vec()),
         };
-        std::mem::swap(&mut *self.table.write().unwrap_or_else(PoisonError::into_inner), &mut table);
+        std::mem::swap(
+            &mut *self.table.write().unwrap_or_else(PoisonError::into_inner),
+            &mut table,
+        );
         if let Some(ledger) = lock(&self.fallback).clone() {
             ledger.sync(keys, teams, now)?;
         }

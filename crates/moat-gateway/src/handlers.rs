@@ -44,7 +44,11 @@ pub(crate) async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
         report.status = "degraded";
     }
     if !limits.available {
-        report.status = if limits.fallback { "degraded" } else { "unavailable" };
+        report.status = if limits.fallback {
+            "degraded"
+        } else {
+            "unavailable"
+        };
     }
     report.store = Some(crate::health::StoreReport {
         state: if store.unreachable { "unreachable" } else { "ok" },

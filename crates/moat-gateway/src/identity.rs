@@ -223,7 +223,10 @@ impl Identities {
             if found.is_none() && !self.store.status().unreachable {
                 // Perhaps created a moment ago on another node, before its notification arrived.
                 // Requests that miss together wait for one look at the database, then look again.
-                let mut last = self.last_fresh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut last = self
+                    .last_fresh
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 found = lookup();
                 if found.is_none() && last.is_none_or(|t| t.elapsed() >= FRESH_CHECK) {
                     *last = Some(std::time::Instant::now());

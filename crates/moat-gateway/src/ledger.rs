@@ -131,14 +131,26 @@ impl Ledger {
         for k in keys.iter().filter(|k| !known.0.contains(&k.id)) {
             new_keys.push((
                 k.id.clone(),
-                restored(self.store.as_ref(), &Scope::Key(k.id.clone()), &k.limits, now, self.share)?,
+                restored(
+                    self.store.as_ref(),
+                    &Scope::Key(k.id.clone()),
+                    &k.limits,
+                    now,
+                    self.share,
+                )?,
             ));
         }
         let mut new_teams = Vec::new();
         for t in teams.iter().filter(|t| !known.1.contains(&t.id)) {
             new_teams.push((
                 t.id.clone(),
-                restored(self.store.as_ref(), &Scope::Team(t.id.clone()), &t.limits, now, self.share)?,
+                restored(
+                    self.store.as_ref(),
+                    &Scope::Team(t.id.clone()),
+                    &t.limits,
+                    now,
+                    self.share,
+                )?,
             ));
         }
         let mut a = self.lock();

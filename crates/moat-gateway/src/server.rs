@@ -192,10 +192,8 @@ impl KeyWatch {
             loop {
                 tokio::time::sleep(Self::EVERY).await;
                 let gw = gateway.clone();
-                let refreshed = tokio::task::spawn_blocking(move || {
-                    gw.identities.refresh(crate::ledger::now())
-                })
-                .await;
+                let refreshed =
+                    tokio::task::spawn_blocking(move || gw.identities.refresh(crate::ledger::now())).await;
                 if let Ok(Err(e)) = refreshed {
                     tracing::debug!(error = %e, "key table not refreshed");
                 }

@@ -82,7 +82,9 @@ pub struct PgStore {
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgStore").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("PgStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -142,7 +144,9 @@ impl PgStore {
             url: label.clone(),
             message,
         };
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| fail(e.to_string()))?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| fail(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.timeout);
         }

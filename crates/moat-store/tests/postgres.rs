@@ -65,7 +65,10 @@ fn keys_teams_usage_and_secrets_round_trip() {
     s.insert_key(&key("k1", b"h1")).unwrap();
     assert_eq!(s.keys().unwrap(), vec![key("k1", b"h1")]);
     assert!(s.keys_version_fresh().unwrap() > v0);
-    assert!(matches!(s.insert_key(&key("k2", b"h1")), Err(StoreError::Duplicate(_))));
+    assert!(matches!(
+        s.insert_key(&key("k2", b"h1")),
+        Err(StoreError::Duplicate(_))
+    ));
     assert!(s.revoke_key("k1", 50).unwrap());
     assert!(!s.revoke_key("k1", 51).unwrap());
     assert_eq!(s.keys().unwrap()[0].revoked_at, Some(50));
@@ -77,7 +80,10 @@ fn keys_teams_usage_and_secrets_round_trip() {
     };
     s.update_team_limits("t1", &limits).unwrap();
     assert_eq!(s.teams().unwrap()[0].limits, limits);
-    assert!(matches!(s.update_key_limits("nope", &limits), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.update_key_limits("nope", &limits),
+        Err(StoreError::NotFound(_))
+    ));
 
     s.record_usage(usage("r1", "k1", 100, 7)).unwrap();
     s.record_usage(usage("r1", "k1", 100, 7)).unwrap();
@@ -91,8 +97,10 @@ fn keys_teams_usage_and_secrets_round_trip() {
     assert_eq!(s.usage_rows("", 10).unwrap().len(), 2);
     assert_eq!(s.usage_rows("r1", 10).unwrap()[0].request_id, "r2");
 
-    s.put_provider_secret("openrouter", b"nonce", b"cipher", 1).unwrap();
-    s.put_provider_secret("openrouter", b"nonce2", b"cipher2", 2).unwrap();
+    s.put_provider_secret("openrouter", b"nonce", b"cipher", 1)
+        .unwrap();
+    s.put_provider_secret("openrouter", b"nonce2", b"cipher2", 2)
+        .unwrap();
     assert_eq!(
         s.provider_secrets().unwrap(),
         vec![SealedSecret {
@@ -133,13 +141,19 @@ fn nodes_starting_together_migrate_once_and_see_each_others_key_changes() {
         let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| Arc::new(open(&url)))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(pg.psql("postgres", "SELECT COUNT(*) FROM moat_schema").unwrap(), "1");
+    assert_eq!(
+        pg.psql("postgres", "SELECT COUNT(*) FROM moat_schema").unwrap(),
+        "1"
+    );
     let before = nodes[1].keys_version().unwrap();
     nodes[0].insert_key(&key("k1", b"h1")).unwrap();
     // Node 1 hears of the change without asking (notification, or the polling fallback).
     let deadline = Instant::now() + Duration::from_secs(1);
     while nodes[1].keys_version().unwrap() == before {
-        assert!(Instant::now() < deadline, "the change did not reach the other node within 1 s");
+        assert!(
+            Instant::now() < deadline,
+            "the change did not reach the other node within 1 s"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(nodes[1].keys().unwrap().len(), 1);

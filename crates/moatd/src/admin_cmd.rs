@@ -137,7 +137,11 @@ fn record(config: &Config, action: &str, target: &str, details: serde_json::Valu
 /// The store and secret named by the config (or the defaults).
 pub(crate) fn open(
     config: &Option<PathBuf>,
-) -> anyhow::Result<(std::sync::Arc<dyn Store>, moat_gateway::secret::ServerSecret, Config)> {
+) -> anyhow::Result<(
+    std::sync::Arc<dyn Store>,
+    moat_gateway::secret::ServerSecret,
+    Config,
+)> {
     let config = load_config(config)?;
     let store = config
         .store
@@ -307,7 +311,8 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
             let key = read_secret(&format!(
                 "API key of team `{team}` for `{provider}` (input hidden): "
             ))?;
-            let team_id = admin::set_team_provider_key(store.as_ref(), &secret, &team, &provider, &key, now())?;
+            let team_id =
+                admin::set_team_provider_key(store.as_ref(), &secret, &team, &provider, &key, now())?;
             record(
                 &cfg,
                 "team.set_provider_key",

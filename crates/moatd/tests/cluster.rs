@@ -21,21 +21,26 @@ async fn a_thousand_requests_over_two_nodes_cannot_overspend_a_one_dollar_key() 
     let (a, b) = (c.node("a").await, c.node("b").await);
     let issued = admin_post(&a, "/admin/keys", json!({"name": "burst", "budget": "1/day"})).await;
     let (key, key_id) = (issued["key"].as_str().unwrap(), issued["id"].as_str().unwrap());
-    let targets = [
-        (a.url(""), key.to_string()),
-        (b.url(""), key.to_string()),
-    ];
+    let targets = [(a.url(""), key.to_string()), (b.url(""), key.to_string())];
     let burst = burst(&targets, 1000, costly_request()).await;
     assert!(burst.other.is_empty(), "unexpected statuses {:?}", burst.other);
     assert_eq!(burst.ok + burst.budget_refused, 1000);
-    assert!(burst.ok > 50 && burst.ok < 150, "about 90 fit in $1, got {}", burst.ok);
+    assert!(
+        burst.ok > 50 && burst.ok < 150,
+        "about 90 fit in $1, got {}",
+        burst.ok
+    );
     assert_eq!(
         c.upstream_requests(),
         burst.ok,
         "the admitted requests are exactly those the provider saw"
     );
     let (rows, distinct, spent) = c.wait_for_rows(key_id, burst.ok as u64, Duration::from_secs(10));
-    assert_eq!((rows, distinct), (burst.ok as u64, burst.ok as u64), "one usage row per answer");
+    assert_eq!(
+        (rows, distinct),
+        (burst.ok as u64, burst.ok as u64),
+        "one usage row per answer"
+    );
     assert!(
         spent <= DOLLAR + one_estimate(),
         "spent {spent} > $1 + one estimate {}",
@@ -55,17 +60,31 @@ async fn a_thousand_requests_over_two_nodes_cannot_overspend_a_one_dollar_key() 
 async fn a_team_budget_holds_over_three_nodes_and_three_keys() {
     let c = Cluster::start("").await;
     let nodes = [c.node("a").await, c.node("b").await, c.node("c").await];
-    let team = admin_post(&nodes[0], "/admin/teams", json!({"name": "research", "budget": "1/day"})).await;
+    let team = admin_post(
+        &nodes[0],
+        "/admin/teams",
+        json!({"name": "research", "budget": "1/day"}),
+    )
+    .await;
     let team_id = team["id"].as_str().unwrap().to_string();
     let mut targets = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         // Each key is made through a different node; the others learn of it.
-        let issued = admin_post(node, "/admin/keys", json!({"name": format!("k{i}"), "team": "research"})).await;
+        let issued = admin_post(
+            node,
+            "/admin/keys",
+            json!({"name": format!("k{i}"), "team": "research"}),
+        )
+        .await;
         targets.push((node.url(""), issued["key"].as_str().unwrap().to_string()));
     }
     let burst = burst(&targets, 900, costly_request()).await;
     assert!(burst.other.is_empty(), "unexpected statuses {:?}", burst.other);
-    assert!(burst.ok > 50 && burst.ok < 150, "about 90 fit in $1, got {}", burst.ok);
+    assert!(
+        burst.ok > 50 && burst.ok < 150,
+        "about 90 fit in $1, got {}",
+        burst.ok
+    );
     assert_eq!(c.upstream_requests(), burst.ok);
     let deadline = Instant::now() + Duration::from_secs(10);
     let (rows, distinct, spent) = loop {
@@ -100,14 +119,21 @@ async fn keys_created_or_revoked_through_one_node_are_honoured_by_the_others() {
     // Created through A's admin API, used on B at once.
     let issued = admin_post(&a, "/admin/keys", json!({"name": "fresh"})).await;
     let key = issued["key"].as_str().unwrap().to_string();
-    assert_eq!(ask(b.url(""), key.clone()).await, 200, "a key made on A works on B at once");
+    assert_eq!(
+        ask(b.url(""), key.clone()).await,
+        200,
+        "a key made on A works on B at once"
+    );
 
     // Revoked through A: refused on B within a second.
     let id = issued["id"].as_str().unwrap();
     admin_post(&a, &format!("/admin/keys/{id}/revoke"), json!({})).await;
     let revoked_at = Instant::now();
     while ask(b.url(""), key.clone()).await != 401 {
-        assert!(revoked_at.elapsed() < Duration::from_secs(1), "B still accepts a key revoked on A");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "B still accepts a key revoked on A"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -118,14 +144,23 @@ async fn keys_created_or_revoked_through_one_node_are_honoured_by_the_others() {
     let config = c.config("cli");
     let (out, err, ok) = moatd_cmd(
         c.dir.path(),
-        &["keys", "revoke", second["id"].as_str().unwrap(), "--config", config.to_str().unwrap()],
+        &[
+            "keys",
+            "revoke",
+            second["id"].as_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
         None,
     );
     assert!(ok, "{out}{err}");
     let revoked_at = Instant::now();
     for node in [&a, &b] {
         while ask(node.url(""), key2.clone()).await != 401 {
-            assert!(revoked_at.elapsed() < Duration::from_secs(1), "a CLI revocation took over 1 s");
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(1),
+                "a CLI revocation took over 1 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

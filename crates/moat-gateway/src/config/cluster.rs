@@ -83,7 +83,12 @@ impl ClusterSection {
                     ))
                 }
             },
-            other => return Err(bad("on_unavailable", format!("{other:?}: use \"refuse\" or \"local_share\""))),
+            other => {
+                return Err(bad(
+                    "on_unavailable",
+                    format!("{other:?}: use \"refuse\" or \"local_share\""),
+                ))
+            }
         };
         let ms = |v: Option<u64>, default: u64, field: &str| match v.unwrap_or(default) {
             0 => Err(ConfigError::Zero {
@@ -98,7 +103,10 @@ impl ClusterSection {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         {
-            return Err(bad("node_id", format!("{node_id:?}: use 1-64 of a-z A-Z 0-9 - _ .")));
+            return Err(bad(
+                "node_id",
+                format!("{node_id:?}: use 1-64 of a-z A-Z 0-9 - _ ."),
+            ));
         }
         Ok(Some(ClusterSettings {
             url: url.replacen("valkey://", "redis://", 1),

@@ -9,8 +9,8 @@ use super::{
     PgStore, BUMP,
 };
 use crate::{
-    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, StoreStatus, TeamRecord, TeamSealedSecret,
-    UsageLine, UsageRow,
+    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, StoreStatus, TeamRecord,
+    TeamSealedSecret, UsageLine, UsageRow,
 };
 
 impl Store for PgStore {
@@ -308,15 +308,21 @@ impl Store for PgStore {
         self.block(async move {
             let c = pool.get().await.map_err(pool_error)?;
             let sql = match by {
-                GroupBy::Key => "SELECT COALESCE(key_id, '-'), COUNT(*), SUM(prompt_tokens)::BIGINT,
+                GroupBy::Key => {
+                    "SELECT COALESCE(key_id, '-'), COUNT(*), SUM(prompt_tokens)::BIGINT,
                                         SUM(completion_tokens)::BIGINT, SUM(cost_nanos)::BIGINT
-                                 FROM usage WHERE ts >= $1 GROUP BY key_id ORDER BY 5 DESC",
-                GroupBy::Team => "SELECT COALESCE(team_id, '-'), COUNT(*), SUM(prompt_tokens)::BIGINT,
+                                 FROM usage WHERE ts >= $1 GROUP BY key_id ORDER BY 5 DESC"
+                }
+                GroupBy::Team => {
+                    "SELECT COALESCE(team_id, '-'), COUNT(*), SUM(prompt_tokens)::BIGINT,
                                          SUM(completion_tokens)::BIGINT, SUM(cost_nanos)::BIGINT
-                                  FROM usage WHERE ts >= $1 GROUP BY team_id ORDER BY 5 DESC",
-                GroupBy::Model => "SELECT provider || '/' || model, COUNT(*), SUM(prompt_tokens)::BIGINT,
+                                  FROM usage WHERE ts >= $1 GROUP BY team_id ORDER BY 5 DESC"
+                }
+                GroupBy::Model => {
+                    "SELECT provider || '/' || model, COUNT(*), SUM(prompt_tokens)::BIGINT,
                                           SUM(completion_tokens)::BIGINT, SUM(cost_nanos)::BIGINT
-                                   FROM usage WHERE ts >= $1 GROUP BY provider, model ORDER BY 5 DESC",
+                                   FROM usage WHERE ts >= $1 GROUP BY provider, model ORDER BY 5 DESC"
+                }
             };
             let rows = c.query(sql, &[&since]).await.map_err(pg_error)?;
             Ok(rows
@@ -351,7 +357,13 @@ impl Store for PgStore {
         })
     }
 
-    fn put_provider_secret(&self, provider: &str, nonce: &[u8], ciphertext: &[u8], now: i64) -> Result<(), StoreError> {
+    fn put_provider_secret(
+        &self,
+        provider: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
         let pool = self.pool.clone();
         let (provider, nonce, ciphertext) = (provider.to_string(), nonce.to_vec(), ciphertext.to_vec());
         self.block(async move {

@@ -162,7 +162,9 @@ pub(super) async fn run(pool: Pool, shared: Arc<Shared>, mut rx: UnboundedReceiv
         let mut acks = Vec::new();
         let first = if spool.rows > 0 {
             // Wake up now and then to retry the spool even when no new rows arrive.
-            tokio::time::timeout(RETRY, rx.recv()).await.map_or(Next::Tick, Next::from)
+            tokio::time::timeout(RETRY, rx.recv())
+                .await
+                .map_or(Next::Tick, Next::from)
         } else {
             Next::from(rx.recv().await)
         };

@@ -47,7 +47,9 @@ pub fn one_estimate() -> u64 {
 
 impl Cluster {
     pub async fn start(cluster_extra: &str) -> Cluster {
-        let pg = tokio::task::spawn_blocking(|| Postgres::start().unwrap()).await.unwrap();
+        let pg = tokio::task::spawn_blocking(|| Postgres::start().unwrap())
+            .await
+            .unwrap();
         let valkey = Valkey::start().unwrap();
         let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
         Cluster {
@@ -206,7 +208,8 @@ pub fn cost_nanos(v: &Value) -> u64 {
     if let Some(c) = v["usage"]["cost"].as_f64() {
         return moat_policy_usd(c);
     }
-    let tokens = v["usage"]["prompt_tokens"].as_u64().unwrap() + v["usage"]["completion_tokens"].as_u64().unwrap();
+    let tokens =
+        v["usage"]["prompt_tokens"].as_u64().unwrap() + v["usage"]["completion_tokens"].as_u64().unwrap();
     tokens * 100_000
 }
 
