@@ -50,13 +50,19 @@ pub(crate) async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
             "unavailable"
         };
     }
-    report.store = Some(crate::health::StoreReport {
-        state: if store.unreachable { "unreachable" } else { "ok" },
-        spooled_rows: store.spooled,
-        spool_dropped_rows: store.spool_dropped,
-        error: store.error,
-    });
-    report.limits = Some(limits);
+    // A single node on SQLite has nothing to add; a cluster node always reports both.
+    let cluster = limits.mode == "cluster";
+    if cluster || store != moat_store::StoreStatus::default() {
+        report.store = Some(crate::health::StoreReport {
+            state: if store.unreachable { "unreachable" } else { "ok" },
+            spooled_rows: store.spooled,
+            spool_dropped_rows: store.spool_dropped,
+            error: store.error,
+        });
+    }
+    if cluster {
+        report.limits = Some(limits);
+    }
     let status = match report.status {
         "unavailable" => http::StatusCode::SERVICE_UNAVAILABLE,
         _ => http::StatusCode::OK,

@@ -171,3 +171,62 @@ async fn keys_created_or_revoked_through_one_node_are_honoured_by_the_others() {
     );
     assert!(ok && list.contains("fresh") && list.contains("cli"), "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_in_postgres_keeps_one_chain_per_node_and_verify_checks_each() {
+    let mut c = Cluster::start("").await;
+    c.audit = true;
+    let (a, b) = (c.node("a").await, c.node("b").await);
+    let issued = admin_post(&a, "/admin/keys", json!({"name": "audited"})).await;
+    let key = issued["key"].as_str().unwrap().to_string();
+    let got = burst(
+        &[(a.url(""), key.clone()), (b.url(""), key)],
+        20,
+        costly_request(),
+    )
+    .await;
+    assert_eq!(got.ok, 20);
+    let count = |node: &str| -> u64 {
+        c.pg.psql(
+            "postgres",
+            &format!("SELECT COUNT(*) FROM audit_records WHERE node_id = '{node}'"),
+        )
+        .unwrap()
+        .parse()
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count("a") < 11 || count("b") < 10 {
+        assert!(Instant::now() < deadline, "audit records did not arrive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let config = c.config("a");
+    let verify = || {
+        moatd_cmd(
+            c.dir.path(),
+            &["audit", "verify", "--config", config.to_str().unwrap()],
+            None,
+        )
+    };
+    let (out, err, ok) = verify();
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("node a: OK") && out.contains("node b: OK"), "{out}");
+    let (export, _, ok) = moatd_cmd(
+        c.dir.path(),
+        &["audit", "export", "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert!(ok);
+    assert!(export.lines().any(|l| l.contains("\"node\":\"b\"")), "{export}");
+
+    // Tamper with node b's chain: verify names the chain and the record, and fails.
+    c.pg.psql(
+        "postgres",
+        "UPDATE audit_records SET payload = replace(payload, '200', '201') WHERE node_id = 'b' AND seq = 2",
+    )
+    .unwrap();
+    let (out, err, ok) = verify();
+    assert!(!ok, "{out}{err}");
+    assert!(err.contains("node b") && err.contains("record 2"), "{err}");
+    assert!(out.contains("node a: OK"), "{out}");
+}

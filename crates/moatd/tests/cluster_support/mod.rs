@@ -23,6 +23,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// Extra lines for `[cluster]`.
     cluster_extra: String,
+    /// Keep the audit log in PostgreSQL (off: no audit log).
+    pub audit: bool,
 }
 
 /// ~400 characters of prompt and a 10-word answer: about 110 tokens, $0.011 actual, $0.017 reserved.
@@ -58,6 +60,7 @@ impl Cluster {
             emu,
             dir: tempfile::tempdir().unwrap(),
             cluster_extra: cluster_extra.to_string(),
+            audit: false,
         }
     }
 
@@ -70,11 +73,16 @@ impl Cluster {
              health_check = false\nprices = {{ \"*\" = [{PRICE_PER_MILLION}, {PRICE_PER_MILLION}] }}\n\
              [store]\nurl = \"{}\"\n\
              [cluster]\nurl = \"{}\"\nnode_id = \"{name}\"\n{}\n\
-             [audit]\nenabled = false\n",
+             [audit]\n{}\n",
             self.emu.base_url(),
             self.pg.url(),
             self.valkey.url(),
-            self.cluster_extra
+            self.cluster_extra,
+            if self.audit {
+                format!("url = \"{}\"\ncheckpoint_every = 5", self.pg.url())
+            } else {
+                "enabled = false".to_string()
+            }
         );
         std::fs::write(&path, text).unwrap();
         path
