@@ -243,3 +243,33 @@ impl Limiter for Ledger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nodes_share_is_its_part_of_what_is_left_rounded_down() {
+        let budget = Some(Budget {
+            limit: 1_000,
+            period: Period::Day,
+        });
+        let (b, r, t) = shared((budget, Some(5), Some(1_001)), 400, 2);
+        assert_eq!(b.map(|b| b.limit), Some(400 + 300), "half of the $600 left");
+        assert_eq!((r, t), (Some(2), Some(500)));
+        // Together the shares never exceed the limit.
+        for n in 1..10u32 {
+            for spent in [0u64, 1, 999, 1_000, 5_000] {
+                let (b, r, _) = shared((budget, Some(7), None), spent, n);
+                let share = b.map(|b| b.limit - spent.min(b.limit)).unwrap_or(0);
+                assert!(spent + share * u64::from(n) <= 1_000u64.max(spent));
+                assert!(r.unwrap_or(0) * n <= 7);
+            }
+        }
+        assert_eq!(
+            shared((budget, None, None), 0, 1),
+            (budget, None, None),
+            "one node: unchanged"
+        );
+    }
+}

@@ -230,3 +230,113 @@ async fn the_audit_log_in_postgres_keeps_one_chain_per_node_and_verify_checks_ea
     assert!(err.contains("node b") && err.contains("record 2"), "{err}");
     assert!(out.contains("node a: OK"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_migrate_moves_a_sqlite_node_to_postgres_with_keys_usage_and_sealed_keys() {
+    let pg = tokio::task::spawn_blocking(|| moat_testkit::Postgres::start().unwrap())
+        .await
+        .unwrap();
+    let emu = moat_testkit::Emulator::start(moat_testkit::EmulatorOptions {
+        api_key: Some("sk-provider".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let provider = format!(
+        "[[providers]]\nname = \"emu\"\nkind = \"openai\"\nbase_url = \"{}\"\nprices = {{ \"*\" = [1.0, 1.0] }}\n[audit]\nenabled = false\n",
+        emu.base_url()
+    );
+    let sqlite_cfg = data.path().join("single.toml");
+    std::fs::write(&sqlite_cfg, &provider).unwrap();
+    let secret_file = data.path().join("moat/secret");
+    let pg_cfg = data.path().join("cluster.toml");
+    std::fs::write(
+        &pg_cfg,
+        format!(
+            "{provider}[store]\nurl = \"{}\"\nsecret_file = \"{}\"\n",
+            pg.url(),
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let (sq, pgc) = (sqlite_cfg.to_str().unwrap(), pg_cfg.to_str().unwrap());
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let (out, err, ok) = moatd_cmd(data.path(), args, stdin);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    run(
+        &[
+            "teams", "create", "--config", sq, "--name", "research", "--budget", "20/month",
+        ],
+        None,
+    );
+    let key = run(
+        &[
+            "keys", "create", "--config", sq, "--name", "alice", "--team", "research", "--budget", "5/day",
+        ],
+        None,
+    )
+    .trim()
+    .to_string();
+    run(
+        &["providers", "set-key", "emu", "--config", sq],
+        Some("sk-provider"),
+    );
+    // One request on the single node, so there is usage to carry over.
+    let single = common::Daemon::start_in(
+        data.path(),
+        &["serve", "--config", sq, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let r = client()
+        .post(single.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&costly_request())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    single.stop();
+
+    let out = run(&["store", "migrate", "--config", sq, "--to", &pg.url()], None);
+    assert!(
+        out.contains("keys: 1 new") && out.contains("usage rows: 1"),
+        "{out}"
+    );
+    let again = run(&["store", "migrate", "--config", sq, "--to", &pg.url()], None);
+    assert!(
+        again.contains("keys: 0 new, 1 already there"),
+        "copying twice is harmless: {again}"
+    );
+
+    // A node on PostgreSQL serves the old key with the migrated (sealed) provider key...
+    let node = common::Daemon::start_in(
+        data.path(),
+        &["serve", "--config", pgc, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let r = client()
+        .post(node.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&costly_request())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // ...and the CLI reads keys, teams and usage from it with the same flags.
+    let keys = run(&["keys", "list", "--config", pgc, "--json"], None);
+    assert!(keys.contains("alice") && keys.contains("research"), "{keys}");
+    let teams = run(&["teams", "list", "--config", pgc], None);
+    assert!(teams.contains("research"), "{teams}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let usage = run(&["usage", "--config", pgc, "--by", "model", "--csv"], None);
+        if usage.contains("emu/tiny,2,") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{usage}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

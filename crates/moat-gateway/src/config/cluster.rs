@@ -117,3 +117,47 @@ impl ClusterSection {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(toml: &str) -> ClusterSection {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn no_url_is_a_single_node_and_other_settings_need_one() {
+        assert!(section("").resolve(None).unwrap().is_none());
+        assert!(section("nodes = 2").resolve(None).is_err());
+    }
+
+    #[test]
+    fn defaults_fail_closed_and_local_share_needs_the_node_count() {
+        let s = section("node_id = \"a\"")
+            .resolve(Some("redis://127.0.0.1:6379".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.on_unavailable, OnUnavailable::Refuse);
+        assert_eq!(s.hold_ttl, Duration::from_secs(30));
+        assert_eq!(s.timeout, Duration::from_millis(250));
+        let url = Some("valkey://v:6379".to_string());
+        assert!(section("on_unavailable = \"local_share\"")
+            .resolve(url.clone())
+            .is_err());
+        let s = section("on_unavailable = \"local_share\"\nnodes = 3\nnode_id = \"b\"")
+            .resolve(url.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.on_unavailable, OnUnavailable::LocalShare { nodes: 3 });
+        assert_eq!(s.url, "redis://v:6379");
+        assert!(section("on_unavailable = \"open\"").resolve(url.clone()).is_err());
+        assert!(section("hold_ttl_ms = 0").resolve(url.clone()).is_err());
+        assert!(section("node_id = \"a b\"").resolve(url.clone()).is_err());
+        assert!(section("").resolve(Some("http://x".into())).is_err());
+        assert!(
+            toml::from_str::<ClusterSection>("nodez = 2").is_err(),
+            "unknown keys are errors"
+        );
+    }
+}
