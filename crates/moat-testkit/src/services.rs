@@ -116,6 +116,17 @@ impl Postgres {
         self.port
     }
 
+    /// The server's main process (its backends are its children).
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Creates a database (for tests that want one each) and returns its URL.
     pub fn create_database(&self, name: &str) -> std::io::Result<String> {
         let out = self
@@ -215,6 +226,10 @@ impl Valkey {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the server (its data is gone with it).
