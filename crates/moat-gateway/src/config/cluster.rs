@@ -11,7 +11,8 @@ use super::ConfigError;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
-    /// `redis://HOST:PORT` (Valkey or Redis; `rediss://` for TLS). Absent: one node, limits in memory.
+    /// `redis://HOST:PORT` (Valkey or Redis; plain TCP, see docs/DEPLOY.md). Absent: one node, limits
+    /// in memory.
     pub url: Option<String>,
     /// `refuse` (default): metered requests get 503 `limits_unavailable` while the limits store is
     /// unreachable. `local_share`: each node enforces 1/`nodes` of every limit on its own meanwhile.
@@ -69,8 +70,11 @@ impl ClusterSection {
             }
             return Ok(None);
         };
-        if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("valkey://")) {
-            return Err(bad("url", "expected redis://HOST:PORT (Valkey or Redis)".into()));
+        if !(url.starts_with("redis://") || url.starts_with("valkey://")) {
+            return Err(bad(
+                "url",
+                "expected redis://HOST:PORT (Valkey or Redis; TLS is not supported yet, see docs/DEPLOY.md)".into(),
+            ));
         }
         let on_unavailable = match self.on_unavailable.as_deref().unwrap_or("refuse") {
             "refuse" => OnUnavailable::Refuse,
