@@ -86,20 +86,35 @@ pub enum AuditError {
     Io(#[from] std::io::Error),
 }
 
-/// The chains a log holds, each readable as a SQLite log: for a SQLite log, itself (named `local`);
-/// for PostgreSQL, a snapshot of every node's chain in the returned temporary directory (dropped
-/// with it). Verify, export and list each chain through its URL.
-pub fn readable_chains(url: &str) -> Result<(Option<tempfile::TempDir>, Vec<(String, String)>), AuditError> {
+/// The chains of a log, each readable as a SQLite log (see [`readable_chains`]).
+#[derive(Debug)]
+pub struct ReadableChains {
+    /// (node id, `sqlite://` URL) per chain.
+    pub chains: Vec<(String, String)>,
+    /// Where snapshots of a PostgreSQL log live; removed when this is dropped.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The chains a log holds: for a SQLite log, itself (named `local`); for PostgreSQL, a snapshot of
+/// every node's chain in a temporary directory that lives as long as the result. Verify, export and
+/// list each chain through its URL.
+pub fn readable_chains(url: &str) -> Result<ReadableChains, AuditError> {
     if !pg::is_postgres(url) {
-        return Ok((None, vec![("local".to_string(), url.to_string())]));
+        return Ok(ReadableChains {
+            chains: vec![("local".to_string(), url.to_string())],
+            _dir: None,
+        });
     }
     let dir = tempfile::Builder::new().prefix("moat-audit-").tempdir()?;
-    let mut out = Vec::new();
+    let mut chains = Vec::new();
     for node in pg::chains(url)? {
         let local = pg::snapshot(url, &node, dir.path())?;
-        out.push((node, local));
+        chains.push((node, local));
     }
-    Ok((Some(dir), out))
+    Ok(ReadableChains {
+        chains,
+        _dir: Some(dir),
+    })
 }
 
 /// Verifies every chain of the log at `url` (one for SQLite, one per node for PostgreSQL). The
@@ -111,18 +126,19 @@ pub fn verify_all(
     checkpoint_file: Option<&std::path::Path>,
     key_file: Option<&std::path::Path>,
 ) -> Result<Vec<(String, VerifyReport)>, AuditError> {
-    let (_dir, chains) = readable_chains(url)?;
+    let readable = readable_chains(url)?;
     let local = !pg::is_postgres(url);
-    chains
-        .into_iter()
+    readable
+        .chains
+        .iter()
         .map(|(name, chain_url)| {
             let mine = local || name == node;
             let report = verify(
-                &chain_url,
+                chain_url,
                 checkpoint_file.filter(|_| mine),
                 key_file.filter(|_| mine),
             )?;
-            Ok((name, report))
+            Ok((name.clone(), report))
         })
         .collect()
 }

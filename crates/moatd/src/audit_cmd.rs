@@ -147,11 +147,11 @@ fn export(loc: &Location, since: Option<&str>, format: &str, out: Option<&Path>)
     };
     let n = if is_postgres(&loc.url) {
         // Every node's chain, each line naming its node.
-        let (_dir, chains) = moat_audit::readable_chains(&loc.url)?;
+        let readable = moat_audit::readable_chains(&loc.url)?;
         let mut n = 0;
-        for (node, url) in chains {
+        for (node, url) in &readable.chains {
             let mut lines = Vec::new();
-            n += moat_audit::export_records(&url, since_ms, &mut lines)?;
+            n += moat_audit::export_records(url, since_ms, &mut lines)?;
             for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)?;
                 v.insert("node".into(), node.clone().into());
@@ -171,23 +171,23 @@ fn checkpoints(loc: &Location, export: Option<&Path>) -> anyhow::Result<()> {
     if is_postgres(&loc.url) {
         // Each node's checkpoints are signed by its own key: exporting takes this node's chain (to
         // keep beside its key for `verify --checkpoint`); listing shows them all.
-        let (_dir, chains) = moat_audit::readable_chains(&loc.url)?;
+        let readable = moat_audit::readable_chains(&loc.url)?;
         if export.is_some() {
-            let Some((_, url)) = chains.into_iter().find(|(n, _)| *n == loc.settings.node_id) else {
+            let Some((_, url)) = readable.chains.iter().find(|(n, _)| *n == loc.settings.node_id) else {
                 bail!("no chain for node {} in the log", loc.settings.node_id);
             };
             let local = Location {
-                url,
+                url: url.clone(),
                 key_file: loc.key_file.clone(),
                 settings: loc.settings.clone(),
             };
             return checkpoints(&local, export);
         }
-        for (node, url) in chains {
+        for (node, url) in &readable.chains {
             println!("node {node}");
             checkpoints(
                 &Location {
-                    url,
+                    url: url.clone(),
                     key_file: loc.key_file.clone(),
                     settings: loc.settings.clone(),
                 },

@@ -73,7 +73,8 @@ impl ClusterSection {
         if !(url.starts_with("redis://") || url.starts_with("valkey://")) {
             return Err(bad(
                 "url",
-                "expected redis://HOST:PORT (Valkey or Redis; TLS is not supported yet, see docs/DEPLOY.md)".into(),
+                "expected redis://HOST:PORT (Valkey or Redis; TLS is not supported yet, see docs/DEPLOY.md)"
+                    .into(),
             ));
         }
         let on_unavailable = match self.on_unavailable.as_deref().unwrap_or("refuse") {
