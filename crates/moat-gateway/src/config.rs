@@ -19,18 +19,11 @@ pub use file::{
     AuditSection, FileConfig, ModelSection, PrivacyAction, PrivacyRuleSection, PrivacySection, ProviderKind,
     ProviderSection, ServerSection, StoreSection,
 };
-pub use health::{default_health_path, HealthSettings, DEFAULT_CHECK_INTERVAL};
+pub use health::{HealthSettings, DEFAULT_CHECK_INTERVAL};
 pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings, StoreSettings};
 
 /// Where moatd listens when nothing says otherwise: loopback, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
-
-/// OpenRouter's API base, the default for `kind = "openrouter"`.
-pub const OPENROUTER_BASE_URL: &str = "https://openrouter.ai/api/v1";
-/// Where `kind = "anthropic"` providers point unless `base_url` says otherwise.
-pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
-/// Where `kind = "ollama"` providers point unless `base_url` says otherwise (its native API root).
-pub const OLLAMA_BASE_URL: &str = "http://127.0.0.1:11434";
 
 /// The data directory: `$XDG_DATA_HOME/moat`, else `~/.local/share/moat`, else `./.moat`.
 pub fn data_dir() -> std::path::PathBuf {

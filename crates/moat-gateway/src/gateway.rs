@@ -6,12 +6,13 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 use moat_policy::route::{Catalog, ProviderId};
+use moat_upstream::adapter::ProviderAdapter;
 use moat_upstream::Upstream;
 
 use moat_audit::AuditLog;
 use moat_store::Store;
 
-use crate::config::{Config, ProviderKind, ServerSettings};
+use crate::config::{Config, ServerSettings};
 use crate::handlers::{self, models::ModelsCache};
 use crate::identity::Identities;
 use crate::ledger::Ledger;
@@ -25,8 +26,8 @@ use crate::GatewayError;
 #[derive(Debug)]
 pub(crate) struct Provider {
     pub(crate) upstream: Upstream,
-    /// Wire family; OpenRouter requests get OpenRouter's privacy preferences.
-    pub(crate) kind: ProviderKind,
+    /// What this provider's kind does differently: paths, bodies, answers, errors, model lists.
+    pub(crate) adapter: Arc<dyn ProviderAdapter>,
     /// Runs on our own hardware: the only place `local_only` requests may go.
     pub(crate) local: bool,
     /// Where the tenant's cache partition goes, and llama.cpp's `cache_prompt`.
@@ -102,7 +103,7 @@ impl Gateway {
             }
             providers.push(Provider {
                 upstream: Upstream::new(settings)?,
-                kind: p.kind,
+                adapter: p.kind.adapter(),
                 local: p.local,
                 cache: crate::cache::partition::ProviderCacheRules {
                     partition: p.cache_partition,

@@ -188,6 +188,10 @@ async fn messages(shared: &Shared, body: &Bytes) -> Response<ResponseBody> {
     if let Some(delay) = directive.first_byte_delay {
         tokio::time::sleep(delay).await;
     }
+    if directive.hang {
+        // Dropped with its connection, or with the server on shutdown.
+        std::future::pending::<()>().await;
+    }
     if let Some(failure) = &directive.failure {
         if shared.should_fail(&directive.key, failure.times) {
             let message = failure
@@ -300,7 +304,7 @@ impl Answer {
     /// The stream, event by event, in the documented order.
     fn plan(&self, directive: &Directive) -> Plan {
         let mut steps = std::collections::VecDeque::new();
-        let mut send = |name: &str, data: Value| {
+        let send = |steps: &mut std::collections::VecDeque<Step>, name: &str, data: Value| {
             if let (Some(delay), false) = (directive.chunk_delay, steps.is_empty()) {
                 steps.push_back(Step::Wait(delay));
             }
@@ -314,19 +318,28 @@ impl Answer {
             "usage": {"input_tokens": self.input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}
         });
         send(
+            &mut steps,
             "message_start",
             json!({"type": "message_start", "message": message}),
         );
         let mut index = 0;
         if !self.pieces.is_empty() {
             send(
+                &mut steps,
                 "content_block_start",
                 json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}),
             );
-            send("ping", json!({"type": "ping"}));
+            send(&mut steps, "ping", json!({"type": "ping"}));
             for (sent, piece) in self.pieces.iter().enumerate() {
+                if stream::interrupt(&mut steps, directive, sent) {
+                    return Plan {
+                        steps,
+                        keepalive: None,
+                    };
+                }
                 if directive.error_after_chunks == Some(sent) {
                     send(
+                        &mut steps,
                         "error",
                         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
                     );
@@ -337,11 +350,13 @@ impl Answer {
                     };
                 }
                 send(
+                    &mut steps,
                     "content_block_delta",
                     json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}),
                 );
             }
             send(
+                &mut steps,
                 "content_block_stop",
                 json!({"type": "content_block_stop", "index": index}),
             );
@@ -349,6 +364,7 @@ impl Answer {
         }
         if let Some((id, name, input)) = &self.tool {
             send(
+                &mut steps,
                 "content_block_start",
                 json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
             );
@@ -356,20 +372,23 @@ impl Answer {
             let (a, b) = args.split_at(args.len() / 2);
             for part in ["", a, b] {
                 send(
+                    &mut steps,
                     "content_block_delta",
                     json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": part}}),
                 );
             }
             send(
+                &mut steps,
                 "content_block_stop",
                 json!({"type": "content_block_stop", "index": index}),
             );
         }
         send(
+            &mut steps,
             "message_delta",
             json!({"type": "message_delta", "delta": {"stop_reason": self.stop_reason(), "stop_sequence": null}, "usage": {"output_tokens": self.output_tokens()}}),
         );
-        send("message_stop", json!({"type": "message_stop"}));
+        send(&mut steps, "message_stop", json!({"type": "message_stop"}));
         steps.push_back(Step::End);
         Plan {
             steps,

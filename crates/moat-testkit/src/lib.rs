@@ -10,8 +10,9 @@
 //!
 //! The same server also speaks Anthropic's Messages API (`POST /v1/messages`, and `GET /v1/models`
 //! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and
-//! Ollama's native API (`POST /api/chat` with NDJSON streaming, `GET /api/tags`), with the same
-//! answers and directives, for testing moatd's translation to those wires.
+//! Ollama's native API (`POST /api/chat` with NDJSON streaming, `GET /api/tags`, `GET /api/version`),
+//! with the same answers and directives, for testing moatd's translation to those wires (and the
+//! gateway's provider conformance suite).
 //!
 //! ```no_run
 //! use moat_testkit::{Emulator, EmulatorOptions, TestCa};

@@ -1,6 +1,6 @@
 //! Ollama's native API as the emulator speaks it: `POST /api/chat` (one JSON object, or NDJSON lines
-//! when streaming, which is Ollama's default) and `GET /api/tags`, with Ollama's `{"error": "…"}`
-//! errors. Ollama has no API keys, so none is checked. Answers follow the OpenAI side's rules, and the
+//! when streaming, which is Ollama's default), `GET /api/tags` and `GET /api/version`, with Ollama's
+//! `{"error": "…"}` errors. Ollama has no API keys, so none is checked. Answers follow the OpenAI side's rules, and the
 //! `emulate` directive works the same (`tool_call` answers with `message.tool_calls`).
 
 use bytes::Bytes;
@@ -24,6 +24,10 @@ pub(crate) async fn route(
     match (method, path.strip_suffix('/').unwrap_or(path)) {
         (&Method::GET, "/api/tags") => Some(crate::handler::json(StatusCode::OK, &tags(&shared.models))),
         (&Method::POST, "/api/chat") => Some(chat(shared, body).await),
+        // What health checks probe: cheap, and answers with no model loaded.
+        (&Method::GET, "/api/version") => {
+            Some(crate::handler::json(StatusCode::OK, &json!({"version": "0.5.7"})))
+        }
         _ => None,
     }
 }
@@ -109,6 +113,13 @@ async fn chat(shared: &Shared, body: &Bytes) -> Response<ResponseBody> {
     let Some(messages) = request.get("messages").and_then(Value::as_array) else {
         return error(StatusCode::BAD_REQUEST, "messages is required");
     };
+    if let Some(delay) = directive.first_byte_delay {
+        tokio::time::sleep(delay).await;
+    }
+    if directive.hang {
+        // Dropped with its connection, or with the server on shutdown.
+        std::future::pending::<()>().await;
+    }
     if let Some(failure) = &directive.failure {
         if shared.should_fail(&directive.key, failure.times) {
             let message = failure
@@ -177,25 +188,36 @@ async fn chat(shared: &Shared, body: &Bytes) -> Response<ResponseBody> {
         return crate::handler::json(StatusCode::OK, &last(&pieces.concat()));
     }
     let mut steps = std::collections::VecDeque::new();
-    let mut send = |v: Value| {
+    let send = |steps: &mut std::collections::VecDeque<Step>, v: Value| {
         if let (Some(delay), false) = (directive.chunk_delay, steps.is_empty()) {
             steps.push_back(Step::Wait(delay));
         }
         steps.push_back(Step::Send(Bytes::from(format!("{v}\n"))));
     };
+    let mut broken = false;
     for (sent, piece) in pieces.iter().enumerate() {
+        if stream::interrupt(&mut steps, &directive, sent) {
+            broken = true;
+            break;
+        }
         if directive.error_after_chunks == Some(sent) {
-            send(json!({"error": "an error was encountered while running the model"}));
+            send(
+                &mut steps,
+                json!({"error": "an error was encountered while running the model"}),
+            );
             break;
         }
         send(
+            &mut steps,
             json!({"model": model, "created_at": created_at, "message": {"role": "assistant", "content": piece}, "done": false}),
         );
     }
-    if directive.error_after_chunks.is_none_or(|n| n >= pieces.len()) {
-        send(last(""));
+    if !broken && directive.error_after_chunks.is_none_or(|n| n >= pieces.len()) {
+        send(&mut steps, last(""));
     }
-    steps.push_back(Step::End);
+    if !broken {
+        steps.push_back(Step::End);
+    }
     let mut response = Response::new(stream::body(
         Plan {
             steps,

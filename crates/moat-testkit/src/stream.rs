@@ -113,6 +113,21 @@ pub(crate) fn plan(completion: &Completion, directive: &Directive) -> Plan {
     }
 }
 
+/// The `pause` and `reset_after_chunks` directives at the moment after `sent` content chunks, for
+/// the other wires' plans (Anthropic, Ollama): queues the pause, or the break. True when the stream
+/// breaks here and nothing more may be queued.
+pub(crate) fn interrupt(steps: &mut VecDeque<Step>, directive: &Directive, sent: usize) -> bool {
+    if let Some((_, wait)) = directive.pause.filter(|(k, _)| *k == sent) {
+        steps.push_back(Step::Wait(wait));
+    }
+    if directive.reset_after_chunks == Some(sent) {
+        steps.push_back(Step::Wait(RESET_GRACE));
+        steps.push_back(Step::Reset);
+        return true;
+    }
+    false
+}
+
 fn sse(chunk: &Value) -> Bytes {
     Bytes::from(format!("data: {chunk}\n\n"))
 }

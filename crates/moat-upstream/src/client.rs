@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use moat_policy::retry::{RetryDecision, RetryPolicy};
 
-use crate::{Phase, UpstreamError};
+use crate::{AuthStyle, Phase, UpstreamError};
 
 /// How long each phase of an upstream exchange may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct UpstreamSettings {
     /// Sent as `Authorization: Bearer …` (or as [`AuthStyle`] says); marked sensitive so no debug
     /// output shows it.
     pub api_key: Option<String>,
-    /// How the key is presented; Anthropic's API wants its own headers.
+    /// How the key is presented: the provider kind's choice (`ProviderAdapter::auth_style`).
     pub auth_style: AuthStyle,
     /// Extra trust anchors for this provider only.
     pub ca_file: Option<PathBuf>,
@@ -72,17 +72,6 @@ impl UpstreamSettings {
             no_proxy: false,
         }
     }
-}
-
-/// How a provider wants its credential.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum AuthStyle {
-    /// `Authorization: Bearer <key>`: OpenAI and everything compatible with it.
-    #[default]
-    Bearer,
-    /// `x-api-key: <key>` plus `anthropic-version`, as Anthropic's Messages API requires (the
-    /// version header is sent even without a key).
-    Anthropic,
 }
 
 /// A provider endpoint with its own connection pool.
@@ -119,12 +108,7 @@ impl Upstream {
         if let Some(key) = &settings.api_key {
             auth.push(credential_header(&settings, key)?);
         }
-        if settings.auth_style == AuthStyle::Anthropic {
-            auth.push((
-                HeaderName::from_static("anthropic-version"),
-                HeaderValue::from_static(moat_translate::anthropic::API_VERSION),
-            ));
-        }
+        auth.extend(settings.auth_style.protocol_headers());
         Ok(Upstream {
             settings,
             client,
@@ -279,10 +263,7 @@ fn credential_header(
     settings: &UpstreamSettings,
     key: &str,
 ) -> Result<(HeaderName, HeaderValue), UpstreamError> {
-    let (name, text) = match settings.auth_style {
-        AuthStyle::Bearer => (http::header::AUTHORIZATION, format!("Bearer {key}")),
-        AuthStyle::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
-    };
+    let (name, text) = settings.auth_style.credential(key);
     let mut value = HeaderValue::from_str(&text).map_err(|_| {
         UpstreamError::Config(format!(
             "provider `{}`: api_key contains characters not allowed in a header",

@@ -6,6 +6,10 @@
 //! [`Upstream::send_with_retries`] and hands a successful response to [`relay::relay_stream`] (streamed
 //! answers) or [`relay::read_body`] (whole answers).
 //!
+//! What differs between provider kinds (paths, credentials, bodies, answers, errors, model lists,
+//! defaults) lives in one [`adapter::ProviderAdapter`] per kind, registered in
+//! [`adapter::registry`].
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), moat_upstream::UpstreamError> {
 //! use moat_upstream::{Upstream, UpstreamSettings};
@@ -15,12 +19,14 @@
 //! # let _ = body; Ok(()) }
 //! ```
 
+pub mod adapter;
 mod client;
 mod error;
 pub mod relay;
 pub mod tls;
 
-pub use client::{AuthStyle, Timeouts, Upstream, UpstreamSettings, FORWARDED_HEADERS};
+pub use adapter::AuthStyle;
+pub use client::{Timeouts, Upstream, UpstreamSettings, FORWARDED_HEADERS};
 pub use error::{Phase, UpstreamError};
 /// A provider's response once its headers are in (its body is read by [`relay`]).
 pub use reqwest::Response as UpstreamResponse;

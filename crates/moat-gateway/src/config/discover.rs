@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use http::HeaderMap;
+use moat_upstream::adapter::registry;
 use moat_upstream::{Upstream, UpstreamSettings};
 
 use super::file::{FileConfig, ProviderKind, ProviderSection, ServerSection};
@@ -38,7 +39,7 @@ impl DiscoveryTargets {
 fn local_provider(name: &str, root: &str) -> ProviderSection {
     ProviderSection {
         name: name.to_string(),
-        kind: ProviderKind::Openai,
+        kind: ProviderKind::from(&registry::OPENAI),
         base_url: Some(format!("{}/v1", root.trim_end_matches('/'))),
         api_key: None,
         ca_file: None,
@@ -85,7 +86,7 @@ pub async fn discover(targets: &DiscoveryTargets) -> (FileConfig, Vec<String>) {
     let mut notes = Vec::new();
     if targets.openrouter {
         let mut p = local_provider("openrouter", "");
-        p.kind = ProviderKind::Openrouter;
+        p.kind = ProviderKind::from(&registry::OPENROUTER);
         p.base_url = None;
         p.local = false;
         p.api_key = Some("${OPENROUTER_API_KEY}".into());

@@ -2,7 +2,9 @@
 //! unknown keys rejected so a typo is an error rather than a silently ignored setting.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use moat_upstream::adapter::{Kind, ProviderAdapter};
 use serde::Deserialize;
 
 /// The whole file.
@@ -221,31 +223,48 @@ pub struct ServerSection {
     pub models_cache_ttl_ms: Option<u64>,
 }
 
-/// Which wire family a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// Any OpenAI-compatible server: OpenAI, vLLM, llama.cpp server, Ollama's `/v1`, Groq, Together…
-    Openai,
-    /// OpenRouter: OpenAI's wire plus its extensions; `base_url` defaults to OpenRouter's.
-    Openrouter,
-    /// Anthropic's Messages API, translated to and from OpenAI's chat; `base_url` defaults to
-    /// `https://api.anthropic.com/v1`. Chat completions only.
-    Anthropic,
-    /// Ollama's native API (`/api/chat`, `/api/tags`); `base_url` defaults to
-    /// `http://127.0.0.1:11434`. Chat completions only.
-    Ollama,
-}
+/// Which wire family a provider speaks: one of the kinds registered in
+/// `moat_upstream::adapter::registry` (`openai`: any OpenAI-compatible server; `openrouter`;
+/// `anthropic`: the Messages API, translated; `ollama`: Ollama's native API, translated). What each
+/// kind does differently lives in its adapter, never here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderKind(&'static Kind);
 
 impl ProviderKind {
+    /// The registered kind called `name`.
+    pub fn named(name: &str) -> Option<ProviderKind> {
+        moat_upstream::adapter::kind(name).map(ProviderKind)
+    }
+
     /// The name used in the config file.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Openai => "openai",
-            ProviderKind::Openrouter => "openrouter",
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::Ollama => "ollama",
-        }
+        self.0.name()
+    }
+
+    /// A new adapter for one provider of this kind.
+    pub fn adapter(self) -> Arc<dyn ProviderAdapter> {
+        self.0.adapter()
+    }
+}
+
+impl From<&'static Kind> for ProviderKind {
+    fn from(kind: &'static Kind) -> ProviderKind {
+        ProviderKind(kind)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProviderKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        ProviderKind::named(&name).ok_or_else(|| {
+            let known: Vec<String> = moat_upstream::adapter::kinds()
+                .map(|k| format!("`{}`", k.name()))
+                .collect();
+            serde::de::Error::custom(format!(
+                "unknown provider kind `{name}`, expected one of {}",
+                known.join(", ")
+            ))
+        })
     }
 }
 

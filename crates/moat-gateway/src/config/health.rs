@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use moat_policy::breaker::BreakerPolicy;
 
-use super::file::{ProviderKind, ProviderSection};
+use moat_upstream::adapter::ProviderAdapter;
+
+use super::file::ProviderSection;
 use super::ConfigError;
 
 /// Default time between health checks.
@@ -22,23 +24,10 @@ pub struct HealthSettings {
     pub breaker: BreakerPolicy,
 }
 
-/// The probe path when the config names none, by wire family, given the base URL's path (e.g. `/v1`).
-/// A new provider kind adds its arm here.
-pub fn default_health_path(kind: ProviderKind, base_path: &str) -> String {
-    let base = base_path.trim_end_matches('/');
-    match kind {
-        // OpenAI-compatible servers (llama.cpp, vLLM, Ollama's /v1, OpenAI) and OpenRouter all list
-        // their models here without side effects.
-        // Anthropic's model list too (the probe carries `x-api-key` and `anthropic-version`).
-        ProviderKind::Openai | ProviderKind::Openrouter | ProviderKind::Anthropic => format!("{base}/models"),
-        // Ollama's native API: the cheapest call it has, and one that needs no model loaded.
-        ProviderKind::Ollama => format!("{base}/api/version"),
-    }
-}
-
 /// Resolves the `health_*` and `breaker_*` keys of one provider whose base URL is already valid.
 pub(super) fn resolve(
     p: &ProviderSection,
+    adapter: &dyn ProviderAdapter,
     url: &moat_upstream::Url,
     loopback: bool,
 ) -> Result<HealthSettings, ConfigError> {
@@ -52,7 +41,7 @@ pub(super) fn resolve(
                 message: format!("health_path {path:?} must be a path starting with '/', e.g. \"/health\""),
             })
         }
-        None => default_health_path(p.kind, url.path()),
+        None => adapter.health_path(url.path()),
     };
     let mut check_url = url.clone();
     check_url.set_path(&path);

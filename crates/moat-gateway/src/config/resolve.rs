@@ -10,7 +10,7 @@ use moat_policy::route::{Catalog, CatalogError};
 use moat_upstream::{Timeouts, UpstreamSettings};
 
 use super::file::{FileConfig, ProviderKind, ProviderSection};
-use super::{ANTHROPIC_BASE_URL, DEFAULT_LISTEN, OLLAMA_BASE_URL, OPENROUTER_BASE_URL};
+use super::DEFAULT_LISTEN;
 
 /// A configuration mistake, phrased for the person who wrote the file.
 #[derive(Debug, thiserror::Error)]
@@ -313,15 +313,14 @@ fn resolve_provider(
         });
     }
     let name = p.name.clone();
-    let base_url = match (&p.base_url, p.kind) {
+    let adapter = p.kind.adapter();
+    let base_url = match (&p.base_url, adapter.default_base_url()) {
         (Some(url), _) => expand(url, &format!("providers.{name}.base_url"), env)?,
-        (None, ProviderKind::Openrouter) => OPENROUTER_BASE_URL.to_string(),
-        (None, ProviderKind::Anthropic) => ANTHROPIC_BASE_URL.to_string(),
-        (None, ProviderKind::Ollama) => OLLAMA_BASE_URL.to_string(),
-        (None, kind) => {
+        (None, Some(default)) => default.to_string(),
+        (None, None) => {
             return Err(ConfigError::MissingBaseUrl {
                 name,
-                kind: kind.as_str(),
+                kind: p.kind.as_str(),
             })
         }
     };
@@ -371,9 +370,7 @@ fn resolve_provider(
     let retry_defaults = RetryPolicy::default();
     let mut upstream = UpstreamSettings::new(name.clone(), base_url);
     upstream.api_key = api_key;
-    if p.kind == ProviderKind::Anthropic {
-        upstream.auth_style = moat_upstream::AuthStyle::Anthropic;
-    }
+    upstream.auth_style = adapter.auth_style();
     upstream.ca_file = p.ca_file.clone();
     upstream.no_proxy = loopback;
     upstream.timeouts = Timeouts {
@@ -425,10 +422,7 @@ fn resolve_provider(
                 name: name.clone(),
                 message: e.to_string(),
             })?,
-        // Anthropic's and Ollama's native wires have no partition member (translation would drop
-        // it): per-team keys are the isolation there.
-        None if matches!(p.kind, ProviderKind::Anthropic | ProviderKind::Ollama) => CachePartition::None,
-        None => CachePartition::default_for(p.kind == ProviderKind::Openrouter, &host),
+        None => adapter.default_partition(&host),
     };
     if cache_partition == CachePartition::None && !p.local {
         warnings.push(format!(
@@ -440,7 +434,7 @@ fn resolve_provider(
         local: p.local,
         upstream,
         prices,
-        health: super::health::resolve(p, &url, loopback)?,
+        health: super::health::resolve(p, adapter.as_ref(), &url, loopback)?,
         cache_partition,
         cache_prompt: p.cache_prompt,
     })

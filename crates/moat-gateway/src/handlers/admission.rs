@@ -6,9 +6,9 @@ use std::sync::Arc;
 use moat_policy::budget::Hold;
 use moat_policy::pricing::estimate_prompt_tokens;
 use moat_policy::route::Target;
+use moat_upstream::adapter::{ProviderAdapter, Retention};
 use moat_wire::openai::ProviderPreferences;
 
-use crate::config::ProviderKind;
 use crate::gateway::Gateway;
 use crate::identity::KeyEntry;
 use crate::ledger::Payer;
@@ -80,24 +80,18 @@ pub(crate) fn apply_privacy(
     Ok(())
 }
 
-/// OpenRouter requests carry `provider.data_collection = "deny"` (and `zdr = true` when required)
-/// unless the client chose otherwise; other providers get the client's preferences unchanged.
+/// The provider preferences to send: the client's, plus the gateway's data-retention settings for
+/// kinds that act on them (OpenRouter's `provider.data_collection` and `zdr`).
 pub(crate) fn provider_prefs_for(
     gw: &Gateway,
-    kind: ProviderKind,
+    adapter: &dyn ProviderAdapter,
     client: &Option<ProviderPreferences>,
 ) -> Option<ProviderPreferences> {
-    if kind != ProviderKind::Openrouter || !(gw.privacy.deny_data_collection || gw.privacy.require_zdr) {
-        return client.clone();
-    }
-    let mut prefs = client.clone().unwrap_or_default();
-    if gw.privacy.deny_data_collection && prefs.data_collection.is_none() {
-        prefs.data_collection = Some("deny".into());
-    }
-    if gw.privacy.require_zdr {
-        prefs.zdr = Some(true);
-    }
-    Some(prefs)
+    let retention = Retention {
+        deny_data_collection: gw.privacy.deny_data_collection,
+        require_zdr: gw.privacy.require_zdr,
+    };
+    adapter.provider_preferences(client, retention)
 }
 
 /// The hold for a request: the most any of its targets could cost (the prompt estimated from the body

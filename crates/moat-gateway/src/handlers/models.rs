@@ -83,7 +83,7 @@ async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
     let provider = gw.provider(id).map_err(|e| e.to_string())?;
     let up = &provider.upstream;
     let work = async {
-        let path = super::translated::models_path(provider.kind);
+        let path = provider.adapter.models_path();
         let resp = up.send(path, None, false, &HeaderMap::new()).await?;
         relay::read_body(resp, up.settings()).await
     };
@@ -92,7 +92,9 @@ async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(body)) => body,
     };
-    super::translated::model_list(provider.kind, &body)
+    provider
+        .adapter
+        .model_list(&body)
         .map_err(|e| format!("`{}` sent a malformed model list: {e}", up.settings().name))
 }
 

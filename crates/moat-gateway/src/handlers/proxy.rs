@@ -184,7 +184,7 @@ async fn forward_inner<T: Forward>(
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
-        *request.provider_prefs() = provider_prefs_for(&gw, provider.kind, &client_prefs);
+        *request.provider_prefs() = provider_prefs_for(&gw, provider.adapter.as_ref(), &client_prefs);
         let secret = gw.identities.secret();
         cache::partition::apply(&mut request, secret, &tenant, provider.cache, &client_partition);
         let team_headers = gw.team_keys.headers(
@@ -195,10 +195,8 @@ async fn forward_inner<T: Forward>(
             &provider.upstream,
             &forwarded,
         )?;
-        let body =
-            Bytes::from(serde_json::to_vec(&request).map_err(|e| GatewayError::Internal(e.to_string()))?);
         let (path, body, translation) =
-            translated::outbound(provider.kind, &settings.name, T::PATH, body, &request_id)?;
+            translated::outbound(&provider.adapter, &settings.name, &request, &request_id)?;
         let request_text = trail
             .wants_bodies()
             .then(|| String::from_utf8_lossy(&body).into_owned());
@@ -213,7 +211,7 @@ async fn forward_inner<T: Forward>(
         let result = match provider
             .upstream
             .send_with_retries(
-                path,
+                &path,
                 Some(body),
                 stream,
                 team_headers.as_ref().unwrap_or(&forwarded),

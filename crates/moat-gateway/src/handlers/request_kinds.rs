@@ -2,6 +2,9 @@
 //! path needs from each: model addressing fields, streaming, output caps, prompt text for the privacy
 //! scan, and OpenRouter preferences.
 
+use std::borrow::Cow;
+
+use moat_upstream::adapter::WireRequest;
 use moat_wire::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, MessageContent, PromptInput,
     ProviderPreferences,
@@ -13,6 +16,8 @@ use serde::Serialize;
 pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     /// Path below the provider's base URL.
     const PATH: &'static str;
+    /// The request as the provider adapters take it (borrowed, not copied).
+    fn wire(&self) -> WireRequest<'_>;
     fn model(&self) -> Option<&str>;
     fn set_model(&mut self, model: String);
     /// Removes the OpenRouter-style `models` fallback list: moatd does the falling back itself, and
@@ -54,9 +59,12 @@ fn take_extra(
 
 /// Chat and legacy completions carry the same addressing fields.
 macro_rules! forward_with_models_field {
-    ($ty:ty, $path:literal) => {
+    ($ty:ty, $path:literal, $wire:ident) => {
         impl Forward for $ty {
             const PATH: &'static str = $path;
+            fn wire(&self) -> WireRequest<'_> {
+                WireRequest::$wire(Cow::Borrowed(self))
+            }
             fn model(&self) -> Option<&str> {
                 self.model.as_deref().filter(|m| !m.is_empty())
             }
@@ -146,11 +154,14 @@ impl PartitionFields for CompletionRequest {
     }
 }
 
-forward_with_models_field!(ChatCompletionRequest, "/chat/completions");
-forward_with_models_field!(CompletionRequest, "/completions");
+forward_with_models_field!(ChatCompletionRequest, "/chat/completions", Chat);
+forward_with_models_field!(CompletionRequest, "/completions", Completion);
 
 impl Forward for EmbeddingRequest {
     const PATH: &'static str = "/embeddings";
+    fn wire(&self) -> WireRequest<'_> {
+        WireRequest::Embedding(Cow::Borrowed(self))
+    }
     fn model(&self) -> Option<&str> {
         Some(self.model.as_str()).filter(|m| !m.is_empty())
     }
