@@ -37,6 +37,10 @@ use scripts::Scripts;
 /// rows are in the store, so only the live counter misses them) and the loss is logged.
 const MAX_PENDING: usize = 100_000;
 
+/// Reservations in a row that may time out before Valkey counts as unreachable: one slow answer under
+/// a burst refuses that request (fail closed), not every request until the next probe.
+const TIMEOUTS_BEFORE_DOWN: u32 = 3;
+
 /// One account's limits as the scripts need them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct AccountLimits {
@@ -111,6 +115,8 @@ pub struct ClusterLimiter {
     live: Mutex<HashMap<String, Vec<String>>>,
     pending: Mutex<VecDeque<Settlement>>,
     available: AtomicBool,
+    /// Reservations that timed out in a row.
+    timeouts: std::sync::atomic::AtomicU32,
     last_error: Mutex<Option<String>>,
     /// This node's share of the limits while Valkey is away (`local_share` only).
     fallback: Mutex<Option<Arc<Ledger>>>,
@@ -167,6 +173,7 @@ impl ClusterLimiter {
             live: Mutex::new(HashMap::new()),
             pending: Mutex::new(VecDeque::new()),
             available: AtomicBool::new(false),
+            timeouts: std::sync::atomic::AtomicU32::new(0),
             last_error: Mutex::new(Some("not connected yet".into())),
             fallback: Mutex::new(None),
             epoch: Mutex::new(None),
@@ -250,21 +257,30 @@ impl ClusterLimiter {
         // Loading an account is rare (a new window, or Valkey restarted empty); then try again.
         for _ in 0..3 {
             let mut conn = self.conn.clone();
-            let answer: Result<Vec<i64>, String> =
-                match tokio::time::timeout(self.settings.timeout, invocation.invoke_async(&mut conn)).await {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!(
-                        "no answer within {} ms",
-                        self.settings.timeout.as_millis()
-                    )),
-                };
+            let answer =
+                tokio::time::timeout(self.settings.timeout, invocation.invoke_async(&mut conn)).await;
             metrics::counter!("moat_cluster_round_trips_total", "op" => "reserve").increment(1);
-            let v = match answer {
-                Ok(v) => v,
-                Err(e) => {
-                    self.mark_down(&e);
+            let v: Vec<i64> = match answer {
+                Ok(Ok(v)) => {
+                    self.timeouts.store(0, Ordering::Relaxed);
+                    v
+                }
+                Ok(Err(e)) => {
+                    self.mark_down(&e.to_string());
                     return self.reserve_unavailable(r).await;
+                }
+                Err(_) => {
+                    let n = self.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(node = %self.settings.node_id, in_a_row = n, "a reservation timed out");
+                    if n >= TIMEOUTS_BEFORE_DOWN {
+                        self.mark_down(&format!(
+                            "no answer within {} ms",
+                            self.settings.timeout.as_millis()
+                        ));
+                        return self.reserve_unavailable(r).await;
+                    }
+                    // The script may still run; its hold then lapses, unrenewed, within hold_ttl.
+                    return Err(GatewayError::LimitsUnavailable);
                 }
             };
             let party = v

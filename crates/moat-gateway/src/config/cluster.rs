@@ -22,7 +22,8 @@ pub struct ClusterSection {
     /// How long a hold lives unless its node renews it (default 30 000 ms): a node that dies strands
     /// its holds for at most this long.
     pub hold_ttl_ms: Option<u64>,
-    /// The most a reservation waits for the limits store before counting it unreachable (default 250).
+    /// The most a reservation waits for the limits store (default 250 ms): that request is refused
+    /// with 503, and three such in a row count the store unreachable.
     pub timeout_ms: Option<u64>,
     /// This node's name in logs and its audit chain (default: the host name).
     pub node_id: Option<String>,

@@ -72,7 +72,7 @@ impl Cluster {
              [[providers]]\nname = \"emu\"\nkind = \"openai\"\nbase_url = \"{}\"\nretry_base_ms = 10\n\
              health_check = false\nprices = {{ \"*\" = [{PRICE_PER_MILLION}, {PRICE_PER_MILLION}] }}\n\
              [store]\nurl = \"{}\"\n\
-             [cluster]\nurl = \"{}\"\nnode_id = \"{name}\"\n{}\n\
+             [cluster]\nurl = \"{}\"\nnode_id = \"{name}\"\ntimeout_ms = 2000\n{}\n\
              [audit]\n{}\n",
             self.emu.base_url(),
             self.pg.url(),
