@@ -38,7 +38,7 @@ fn live_spend(c: &Cluster, key_id: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_burst_strands_no_budget_and_charges_nothing_twice() {
-    let c = Cluster::start("hold_ttl_ms = 1500").await;
+    let c = Cluster::start("hold_ttl_ms = 3000").await;
     let (a, b) = (c.node("a").await, c.node("b").await);
     let issued = admin_post(&a, "/admin/keys", json!({"name": "k", "budget": "0.5/day"})).await;
     let (key, key_id) = (
