@@ -7,8 +7,9 @@
 //!
 //! Every gateway request carries a virtual key with a budget, so each is authenticated, reserved
 //! and settled. Reported: added p50/p99 over direct, the cluster's extra p99 over single, moatd CPU
-//! per request (and Valkey's and PostgreSQL's), and Valkey commands per request (`INFO
-//! commandstats`, so it counts what the server executed, whoever sent it).
+//! per request (and Valkey's and PostgreSQL's), and Valkey round trips per request: the nodes' own
+//! `moat_cluster_round_trips_total`, cross-checked against the scripts Valkey ran (`EVALSHA` in
+//! `INFO commandstats`; the commands inside a script are counted there too, so they are not used).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,8 +49,10 @@ struct Phase {
     moatd_cpu: f64,
     valkey_cpu: f64,
     postgres_cpu: f64,
-    /// Valkey commands executed in the measured window.
+    /// Scripts Valkey ran (EVALSHA/EVAL) in the measured window.
     valkey_calls: u64,
+    /// Round trips the nodes report (`moat_cluster_round_trips_total`) in the measured window.
+    round_trips: f64,
 }
 
 impl Phase {
@@ -128,14 +131,26 @@ fn create_key(moatd: &Path, scratch: &Scratch, node: &str) -> anyhow::Result<Str
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Total commands Valkey has executed (the sum of `calls=` in `INFO commandstats`).
+/// Scripts Valkey has run (`calls=` of EVALSHA and EVAL in `INFO commandstats`).
 fn valkey_calls(valkey: &moat_testkit::Valkey) -> u64 {
     valkey
         .cli(&["INFO", "commandstats"])
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info"))
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
         .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The round trips to Valkey a node has counted, all operations together.
+async fn round_trips(node: std::net::SocketAddr) -> f64 {
+    let Ok((_, body)) = crate::client::probe(&Target::new(node, "/metrics"), None).await else {
+        return 0.0;
+    };
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with("moat_cluster_round_trips_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
@@ -149,6 +164,18 @@ impl Rig<'_> {
     /// Loads `targets` together (the rate split evenly) and samples CPU and Valkey around the
     /// measured window.
     async fn phase(&self, targets: &[Target], moatd_pids: &[u32]) -> anyhow::Result<Phase> {
+        let nodes: Vec<std::net::SocketAddr> = targets
+            .iter()
+            .filter(|t| t.auth.is_some())
+            .map(|t| t.addr)
+            .collect();
+        let trips = || async {
+            let mut sum = 0.0;
+            for n in &nodes {
+                sum += round_trips(*n).await;
+            }
+            sum
+        };
         tokio::time::sleep(Duration::from_millis(300)).await;
         let share = (self.settings.rate / targets.len() as u32).max(1);
         let specs: Vec<LoadSpec> = targets
@@ -172,17 +199,30 @@ impl Rig<'_> {
         let vk = self.valkey.pid().into_iter().collect::<Vec<_>>();
         let sample = async {
             tokio::time::sleep(self.settings.warmup + Duration::from_millis(20)).await;
-            let before = (cpu(moatd_pids), cpu(&vk), cpu(&pg), valkey_calls(self.valkey));
+            let before = (
+                cpu(moatd_pids),
+                cpu(&vk),
+                cpu(&pg),
+                valkey_calls(self.valkey),
+                trips().await,
+            );
             tokio::time::sleep(self.settings.duration).await;
-            let after = (cpu(moatd_pids), cpu(&vk), cpu(&pg), valkey_calls(self.valkey));
+            let after = (
+                cpu(moatd_pids),
+                cpu(&vk),
+                cpu(&pg),
+                valkey_calls(self.valkey),
+                trips().await,
+            );
             (
                 after.0 - before.0,
                 after.1 - before.1,
                 after.2 - before.2,
                 after.3 - before.3,
+                after.4 - before.4,
             )
         };
-        let (loads, (moatd_cpu, valkey_cpu, postgres_cpu, valkey_calls)) = tokio::join!(
+        let (loads, (moatd_cpu, valkey_cpu, postgres_cpu, valkey_calls, round_trips)) = tokio::join!(
             futures_util::future::join_all(specs.iter().map(load::run)),
             sample
         );
@@ -203,6 +243,7 @@ impl Rig<'_> {
             valkey_cpu,
             postgres_cpu,
             valkey_calls,
+            round_trips,
         })
     }
 }
@@ -257,8 +298,9 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
             .await?;
         eprintln!(
             "run {run}: direct p50 {:.0} p99 {:.0}; single p50 {:.0} p99 {:.0}; cluster p50 {:.0} p99 {:.0} µs; \
-             errors {}/{}/{}; Valkey commands per request {:.2}",
+             errors {}/{}/{}; Valkey round trips per request {:.2} (scripts run {:.2})",
             direct.p50, direct.p99, one.p50, one.p99, two.p50, two.p99, direct.errors, one.errors, two.errors,
+            two.per_request(two.round_trips),
             two.per_request(two.valkey_calls as f64)
         );
         rows.push((direct, one, two));
@@ -273,11 +315,12 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     let cpu_cluster = med(&|r| r.2.per_request(r.2.moatd_cpu) * 1e6);
     let cpu_valkey = med(&|r| r.2.per_request(r.2.valkey_cpu) * 1e6);
     let cpu_pg = med(&|r| r.2.per_request(r.2.postgres_cpu) * 1e6);
-    let trips = med(&|r| r.2.per_request(r.2.valkey_calls as f64));
-    println!("| path ({}/s total) | added p50 | added p99 | moatd CPU / request | Valkey CPU / request | PostgreSQL CPU / request | Valkey commands / request |", settings.rate);
+    let trips = med(&|r| r.2.per_request(r.2.round_trips));
+    let scripts = med(&|r| r.2.per_request(r.2.valkey_calls as f64));
+    println!("| path ({}/s total) | added p50 | added p99 | moatd CPU / request | Valkey CPU / request | PostgreSQL CPU / request | Valkey round trips / request |", settings.rate);
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     println!("| one node, SQLite, limits in memory | {added_single_p50:.0} µs | {added_single_p99:.0} µs | {cpu_single:.0} µs | – | – | 0 |");
-    println!("| two nodes, PostgreSQL + Valkey | {added_cluster_p50:.0} µs | {added_cluster_p99:.0} µs | {cpu_cluster:.0} µs | {cpu_valkey:.0} µs | {cpu_pg:.0} µs | {trips:.2} |");
+    println!("| two nodes, PostgreSQL + Valkey | {added_cluster_p50:.0} µs | {added_cluster_p99:.0} µs | {cpu_cluster:.0} µs | {cpu_valkey:.0} µs | {cpu_pg:.0} µs | {trips:.2} (scripts run: {scripts:.2}) |");
     println!(
         "cluster path vs single node: {extra_p99:+.0} µs at p99 (target ≤ 300 µs): {}",
         if extra_p99 <= 300.0 { "met" } else { "NOT met" }
@@ -286,7 +329,7 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
         let phase = |p: &Phase| {
             json!({"p50_us": p.p50, "p99_us": p.p99, "ok": p.ok, "errors": p.errors,
             "moatd_cpu_s": p.moatd_cpu, "valkey_cpu_s": p.valkey_cpu, "postgres_cpu_s": p.postgres_cpu,
-            "valkey_calls": p.valkey_calls})
+            "valkey_scripts": p.valkey_calls, "round_trips": p.round_trips})
         };
         let doc = json!({
             "settings": {"rate": settings.rate, "duration_s": settings.duration.as_secs_f64(),
@@ -299,7 +342,7 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
                         "cluster_extra_p99_us": extra_p99,
                         "moatd_cpu_us_per_request": {"single": cpu_single, "cluster": cpu_cluster},
                         "valkey_cpu_us_per_request": cpu_valkey, "postgres_cpu_us_per_request": cpu_pg,
-                        "valkey_commands_per_request": trips},
+                        "valkey_round_trips_per_request": trips, "valkey_scripts_per_request": scripts},
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
