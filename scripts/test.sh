@@ -57,6 +57,18 @@ if ! python3 -c 'import ollama' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'ollama>=0.4'
 fi
 
+# The enterprise clouds' official SDKs check the testkit's Azure, Bedrock and Gemini emulators and drive
+# moatd in front of them (crates/moatd/tests/cloud_sdk.rs): boto3's bedrock-runtime and google-genai
+# (the openai SDK above brings AzureOpenAI).
+if ! python3 -c 'import boto3' 2>/dev/null; then
+    echo "== installing boto3 (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'boto3>=1.34'
+fi
+if ! python3 -c 'import google.genai' 2>/dev/null; then
+    echo "== installing google-genai (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'google-genai>=1.0'
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

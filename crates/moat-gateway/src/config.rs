@@ -4,12 +4,14 @@
 //! overrides applied by the binary.
 
 mod cache;
+mod cloud;
 mod cluster;
 mod discover;
 mod explain;
 mod file;
 mod health;
 mod resolve;
+mod routing;
 
 pub use cache::{ResponseCacheSection, ResponseCacheSettings};
 pub use cluster::{host_name, ClusterSection, ClusterSettings, OnUnavailable};
@@ -21,6 +23,7 @@ pub use file::{
 };
 pub use health::{HealthSettings, DEFAULT_CHECK_INTERVAL};
 pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings, StoreSettings};
+pub use routing::{RoutePolicy, TargetLimits};
 
 /// Where moatd listens when nothing says otherwise: loopback, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";

@@ -90,6 +90,7 @@ impl GatewayError {
                 UpstreamError::Connect { .. }
                 | UpstreamError::Tls { .. }
                 | UpstreamError::Protocol { .. }
+                | UpstreamError::Credential { .. }
                 | UpstreamError::TooLarge { .. } => StatusCode::BAD_GATEWAY,
             },
         }
@@ -118,6 +119,7 @@ impl GatewayError {
                 UpstreamError::Connect { .. } => ("upstream_error", "upstream_unreachable"),
                 UpstreamError::TooLarge { .. } => ("upstream_error", "upstream_response_too_large"),
                 UpstreamError::Protocol { .. } => ("upstream_error", "upstream_protocol_error"),
+                UpstreamError::Credential { .. } => ("upstream_error", "upstream_credential_error"),
                 UpstreamError::Status { .. } => ("upstream_error", "upstream_error"),
                 UpstreamError::Config(_) => ("server_error", "internal_error"),
             },

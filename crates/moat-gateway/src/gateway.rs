@@ -55,6 +55,8 @@ pub struct Gateway {
     pub(crate) response_cache: crate::cache::response::ResponseCache,
     /// Teams' own provider credentials.
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
+    /// Aliases' strategies, what they measure, and per-target caps.
+    pub(crate) routes: crate::routing::Routes,
 }
 
 impl Gateway {
@@ -103,7 +105,7 @@ impl Gateway {
             }
             providers.push(Provider {
                 upstream: Upstream::new(settings)?,
-                adapter: p.kind.adapter(),
+                adapter: p.adapter.clone(),
                 local: p.local,
                 cache: crate::cache::partition::ProviderCacheRules {
                     partition: p.cache_partition,
@@ -145,6 +147,7 @@ impl Gateway {
             request_ids: RequestIds::new(),
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
+            routes: crate::routing::Routes::new(config, &config.catalog),
         }))
     }
 

@@ -36,6 +36,7 @@ pub mod limits;
 mod meter;
 mod pricebook;
 pub mod privacy;
+mod routing;
 pub mod secret;
 pub mod server;
 

@@ -344,7 +344,7 @@ fn anthropic_and_ollama_kinds_have_their_defaults() {
         "a loopback Ollama is never reached through a proxy"
     );
     let err = moat_gateway::config::Config::from_toml(
-        "[[providers]]\nname = \"x\"\nkind = \"gemini\"\nbase_url = \"https://x\"\n",
+        "[[providers]]\nname = \"x\"\nkind = \"grpc\"\nbase_url = \"https://x\"\n",
         "test",
     )
     .unwrap_err();

@@ -14,9 +14,12 @@
 //! assert_eq!(catalog.provider_name(targets[1].provider), "local");
 //! ```
 
+pub mod balance;
 pub mod breaker;
 pub mod budget;
 pub mod cache;
+pub mod caps;
+pub mod fallback;
 pub mod keys;
 pub mod pricing;
 pub mod privacy;

@@ -32,6 +32,8 @@ pub(crate) struct Directive {
     pub(crate) hang: bool,
     /// Answer by calling this tool (after the `content` text, if one is given).
     pub(crate) tool_call: Option<ToolCallDirective>,
+    /// Azure: refuse the prompt as Azure's content filter does (a 400 with `code: content_filter`).
+    pub(crate) content_filter: bool,
     /// The directive's JSON text: requests carrying the same text share one `times` counter.
     pub(crate) key: String,
 }
@@ -97,6 +99,7 @@ impl Directive {
                 "content" => d.content = Some(string(name, value)?),
                 "hang" => d.hang = boolean(name, value)?,
                 "tool_call" => d.tool_call = Some(tool_call(value)?),
+                "content_filter" => d.content_filter = boolean(name, value)?,
                 other => return Err(format!("unknown emulate directive '{other}'")),
             }
         }

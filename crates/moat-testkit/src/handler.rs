@@ -21,7 +21,7 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// What a path names, once the `/v1` or `/api/v1` prefix is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     Models,
     Model(String),
     Key,
@@ -65,8 +65,22 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         headers: parts.headers.clone(),
         body: body.clone(),
     });
-    // Anthropic's and Ollama's own wires, told apart by path (and Anthropic's version header).
+    // Anthropic's and Ollama's own wires, told apart by path (and Anthropic's version header), and
+    // the enterprise clouds' wires and identity services.
     let (method, path, headers) = (&parts.method, parts.uri.path(), &parts.headers);
+    let query = parts.uri.query().unwrap_or("");
+    if let Some(response) = crate::cloud::route(&shared, method, path, &body) {
+        return response;
+    }
+    if let Some(response) = crate::azure::route(&shared, method, path, query, headers, &body).await {
+        return response;
+    }
+    if let Some(response) = crate::gemini::route(&shared, method, path, query, headers, &body).await {
+        return response;
+    }
+    if let Some(response) = crate::bedrock::route(&shared, &parts, &body).await {
+        return response;
+    }
     if let Some(response) = crate::anthropic::route(&shared, method, path, headers, &body).await {
         return response;
     }
@@ -111,7 +125,7 @@ fn authorized(shared: &Shared, headers: &http::HeaderMap) -> bool {
 }
 
 /// The endpoints that take a JSON body and may carry directives.
-async fn generate(
+pub(crate) async fn generate(
     shared: &Shared,
     endpoint: &Endpoint,
     body: &Bytes,
@@ -125,7 +139,7 @@ async fn generate(
             return error(StatusCode::BAD_REQUEST, message, None);
         }
     };
-    let directive = match Directive::from_request(&request) {
+    let directive = match shared.directive_for(&request) {
         Ok(directive) => directive,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message, Some("emulate")),
     };

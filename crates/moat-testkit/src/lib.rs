@@ -14,6 +14,13 @@
 //! with the same answers and directives, for testing moatd's translation to those wires (and the
 //! gateway's provider conformance suite).
 //!
+//! And the enterprise clouds, each checked by its official SDK (`crates/moatd/tests/cloud_sdk.rs`):
+//! Azure OpenAI's deployment paths with `api-version` and content-filter refusals, Bedrock's Converse
+//! and ConverseStream (binary event-stream answers, every SigV4 signature verified), and Gemini /
+//! Vertex AI's `generateContent` and `streamGenerateContent?alt=sse`; plus the identity services
+//! behind them ([`cloud`]: Entra ID, Google OAuth with a service account's JWT, AWS STS). Wires whose
+//! requests cannot carry an `emulate` member take it from [`Emulator::set_directive`].
+//!
 //! ```no_run
 //! use moat_testkit::{Emulator, EmulatorOptions, TestCa};
 //!
@@ -32,10 +39,14 @@
 //! ```
 
 mod anthropic;
+mod azure;
+mod bedrock;
+pub mod cloud;
 mod completion;
 mod directive;
 mod embeddings;
 mod error;
+mod gemini;
 mod handler;
 mod ollama;
 mod prefix_cache;

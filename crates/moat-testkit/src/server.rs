@@ -40,6 +40,16 @@ pub struct EmulatorOptions {
     pub key_report: Option<Value>,
     /// Simulate a provider prefix cache whose hits answer sooner (see [`crate::PrefixCacheOptions`]).
     pub prefix_cache: Option<crate::PrefixCacheOptions>,
+    /// Azure: the Entra application whose client credentials the token endpoint accepts; its tokens
+    /// are then accepted as `Authorization: Bearer` on the Azure OpenAI routes.
+    pub entra: Option<crate::cloud::EntraApp>,
+    /// Gemini/Vertex: the service account (client email) whose signed JWTs `POST /token` exchanges
+    /// for tokens (see [`crate::cloud::service_account_json`]).
+    pub google_account: Option<String>,
+    /// Bedrock: the keys (and web-identity role) SigV4 signatures are verified against.
+    pub aws: Option<crate::cloud::AwsAccount>,
+    /// Lifetime of issued tokens and temporary keys (default an hour).
+    pub token_lifetime_secs: Option<u64>,
 }
 
 /// One request as the emulator received it.
@@ -74,11 +84,27 @@ pub(crate) struct Shared {
     /// Dollars reported in `usage.cost` so far, for the OpenRouter key report.
     spent: Mutex<f64>,
     pub(crate) prefix_cache: Option<crate::prefix_cache::PrefixCache>,
+    pub(crate) entra: Option<crate::cloud::EntraApp>,
+    pub(crate) google: Option<String>,
+    /// This emulator's own `/token` URL, the audience a service account's JWT must name.
+    pub(crate) google_token_uri: Option<String>,
+    pub(crate) aws: Option<crate::cloud::AwsAccount>,
+    pub(crate) token_lifetime: Duration,
+    pub(crate) issued: crate::cloud::Issued,
+    /// The directive for requests that carry none (set by the test while the emulator runs).
+    default_directive: Mutex<Option<Value>>,
 }
 
 impl Shared {
-    fn new(opts: &EmulatorOptions, record: bool) -> Shared {
+    fn new(opts: &EmulatorOptions, record: bool, origin: Option<String>) -> Shared {
         Shared {
+            entra: opts.entra.clone(),
+            google: opts.google_account.clone(),
+            google_token_uri: origin.map(|o| format!("{o}/token")),
+            aws: opts.aws.clone(),
+            token_lifetime: Duration::from_secs(opts.token_lifetime_secs.unwrap_or(3600)),
+            issued: crate::cloud::Issued::default(),
+            default_directive: Mutex::default(),
             api_key: opts.api_key.clone(),
             models: opts.models.clone().unwrap_or_else(wire::default_models),
             key_report: opts.key_report.clone(),
@@ -97,6 +123,29 @@ impl Shared {
     pub(crate) fn record(&self, request: RecordedRequest) {
         if let Some(log) = &self.requests {
             log.lock().unwrap_or_else(PoisonError::into_inner).push(request);
+        }
+    }
+
+    pub(crate) fn set_default_directive(&self, directive: Option<Value>) {
+        *self
+            .default_directive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = directive;
+    }
+
+    /// The request's own `emulate` directive, or the emulator's default when it has none.
+    pub(crate) fn directive_for(&self, request: &Value) -> Result<crate::directive::Directive, String> {
+        if request.get("emulate").is_some() {
+            return crate::directive::Directive::from_request(request);
+        }
+        let default = self
+            .default_directive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match default {
+            Some(d) => crate::directive::Directive::from_request(&serde_json::json!({ "emulate": d })),
+            None => Ok(crate::directive::Directive::default()),
         }
     }
 
@@ -146,7 +195,11 @@ impl Emulator {
             .local_addr()
             .map_err(|e| Error::io("reading the bound address", e))?;
         let acceptor = acceptor(&opts)?;
-        let shared = Arc::new(Shared::new(&opts, true));
+        let origin = match opts.tls {
+            Some(_) => format!("https://localhost:{}", addr.port()),
+            None => format!("http://127.0.0.1:{}", addr.port()),
+        };
+        let shared = Arc::new(Shared::new(&opts, true, Some(origin)));
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, acceptor, shared.clone(), stopped));
         Ok(Emulator {
@@ -169,6 +222,24 @@ impl Emulator {
             true => format!("https://localhost:{}/v1", self.addr.port()),
             false => format!("http://127.0.0.1:{}/v1", self.addr.port()),
         }
+    }
+
+    /// The server's root (`http://127.0.0.1:PORT`), where the cloud wires live (`/openai/…`,
+    /// `/v1beta/…`, `/model/…`) and their token endpoints (`/token`, `/{tenant}/oauth2/v2.0/token`, `/`).
+    pub fn origin(&self) -> String {
+        self.base_url().trim_end_matches("/v1").to_owned()
+    }
+
+    /// Sets the directive for requests that carry no `emulate` member (for wires whose requests
+    /// cannot carry one, and for changing a running provider's behaviour: slow, failing, recovered).
+    /// `None` restores normal behaviour.
+    pub fn set_directive(&self, directive: Option<Value>) {
+        self.shared.set_default_directive(directive);
+    }
+
+    /// Tokens and temporary keys issued by the emulated identity services so far.
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.issued.token_requests.load(Ordering::SeqCst)
     }
 
     /// The same server under OpenRouter's prefix, ending in `/api/v1`.
@@ -219,7 +290,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let acceptor = acceptor(&opts)?;
-    let shared = Arc::new(Shared::new(&opts, false));
+    let shared = Arc::new(Shared::new(&opts, false, None));
     let (stop, stopped) = watch::channel(false);
     tokio::select! {
         () = accept_loop(listener, acceptor, shared, stopped) => {}

@@ -35,6 +35,8 @@ pub(crate) enum Step {
     Done,
     /// Stop here without `[DONE]`, by the emulator's choice (after a mid-stream error chunk).
     End,
+    /// Send these last bytes; the stream has completed (wires without `[DONE]`: Gemini, Bedrock).
+    Last(Bytes),
     /// Fail the body so the server drops the connection.
     Reset,
 }
@@ -229,6 +231,11 @@ impl Player {
                 Step::End => {
                     self.guard.finished = true;
                     return None;
+                }
+                Step::Last(bytes) => {
+                    self.guard.finished = true;
+                    self.guard.counters.completed.fetch_add(1, Ordering::SeqCst);
+                    return Some(Ok(Frame::data(bytes)));
                 }
                 Step::Reset => {
                     self.guard.finished = true;

@@ -1,5 +1,6 @@
-//! Translation between the OpenAI chat wire, which is what moatd speaks inside, and the two other wire
-//! families it talks to or accepts: Anthropic Messages and Ollama's native NDJSON API.
+//! Translation between the OpenAI chat wire, which is what moatd speaks inside, and the other wire
+//! families it talks to or accepts: Anthropic Messages, Ollama's native NDJSON API, Google's Gemini
+//! API, AWS Bedrock's Converse API, and Azure OpenAI's errors.
 //!
 //! Everything here is pure: request and response bodies go in as structs or bytes and come out the
 //! same way, and streamed answers go through incremental state machines ([`StreamTranslator`]) that
@@ -8,6 +9,10 @@
 //! - [`anthropic`]: OpenAI chat ⇄ Anthropic Messages, both directions (outbound to an Anthropic
 //!   provider, and inbound for clients calling moatd's `POST /v1/messages`), plus error shapes.
 //! - [`ollama`]: OpenAI chat → Ollama `/api/chat`, its NDJSON answers → OpenAI, `/api/tags` → models.
+//! - [`gemini`]: OpenAI chat ⇄ Gemini `generateContent` / `streamGenerateContent` (SSE), errors, models.
+//! - [`bedrock`]: OpenAI chat ⇄ Bedrock `Converse` / `ConverseStream`, whose binary framing
+//!   [`eventstream`] decodes.
+//! - [`azure`]: Azure OpenAI's errors (content-filter refusals explained) in OpenAI's shape.
 //!
 //! ```
 //! use moat_translate::anthropic::AnthropicToOpenAi;
@@ -32,7 +37,11 @@
 //! ```
 
 pub mod anthropic;
+pub mod azure;
+pub mod bedrock;
 mod error;
+pub mod eventstream;
+pub mod gemini;
 mod lines;
 pub mod ollama;
 mod openai_out;

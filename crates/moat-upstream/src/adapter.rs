@@ -41,11 +41,16 @@ use crate::UpstreamError;
 
 mod anthropic;
 mod auth;
+mod azure;
+mod bedrock;
+mod gemini;
 mod ollama;
 mod openai;
+mod options;
 pub mod registry;
 
 pub use auth::AuthStyle;
+pub use options::{AdapterOptions, AuthContext, EntraOptions};
 pub use registry::{kind, kinds, Kind};
 
 /// One provider kind's wire knowledge. Every method has a default that describes OpenAI's wire, so
@@ -58,6 +63,21 @@ pub trait ProviderAdapter: Send + Sync + fmt::Debug {
     /// `base_url` when the config gives none; `None` makes `base_url` required.
     fn default_base_url(&self) -> Option<&'static str> {
         None
+    }
+
+    /// The base URL this provider's options imply when the config gives none (Bedrock's regional
+    /// endpoint, Vertex AI's project path); by default [`ProviderAdapter::default_base_url`].
+    fn base_url(&self) -> Option<String> {
+        self.default_base_url().map(str::to_owned)
+    }
+
+    /// A credential computed per request (an OAuth token, a SigV4 signature), when the provider
+    /// uses one; `None` when its `api_key` (or nothing) is the credential. Built once at start.
+    fn request_auth(
+        &self,
+        _ctx: &AuthContext<'_>,
+    ) -> Result<Option<Arc<dyn crate::credentials::RequestAuth>>, crate::credentials::CredentialError> {
+        Ok(None)
     }
 
     /// How the provider's credential (and any protocol header) is sent.
@@ -117,6 +137,11 @@ pub trait ProviderAdapter: Send + Sync + fmt::Debug {
     /// A provider's error status and body in OpenAI's error shape; `None` passes them on unchanged.
     fn error(&self, _status: u16, _body: &[u8]) -> Option<(u16, Vec<u8>)> {
         None
+    }
+
+    /// False when the provider has no model list to fetch (its models appear through aliases only).
+    fn lists_models(&self) -> bool {
+        true
     }
 
     /// Where the provider lists its models (`GET`, below `base_url`).
@@ -225,6 +250,8 @@ pub struct Answer {
     pub id: String,
     /// Unix seconds to stamp answers whose wire carries no time.
     pub created: u64,
+    /// The model as the request named it, for answers whose wire carries none.
+    pub model: String,
 }
 
 /// One attempt's request, ready to send, with how its answer is read back.
@@ -244,6 +271,12 @@ pub fn outbound(
 ) -> Result<Outbound, EncodeError> {
     let request = adapter.members(request);
     let Encoded { path, body } = adapter.encode(&request)?;
+    let model = match &request {
+        WireRequest::Chat(r) => r.model.clone(),
+        WireRequest::Completion(r) => r.model.clone(),
+        WireRequest::Embedding(r) => Some(r.model.clone()),
+    }
+    .unwrap_or_default();
     Ok(Outbound {
         path,
         body,
@@ -252,6 +285,7 @@ pub fn outbound(
             provider: provider.to_owned(),
             include_usage: request.include_usage(),
             id: format!("chatcmpl-{request_id}"),
+            model,
         },
     })
 }
@@ -263,6 +297,7 @@ pub struct Translation {
     provider: String,
     include_usage: bool,
     id: String,
+    model: String,
 }
 
 impl Translation {
@@ -271,6 +306,7 @@ impl Translation {
             include_usage: self.include_usage,
             id: self.id.clone(),
             created: unix_now(),
+            model: self.model.clone(),
         }
     }
 

@@ -54,6 +54,9 @@ pub struct UpstreamSettings {
     /// Send no request through an HTTP(S) proxy from the environment. Set for loopback providers so a
     /// proxy meant for the internet never sees local traffic.
     pub no_proxy: bool,
+    /// A credential computed per request (OAuth bearer tokens, SigV4 signatures), applied after the
+    /// static headers; `None` for providers with a plain key.
+    pub request_auth: Option<std::sync::Arc<dyn crate::credentials::RequestAuth>>,
 }
 
 impl UpstreamSettings {
@@ -70,6 +73,7 @@ impl UpstreamSettings {
             retry: RetryPolicy::default(),
             max_response_bytes: 64 * 1024 * 1024,
             no_proxy: false,
+            request_auth: None,
         }
     }
 }
@@ -162,6 +166,7 @@ impl Upstream {
         extra_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = self.url(path)?;
+        let signed = self.request_auth(&url, body.as_deref(), extra_headers).await?;
         let mut req = match body {
             Some(body) => self
                 .client
@@ -186,6 +191,9 @@ impl Upstream {
         // for this provider) replaces the provider's shared one.
         for (name, value) in self.auth.iter().filter(|(n, _)| !extra_headers.contains_key(n)) {
             req = req.header(name, value.clone());
+        }
+        for (name, value) in signed {
+            req = req.header(name, value);
         }
         let first_byte = self.settings.timeouts.first_byte;
         let resp = match tokio::time::timeout(first_byte, req.send()).await {
@@ -223,6 +231,41 @@ impl Upstream {
             body,
             retry_after,
         })
+    }
+
+    /// The per-request credential's headers (none without one, or when the caller brought its own
+    /// `Authorization`, a team's key). A credential that cannot be produced fails the attempt.
+    async fn request_auth(
+        &self,
+        url: &reqwest::Url,
+        body: Option<&[u8]>,
+        extra_headers: &HeaderMap,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, UpstreamError> {
+        let Some(auth) = &self.settings.request_auth else {
+            return Ok(Vec::new());
+        };
+        // A caller's own credential (a team's key) replaces the provider's, in either header.
+        let (own_header, _) = self.settings.auth_style.credential("");
+        if extra_headers.contains_key(http::header::AUTHORIZATION) || extra_headers.contains_key(&own_header)
+        {
+            return Ok(Vec::new());
+        }
+        let json = [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        let input = crate::credentials::SignInput {
+            method: if body.is_some() { "POST" } else { "GET" },
+            url,
+            headers: if body.is_some() { &json } else { &[] },
+            body: body.unwrap_or_default(),
+        };
+        auth.authorize(input)
+            .await
+            .map_err(|e| UpstreamError::Credential {
+                provider: self.settings.name.clone(),
+                detail: e.0,
+            })
     }
 
     /// [`Upstream::send`] with retries on retryable failures, waiting as the retry policy says (and as

@@ -50,6 +50,10 @@ pub enum UpstreamError {
     Protocol { provider: String, detail: String },
     #[error("provider `{provider}`: response larger than {limit} bytes")]
     TooLarge { provider: String, limit: usize },
+    /// The provider's credential could not be produced (a token endpoint refused or failed, a key
+    /// file is unreadable): the provider is unusable until that is fixed, so fall back.
+    #[error("provider `{provider}`: credential: {detail}")]
+    Credential { provider: String, detail: String },
     #[error("{0}")]
     Config(String),
 }
@@ -63,6 +67,7 @@ impl UpstreamError {
             UpstreamError::Tls { .. }
             | UpstreamError::Protocol { .. }
             | UpstreamError::TooLarge { .. }
+            | UpstreamError::Credential { .. }
             | UpstreamError::Config(_) => false,
         }
     }

@@ -21,6 +21,7 @@
 
 pub mod adapter;
 mod client;
+pub mod credentials;
 mod error;
 pub mod relay;
 pub mod tls;

@@ -60,6 +60,15 @@ fn local_provider(name: &str, root: &str) -> ProviderSection {
         breaker_cooldown_ms: None,
         cache_partition: None,
         cache_prompt: None,
+        rpm: Default::default(),
+        tpm: Default::default(),
+        context_window: Default::default(),
+        api_version: None,
+        region: None,
+        project: None,
+        entra: None,
+        service_account_file: None,
+        aws_profile: None,
     }
 }
 

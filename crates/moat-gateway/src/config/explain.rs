@@ -92,6 +92,38 @@ pub fn explain(config: &Config) -> String {
             r = u.retry.max_retries,
         );
         let _ = writeln!(out, "    models addressed as \"{}/<model>\"", u.name);
+        let _ = writeln!(out, "    credential: {}", p.credential);
+        let limits = &p.limits;
+        if !limits.caps.is_empty() || !limits.context_windows.is_empty() {
+            let mut parts: Vec<String> = limits
+                .caps
+                .iter()
+                .map(|(m, c)| {
+                    let mut cap = Vec::new();
+                    if let Some(r) = c.rpm {
+                        cap.push(format!("{r} requests/min"));
+                    }
+                    if let Some(t) = c.tpm {
+                        cap.push(format!("{t} tokens/min"));
+                    }
+                    let who = if m == "*" {
+                        "every other model together".to_owned()
+                    } else {
+                        format!("`{m}`")
+                    };
+                    format!("{who} capped at {} (skipped at its cap)", cap.join(" and "))
+                })
+                .collect();
+            parts.extend(limits.context_windows.iter().map(|(m, w)| {
+                let who = if m == "*" {
+                    "other models".to_owned()
+                } else {
+                    format!("`{m}`")
+                };
+                format!("{who} context window {w} tokens")
+            }));
+            let _ = writeln!(out, "    limits: {}", parts.join("; "));
+        }
         let h = &p.health;
         let checks = match h.check {
             true => format!("GET {} every {}", h.check_url, secs(h.interval)),
@@ -125,7 +157,38 @@ pub fn explain(config: &Config) -> String {
                 .iter()
                 .map(|t| format!("{}/{}", config.catalog.provider_name(t.provider), t.model))
                 .collect();
-            let _ = writeln!(out, "  {alias} -> {}", route.join(", then "));
+            let policy = config.routes.get(alias).cloned().unwrap_or_default();
+            let strategy = policy.strategy;
+            let joiner = if strategy == moat_policy::balance::Strategy::Order {
+                ", then "
+            } else {
+                ", "
+            };
+            let _ = writeln!(out, "  {alias} -> {}", route.join(joiner));
+            let weights = if policy.weights.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (weights {})",
+                    policy
+                        .weights
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(":")
+                )
+            };
+            let _ = writeln!(
+                out,
+                "    strategy {}: {}{weights}; the others are fallbacks on provider failures{}",
+                strategy.as_str(),
+                strategy.explain(),
+                if policy.content_policy_fallback {
+                    " and content-policy refusals"
+                } else {
+                    ""
+                }
+            );
         }
     }
     match config.catalog.default_provider() {

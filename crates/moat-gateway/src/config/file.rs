@@ -245,6 +245,11 @@ impl ProviderKind {
     pub fn adapter(self) -> Arc<dyn ProviderAdapter> {
         self.0.adapter()
     }
+
+    /// The registered kind.
+    pub fn kind(self) -> &'static Kind {
+        self.0
+    }
 }
 
 impl From<&'static Kind> for ProviderKind {
@@ -322,6 +327,44 @@ pub struct ProviderSection {
     /// llama.cpp: send `cache_prompt` with this value; `false` stops a server shared by several tenants
     /// from reusing one tenant's cached prompt for another. Default: not sent.
     pub cache_prompt: Option<bool>,
+    /// Requests per minute each model may be sent (`"*"` counts every other model together); a
+    /// target at its cap is skipped. See docs/PROVIDERS.md (routing).
+    #[serde(default)]
+    pub rpm: std::collections::BTreeMap<String, u32>,
+    /// Tokens per minute each model may be sent, as `rpm`.
+    #[serde(default)]
+    pub tpm: std::collections::BTreeMap<String, u64>,
+    /// Context windows in tokens by model (`"*"` for the rest): a context-window refusal falls back
+    /// to targets with a larger one.
+    #[serde(default)]
+    pub context_window: std::collections::BTreeMap<String, u64>,
+    /// Azure: the `api-version` query parameter (default `2024-10-21`).
+    pub api_version: Option<String>,
+    /// Bedrock: the AWS region; Gemini on Vertex AI: the location.
+    pub region: Option<String>,
+    /// Gemini: the Google Cloud project, which selects Vertex AI.
+    pub project: Option<String>,
+    /// Azure: Entra ID client credentials instead of `api_key`.
+    pub entra: Option<EntraSection>,
+    /// Gemini/Vertex: a service-account key file instead of `api_key`.
+    pub service_account_file: Option<PathBuf>,
+    /// Bedrock: read keys from this AWS profile (skips the environment).
+    pub aws_profile: Option<String>,
+}
+
+/// `entra = { … }` on an Azure provider: an Entra ID application's client credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraSection {
+    pub tenant_id: String,
+    pub client_id: String,
+    /// `${VAR}` is expanded.
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// A federated identity token (workload identity), re-read at every token fetch.
+    pub federated_token_file: Option<PathBuf>,
+    /// The Entra authority (default `https://login.microsoftonline.com`).
+    pub authority: Option<String>,
 }
 
 /// `[[models]]`: an alias and its ordered route.
@@ -329,6 +372,14 @@ pub struct ProviderSection {
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     pub name: String,
-    /// `PROVIDER/MODEL` entries, tried in order.
+    /// `PROVIDER/MODEL` entries.
     pub route: Vec<String>,
+    /// How the first target is chosen: `order` (default), `weighted`, `least_busy`, `latency`, `cost`.
+    pub strategy: Option<String>,
+    /// `weighted`: one non-negative weight per route entry.
+    pub weights: Option<Vec<u32>>,
+    /// Fall back to the next target when a provider's content policy refuses the prompt (default
+    /// false: a refusal is the answer).
+    #[serde(default)]
+    pub content_policy_fallback: bool,
 }

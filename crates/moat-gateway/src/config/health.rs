@@ -44,8 +44,13 @@ pub(super) fn resolve(
         None => adapter.health_path(url.path()),
     };
     let mut check_url = url.clone();
-    check_url.set_path(&path);
-    check_url.set_query(None);
+    // A probe path may carry a query (Azure's `?api-version=`).
+    let (path_only, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path.as_str(), None),
+    };
+    check_url.set_path(path_only);
+    check_url.set_query(query);
     let interval = match p.health_check_interval_ms {
         None => DEFAULT_CHECK_INTERVAL,
         Some(0) => {

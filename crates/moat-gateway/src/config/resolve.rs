@@ -101,6 +101,12 @@ pub struct ServerSettings {
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
+    /// The kind's adapter, built with this provider's options.
+    pub adapter: std::sync::Arc<dyn moat_upstream::adapter::ProviderAdapter>,
+    /// Where the credential comes from, in words (never the secret), for `check-config`.
+    pub credential: String,
+    /// Per-model rpm/tpm caps and context windows.
+    pub limits: super::routing::TargetLimits,
     /// Runs on our own hardware.
     pub local: bool,
     pub upstream: UpstreamSettings,
@@ -127,6 +133,8 @@ pub struct Config {
     /// The audit log's settings, as written.
     pub audit: super::file::AuditSection,
     pub providers: Vec<ProviderConfig>,
+    /// `[[models]]` aliases' strategies and fallback options, by alias.
+    pub routes: std::collections::HashMap<String, super::routing::RoutePolicy>,
     /// Model names, providers and aliases, already cross-checked.
     pub catalog: Catalog,
     /// Things that are allowed but worth a line at start (and in `check-config`).
@@ -227,6 +235,7 @@ impl Config {
             .map(|m| (m.name.clone(), m.route.clone()))
             .collect();
         let catalog = Catalog::new(names, aliases, s.default_provider.as_deref())?;
+        let routes = super::routing::route_policies(&file.models)?;
         if providers.is_empty() {
             warnings.push("no providers configured: every model request will get 404".to_string());
         }
@@ -269,6 +278,7 @@ impl Config {
             privacy: file.privacy.clone(),
             audit: file.audit.clone(),
             providers,
+            routes,
             catalog,
             warnings,
             response_cache: file.response_cache.resolve()?,
@@ -313,10 +323,10 @@ fn resolve_provider(
         });
     }
     let name = p.name.clone();
-    let adapter = p.kind.adapter();
-    let base_url = match (&p.base_url, adapter.default_base_url()) {
+    let adapter = super::cloud::adapter(p, env)?;
+    let base_url = match (&p.base_url, adapter.base_url()) {
         (Some(url), _) => expand(url, &format!("providers.{name}.base_url"), env)?,
-        (None, Some(default)) => default.to_string(),
+        (None, Some(default)) => default,
         (None, None) => {
             return Err(ConfigError::MissingBaseUrl {
                 name,
@@ -368,8 +378,10 @@ fn resolve_provider(
     }
     let defaults = Timeouts::default();
     let retry_defaults = RetryPolicy::default();
+    let (request_auth, credential) = super::cloud::credential(p, adapter.as_ref(), api_key.is_some(), env)?;
     let mut upstream = UpstreamSettings::new(name.clone(), base_url);
     upstream.api_key = api_key;
+    upstream.request_auth = request_auth;
     upstream.auth_style = adapter.auth_style();
     upstream.ca_file = p.ca_file.clone();
     upstream.no_proxy = loopback;
@@ -431,6 +443,9 @@ fn resolve_provider(
     }
     Ok(ProviderConfig {
         kind: p.kind,
+        limits: super::routing::target_limits(p)?,
+        adapter: adapter.clone(),
+        credential,
         local: p.local,
         upstream,
         prices,

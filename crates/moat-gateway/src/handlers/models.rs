@@ -81,6 +81,10 @@ pub(crate) async fn refresh(gw: &Gateway) {
 
 async fn fetch(gw: &Gateway, id: usize) -> Result<ModelList, String> {
     let provider = gw.provider(id).map_err(|e| e.to_string())?;
+    if !provider.adapter.lists_models() {
+        // Its models are reachable through aliases and PROVIDER/MODEL; there is no list to fetch.
+        return Ok(ModelList::new(Vec::new()));
+    }
     let up = &provider.upstream;
     let work = async {
         let path = provider.adapter.models_path();

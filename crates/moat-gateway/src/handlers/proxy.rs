@@ -149,6 +149,27 @@ async fn forward_inner<T: Forward>(
     trail.policy(&inspection.decisions);
     apply_privacy(&gw, &inspection, &mut targets)?;
     gw.health.filter(&mut targets, Instant::now());
+    let route_policy = gw.routes.policy(request.model()).cloned();
+    let estimate = (
+        moat_policy::pricing::estimate_prompt_tokens(bytes.len(), 0),
+        request
+            .max_output_tokens()
+            .unwrap_or(gw.server.default_max_output_tokens),
+    );
+    let ask = crate::routing::Ask {
+        model: request.model(),
+        prompt_tokens: estimate.0,
+        output_tokens: estimate.1,
+        now,
+        random: crate::routing::random(),
+    };
+    if !gw.routes.arrange(&gw.catalog, &gw.prices, &ask, &mut targets) {
+        return Err(GatewayError::RateLimited {
+            scope: "model route",
+            what: "per-target rpm/tpm",
+            retry_after: (60 - now.rem_euclid(60)) as u64,
+        });
+    }
     let redactions = (!inspection.redactions.is_empty()).then_some(inspection.redactions);
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
@@ -180,7 +201,12 @@ async fn forward_inner<T: Forward>(
 
     let client_prefs = request.provider_prefs().clone();
     let mut last_err = None;
+    // Targets a refusal ruled out (a context-window refusal skips windows no larger).
+    let mut skip = vec![false; targets.len()];
     for (attempt, (target, facts)) in targets.iter().zip(&facts).enumerate() {
+        if skip[attempt] {
+            continue;
+        }
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
         request.set_model(target.model.clone());
@@ -207,6 +233,7 @@ async fn forward_inner<T: Forward>(
             started,
             price: facts.price,
             translation: translation.clone(),
+            in_flight: gw.routes.start(target, estimate.0 + estimate.1, ledger::now()),
         };
         let result = match provider
             .upstream
@@ -218,6 +245,7 @@ async fn forward_inner<T: Forward>(
             )
             .await
             .map_err(|e| translation.error(e))
+            .inspect(|_| log.in_flight.first_byte())
         {
             Ok(resp) if stream => {
                 trail.answered_by(&settings.name, &target.model);
@@ -272,8 +300,12 @@ async fn forward_inner<T: Forward>(
                 }
                 return Ok(response);
             }
-            Err(err) if provider_fault(&err) && attempt + 1 < targets.len() => {
+            Err(err) if provider_fault(&err) && skip[attempt + 1..].contains(&false) => {
                 tracing::warn!(request_id = %request_id, error = %err, "falling back to the next target");
+                last_err = Some(err);
+            }
+            Err(err) if refusal_fallback(&gw, route_policy.as_ref(), &targets, attempt, &err, &mut skip) => {
+                tracing::warn!(request_id = %request_id, error = %err, "refused; falling back to a target that may accept it");
                 last_err = Some(err);
             }
             Err(err) => {
@@ -286,6 +318,44 @@ async fn forward_inner<T: Forward>(
         || GatewayError::Internal("no target was tried".into()),
         GatewayError::from,
     ))
+}
+
+/// After a refusal another target may not give (a prompt over the context window; with the route's
+/// `content_policy_fallback`, a content-policy refusal), marks the later targets not worth trying in
+/// `skip` and says whether any is left to try.
+fn refusal_fallback(
+    gw: &Gateway,
+    policy: Option<&crate::config::RoutePolicy>,
+    targets: &[moat_policy::route::Target],
+    attempt: usize,
+    err: &UpstreamError,
+    skip: &mut [bool],
+) -> bool {
+    use moat_policy::fallback::{classify, larger_context, Refusal};
+    let UpstreamError::Status { status, body, .. } = err else {
+        return false;
+    };
+    let Some(error) = moat_wire::error::ErrorBody::from_slice(body) else {
+        return false;
+    };
+    let code = error.error.code_text();
+    match classify(*status, code.as_deref(), &error.error.message) {
+        Some(Refusal::ContextWindow) => {
+            let failed = gw.routes.context_window(&targets[attempt]);
+            let rest: Vec<Option<u64>> = targets[attempt + 1..]
+                .iter()
+                .map(|t| gw.routes.context_window(t))
+                .collect();
+            for (i, keep) in larger_context(failed, &rest).into_iter().enumerate() {
+                if !keep {
+                    skip[attempt + 1 + i] = true;
+                }
+            }
+        }
+        Some(Refusal::ContentPolicy) if policy.is_some_and(|p| p.content_policy_fallback) => {}
+        _ => return false,
+    }
+    skip[attempt + 1..].contains(&false)
 }
 
 /// A streamed answer: relayed as it arrives; settled and logged when it ends.
@@ -427,10 +497,15 @@ struct RequestLog {
     price: Option<Price>,
     /// How this provider's answer is read back into OpenAI's shape.
     translation: Translation,
+    /// The request counted against its target's in-flight count and cap until this log is dropped.
+    in_flight: crate::routing::InFlight,
 }
 
 impl RequestLog {
     fn answered(&self, usage: Option<&Usage>) {
+        if let Some(u) = usage {
+            self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
+        }
         tracing::debug!(
             request_id = %self.request_id,
             provider = %self.provider,
@@ -445,6 +520,9 @@ impl RequestLog {
 
     fn stream_finished(&self, outcome: RelayOutcome) {
         let usage = outcome.usage.as_ref();
+        if let Some(u) = usage {
+            self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
+        }
         tracing::debug!(
             request_id = %self.request_id,
             provider = %self.provider,

@@ -24,7 +24,18 @@ fn ask() -> ChatCompletionRequest {
 #[test]
 fn every_registered_kind_builds_the_adapter_of_its_name() {
     let names: Vec<&str> = kinds().map(Kind::name).collect();
-    assert_eq!(names, ["openai", "openrouter", "anthropic", "ollama"]);
+    assert_eq!(
+        names,
+        [
+            "openai",
+            "openrouter",
+            "anthropic",
+            "ollama",
+            "azure",
+            "bedrock",
+            "gemini"
+        ]
+    );
     for k in kinds() {
         assert_eq!(k.adapter().kind(), k.name());
         assert_eq!(kind(k.name()), Some(k));
@@ -205,4 +216,89 @@ fn member_hygiene_borrows_unless_a_member_must_change() {
             k.name()
         );
     }
+}
+
+#[test]
+fn cloud_kinds_put_the_model_in_a_safe_path_and_take_only_their_options() {
+    use super::registry::{AZURE, BEDROCK, GEMINI};
+    let mut request = ask();
+    request.model = Some("gpt-4o/../../admin?x=1".into());
+    let azure = AZURE.adapter_with(&AdapterOptions::default()).unwrap();
+    let out = outbound(&azure, "p", WireRequest::Chat(Cow::Borrowed(&request)), "r").unwrap();
+    assert_eq!(
+        out.path,
+        "/openai/deployments/gpt-4o%2F..%2F..%2Fadmin%3Fx%3D1/chat/completions?api-version=2024-10-21"
+    );
+    let preview = AdapterOptions {
+        api_version: Some("2025-01-01-preview".into()),
+        ..AdapterOptions::default()
+    };
+    let out = outbound(
+        &AZURE.adapter_with(&preview).unwrap(),
+        "p",
+        WireRequest::Chat(Cow::Borrowed(&ask())),
+        "r",
+    )
+    .unwrap();
+    assert!(
+        out.path.ends_with("?api-version=2025-01-01-preview"),
+        "{}",
+        out.path
+    );
+
+    let mut claude = ask();
+    claude.model = Some("anthropic.claude-3-haiku-20240307-v1:0".into());
+    let region = AdapterOptions {
+        region: Some("eu-west-1".into()),
+        ..AdapterOptions::default()
+    };
+    let bedrock = BEDROCK.adapter_with(&region).unwrap();
+    assert_eq!(
+        bedrock.base_url().as_deref(),
+        Some("https://bedrock-runtime.eu-west-1.amazonaws.com")
+    );
+    let out = outbound(&bedrock, "p", WireRequest::Chat(Cow::Borrowed(&claude)), "r").unwrap();
+    assert_eq!(
+        out.path,
+        "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
+    );
+    let body: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(body["system"], json!([{"text": "be brief"}]));
+    assert!(!bedrock.lists_models());
+
+    let vertex = AdapterOptions {
+        project: Some("proj".into()),
+        region: Some("europe-west4".into()),
+        ..AdapterOptions::default()
+    };
+    let gemini = GEMINI.adapter_with(&vertex).unwrap();
+    assert_eq!(
+        gemini.base_url().as_deref(),
+        Some("https://europe-west4-aiplatform.googleapis.com/v1/projects/proj/locations/europe-west4/publishers/google")
+    );
+    let mut whole = ask();
+    whole.stream = None;
+    whole.model = Some("gemini-2.0-flash".into());
+    let out = outbound(&gemini, "p", WireRequest::Chat(Cow::Borrowed(&whole)), "r").unwrap();
+    assert_eq!(out.path, "/models/gemini-2.0-flash:generateContent");
+    whole.stream = Some(true);
+    let out = outbound(&gemini, "p", WireRequest::Chat(Cow::Borrowed(&whole)), "r").unwrap();
+    assert_eq!(out.path, "/models/gemini-2.0-flash:streamGenerateContent?alt=sse");
+
+    for (kind, option) in [
+        (&OPENAI, "region"),
+        (&GEMINI, "api_version"),
+        (&BEDROCK, "project"),
+    ] {
+        let mut o = AdapterOptions::default();
+        match option {
+            "region" => o.region = Some("x".into()),
+            "api_version" => o.api_version = Some("x".into()),
+            _ => o.project = Some("x".into()),
+        }
+        let err = kind.adapter_with(&o).unwrap_err();
+        assert!(err.contains(option) && err.contains(kind.name()), "{err}");
+    }
+    assert_eq!(AuthStyle::AzureKey.credential("k").0.as_str(), "api-key");
+    assert_eq!(AuthStyle::GoogleKey.credential("k").0.as_str(), "x-goog-api-key");
 }
