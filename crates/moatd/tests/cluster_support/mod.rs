@@ -53,7 +53,16 @@ impl Cluster {
             .await
             .unwrap();
         let valkey = Valkey::start().unwrap();
-        let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+        // The provider reports each answer's cost at the same price moatd is configured with, so
+        // what moatd settles is what a $1 budget must cover.
+        let models = json!([{"id": "tiny", "object": "model", "created": 1, "owned_by": "emu",
+            "pricing": {"prompt": "0.0001", "completion": "0.0001"}}]);
+        let emu = Emulator::start(EmulatorOptions {
+            models: Some(models),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         Cluster {
             pg,
             valkey,
