@@ -51,6 +51,17 @@ if ! python3 -c 'import anthropic' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'anthropic>=0.40'
 fi
 
+# The clients people point at moatd (crates/moatd/tests/clients.rs): LangChain's ChatOpenAI, LiteLLM
+# and the OpenAI Agents SDK from PyPI, the openai package from npm (into tests/node, from its lockfile).
+if ! python3 -c 'import langchain_openai, litellm, agents' 2>/dev/null; then
+    echo "== installing langchain-openai, litellm and openai-agents (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'langchain-openai>=0.3' 'litellm>=1.60' 'openai-agents>=0.2'
+fi
+if [ ! -d tests/node/node_modules/openai ]; then
+    echo "== installing the openai npm package (tests/node)"
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # The official ollama Python client checks the testkit's Ollama emulator (crates/moatd/tests/translate_sdk.rs).
 if ! python3 -c 'import ollama' 2>/dev/null; then
     echo "== installing the ollama Python client (PyPI)"

@@ -108,4 +108,11 @@ except anthropic.NotFoundError as e:
 ids = [m.id for m in client.models.list()]
 check("emu/tiny" in ids, f"models: {ids}")
 
+# Token counting (Claude Code asks before each turn): moatd's local estimate in front of a
+# non-Anthropic provider, ⌈35 bytes of text / 3⌉ + 4 per message + 3.
+n = client.messages.count_tokens(
+    model=MODEL, system="be brief", messages=[{"role": "user", "content": "count these words please"}]
+)
+check(n.input_tokens == 19, f"count_tokens: {n}")
+
 print(f"anthropic SDK checks passed ({checks})")

@@ -11,6 +11,7 @@ mod explain;
 mod file;
 mod health;
 mod resolve;
+mod responses;
 mod routing;
 
 pub use cache::{ResponseCacheSection, ResponseCacheSettings};
@@ -23,6 +24,7 @@ pub use file::{
 };
 pub use health::{HealthSettings, DEFAULT_CHECK_INTERVAL};
 pub use resolve::{Config, ConfigError, ProviderConfig, ServerSettings, StoreSettings};
+pub use responses::{ResponsesSection, ResponsesSettings};
 pub use routing::{RoutePolicy, TargetLimits};
 
 /// Where moatd listens when nothing says otherwise: loopback, so a fresh start exposes nothing.

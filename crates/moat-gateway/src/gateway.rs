@@ -32,6 +32,8 @@ pub(crate) struct Provider {
     pub(crate) local: bool,
     /// Where the tenant's cache partition goes, and llama.cpp's `cache_prompt`.
     pub(crate) cache: crate::cache::partition::ProviderCacheRules,
+    /// Serves `/responses` itself (`responses = "native"`): Responses requests are relayed, not bridged.
+    pub(crate) responses_native: bool,
 }
 
 /// Everything a request handler needs, built once from the config and shared by all connections.
@@ -55,6 +57,8 @@ pub struct Gateway {
     pub(crate) response_cache: crate::cache::response::ResponseCache,
     /// Teams' own provider credentials.
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
+    /// How long Responses turns are kept, and how long a conversation may grow.
+    pub(crate) responses: crate::config::ResponsesSettings,
     /// Aliases' strategies, what they measure, and per-target caps.
     pub(crate) routes: crate::routing::Routes,
 }
@@ -111,6 +115,7 @@ impl Gateway {
                     partition: p.cache_partition,
                     cache_prompt: p.cache_prompt,
                 },
+                responses_native: p.responses_native,
             });
         }
         crate::handlers::install_metrics();
@@ -147,6 +152,7 @@ impl Gateway {
             request_ids: RequestIds::new(),
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
+            responses: config.responses,
             routes: crate::routing::Routes::new(config, &config.catalog),
         }))
     }
@@ -204,9 +210,23 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(handlers::proxy::chat_completions))
         .route("/messages", post(handlers::messages::messages))
+        .route(
+            "/messages/count_tokens",
+            post(handlers::count_tokens::count_tokens),
+        )
+        .route("/responses", post(handlers::responses::create))
+        .route(
+            "/responses/{id}",
+            get(handlers::responses::state::retrieve).delete(handlers::responses::state::delete),
+        )
+        .route(
+            "/responses/{id}/input_items",
+            get(handlers::responses::state::input_items),
+        )
         .route("/completions", post(handlers::proxy::completions))
         .route("/embeddings", post(handlers::proxy::embeddings))
         .route("/models", get(handlers::models::list_models))
+        .route("/models/{*id}", get(handlers::models::retrieve_model))
         .route("/key", get(handlers::key_info::key_info))
         .route("/auth/key", get(handlers::key_info::key_info));
     let admin = Router::new()
@@ -225,7 +245,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             axum::routing::put(handlers::admin::set_team_provider_key)
                 .delete(handlers::admin::remove_team_provider_key),
         );
-    Router::new()
+    let cors_origins = Arc::new(gateway.server.cors_origins.clone());
+    let router = Router::new()
         .nest("/v1", api.clone())
         .nest("/api/v1", api)
         .nest("/admin", admin)
@@ -234,5 +255,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .with_state(gateway)
+        .with_state(gateway);
+    if cors_origins.is_empty() {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        cors_origins,
+        crate::cors::layer,
+    ))
 }

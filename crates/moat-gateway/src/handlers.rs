@@ -13,11 +13,13 @@ use crate::GatewayError;
 
 pub(crate) mod admin;
 mod admission;
+pub(crate) mod count_tokens;
 pub(crate) mod key_info;
 pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod proxy;
 pub(crate) mod request_kinds;
+pub(crate) mod responses;
 mod translated;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.
@@ -94,6 +96,36 @@ pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>, headers: http::Heade
     }
     let body = prometheus().map(PrometheusHandle::render).unwrap_or_default();
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Authenticates and audits a request that moatd answers itself (stored state, local estimates):
+/// nothing leaves, but who asked for what is recorded like any other request.
+pub(crate) fn audited(
+    gw: &Gateway,
+    req: &axum::extract::Request,
+    f: impl FnOnce(&crate::identity::Principal) -> Result<Response, GatewayError>,
+) -> Response {
+    use axum::extract::{ConnectInfo, OriginalUri};
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path(), |u| u.0.path())
+        .to_string();
+    let mut trail = crate::audit::Trail::start(gw.audit.clone(), &gw.next_request_id(), &path, peer);
+    let result = gw
+        .identities
+        .authenticate(req.headers(), crate::ledger::now())
+        .and_then(|principal| {
+            trail.principal(&principal);
+            f(&principal)
+        });
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    trail.finish(response.status().as_u16());
+    response
 }
 
 pub(crate) async fn not_found(uri: Uri) -> Response {

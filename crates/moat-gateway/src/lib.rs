@@ -26,6 +26,7 @@ mod body;
 mod cache;
 pub mod cluster;
 pub mod config;
+mod cors;
 mod error;
 mod gateway;
 mod handlers;

@@ -66,6 +66,16 @@ impl PriceBook {
         }
     }
 
+    /// The price the operator set for `model` (its own entry, else the provider's `"*"`; free on a
+    /// local provider), ignoring what the provider's list says.
+    pub fn configured(&self, provider: usize, model: &str) -> Option<Price> {
+        let p = self.providers.get(provider)?;
+        if p.local {
+            return Some(Price::FREE);
+        }
+        p.configured.get(model).or_else(|| p.configured.get("*")).copied()
+    }
+
     /// Records what a provider's model list says.
     pub fn learn(&self, provider: usize, list: &ModelList) {
         let Ok(mut learned) = self.learned.write() else {

@@ -149,6 +149,48 @@ impl ServerSecret {
         Ok((nonce.to_vec(), ct))
     }
 
+    /// The key conversation state is sealed with: derived apart from the credential key, so one
+    /// kind of sealed data can never be opened as the other.
+    fn state_cipher(&self) -> ChaCha20Poly1305 {
+        let mut mac = self.mac();
+        mac.update(b"moat conversation state encryption v1");
+        let key: [u8; 32] = mac.finalize().into_bytes().into();
+        ChaCha20Poly1305::new(&key.into())
+    }
+
+    /// Seals stored conversation state; `bound` (the tenant and response id) is associated data, so a
+    /// sealed turn moved to another tenant's or another id's row no longer opens.
+    pub fn seal_state(&self, bound: &str, plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
+        let nonce: [u8; 12] = random()?;
+        let ct = self
+            .state_cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: bound.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretError::Decrypt)?;
+        Ok((nonce.to_vec(), ct))
+    }
+
+    /// Opens what [`ServerSecret::seal_state`] sealed under the same `bound`.
+    pub fn open_state(&self, bound: &str, nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, SecretError> {
+        if nonce.len() != 12 {
+            return Err(SecretError::Decrypt);
+        }
+        self.state_cipher()
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: bound.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretError::Decrypt)
+    }
+
     /// Opens what [`ServerSecret::seal`] sealed.
     pub fn open(&self, provider: &str, nonce: &[u8], ciphertext: &[u8]) -> Result<String, SecretError> {
         if nonce.len() != 12 {
@@ -182,6 +224,16 @@ pub fn new_id(kind: &str) -> Result<String, SecretError> {
     let bytes: [u8; 6] = random()?;
     Ok(format!(
         "{kind}_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+/// A fresh Responses API id: `resp_` and 192 random bits in hex. Unguessable, though a guess would
+/// not help: stored turns are looked up by id *and* tenant.
+pub fn new_response_id() -> Result<String, SecretError> {
+    let bytes: [u8; 24] = random()?;
+    Ok(format!(
+        "resp_{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ))
 }
@@ -241,6 +293,23 @@ mod tests {
         assert!(s.open("other", &nonce, &ct).is_err());
         assert!(ServerSecret::from_text("two")
             .open("openrouter", &nonce, &ct)
+            .is_err());
+    }
+
+    #[test]
+    fn sealed_state_binds_tenant_and_id_and_never_opens_as_a_credential() {
+        let s = ServerSecret::from_text("one");
+        let (nonce, ct) = s.seal_state("team:a\0resp_1", b"the conversation").unwrap();
+        assert!(!String::from_utf8_lossy(&ct).contains("conversation"));
+        assert_eq!(
+            s.open_state("team:a\0resp_1", &nonce, &ct).unwrap(),
+            b"the conversation"
+        );
+        assert!(s.open_state("team:b\0resp_1", &nonce, &ct).is_err());
+        assert!(s.open_state("team:a\0resp_2", &nonce, &ct).is_err());
+        assert!(s.open("team:a\0resp_1", &nonce, &ct).is_err());
+        assert!(ServerSecret::from_text("two")
+            .open_state("team:a\0resp_1", &nonce, &ct)
             .is_err());
     }
 

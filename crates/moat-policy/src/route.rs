@@ -188,14 +188,25 @@ impl Catalog {
 }
 
 /// The ordered, de-duplicated targets for a request: `model` first (when given), then each entry of the
-/// OpenRouter-style `models` fallback list.
+/// OpenRouter-style `models` fallback list. A name nothing serves is skipped when another name of the
+/// list resolves (that is what a fallback list is for, the first model included); the request is
+/// refused as unknown only when none does.
 pub fn plan(catalog: &Catalog, model: Option<&str>, fallbacks: &[String]) -> Result<Vec<Target>, RouteError> {
     let names = model.into_iter().chain(fallbacks.iter().map(String::as_str));
     let mut out: Vec<Target> = Vec::new();
     let mut any = false;
+    let mut unknown = None;
     for name in names {
         any = true;
-        for target in catalog.resolve(name)? {
+        let targets = match catalog.resolve(name) {
+            Ok(t) => t,
+            Err(e @ RouteError::UnknownModel { .. }) => {
+                unknown.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for target in targets {
             if !out.contains(&target) {
                 if out.len() == MAX_TARGETS {
                     return Err(RouteError::TooManyTargets);
@@ -207,7 +218,10 @@ pub fn plan(catalog: &Catalog, model: Option<&str>, fallbacks: &[String]) -> Res
     if !any {
         return Err(RouteError::NoModel);
     }
-    Ok(out)
+    match unknown {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 #[cfg(test)]

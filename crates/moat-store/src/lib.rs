@@ -1,6 +1,7 @@
-//! moat's persistence: virtual keys, teams, usage records and encrypted provider credentials, behind
-//! one [`Store`] trait. [`SqliteStore`] is the embedded default (one file, WAL); [`PgStore`] keeps the
-//! same schema in PostgreSQL, shared by several gateway nodes. [`open`] picks one from the URL.
+//! moat's persistence: virtual keys, teams, usage records, encrypted provider credentials and sealed
+//! Responses conversation state, behind one [`Store`] trait. [`SqliteStore`] is the embedded default
+//! (one file, WAL); [`PgStore`] keeps the same schema in PostgreSQL, shared by several gateway nodes.
+//! [`open`] picks one from the URL.
 //!
 //! The store holds no secrets in the clear: keys arrive already hashed (HMAC under the server secret)
 //! and provider credentials already encrypted; the gateway does the cryptography.
@@ -21,7 +22,8 @@ mod writer;
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 pub use types::{
-    KeyRecord, Limits, Scope, SealedSecret, StoreStatus, TeamRecord, TeamSealedSecret, UsageLine, UsageRow,
+    KeyRecord, Limits, Scope, SealedSecret, StoreStatus, StoredResponse, TeamRecord, TeamSealedSecret,
+    UsageLine, UsageRow,
 };
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` (also
@@ -147,4 +149,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn delete_team_provider_secret(&self, team_id: &str, provider: &str) -> Result<bool, StoreError>;
     /// Every team's stored credentials, still sealed.
     fn team_provider_secrets(&self) -> Result<Vec<TeamSealedSecret>, StoreError>;
+
+    /// Stores a Responses turn (replacing one with the same id and tenant), and drops turns that
+    /// expired before `now`. Committed when this returns: the next request may continue it at once.
+    fn put_response(&self, response: &StoredResponse, now: i64) -> Result<(), StoreError>;
+    /// The tenant's unexpired turn with this id; `None` for an unknown id, another tenant's, or an
+    /// expired one (the three are indistinguishable on purpose).
+    fn get_response(&self, id: &str, tenant: &str, now: i64) -> Result<Option<StoredResponse>, StoreError>;
+    /// Deletes the tenant's turn with this id; false when it had none.
+    fn delete_response(&self, id: &str, tenant: &str) -> Result<bool, StoreError>;
 }

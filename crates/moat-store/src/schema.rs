@@ -64,6 +64,17 @@ const MIGRATIONS: &[&str] = &[
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (team_id, provider)
      );",
+    // 3: Responses conversation state, sealed by the gateway; every lookup is by id and tenant.
+    "CREATE TABLE responses (
+        id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (id, tenant)
+     );
+     CREATE INDEX responses_expires ON responses (expires_at);",
 ];
 
 /// Brings the database up to the newest schema.

@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::writer::{Op, Writer};
 use crate::{
-    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, TeamRecord, TeamSealedSecret,
-    UsageLine, UsageRow,
+    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, StoredResponse, TeamRecord,
+    TeamSealedSecret, UsageLine, UsageRow,
 };
 
 /// SQLite-backed [`Store`].
@@ -479,6 +479,50 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_response(&self, r: &StoredResponse, now: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM responses WHERE expires_at <= ?1", params![now])?;
+        tx.execute(
+            "INSERT INTO responses (id, tenant, nonce, ciphertext, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id, tenant) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+                 created_at = excluded.created_at, expires_at = excluded.expires_at",
+            params![r.id, r.tenant, r.nonce, r.ciphertext, r.created_at, r.expires_at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get_response(&self, id: &str, tenant: &str, now: i64) -> Result<Option<StoredResponse>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, tenant, nonce, ciphertext, created_at, expires_at FROM responses
+             WHERE id = ?1 AND tenant = ?2 AND expires_at > ?3",
+        )?;
+        let row = stmt
+            .query_row(params![id, tenant, now], |r| {
+                Ok(StoredResponse {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    nonce: r.get(2)?,
+                    ciphertext: r.get(3)?,
+                    created_at: r.get(4)?,
+                    expires_at: r.get(5)?,
+                })
+            })
+            .optional()?;
+        Ok(row)
+    }
+
+    fn delete_response(&self, id: &str, tenant: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM responses WHERE id = ?1 AND tenant = ?2",
+            params![id, tenant],
+        )?;
+        Ok(n > 0)
     }
 }
 

@@ -114,3 +114,19 @@ pub struct StoreStatus {
     /// Usage rows dropped because the spool was full.
     pub spool_dropped: u64,
 }
+
+/// One stored Responses turn (`previous_response_id`, `GET /v1/responses/{id}`): the response and its
+/// conversation, sealed by the gateway with the server secret (the tenant and id are bound into the
+/// seal), never in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The response id (`resp_…`).
+    pub id: String,
+    /// Whose it is; every read and delete is scoped to it.
+    pub tenant: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub created_at: i64,
+    /// After this (Unix seconds) it is neither served nor kept.
+    pub expires_at: i64,
+}

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moat_store::{
-    GroupBy, KeyRecord, Limits, PgOptions, PgStore, Scope, SealedSecret, Store, StoreError, TeamRecord,
-    TeamSealedSecret, UsageRow,
+    GroupBy, KeyRecord, Limits, PgOptions, PgStore, Scope, SealedSecret, Store, StoreError, StoredResponse,
+    TeamRecord, TeamSealedSecret, UsageRow,
 };
 use moat_testkit::Postgres;
 
@@ -131,6 +131,38 @@ fn keys_teams_usage_and_secrets_round_trip() {
     ));
     assert!(s.delete_team_provider_secret("t1", "openrouter").unwrap());
     assert!(!s.delete_team_provider_secret("t1", "openrouter").unwrap());
+
+    // Responses state: scoped to its tenant, gone when expired or deleted.
+    let turn = |id: &str, tenant: &str, expires_at: i64| StoredResponse {
+        id: id.into(),
+        tenant: tenant.into(),
+        nonce: vec![2; 12],
+        ciphertext: b"sealed".to_vec(),
+        created_at: 10,
+        expires_at,
+    };
+    s.put_response(&turn("resp_1", "team:a", 100), 10).unwrap();
+    s.put_response(&turn("resp_old", "team:a", 20), 10).unwrap();
+    assert_eq!(
+        s.get_response("resp_1", "team:a", 50).unwrap(),
+        Some(turn("resp_1", "team:a", 100))
+    );
+    assert_eq!(
+        s.get_response("resp_1", "team:b", 50).unwrap(),
+        None,
+        "another tenant's"
+    );
+    assert_eq!(s.get_response("resp_1", "team:a", 100).unwrap(), None, "expired");
+    s.put_response(&turn("resp_2", "team:a", 200), 30).unwrap();
+    assert_eq!(
+        pg.psql("postgres", "SELECT COUNT(*) FROM responses WHERE id = 'resp_old'")
+            .unwrap(),
+        "0",
+        "expired turns are dropped on the next write"
+    );
+    assert!(!s.delete_response("resp_1", "team:b").unwrap());
+    assert!(s.delete_response("resp_1", "team:a").unwrap());
+    assert_eq!(s.get_response("resp_1", "team:a", 50).unwrap(), None);
 }
 
 #[test]

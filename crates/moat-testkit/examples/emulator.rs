@@ -7,7 +7,8 @@
 //! With `--tls-dir DIR` it makes a throwaway CA, writes its certificate to `DIR/ca.pem` (for
 //! `SSL_CERT_FILE`, `--cacert`, `REQUESTS_CA_BUNDLE`) and serves HTTPS for `localhost` and
 //! `127.0.0.1`; without it, plain HTTP. The first line on stdout is `listening on <base URL>`, so a
-//! script can bind port 0 and read the port back. Runs until killed or interrupted.
+//! script can bind port 0 and read the port back. `--strict` refuses request members the wire does not
+//! define (as strict OpenAI-compatible servers do). Runs until killed or interrupted.
 
 use std::error::Error;
 use std::io::Write;
@@ -17,22 +18,28 @@ use std::path::PathBuf;
 use moat_testkit::{serve, EmulatorOptions, TestCa};
 
 fn usage() -> String {
-    "usage: emulator [--listen ADDR] [--tls-dir DIR]".to_owned()
+    "usage: emulator [--listen ADDR] [--tls-dir DIR] [--strict]".to_owned()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn Error>> {
     let mut listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut tls_dir: Option<PathBuf> = None;
+    let mut strict = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => listen = args.next().ok_or_else(usage)?.parse()?,
             "--tls-dir" => tls_dir = Some(PathBuf::from(args.next().ok_or_else(usage)?)),
+            // Refuse request members the wire does not define, as strict servers do.
+            "--strict" => strict = true,
             _ => return Err(usage().into()),
         }
     }
-    let mut opts = EmulatorOptions::default();
+    let mut opts = EmulatorOptions {
+        strict,
+        ..EmulatorOptions::default()
+    };
     if let Some(dir) = &tls_dir {
         std::fs::create_dir_all(dir)?;
         let ca = TestCa::new("moat emulator CA")?;

@@ -1,4 +1,5 @@
-//! Anthropic's Messages API as the emulator speaks it: `POST /v1/messages` (whole and streamed) and
+//! Anthropic's Messages API as the emulator speaks it: `POST /v1/messages` (whole and streamed),
+//! `POST /v1/messages/count_tokens`, and
 //! `GET /v1/models` when the request carries `anthropic-version`, with Anthropic's headers
 //! (`x-api-key` or, as recent SDKs send it, `Authorization: Bearer`; `anthropic-version`) checked and its error shape
 //! (`{"type":"error","error":{"type","message"}}`). Answers follow the same rules as the OpenAI side
@@ -26,9 +27,10 @@ pub(crate) async fn route(
 ) -> Option<Response<ResponseBody>> {
     let path = path.strip_suffix('/').unwrap_or(path);
     let is_messages = method == Method::POST && path == "/v1/messages";
+    let is_count = method == Method::POST && path == "/v1/messages/count_tokens";
     let is_models =
         method == Method::GET && path == "/v1/models" && headers.contains_key("anthropic-version");
-    if !is_messages && !is_models {
+    if !is_messages && !is_models && !is_count {
         return None;
     }
     if let Some(refusal) = check_headers(shared, headers) {
@@ -37,7 +39,37 @@ pub(crate) async fn route(
     if is_models {
         return Some(crate::handler::json(StatusCode::OK, &models(&shared.models)));
     }
+    if is_count {
+        return Some(count_tokens(body));
+    }
     Some(messages(shared, body).await)
+}
+
+/// `POST /v1/messages/count_tokens`: the same token estimate the answers' usage reports, over every
+/// text of the request (system, messages, tools).
+fn count_tokens(body: &Bytes) -> Response<ResponseBody> {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return error(StatusCode::BAD_REQUEST, "the request body is not JSON");
+    };
+    if request.get("model").and_then(Value::as_str).is_none() {
+        return error(StatusCode::BAD_REQUEST, "model: Field required");
+    }
+    let mut text = String::new();
+    fn collect(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => out.push_str(s),
+            Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+            Value::Object(map) => map.values().for_each(|i| collect(i, out)),
+            _ => {}
+        }
+    }
+    for member in ["system", "messages", "tools"] {
+        if let Some(v) = request.get(member) {
+            collect(v, &mut text);
+        }
+    }
+    let tokens = estimate_tokens(text.chars().count());
+    crate::handler::json(StatusCode::OK, &json!({"input_tokens": tokens}))
 }
 
 fn check_headers(shared: &Shared, headers: &HeaderMap) -> Option<Response<ResponseBody>> {

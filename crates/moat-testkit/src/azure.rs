@@ -72,7 +72,7 @@ pub(crate) async fn route(
     // The deployment decides the model; whatever `model` the body names is ignored, as at Azure.
     request["model"] = json!(deployment);
     let body = Bytes::from(request.to_string());
-    Some(generate(shared, &endpoint, &body, None).await)
+    Some(generate(shared, &endpoint, &body, None, false).await)
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {

@@ -87,6 +87,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     if let Some(response) = crate::ollama::route(&shared, method, path, &body).await {
         return response;
     }
+    if let Some(response) = crate::responses::route(&shared, method, path, headers, &body) {
+        return response;
+    }
     let Some(endpoint) = Endpoint::parse(&parts.method, parts.uri.path()) else {
         let message = format!("Invalid URL ({} {})", parts.method, parts.uri.path());
         return error(StatusCode::NOT_FOUND, &message, None);
@@ -111,7 +114,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         ),
         Endpoint::Complete(_) | Endpoint::Embeddings => {
             let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-            generate(&shared, &endpoint, &body, authorization).await
+            let openrouter = parts.uri.path().starts_with("/api/v1");
+            generate(&shared, &endpoint, &body, authorization, openrouter).await
         }
     }
 }
@@ -130,6 +134,7 @@ pub(crate) async fn generate(
     endpoint: &Endpoint,
     body: &Bytes,
     authorization: Option<&str>,
+    openrouter: bool,
 ) -> Response<ResponseBody> {
     let request: Value = match serde_json::from_slice(body) {
         Ok(value @ Value::Object(_)) => value,
@@ -139,6 +144,16 @@ pub(crate) async fn generate(
             return error(StatusCode::BAD_REQUEST, message, None);
         }
     };
+    if shared.strict {
+        let kind = match endpoint {
+            Endpoint::Complete(kind) => Some(*kind),
+            _ => None,
+        };
+        if let Some(member) = crate::strict::unknown_member(&request, kind, openrouter) {
+            let message = format!("Unrecognized request argument supplied: {member}");
+            return error(StatusCode::BAD_REQUEST, &message, Some(&member));
+        }
+    }
     let directive = match shared.directive_for(&request) {
         Ok(directive) => directive,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message, Some("emulate")),
@@ -185,6 +200,16 @@ fn complete(
         Kind::Chat => "chatcmpl",
         Kind::Text => "cmpl",
     };
+    // A model that has just been given a tool's result answers it in text, as real ones do; so an
+    // agent loop that repeats the directive on every turn still ends.
+    let answered = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "tool");
+    let tool_call = directive
+        .tool_call
+        .clone()
+        .filter(|_| kind == Kind::Chat && !answered);
     let completion = Completion {
         kind,
         id: format!("{prefix}-emu-{}", shared.next_id()),
@@ -193,10 +218,10 @@ fn complete(
             .map(|d| d.as_secs())
             .unwrap_or_default(),
         price: wire::price_of(&shared.models, &prompt.model),
-        content: match (&directive.tool_call, kind) {
+        content: match &tool_call {
             // A tool-calling answer has only the text the directive gives it.
-            (Some(_), Kind::Chat) => directive.content.clone().unwrap_or_default(),
-            _ => Completion::answer_for(&prompt, directive.content.as_deref()),
+            Some(_) => directive.content.clone().unwrap_or_default(),
+            None => Completion::answer_for(&prompt, directive.content.as_deref()),
         },
         model: prompt.model.clone(),
         prompt_tokens: prompt.prompt_tokens,
@@ -205,7 +230,7 @@ fn complete(
             Kind::Chat => Completion::reasoning_for(&prompt, request),
             Kind::Text => None,
         },
-        tool_call: directive.tool_call.clone().filter(|_| kind == Kind::Chat),
+        tool_call,
         cached_tokens,
     };
     if prompt.stream {

@@ -6,13 +6,16 @@
 //! (`"You said: <last user message>"`), so a reply through the gateway can be compared with a direct
 //! one. A request scripts failures and timing for itself with an `"emulate": {…}` member: error
 //! statuses (optionally only the first `times`), delays, pauses with keep-alive comments, mid-stream
-//! error chunks and connection resets; `tool_call` makes the answer call a tool.
+//! error chunks and connection resets; `tool_call` makes the answer call a tool (until the
+//! conversation ends with a tool result, which is answered in text).
 //!
 //! The same server also speaks Anthropic's Messages API (`POST /v1/messages`, and `GET /v1/models`
 //! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and
 //! Ollama's native API (`POST /api/chat` with NDJSON streaming, `GET /api/tags`, `GET /api/version`),
 //! with the same answers and directives, for testing moatd's translation to those wires (and the
-//! gateway's provider conformance suite).
+//! gateway's provider conformance suite); and OpenAI's Responses API (`POST /v1/responses`, whole and
+//! streamed, keeping no state) for moatd's native relay. `strict` makes it refuse request members the
+//! wire does not define, as strict servers do.
 //!
 //! And the enterprise clouds, each checked by its official SDK (`crates/moatd/tests/cloud_sdk.rs`):
 //! Azure OpenAI's deployment paths with `api-version` and content-filter refusals, Bedrock's Converse
@@ -50,8 +53,10 @@ mod gemini;
 mod handler;
 mod ollama;
 mod prefix_cache;
+mod responses;
 mod server;
 mod stream;
+mod strict;
 mod tls;
 mod wire;
 

@@ -40,6 +40,9 @@ pub struct EmulatorOptions {
     pub key_report: Option<Value>,
     /// Simulate a provider prefix cache whose hits answer sooner (see [`crate::PrefixCacheOptions`]).
     pub prefix_cache: Option<crate::PrefixCacheOptions>,
+    /// Refuse (400) any request member the wire does not define, as strict servers do (see
+    /// `strict.rs` for the lists).
+    pub strict: bool,
     /// Azure: the Entra application whose client credentials the token endpoint accepts; its tokens
     /// are then accepted as `Authorization: Bearer` on the Azure OpenAI routes.
     pub entra: Option<crate::cloud::EntraApp>,
@@ -84,6 +87,7 @@ pub(crate) struct Shared {
     /// Dollars reported in `usage.cost` so far, for the OpenRouter key report.
     spent: Mutex<f64>,
     pub(crate) prefix_cache: Option<crate::prefix_cache::PrefixCache>,
+    pub(crate) strict: bool,
     pub(crate) entra: Option<crate::cloud::EntraApp>,
     pub(crate) google: Option<String>,
     /// This emulator's own `/token` URL, the audience a service account's JWT must name.
@@ -117,6 +121,7 @@ impl Shared {
                 .prefix_cache
                 .clone()
                 .map(crate::prefix_cache::PrefixCache::new),
+            strict: opts.strict,
         }
     }
 

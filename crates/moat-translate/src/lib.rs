@@ -9,6 +9,8 @@
 //! - [`anthropic`]: OpenAI chat ⇄ Anthropic Messages, both directions (outbound to an Anthropic
 //!   provider, and inbound for clients calling moatd's `POST /v1/messages`), plus error shapes.
 //! - [`ollama`]: OpenAI chat → Ollama `/api/chat`, its NDJSON answers → OpenAI, `/api/tags` → models.
+//! - [`responses`]: OpenAI's Responses API bridged onto chat completions: requests (with the replayed
+//!   conversation), whole answers as Response objects, chat streams as Responses events.
 //! - [`gemini`]: OpenAI chat ⇄ Gemini `generateContent` / `streamGenerateContent` (SSE), errors, models.
 //! - [`bedrock`]: OpenAI chat ⇄ Bedrock `Converse` / `ConverseStream`, whose binary framing
 //!   [`eventstream`] decodes.
@@ -45,6 +47,7 @@ pub mod gemini;
 mod lines;
 pub mod ollama;
 mod openai_out;
+pub mod responses;
 mod time;
 
 pub use error::TranslateError;

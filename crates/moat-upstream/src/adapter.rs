@@ -108,6 +108,12 @@ pub trait ProviderAdapter: Send + Sync + fmt::Debug {
         client.clone()
     }
 
+    /// Whether this kind takes a body in its own wire at `path` (relayed as it is, the answer too):
+    /// `/responses` for kinds with OpenAI's Responses API, `/messages/count_tokens` for Anthropic.
+    fn native(&self, _path: &str) -> bool {
+        false
+    }
+
     /// Member hygiene: drops or renames the members this kind does not accept, on the request about
     /// to be encoded for it. The request is borrowed and copied only when something must change
     /// ([`Cow::to_mut`]), so the client's request stays whole for the next target. Default: every
@@ -118,6 +124,9 @@ pub trait ProviderAdapter: Send + Sync + fmt::Debug {
 
     /// The path below `base_url` and the body to send for `request`.
     fn encode(&self, request: &WireRequest<'_>) -> Result<Encoded, EncodeError> {
+        if let WireRequest::Native { path, .. } = request {
+            return encode_native(self, path, request);
+        }
         Ok(Encoded {
             path: Cow::Borrowed(request.path()),
             body: request.to_json()?,
@@ -161,6 +170,31 @@ pub enum WireRequest<'a> {
     Chat(Cow<'a, ChatCompletionRequest>),
     Completion(Cow<'a, CompletionRequest>),
     Embedding(Cow<'a, EmbeddingRequest>),
+    /// A body in a provider's own wire, relayed as it is to the kinds that take it (see
+    /// [`ProviderAdapter::native`]), its answer too.
+    Native {
+        path: &'static str,
+        body: Cow<'a, serde_json::Map<String, serde_json::Value>>,
+    },
+}
+
+/// The default encoding of a native body: as it is, to a kind that takes it.
+fn encode_native<A: ProviderAdapter + ?Sized>(
+    adapter: &A,
+    path: &'static str,
+    request: &WireRequest<'_>,
+) -> Result<Encoded, EncodeError> {
+    if !adapter.native(path) {
+        return Err(EncodeError::Unsupported {
+            kind: adapter.kind(),
+            serves: "its own wire",
+            path,
+        });
+    }
+    Ok(Encoded {
+        path: Cow::Borrowed(path),
+        body: request.to_json()?,
+    })
 }
 
 impl WireRequest<'_> {
@@ -170,6 +204,7 @@ impl WireRequest<'_> {
             WireRequest::Chat(_) => "/chat/completions",
             WireRequest::Completion(_) => "/completions",
             WireRequest::Embedding(_) => "/embeddings",
+            WireRequest::Native { path, .. } => path,
         }
     }
 
@@ -179,6 +214,7 @@ impl WireRequest<'_> {
             WireRequest::Chat(r) => serde_json::to_vec(r),
             WireRequest::Completion(r) => serde_json::to_vec(r),
             WireRequest::Embedding(r) => serde_json::to_vec(r),
+            WireRequest::Native { body, .. } => serde_json::to_vec(body),
         }
         .map(Bytes::from)
     }
@@ -188,7 +224,7 @@ impl WireRequest<'_> {
         let options = match self {
             WireRequest::Chat(r) => r.stream_options.as_ref(),
             WireRequest::Completion(r) => r.stream_options.as_ref(),
-            WireRequest::Embedding(_) => None,
+            WireRequest::Embedding(_) | WireRequest::Native { .. } => None,
         };
         options.and_then(|o| o.include_usage).unwrap_or(false)
     }
@@ -275,6 +311,10 @@ pub fn outbound(
         WireRequest::Chat(r) => r.model.clone(),
         WireRequest::Completion(r) => r.model.clone(),
         WireRequest::Embedding(r) => Some(r.model.clone()),
+        WireRequest::Native { body, .. } => body
+            .get("model")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
     }
     .unwrap_or_default();
     Ok(Outbound {
@@ -285,6 +325,7 @@ pub fn outbound(
             provider: provider.to_owned(),
             include_usage: request.include_usage(),
             id: format!("chatcmpl-{request_id}"),
+            native: matches!(request, WireRequest::Native { .. }),
             model,
         },
     })
@@ -297,6 +338,8 @@ pub struct Translation {
     provider: String,
     include_usage: bool,
     id: String,
+    /// The request went in the provider's own wire, so the answer comes back as it is.
+    native: bool,
     model: String,
 }
 
@@ -312,11 +355,17 @@ impl Translation {
 
     /// The stream translator for this answer; `None` when the provider already speaks OpenAI.
     pub fn stream(&self) -> Option<Box<dyn StreamTranslator>> {
+        if self.native {
+            return None;
+        }
         self.adapter.stream(&self.answer())
     }
 
     /// A whole answer as an OpenAI body.
     pub fn whole(&self, body: Bytes) -> Result<Bytes, UpstreamError> {
+        if self.native {
+            return Ok(body);
+        }
         self.adapter
             .whole(&self.answer(), body)
             .map_err(|e| UpstreamError::Protocol {

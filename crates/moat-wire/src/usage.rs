@@ -10,9 +10,18 @@ pub use crate::openai::Usage;
 /// Built once: constructing a searcher per chunk would cost more than the search.
 static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
 
-/// Only the `usage` member; serde skips the rest of the object without building it.
+/// Only the `usage` member; serde skips the rest of the object without building it. A Responses API
+/// stream carries its usage inside the terminal event's `response` instead.
 #[derive(Deserialize)]
 struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    response: Option<ResponseUsage>,
+}
+
+#[derive(Deserialize)]
+struct ResponseUsage {
     #[serde(default)]
     usage: Option<Usage>,
 }
@@ -32,7 +41,47 @@ pub fn usage_from_response(body: &[u8]) -> Option<Usage> {
 
 fn usage_from_json(json: &[u8]) -> Option<Usage> {
     USAGE_KEY.find(json)?;
-    serde_json::from_slice::<UsageOnly>(json).ok()?.usage
+    let only = serde_json::from_slice::<UsageOnly>(json).ok()?;
+    only.usage
+        .or_else(|| only.response.and_then(|r| r.usage))
+        .map(from_responses_names)
+}
+
+/// The Responses API counts `input_tokens` and `output_tokens` (with `input_tokens_details.cached_tokens`
+/// and `output_tokens_details.reasoning_tokens`); settlement reads chat's names, so they are copied over.
+fn from_responses_names(mut usage: Usage) -> Usage {
+    let count = |u: &Usage, k: &str| u.extra.get(k).and_then(serde_json::Value::as_u64);
+    if usage.prompt_tokens == 0 && usage.completion_tokens == 0 {
+        if let Some(input) = count(&usage, "input_tokens") {
+            usage.prompt_tokens = input;
+        }
+        if let Some(output) = count(&usage, "output_tokens") {
+            usage.completion_tokens = output;
+        }
+        if usage.total_tokens == 0 {
+            usage.total_tokens = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+        }
+        let detail = |k: &str, d: &str| {
+            usage
+                .extra
+                .get(k)
+                .and_then(|v| v.get(d))
+                .and_then(serde_json::Value::as_u64)
+        };
+        if let Some(cached) = detail("input_tokens_details", "cached_tokens") {
+            usage.prompt_tokens_details = Some(crate::openai::PromptTokensDetails {
+                cached_tokens: Some(cached),
+                extra: Default::default(),
+            });
+        }
+        if let Some(reasoning) = detail("output_tokens_details", "reasoning_tokens") {
+            usage.completion_tokens_details = Some(crate::openai::CompletionTokensDetails {
+                reasoning_tokens: Some(reasoning),
+                extra: Default::default(),
+            });
+        }
+    }
+    usage
 }
 
 #[cfg(test)]

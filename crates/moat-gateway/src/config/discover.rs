@@ -60,6 +60,7 @@ fn local_provider(name: &str, root: &str) -> ProviderSection {
         breaker_cooldown_ms: None,
         cache_partition: None,
         cache_prompt: None,
+        responses: None,
         rpm: Default::default(),
         tpm: Default::default(),
         context_window: Default::default(),

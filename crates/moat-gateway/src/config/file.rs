@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// The gateway's own cache of whole answers (off by default).
     #[serde(default)]
     pub response_cache: super::cache::ResponseCacheSection,
+    /// Responses API conversation state (kept per tenant, sealed).
+    #[serde(default)]
+    pub responses: super::responses::ResponsesSection,
 }
 
 /// What the privacy scan does with each finding (see docs/PRIVACY.md).
@@ -221,6 +224,10 @@ pub struct ServerSection {
     pub body_read_timeout_ms: Option<u64>,
     /// How long the merged `/v1/models` list is reused (default 60 s).
     pub models_cache_ttl_ms: Option<u64>,
+    /// Browser origins allowed to call the API (CORS), e.g. `["https://app.example.com"]`; `"*"`
+    /// allows any. Empty (the default) answers no preflight, so browsers refuse cross-origin calls.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// Which wire family a provider speaks: one of the kinds registered in
@@ -327,6 +334,9 @@ pub struct ProviderSection {
     /// llama.cpp: send `cache_prompt` with this value; `false` stops a server shared by several tenants
     /// from reusing one tenant's cached prompt for another. Default: not sent.
     pub cache_prompt: Option<bool>,
+    /// `/v1/responses` for this provider: `"bridge"` (default: moatd translates to chat completions)
+    /// or `"native"` (the provider has the Responses API; requests are relayed to its `/responses`).
+    pub responses: Option<String>,
     /// Requests per minute each model may be sent (`"*"` counts every other model together); a
     /// target at its cap is skipped. See docs/PROVIDERS.md (routing).
     #[serde(default)]

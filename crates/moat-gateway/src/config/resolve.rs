@@ -95,6 +95,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub models_cache_ttl: Duration,
+    /// Origins allowed by CORS (`*` = any); empty = none.
+    pub cors_origins: Vec<String>,
 }
 
 /// One validated provider.
@@ -118,6 +120,8 @@ pub struct ProviderConfig {
     pub cache_partition: CachePartition,
     /// llama.cpp's `cache_prompt`, sent when set.
     pub cache_prompt: Option<bool>,
+    /// The provider serves the Responses API itself (`responses = "native"`).
+    pub responses_native: bool,
 }
 
 /// The validated configuration.
@@ -141,6 +145,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The gateway's response cache.
     pub response_cache: super::cache::ResponseCacheSettings,
+    /// Responses API conversation state.
+    pub responses: super::responses::ResponsesSettings,
 }
 
 impl Config {
@@ -208,6 +214,7 @@ impl Config {
             header_read_timeout: ms(s.header_read_timeout_ms, 10_000, "server.header_read_timeout_ms")?,
             body_read_timeout: ms(s.body_read_timeout_ms, 30_000, "server.body_read_timeout_ms")?,
             models_cache_ttl: Duration::from_millis(s.models_cache_ttl_ms.unwrap_or(60_000)),
+            cors_origins: cors_origins(&s.cors_origins)?,
         };
         if !keyed && !listen.ip().is_loopback() {
             if !server.insecure_open {
@@ -282,8 +289,29 @@ impl Config {
             catalog,
             warnings,
             response_cache: file.response_cache.resolve()?,
+            responses: file.responses.resolve()?,
         })
     }
+}
+
+/// CORS origins as browsers send them: `scheme://host[:port]`, no path, or `*`.
+fn cors_origins(origins: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let o = origin.trim().trim_end_matches('/');
+        let valid = o == "*"
+            || moat_upstream::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.path() == "/"
+            });
+        if !valid {
+            return Err(ConfigError::Parse {
+                path: "server.cors_origins".into(),
+                message: format!("{origin:?}: an origin is scheme://host[:port] (no path), or \"*\""),
+            });
+        }
+        out.push(o.to_ascii_lowercase());
+    }
+    Ok(out)
 }
 
 fn positive(value: usize, field: &str) -> Result<usize, ConfigError> {
@@ -452,6 +480,25 @@ fn resolve_provider(
         health: super::health::resolve(p, adapter.as_ref(), &url, loopback)?,
         cache_partition,
         cache_prompt: p.cache_prompt,
+        responses_native: match p.responses.as_deref() {
+            None | Some("bridge") => false,
+            Some("native") if p.kind.adapter().native("/responses") => true,
+            Some("native") => {
+                return Err(ConfigError::Upstream {
+                    name,
+                    message: format!(
+                        "responses = \"native\" needs an OpenAI-wire provider; kind = \"{}\" is bridged",
+                        p.kind.as_str()
+                    ),
+                })
+            }
+            Some(other) => {
+                return Err(ConfigError::Upstream {
+                    name,
+                    message: format!("responses = {other:?}: use \"bridge\" or \"native\""),
+                })
+            }
+        },
     })
 }
 

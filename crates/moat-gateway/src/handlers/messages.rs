@@ -48,7 +48,7 @@ pub(crate) async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Re
 }
 
 /// The OpenAI-shaped response of the forwarding path, in Anthropic's shape.
-async fn translate_back(response: Response, model: &str) -> Response {
+pub(super) async fn translate_back(response: Response, model: &str) -> Response {
     let (mut parts, body) = response.into_parts();
     let streamed = parts
         .headers
@@ -108,7 +108,7 @@ pub(crate) fn anthropic_model_list(body: &Bytes) -> Bytes {
         .map_or_else(|| body.clone(), Bytes::from)
 }
 
-fn anthropic_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn anthropic_error(status: StatusCode, message: &str) -> Response {
     let body = error_body(error_type_for_status(status.as_u16()), message);
     let mut resp = (status, Bytes::from(body)).into_response();
     resp.headers_mut()

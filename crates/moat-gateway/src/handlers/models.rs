@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
@@ -36,32 +36,119 @@ impl ModelsCache {
     }
 }
 
-pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(e) = gw.identities.authenticate(&headers, crate::ledger::now()) {
-        return e.into_response();
-    }
+/// The merged list, from the cache when fresh.
+async fn cached(gw: &Gateway) -> Result<Bytes, GatewayError> {
     let mut slot = gw.models.slot.lock().await;
-    let body = match slot.as_ref() {
-        Some((made, body)) if made.elapsed() < gw.models.ttl => body.clone(),
-        _ => match merged(&gw).await {
-            Ok(body) => {
-                *slot = Some((Instant::now(), body.clone()));
-                body
-            }
-            Err(e) => return e.into_response(),
-        },
-    };
-    drop(slot);
-    // Anthropic's SDKs list models in Anthropic's shape; they say so with `anthropic-version`.
-    let body = match headers.contains_key("anthropic-version") {
-        true => super::messages::anthropic_model_list(&body),
-        false => body,
-    };
+    match slot.as_ref() {
+        Some((made, body)) if made.elapsed() < gw.models.ttl => Ok(body.clone()),
+        _ => {
+            let body = merged(gw).await?;
+            *slot = Some((Instant::now(), body.clone()));
+            Ok(body)
+        }
+    }
+}
+
+fn json_response(body: Bytes) -> Response {
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         body,
     )
         .into_response()
+}
+
+pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Err(e) = gw.identities.authenticate(&headers, crate::ledger::now()) {
+        return e.into_response();
+    }
+    let body = match cached(&gw).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    // Anthropic's SDKs list models in Anthropic's shape; they say so with `anthropic-version`.
+    // OpenRouter's shape is a superset of OpenAI's, so both prefixes get it: OpenAI clients read the
+    // members they know, OpenRouter clients find `pricing`, `context_length` and `name`.
+    let body = openrouter_shape(&gw, &body);
+    let body = match headers.contains_key("anthropic-version") {
+        true => super::messages::anthropic_model_list(&body),
+        false => body,
+    };
+    json_response(body)
+}
+
+/// `GET /v1/models/{id}` (`models.retrieve`): one entry of the merged list, or 404.
+pub(crate) async fn retrieve_model(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = gw.identities.authenticate(&headers, crate::ledger::now()) {
+        return e.into_response();
+    }
+    let body = match cached(&gw).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let body = openrouter_shape(&gw, &body);
+    let Ok(mut list) = serde_json::from_slice::<ModelList>(&body) else {
+        return GatewayError::Internal("the model list could not be read".into()).into_response();
+    };
+    list.data.retain(|m| m.id == id);
+    if list.data.is_empty() {
+        return GatewayError::NotFound(format!("The model '{id}' does not exist")).into_response();
+    }
+    if headers.contains_key("anthropic-version") {
+        let anthropic = moat_translate::anthropic::models_from_openai(&list);
+        return axum::Json(anthropic["data"][0].clone()).into_response();
+    }
+    axum::Json(list.data.swap_remove(0)).into_response()
+}
+
+/// A price in nano-dollars per million tokens as OpenRouter writes it: a decimal string of dollars
+/// per token, exact (no float rounding).
+fn usd_per_token(nanos_per_mtok: u64) -> String {
+    const SCALE: u64 = 1_000_000_000_000_000;
+    let (int, frac) = (nanos_per_mtok / SCALE, nanos_per_mtok % SCALE);
+    if frac == 0 {
+        return int.to_string();
+    }
+    let text = format!("{int}.{frac:015}");
+    text.trim_end_matches('0').to_owned()
+}
+
+/// The merged list in OpenRouter's shape (served under `/v1` and `/api/v1`): every entry with a `name`, a
+/// `context_length` (the provider's, where it gives one, else null) and `pricing` per token in dollars
+/// as decimal strings — the configured price where the operator set one, else the provider's own.
+fn openrouter_shape(gw: &Gateway, body: &Bytes) -> Bytes {
+    let Ok(mut list) = serde_json::from_slice::<ModelList>(body) else {
+        return body.clone();
+    };
+    for model in &mut list.data {
+        model.name.get_or_insert_with(|| model.id.clone());
+        if model.context_length.is_none() {
+            model.extra.entry("context_length").or_insert(Value::Null);
+        }
+        let target = gw
+            .catalog
+            .resolve(&model.id)
+            .ok()
+            .and_then(|t| t.into_iter().next());
+        let configured = target
+            .as_ref()
+            .and_then(|t| gw.prices.configured(t.provider, &t.model));
+        let price = match (&model.pricing, configured) {
+            (_, Some(p)) => Some(p),
+            (None, None) => target.and_then(|t| gw.prices.lookup(t.provider, &t.model).price),
+            (Some(_), None) => None,
+        };
+        if let Some(price) = price {
+            let mut pricing = model.pricing.take().unwrap_or_default();
+            pricing.prompt = Some(Value::String(usd_per_token(price.input_per_mtok)));
+            pricing.completion = Some(Value::String(usd_per_token(price.output_per_mtok)));
+            model.pricing = Some(pricing);
+        }
+    }
+    serde_json::to_vec(&list).map_or_else(|_| body.clone(), Bytes::from)
 }
 
 /// Refreshes the merged list (and so the learned prices) if it is older than a few seconds; used when
@@ -144,4 +231,15 @@ async fn merged(gw: &Gateway) -> Result<Bytes, GatewayError> {
     let body = serde_json::to_vec(&json!({"object": "list", "data": data}))
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prices_are_exact_decimal_dollars_per_token() {
+        assert_eq!(super::usd_per_token(150_000_000), "0.00000015");
+        assert_eq!(super::usd_per_token(3_000_000_000), "0.000003");
+        assert_eq!(super::usd_per_token(0), "0");
+        assert_eq!(super::usd_per_token(2_000_000_000_000_000), "2");
+    }
 }

@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
+use moat_policy::budget::Hold;
 use moat_policy::pricing::Price;
 use moat_policy::route::{plan, RouteError};
 use moat_upstream::relay::{self, RelayOutcome};
@@ -27,6 +28,7 @@ use crate::cache;
 use crate::gateway::Gateway;
 use crate::identity::Principal;
 use crate::ledger::{self, Meter};
+use crate::pricebook::ModelFacts;
 use crate::privacy::{Redactions, StreamRestorer};
 use crate::{body, GatewayError};
 
@@ -174,7 +176,11 @@ async fn forward_inner<T: Forward>(
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
     let payer = principal.payer();
-    let (hold, facts) = reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?;
+    let (hold, facts) = if T::FREE {
+        (Hold::default(), vec![ModelFacts::default(); targets.len()])
+    } else {
+        reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?
+    };
     let mut meter = Some(
         Meter::reserve(
             &gw.limits,

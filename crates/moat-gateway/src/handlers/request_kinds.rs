@@ -43,6 +43,9 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     fn set_partition_field(&mut self, field: &'static str, value: String);
     /// Sets llama.cpp's `cache_prompt`.
     fn set_cache_prompt(&mut self, on: bool);
+    /// Requests that generate nothing and cost nothing at the provider (Anthropic's token counting):
+    /// nothing is reserved and nothing charged, though keys, privacy and audit apply as to any other.
+    const FREE: bool = false;
 }
 
 /// Takes a string member out of an `extra` map.
@@ -250,5 +253,16 @@ impl MaxOutput for CompletionRequest {
     }
     fn prompt_texts(&mut self) -> Vec<&mut String> {
         self.prompt.as_mut().map(prompt_input_texts).unwrap_or_default()
+    }
+}
+
+/// Every string in a JSON value, object keys aside, for the privacy scan of bodies moatd relays as
+/// they are.
+pub(crate) fn json_strings_mut<'a>(value: &'a mut serde_json::Value, out: &mut Vec<&'a mut String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| json_strings_mut(v, out)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| json_strings_mut(v, out)),
+        _ => {}
     }
 }

@@ -100,6 +100,27 @@ fn plan_without_model_uses_models_list() {
 }
 
 #[test]
+fn an_unknown_name_is_skipped_when_the_fallback_list_names_a_good_one() {
+    let c = catalog(None);
+    let t = plan(
+        &c,
+        Some("gpt-nowhere"),
+        &["nowhere/x".into(), "local/tiny".into()],
+    )
+    .unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(c.provider_name(t[0].provider), "local");
+    assert!(matches!(
+        plan(&c, Some("gpt-nowhere"), &["nowhere/x".into()]),
+        Err(RouteError::UnknownModel { model, .. }) if model == "gpt-nowhere"
+    ));
+    assert!(matches!(
+        plan(&c, Some("gpt-nowhere"), &[]),
+        Err(RouteError::UnknownModel { .. })
+    ));
+}
+
+#[test]
 fn plan_is_bounded() {
     let c = catalog(None);
     let many: Vec<String> = (0..40).map(|i| format!("local/m{i}")).collect();

@@ -68,6 +68,17 @@ const MIGRATIONS: &[&str] = &[
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (team_id, provider)
      );",
+    // 2: Responses conversation state, sealed by the gateway; every lookup is by id and tenant.
+    "CREATE TABLE responses (
+        id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        nonce BYTEA NOT NULL,
+        ciphertext BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (id, tenant)
+     );
+     CREATE INDEX responses_expires ON responses (expires_at);",
 ];
 
 /// Brings the database up to the newest schema, holding the migration lock for the whole step.

@@ -9,8 +9,8 @@ use super::{
     PgStore, BUMP,
 };
 use crate::{
-    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, StoreStatus, TeamRecord,
-    TeamSealedSecret, UsageLine, UsageRow,
+    GroupBy, KeyRecord, Limits, Scope, SealedSecret, Store, StoreError, StoreStatus, StoredResponse,
+    TeamRecord, TeamSealedSecret, UsageLine, UsageRow,
 };
 
 impl Store for PgStore {
@@ -469,6 +469,68 @@ impl Store for PgStore {
                     ciphertext: r.get(3),
                 })
                 .collect())
+        })
+    }
+
+    fn put_response(&self, response: &StoredResponse, now: i64) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        let r = response.clone();
+        self.block(async move {
+            let mut c = pool.get().await.map_err(pool_error)?;
+            let tx = c.transaction().await.map_err(pg_error)?;
+            tx.execute("DELETE FROM responses WHERE expires_at <= $1", &[&now])
+                .await
+                .map_err(pg_error)?;
+            tx.execute(
+                "INSERT INTO responses (id, tenant, nonce, ciphertext, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id, tenant) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+                     created_at = excluded.created_at, expires_at = excluded.expires_at",
+                &[&r.id, &r.tenant, &r.nonce, &r.ciphertext, &r.created_at, &r.expires_at],
+            )
+            .await
+            .map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)
+        })
+    }
+
+    fn get_response(&self, id: &str, tenant: &str, now: i64) -> Result<Option<StoredResponse>, StoreError> {
+        let pool = self.pool.clone();
+        let (id, tenant) = (id.to_string(), tenant.to_string());
+        self.block(async move {
+            let c = pool.get().await.map_err(pool_error)?;
+            let row = c
+                .query_opt(
+                    "SELECT id, tenant, nonce, ciphertext, created_at, expires_at FROM responses
+                     WHERE id = $1 AND tenant = $2 AND expires_at > $3",
+                    &[&id, &tenant, &now],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(row.map(|r| StoredResponse {
+                id: r.get(0),
+                tenant: r.get(1),
+                nonce: r.get(2),
+                ciphertext: r.get(3),
+                created_at: r.get(4),
+                expires_at: r.get(5),
+            }))
+        })
+    }
+
+    fn delete_response(&self, id: &str, tenant: &str) -> Result<bool, StoreError> {
+        let pool = self.pool.clone();
+        let (id, tenant) = (id.to_string(), tenant.to_string());
+        self.block(async move {
+            let c = pool.get().await.map_err(pool_error)?;
+            let n = c
+                .execute(
+                    "DELETE FROM responses WHERE id = $1 AND tenant = $2",
+                    &[&id, &tenant],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(n > 0)
         })
     }
 }

@@ -164,3 +164,41 @@ fn team_provider_secrets_are_per_team_replaceable_and_bump_the_version() {
     assert!(!store.delete_team_provider_secret("t1", "openrouter").unwrap());
     assert_eq!(store.team_provider_secrets().unwrap(), vec![sealed("t2", b"b")]);
 }
+
+fn stored(id: &str, tenant: &str, expires_at: i64) -> StoredResponse {
+    StoredResponse {
+        id: id.into(),
+        tenant: tenant.into(),
+        nonce: vec![1; 12],
+        ciphertext: b"sealed".to_vec(),
+        created_at: 10,
+        expires_at,
+    }
+}
+
+#[test]
+fn responses_are_scoped_to_their_tenant_and_expire() {
+    let s = SqliteStore::open_memory().unwrap();
+    s.put_response(&stored("resp_1", "team:a", 100), 10).unwrap();
+    assert_eq!(
+        s.get_response("resp_1", "team:a", 50).unwrap(),
+        Some(stored("resp_1", "team:a", 100))
+    );
+    assert_eq!(
+        s.get_response("resp_1", "team:b", 50).unwrap(),
+        None,
+        "another tenant"
+    );
+    assert_eq!(s.get_response("resp_1", "team:a", 100).unwrap(), None, "expired");
+    assert!(!s.delete_response("resp_1", "team:b").unwrap());
+    assert!(s.get_response("resp_1", "team:a", 50).unwrap().is_some());
+    // Writing later drops what has expired by then.
+    s.put_response(&stored("resp_2", "team:a", 300), 200).unwrap();
+    let left: i64 = s
+        .conn()
+        .query_row("SELECT COUNT(*) FROM responses", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 1);
+    assert!(s.delete_response("resp_2", "team:a").unwrap());
+    assert_eq!(s.get_response("resp_2", "team:a", 200).unwrap(), None);
+}

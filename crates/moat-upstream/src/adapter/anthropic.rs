@@ -47,7 +47,15 @@ impl ProviderAdapter for Anthropic {
 
     // The default health path, `{base}/models`: Anthropic's model list, probed with its headers.
 
+    /// Token counting is relayed as it is (moatd's `POST /v1/messages/count_tokens`).
+    fn native(&self, path: &str) -> bool {
+        path == "/messages/count_tokens"
+    }
+
     fn encode(&self, request: &WireRequest<'_>) -> Result<Encoded, EncodeError> {
+        if let WireRequest::Native { path, .. } = request {
+            return super::encode_native(self, path, request);
+        }
         let chat = request.chat_only(self.kind())?;
         let body = serde_json::to_vec(&anthropic::to_messages_request(chat)?)?;
         Ok(Encoded {

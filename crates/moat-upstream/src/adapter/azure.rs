@@ -51,6 +51,7 @@ fn model_of<'a>(request: &'a WireRequest<'_>) -> Option<&'a str> {
         WireRequest::Chat(r) => r.model.as_deref(),
         WireRequest::Completion(r) => r.model.as_deref(),
         WireRequest::Embedding(r) => Some(r.model.as_str()),
+        WireRequest::Native { body, .. } => body.get("model").and_then(serde_json::Value::as_str),
     }
 }
 
@@ -105,6 +106,10 @@ impl ProviderAdapter for Azure {
     }
 
     fn encode(&self, request: &WireRequest<'_>) -> Result<Encoded, EncodeError> {
+        if let WireRequest::Native { path, .. } = request {
+            // Another kind's own wire (a Responses relay, Anthropic's token counting): refused.
+            return super::encode_native(self, path, request);
+        }
         let deployment = model_of(request).filter(|m| !m.is_empty()).ok_or_else(|| {
             EncodeError::Translate(moat_translate::TranslateError::InvalidRequest(
                 "`model` (the Azure deployment) is required".into(),

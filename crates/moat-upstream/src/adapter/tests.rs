@@ -219,6 +219,33 @@ fn member_hygiene_borrows_unless_a_member_must_change() {
 }
 
 #[test]
+fn openrouter_members_reach_only_openrouter_and_reasoning_maps_to_reasoning_effort() {
+    let request: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+        "model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "provider": {"order": ["a"]}, "transforms": ["middle-out"], "route": "fallback",
+        "usage": {"include": true}, "reasoning": {"effort": "high"}, "min_p": 0.1
+    }))
+    .unwrap();
+    let body = |k: &Kind| -> serde_json::Value {
+        let out = outbound(&k.adapter(), "p", WireRequest::Chat(Cow::Borrowed(&request)), "r").unwrap();
+        serde_json::from_slice(&out.body).unwrap()
+    };
+    let plain = body(&OPENAI);
+    for member in ["provider", "transforms", "route", "usage", "reasoning"] {
+        assert!(plain.get(member).is_none(), "{member}: {plain}");
+    }
+    assert_eq!(plain["reasoning_effort"], "high");
+    assert_eq!(
+        plain["min_p"], 0.1,
+        "members of no one's are the client's business"
+    );
+    let routed = body(&OPENROUTER);
+    assert_eq!(routed["transforms"], serde_json::json!(["middle-out"]));
+    assert_eq!(routed["reasoning"]["effort"], "high");
+    assert!(routed.get("reasoning_effort").is_none());
+}
+
+#[test]
 fn cloud_kinds_put_the_model_in_a_safe_path_and_take_only_their_options() {
     use super::registry::{AZURE, BEDROCK, GEMINI};
     let mut request = ask();

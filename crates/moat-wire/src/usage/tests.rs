@@ -91,3 +91,21 @@ fn usage_reexport_is_the_openai_type() {
     let usage: Usage = serde_json::from_value(json!({"prompt_tokens": 1})).unwrap();
     let _same: crate::openai::Usage = usage;
 }
+
+#[test]
+fn responses_api_usage_is_read_whole_and_from_the_terminal_stream_event() {
+    let whole = br#"{"id":"resp_1","object":"response","usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":19}}"#;
+    let u = usage_from_response(whole).unwrap();
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (12, 7, 19)
+    );
+    assert_eq!((u.cached_tokens(), u.reasoning_tokens()), (4, 2));
+    let event = r#"{"type":"response.completed","sequence_number":9,"response":{"id":"resp_1","usage":{"input_tokens":3,"output_tokens":5,"total_tokens":8}}}"#;
+    let u = usage_from_chunk(event).unwrap();
+    assert_eq!((u.prompt_tokens, u.completion_tokens), (3, 5));
+    assert_eq!(
+        usage_from_chunk(r#"{"type":"response.created","response":{"id":"r","usage":null}}"#),
+        None
+    );
+}

@@ -220,3 +220,27 @@ fn privacy_rules_are_checked_at_load() {
     )
     .is_ok());
 }
+
+#[test]
+fn responses_state_cors_and_native_flags_are_validated() {
+    let c = resolve_with(CONTRACT, &[("MOAT_KEY", "k1"), ("SOME_ENV", "x")]).unwrap();
+    assert_eq!(c.responses.ttl, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(c.responses.max_conversation_bytes, 8 << 20);
+    assert!(c.server.cors_origins.is_empty());
+    assert!(!c.providers[0].responses_native);
+    let text = "[server]\ncors_origins = [\"https://App.example.com/\", \"*\"]\n[responses]\nttl_secs = 60\n[[providers]]\nname = \"oa\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\nresponses = \"native\"\n";
+    let c = resolve_with(text, &[]).unwrap();
+    assert_eq!(c.server.cors_origins, ["https://app.example.com", "*"]);
+    assert_eq!(c.responses.ttl, Duration::from_secs(60));
+    assert!(c.providers[0].responses_native);
+    for (bad, word) in [
+        ("[responses]\nttl_secs = 0\n", "responses.ttl_secs"),
+        ("[responses]\nmax_conversation_bytes = 0\n", "max_conversation_bytes"),
+        ("[server]\ncors_origins = [\"https://a.example/path\"]\n", "cors_origins"),
+        ("[[providers]]\nname = \"a\"\nkind = \"anthropic\"\nresponses = \"native\"\n", "native"),
+        ("[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1\"\nresponses = \"yes\"\n", "bridge"),
+    ] {
+        let err = resolve_with(bad, &[]).unwrap_err().to_string();
+        assert!(err.contains(word), "{bad}: {err}");
+    }
+}
