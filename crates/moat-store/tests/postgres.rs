@@ -174,8 +174,13 @@ fn nodes_starting_together_migrate_once_and_see_each_others_key_changes() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(
-        pg.psql("postgres", "SELECT COUNT(*) FROM moat_schema").unwrap(),
-        "1"
+        pg.psql(
+            "postgres",
+            "SELECT COUNT(*) = COUNT(DISTINCT version) AND COUNT(*) = MAX(version) FROM moat_schema"
+        )
+        .unwrap(),
+        "t",
+        "every migration ran exactly once"
     );
     let before = nodes[1].keys_version().unwrap();
     nodes[0].insert_key(&key("k1", b"h1")).unwrap();
