@@ -29,7 +29,7 @@ if ! command -v valkey-server >/dev/null 2>&1 && ! command -v redis-server >/dev
         || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
-# The real openai Python SDK drives moatd in crates/moatd/tests/openai_sdk.rs.
+# The real openai Python SDK drives moatd in crates/moatd/tests/openai_sdk.rs and whole_request.rs.
 if ! python3 -c 'import openai' 2>/dev/null; then
     echo "== installing the openai Python SDK (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40'

@@ -19,6 +19,7 @@ pub(crate) mod messages;
 pub(crate) mod models;
 pub(crate) mod proxy;
 pub(crate) mod request_kinds;
+mod respond;
 pub(crate) mod responses;
 mod translated;
 

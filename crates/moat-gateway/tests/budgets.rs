@@ -459,18 +459,34 @@ async fn streams_settle_to_their_reported_usage() {
     let gw = gateway_with_store(&provider("emu", &emu.base_url()), store.clone()).await;
     let mut req = costly_request();
     req["stream"] = json!(true);
+    req["stream_options"] = json!({"include_usage": false});
     let text = gw.chat(Some(&k), &req).await.text().await.unwrap();
-    let usage_event: Vec<Value> = data_events(&text)
+    assert!(
+        !text.contains("\"usage\""),
+        "the client did not ask for usage and gets none: {text}"
+    );
+    let forwarded: Value = emu.requests().last().unwrap().json().unwrap();
+    assert_eq!(
+        forwarded["stream_options"]["include_usage"], true,
+        "a metered stream asks for usage, whatever the client said"
+    );
+    // The provider's answers are a function of the request: asked directly, it reports the cost
+    // moatd saw in its own copy of the stream.
+    let direct = client()
+        .post(format!("{}/chat/completions", emu.base_url()))
+        .json(&forwarded)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let usage_event: Vec<Value> = data_events(&direct)
         .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
         .filter(|v| v["usage"].is_object())
         .collect();
     let reported = usd_to_nanos(usage_event.last().unwrap()["usage"]["cost"].as_f64().unwrap());
-    let forwarded = emu.requests().last().unwrap().json().unwrap();
-    assert_eq!(
-        forwarded["stream_options"]["include_usage"], true,
-        "a metered stream asks for usage"
-    );
     assert!(
         eventually(std::time::Duration::from_secs(5), || {
             store.flush().unwrap();

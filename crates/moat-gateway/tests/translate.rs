@@ -83,9 +83,11 @@ async fn ollama_native_answers_streams_and_lists_models_in_openai_shapes() {
     assert_eq!(sent["stream"], false);
     assert_eq!(sent["options"], json!({"temperature": 0.3, "num_predict": 50}));
 
-    // Streamed: NDJSON becomes SSE chunks, ending with usage (the key is metered) and [DONE].
+    // Streamed: NDJSON becomes SSE chunks, ending with usage (the client asks for it; moatd asks
+    // the provider either way, the key being metered) and [DONE].
     let mut streamed = ask.clone();
     streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
     let resp = gw.chat(Some(&key), &streamed).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]

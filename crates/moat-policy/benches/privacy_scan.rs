@@ -1,14 +1,17 @@
 //! Throughput of the privacy scanner: `cargo bench -p moat-policy --bench privacy_scan`.
 //!
 //! Prints MB/s (1 MB = 10^6 bytes) for each kind of text, as the median of several timed rounds, each
-//! round at least a quarter of a second. Texts come from the deterministic corpora in
+//! round at least a quarter of a second; then, per request body, what the whole-body walk
+//! (`privacy::body::inspect`: every string, keys, embedded text, joined texts) costs against scanning
+//! the message texts alone. Texts come from the deterministic corpora in
 //! `moat_policy::privacy::corpus`, so runs are comparable across machines and commits.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use moat_policy::privacy::corpus::{dense_near_misses, planted_docs, typical_text, Rng};
-use moat_policy::privacy::{CustomRule, Scanner};
+use moat_policy::privacy::{body, CustomRule, Scanner};
+use serde_json::{json, Value};
 
 const SIZE: usize = 4 << 20;
 const ROUNDS: usize = 7;
@@ -130,6 +133,77 @@ fn repository_text() -> String {
     out
 }
 
+/// Median microseconds per call of `f`.
+fn micros(mut f: impl FnMut() -> usize) -> f64 {
+    let mut times = Vec::with_capacity(ROUNDS);
+    black_box(f());
+    for _ in 0..ROUNDS {
+        let (start, mut n) = (Instant::now(), 0u64);
+        while start.elapsed() < MIN_ROUND {
+            black_box(f());
+            n += 1;
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    times[ROUNDS / 2]
+}
+
+/// A chat request: `messages` texts of about `each` bytes, and `tools` function tools with a
+/// parameter schema each.
+fn chat_body(text: &str, messages: usize, each: usize, tools: usize) -> Value {
+    let mut at = 0;
+    let msgs: Vec<Value> = (0..messages)
+        .map(|i| {
+            let mut end = (at + each).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            let content = &text[at..end];
+            at = end;
+            json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": content})
+        })
+        .collect();
+    let tools: Vec<Value> = (0..tools)
+        .map(|i| {
+            json!({"type": "function", "function": {
+                "name": format!("tool_{i}"),
+                "description": "Looks up the current state of an order in the warehouse system and returns it.",
+                "parameters": {"type": "object", "required": ["order_id"], "properties": {
+                    "order_id": {"type": "string", "description": "The order's id, as printed on the invoice."},
+                    "include_history": {"type": "boolean", "description": "Whether to list every past state too."},
+                    "region": {"type": "string", "enum": ["eu", "us", "apac"]}}}}})
+        })
+        .collect();
+    json!({"model": "gpt-4o", "messages": msgs, "tools": tools, "temperature": 0.2, "stream": true})
+}
+
+/// What moatd scanned before the whole-body walk: each message's text.
+fn texts_only(scanner: &Scanner, body: &Value) -> usize {
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str())
+        .map(|t| scanner.scan(t).len())
+        .sum()
+}
+
+fn walk_row(name: &str, body: &Value, scanner: &Scanner) {
+    if !selected(name) {
+        return;
+    }
+    let bytes = body.to_string().len();
+    let texts = micros(|| texts_only(scanner, body));
+    let whole = micros(|| body::inspect(scanner, body).findings.len());
+    println!(
+        "| {name:<44} | {:>7.1} | {texts:>10.1} | {whole:>10.1} | {:>8.1} | {:>11.0} |",
+        bytes as f64 / 1024.0,
+        whole - texts,
+        bytes as f64 / whole,
+    );
+}
+
 fn main() {
     let start = Instant::now();
     let builtin = Scanner::new(&[]).unwrap_or_else(|e| unreachable!("built-in detectors compile: {e}"));
@@ -185,4 +259,33 @@ fn main() {
     row("sparse: one finding per 8 KiB", &sparse_text, &builtin);
     row("dense: generated prompts with plants", &planted, &builtin);
     row("worst: near-misses and hostile repeats", &worst, &builtin);
+
+    println!("\nWhole-body walk per request (µs): message texts alone vs every string of the body\n");
+    println!("| request body | KiB | texts µs | whole µs | added µs | whole MB/s |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    walk_row(
+        "chat: 4 messages of 500 B",
+        &chat_body(&typical, 4, 500, 0),
+        &builtin,
+    );
+    walk_row(
+        "chat: 10 messages of 1 KiB",
+        &chat_body(&typical, 10, 1024, 0),
+        &builtin,
+    );
+    walk_row(
+        "chat: 10 messages of 1 KiB, 20 tools",
+        &chat_body(&typical, 10, 1024, 20),
+        &builtin,
+    );
+    walk_row(
+        "chat: 40 messages of 4 KiB",
+        &chat_body(&typical, 40, 4096, 0),
+        &builtin,
+    );
+    walk_row(
+        "chat: 2 messages of 512 KiB",
+        &chat_body(&typical, 2, 512 * 1024, 0),
+        &builtin,
+    );
 }

@@ -19,6 +19,7 @@ pub mod breaker;
 pub mod budget;
 pub mod cache;
 pub mod caps;
+pub mod demand;
 pub mod fallback;
 pub mod keys;
 pub mod pricing;

@@ -37,6 +37,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
+pub mod body;
 #[cfg(any(test, feature = "corpus"))]
 pub mod corpus;
 mod detectors;

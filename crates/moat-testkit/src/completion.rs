@@ -35,6 +35,18 @@ pub(crate) struct Completion {
     pub(crate) tool_call: Option<ToolCallDirective>,
     /// Prompt tokens the simulated prefix cache served (reported in `prompt_tokens_details`).
     pub(crate) cached_tokens: u64,
+    /// Outputs generated (`n`, or `best_of` when larger): usage and cost count each, and a whole
+    /// answer carries `n` choices. (A stream carries one choice whatever `n` is, but bills them all.)
+    pub(crate) outputs: u64,
+    /// Choices a whole answer returns (`n`).
+    pub(crate) choices: u64,
+}
+
+/// `n` and the outputs generated for it (`best_of` when larger), each at least 1.
+pub(crate) fn outputs_of(request: &Value) -> (u64, u64) {
+    let read = |k: &str| request.get(k).and_then(Value::as_u64).filter(|&v| v > 0);
+    let n = read("n").unwrap_or(1);
+    (n, n.max(read("best_of").unwrap_or(1)))
 }
 
 /// What the emulator read from a completion request.
@@ -143,7 +155,7 @@ impl Completion {
 
     /// OpenAI's `usage`, with OpenRouter's cost fields, for an answer of `answer` text.
     pub(crate) fn usage(&self, answer: &str) -> Value {
-        let completion_tokens = count_words(answer);
+        let completion_tokens = count_words(answer) * self.outputs;
         let prompt_cost = self.prompt_tokens as f64 * self.price.prompt;
         let completion_cost = completion_tokens as f64 * self.price.completion;
         json!({
@@ -175,7 +187,8 @@ impl Completion {
 
     /// The dollars [`Completion::usage`] reports for `answer`.
     pub(crate) fn cost(&self, answer: &str) -> f64 {
-        self.prompt_tokens as f64 * self.price.prompt + count_words(answer) as f64 * self.price.completion
+        self.prompt_tokens as f64 * self.price.prompt
+            + (count_words(answer) * self.outputs) as f64 * self.price.completion
     }
 
     fn object(&self, streaming: bool) -> &'static str {
@@ -213,7 +226,14 @@ impl Completion {
                 json!({"index": 0, "text": self.content, "logprobs": null, "finish_reason": "stop"})
             }
         };
-        let mut body = self.envelope(false, json!([choice]));
+        let choices: Vec<Value> = (0..self.choices)
+            .map(|i| {
+                let mut c = choice.clone();
+                c["index"] = json!(i);
+                c
+            })
+            .collect();
+        let mut body = self.envelope(false, Value::from(choices));
         body["usage"] = self.usage(&self.content);
         body
     }
@@ -358,6 +378,8 @@ mod tests {
             reasoning: None,
             tool_call: None,
             cached_tokens: 0,
+            outputs: 1,
+            choices: 1,
         }
     }
 

@@ -58,6 +58,8 @@ pub(crate) struct Failure {
     pub(crate) message: Option<String>,
     /// Use OpenRouter's error shape (integer `code`, `metadata`) instead of OpenAI's.
     pub(crate) openrouter: bool,
+    /// Quote the `Authorization` header received in the error message, as some providers do.
+    pub(crate) echo_auth: bool,
 }
 
 impl Directive {
@@ -78,6 +80,7 @@ impl Directive {
         };
         let mut status = None;
         let (mut times, mut retry_after, mut message, mut openrouter) = (None, None, None, false);
+        let mut echo_auth = false;
         let (mut pause_after, mut pause_ms) = (None, None);
         for (name, value) in obj {
             match name.as_str() {
@@ -86,6 +89,7 @@ impl Directive {
                 "retry_after" => retry_after = Some(uint(name, value)?),
                 "message" => message = Some(string(name, value)?),
                 "openrouter_error" => openrouter = boolean(name, value)?,
+                "echo_auth" => echo_auth = boolean(name, value)?,
                 "first_byte_delay_ms" => d.first_byte_delay = Some(millis(name, value)?),
                 "chunks" => d.chunks = Some(positive(name, value)?),
                 "pause_after_chunks" => pause_after = Some(count(name, value)?),
@@ -121,11 +125,18 @@ impl Directive {
                     retry_after,
                     message,
                     openrouter,
+                    echo_auth,
                 });
             }
-            None if times.is_some() || retry_after.is_some() || message.is_some() || openrouter => {
+            None if times.is_some()
+                || retry_after.is_some()
+                || message.is_some()
+                || openrouter
+                || echo_auth =>
+            {
                 return Err(
-                    "'times', 'retry_after', 'message' and 'openrouter_error' need 'status'".to_owned(),
+                    "'times', 'retry_after', 'message', 'openrouter_error' and 'echo_auth' need 'status'"
+                        .to_owned(),
                 );
             }
             None => {}

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use crate::completion::{Completion, Kind, Prompt};
+use crate::completion::{outputs_of, Completion, Kind, Prompt};
 use crate::directive::{Directive, Failure};
 use crate::server::Shared;
 use crate::{embeddings, stream, wire, RecordedRequest, ResponseBody};
@@ -167,7 +167,7 @@ pub(crate) async fn generate(
     }
     if let Some(failure) = &directive.failure {
         if shared.should_fail(&directive.key, failure.times) {
-            return emulated_failure(failure);
+            return emulated_failure(failure, authorization);
         }
     }
     let mut cached_tokens = 0;
@@ -232,6 +232,8 @@ fn complete(
         },
         tool_call,
         cached_tokens,
+        choices: outputs_of(request).0,
+        outputs: outputs_of(request).1,
     };
     if prompt.stream {
         let plan = stream::plan(&completion, directive);
@@ -259,11 +261,15 @@ fn plan_text(completion: &Completion, directive: &Directive) -> String {
     stream::split(&completion.content, directive.chunks).concat()
 }
 
-fn emulated_failure(failure: &Failure) -> Response<ResponseBody> {
-    let message = failure
+fn emulated_failure(failure: &Failure, authorization: Option<&str>) -> Response<ResponseBody> {
+    let mut message = failure
         .message
         .clone()
         .unwrap_or_else(|| wire::default_message(failure.status));
+    if failure.echo_auth {
+        // Some providers quote the credential they were sent; a gateway must not pass it on.
+        message.push_str(&format!(" (Authorization: {})", authorization.unwrap_or("none")));
+    }
     let body = if failure.openrouter {
         wire::openrouter_error(failure.status, &message)
     } else {

@@ -7,7 +7,9 @@
 //! one. A request scripts failures and timing for itself with an `"emulate": {…}` member: error
 //! statuses (optionally only the first `times`), delays, pauses with keep-alive comments, mid-stream
 //! error chunks and connection resets; `tool_call` makes the answer call a tool (until the
-//! conversation ends with a tool result, which is answered in text).
+//! conversation ends with a tool result, which is answered in text); `echo_auth` quotes the
+//! `Authorization` header received in an error, as some providers do. `n` and `best_of` are
+//! honoured in usage and cost (each output is billed), and a whole answer carries `n` choices.
 //!
 //! The same server also speaks Anthropic's Messages API (`POST /v1/messages`, and `GET /v1/models`
 //! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and

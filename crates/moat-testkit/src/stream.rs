@@ -297,6 +297,8 @@ mod tests {
             reasoning: None,
             tool_call: None,
             cached_tokens: 0,
+            outputs: 1,
+            choices: 1,
         }
     }
 

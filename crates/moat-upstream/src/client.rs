@@ -150,6 +150,35 @@ impl Upstream {
         Ok(url)
     }
 
+    /// Every credential a request carries: the provider's key, a team's key sent in its place
+    /// (`extra_headers`), and a credential computed for this request (`signed`: an OAuth token, a
+    /// SigV4 authorization and session token).
+    fn credentials<'a>(
+        &'a self,
+        extra_headers: &'a HeaderMap,
+        signed: &'a [(HeaderName, HeaderValue)],
+    ) -> Vec<&'a str> {
+        let mut out: Vec<&str> = self.settings.api_key.iter().map(String::as_str).collect();
+        let (own_header, _) = self.settings.auth_style.credential("");
+        let carries = |name: &HeaderName| {
+            name == http::header::AUTHORIZATION
+                || *name == own_header
+                || name.as_str() == "x-api-key"
+                || name.as_str().contains("token")
+        };
+        let extra = extra_headers.iter().filter(|(n, _)| carries(n));
+        let computed = signed.iter().filter(|(n, _)| carries(n)).map(|(n, v)| (n, v));
+        for (_, value) in extra.chain(computed) {
+            if let Ok(text) = value.to_str() {
+                out.push(text.trim());
+                if let Some(token) = text.strip_prefix("Bearer ") {
+                    out.push(token.trim());
+                }
+            }
+        }
+        out
+    }
+
     /// This provider's settings.
     pub fn settings(&self) -> &UpstreamSettings {
         &self.settings
@@ -192,8 +221,8 @@ impl Upstream {
         for (name, value) in self.auth.iter().filter(|(n, _)| !extra_headers.contains_key(n)) {
             req = req.header(name, value.clone());
         }
-        for (name, value) in signed {
-            req = req.header(name, value);
+        for (name, value) in &signed {
+            req = req.header(name, value.clone());
         }
         let first_byte = self.settings.timeouts.first_byte;
         let resp = match tokio::time::timeout(first_byte, req.send()).await {
@@ -225,6 +254,9 @@ impl Upstream {
         let body = crate::relay::read_capped(resp, &self.settings, 64 * 1024)
             .await
             .unwrap_or_default();
+        // A provider may quote the credential it was sent (a 401 echoing the `Authorization` header):
+        // that body goes on to moatd's client and into logs, so the credential comes out first.
+        let body = scrub_credentials(body, &self.credentials(extra_headers, &signed));
         Err(UpstreamError::Status {
             provider: self.settings.name.clone(),
             status: status.as_u16(),
@@ -301,6 +333,35 @@ impl Upstream {
     }
 }
 
+/// Replaces every occurrence of each credential in `body` (as sent, and JSON-escaped with `\/`) with
+/// `[REDACTED]`. Credentials shorter than 4 bytes are left alone: replacing them would garble the
+/// body and they protect nothing.
+pub fn scrub_credentials(body: Bytes, credentials: &[&str]) -> Bytes {
+    let mut out: Option<Vec<u8>> = None;
+    for credential in credentials.iter().filter(|c| c.len() >= 4) {
+        let escaped = credential.replace('/', "\\/");
+        for form in [credential.as_bytes(), escaped.as_bytes()] {
+            let current = out.as_deref().unwrap_or(&body);
+            if memchr::memmem::find(current, form).is_none() {
+                continue;
+            }
+            let mut next = Vec::with_capacity(current.len());
+            let mut at = 0;
+            for i in memchr::memmem::find_iter(current, form) {
+                if i < at {
+                    continue;
+                }
+                next.extend_from_slice(&current[at..i]);
+                next.extend_from_slice(b"[REDACTED]");
+                at = i + form.len();
+            }
+            next.extend_from_slice(&current[at..]);
+            out = Some(next);
+        }
+    }
+    out.map_or(body, Bytes::from)
+}
+
 /// `key` as the credential header of `settings.auth_style`, marked sensitive.
 fn credential_header(
     settings: &UpstreamSettings,
@@ -373,6 +434,19 @@ mod tests {
     #[test]
     fn trailing_slash_is_trimmed() {
         assert_eq!(UpstreamSettings::new("x", "http://h/v1/").base_url, "http://h/v1");
+    }
+
+    #[test]
+    fn credentials_are_scrubbed_from_error_bodies() {
+        let body = Bytes::from_static(br#"{"error":{"message":"bad header: Bearer sk-prov/abc123 (team sk-team-9)","x":"sk-prov\/abc123"}}"#);
+        let out = scrub_credentials(body, &["sk-prov/abc123", "sk-team-9", "ab"]);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":{"message":"bad header: Bearer [REDACTED] (team [REDACTED])","x":"[REDACTED]"}}"#
+        );
+        let clean = Bytes::from_static(b"nothing to see");
+        assert_eq!(scrub_credentials(clean.clone(), &["sk-prov/abc123"]), clean);
     }
 
     #[test]

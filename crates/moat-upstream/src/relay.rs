@@ -17,6 +17,9 @@ use moat_wire::sse::{SseFrame, SseParser};
 
 use crate::{Phase, UpstreamError, UpstreamSettings};
 
+mod strip;
+pub use strip::{strip_usage, usage_stripper};
+
 /// How a relayed answer ended, reported once when the relay finishes or is dropped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RelayOutcome {

@@ -57,9 +57,10 @@ pub struct PrivacySection {
     /// Action for the built-in secret detectors (API keys, private keys, credentials). Default local_only.
     #[serde(default = "default_secrets_action")]
     pub secrets: PrivacyAction,
-    /// Action for the built-in personal-data detectors (emails, phones, cards, IBANs, SSNs). Default allow.
-    #[serde(default = "default_personal_action")]
-    pub personal: PrivacyAction,
+    /// Action for every built-in personal-data detector (emails, phones, cards, IBANs, SSNs). Unset,
+    /// each has its own default: cards, IBANs and SSNs `redact`, emails and phones `allow`.
+    #[serde(default)]
+    pub personal: Option<PrivacyAction>,
     /// Per-detector overrides by detector id, e.g. `{ email = "redact", jwt = "block" }`.
     #[serde(default)]
     pub detectors: std::collections::BTreeMap<String, PrivacyAction>,
@@ -78,9 +79,6 @@ pub struct PrivacySection {
 fn default_secrets_action() -> PrivacyAction {
     PrivacyAction::LocalOnly
 }
-fn default_personal_action() -> PrivacyAction {
-    PrivacyAction::Allow
-}
 fn default_data_collection() -> String {
     "deny".to_string()
 }
@@ -89,7 +87,7 @@ impl Default for PrivacySection {
     fn default() -> Self {
         PrivacySection {
             secrets: default_secrets_action(),
-            personal: default_personal_action(),
+            personal: None,
             detectors: Default::default(),
             rules: Vec::new(),
             data_collection: default_data_collection(),

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use moat_policy::budget::Hold;
-use moat_policy::pricing::estimate_prompt_tokens;
-use moat_policy::route::Target;
+use moat_policy::demand::Demand;
+use moat_policy::route::{ProviderId, Target};
 use moat_upstream::adapter::{ProviderAdapter, Retention};
 use moat_wire::openai::ProviderPreferences;
 
@@ -13,7 +13,7 @@ use crate::gateway::Gateway;
 use crate::identity::KeyEntry;
 use crate::ledger::Payer;
 use crate::pricebook::ModelFacts;
-use crate::privacy::Inspection;
+use crate::privacy::{Inspection, UNINSPECTABLE};
 use crate::GatewayError;
 
 /// A virtual key's own rules: its model allow-list (checked against the names the client used), and
@@ -37,7 +37,7 @@ pub(crate) fn apply_key_rules(
         }
     }
     if key.local_only {
-        targets.retain(|t| gw.providers.get(t.provider).is_some_and(|p| p.local));
+        targets.retain(|t| is_local(gw, t.provider));
         if targets.is_empty() {
             return Err(GatewayError::Forbidden {
                 message: "this key is local-only and no local provider serves the requested model".into(),
@@ -49,7 +49,8 @@ pub(crate) fn apply_key_rules(
 }
 
 /// The privacy scan's routing effects: a `block` finding refuses the request (naming the rule, never
-/// the text), a `local_only` finding keeps only `local = true` targets.
+/// the text); a `local_only` finding, or content the scan cannot read, keeps only `local = true`
+/// targets.
 pub(crate) fn apply_privacy(
     gw: &Gateway,
     inspection: &Inspection,
@@ -65,8 +66,20 @@ pub(crate) fn apply_privacy(
             code: "policy_blocked",
         });
     }
+    if let Some(opaque) = &inspection.uninspectable {
+        targets.retain(|t| is_local(gw, t.provider));
+        if targets.is_empty() {
+            return Err(GatewayError::Forbidden {
+                message: format!(
+                    "`{}` holds content moatd cannot inspect ({}); such content goes only to local providers (privacy rule `{UNINSPECTABLE}`), and no local provider serves the requested model",
+                    opaque.path, opaque.media_type
+                ),
+                code: "policy_uninspectable",
+            });
+        }
+    }
     if !inspection.local_only.is_empty() {
-        targets.retain(|t| gw.providers.get(t.provider).is_some_and(|p| p.local));
+        targets.retain(|t| is_local(gw, t.provider));
         if targets.is_empty() {
             return Err(GatewayError::Forbidden {
                 message: format!(
@@ -94,16 +107,21 @@ pub(crate) fn provider_prefs_for(
     adapter.provider_preferences(client, retention)
 }
 
-/// The hold for a request: the most any of its targets could cost (the prompt estimated from the body
-/// size, the output at the client's `max_tokens` or the model's cap), and each target's facts for
+/// Whether a provider runs on our own hardware (`local = true`).
+pub(crate) fn is_local(gw: &Gateway, provider: ProviderId) -> bool {
+    gw.providers.get(provider).is_some_and(|p| p.local)
+}
+
+/// The hold for a request: the most any of its targets could cost (the prompt as estimated from the
+/// body, every output it asks for at the client's cap or the model's), and each target's facts for
 /// settling later. A metered payer with a budget needs every price; an unknown one is refreshed from
 /// the providers' model lists once, then refused.
 pub(crate) async fn reservation(
     gw: &Arc<Gateway>,
     payer: &Payer,
     targets: &[Target],
-    body_bytes: usize,
-    max_output: Option<u64>,
+    demand: &Demand,
+    generates: bool,
 ) -> Result<(Hold, Vec<ModelFacts>), GatewayError> {
     let budgeted = payer.metered
         && payer
@@ -121,12 +139,14 @@ pub(crate) async fn reservation(
             .map(|t| gw.prices.lookup(t.provider, &t.model))
             .collect();
     }
-    let prompt = estimate_prompt_tokens(body_bytes, 0);
+    let prompt = demand.prompt_tokens;
     let mut hold = Hold::default();
     for (target, f) in targets.iter().zip(&facts) {
-        let output = max_output
-            .or(f.max_output)
-            .unwrap_or(gw.server.default_max_output_tokens);
+        let output = if generates {
+            demand.output_tokens(f.max_output, gw.server.default_max_output_tokens)
+        } else {
+            0
+        };
         let cost = match f.price {
             Some(p) => p.cost(prompt, output),
             None if budgeted => {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::messages::{anthropic_error, translate_back};
-use super::proxy::{forward, parse};
+use super::proxy::{decode, forward, parse};
 use super::request_kinds::{json_strings_mut, Forward};
 use crate::gateway::Gateway;
 use crate::GatewayError;
@@ -66,7 +66,7 @@ async fn counted(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayErro
             Ok(axum::Json(json!({"input_tokens": request.estimate()})).into_response())
         }));
     }
-    let response = forward(gw, req, parse::<CountTokensBody>).await?;
+    let response = forward(gw, req, decode::<CountTokensBody>).await?;
     if !response.status().is_success() {
         return Ok(response);
     }
@@ -141,18 +141,9 @@ impl Forward for CountTokensBody {
         false
     }
     /// Counting generates nothing.
-    fn max_output_tokens(&self) -> Option<u64> {
-        Some(0)
-    }
-    fn ask_stream_usage(&mut self) {}
-    fn texts_mut(&mut self) -> Vec<&mut String> {
-        let mut out = Vec::new();
-        for (key, value) in self.rest.iter_mut() {
-            if key != "model" {
-                json_strings_mut(value, &mut out);
-            }
-        }
-        out
+    const GENERATES: bool = false;
+    fn ask_stream_usage(&mut self) -> bool {
+        false
     }
     fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
         &mut self.provider

@@ -18,8 +18,9 @@ use moat_translate::anthropic::{
 use moat_translate::StreamTranslator;
 use moat_wire::error::ErrorBody;
 use moat_wire::openai::{ChatCompletionRequest, ChatCompletionResponse, ModelList};
+use serde_json::Value;
 
-use super::proxy::{forward, parse};
+use super::proxy::{decode, forward};
 use crate::gateway::Gateway;
 use crate::GatewayError;
 
@@ -31,9 +32,14 @@ pub(crate) async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Re
     let model = Arc::new(Mutex::new(String::new()));
     let decode = {
         let model = model.clone();
-        move |bytes: &[u8]| -> Result<ChatCompletionRequest, GatewayError> {
-            let request: MessagesRequest = parse(bytes)?;
-            *model.lock().unwrap_or_else(PoisonError::into_inner) = request.model.clone();
+        move |body: Value| -> Result<ChatCompletionRequest, GatewayError> {
+            let request: MessagesRequest = decode(body)?;
+            // The first decode is the request as sent; a second one (the redacted copy for
+            // non-local providers) must not replace the name the answer echoes.
+            let mut named = model.lock().unwrap_or_else(PoisonError::into_inner);
+            if named.is_empty() {
+                named.clone_from(&request.model);
+            }
             to_chat_request(&request).map_err(|e| GatewayError::BadRequest(e.to_string()))
         }
     };

@@ -7,41 +7,39 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue};
+use http::HeaderValue;
 use moat_policy::budget::Hold;
-use moat_policy::pricing::Price;
+use moat_policy::demand::Demand;
 use moat_policy::route::{plan, RouteError};
-use moat_upstream::relay::{self, RelayOutcome};
-use moat_upstream::{UpstreamError, UpstreamSettings};
-use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Usage};
+use moat_upstream::UpstreamError;
+use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use super::admission::{apply_key_rules, apply_privacy, provider_prefs_for, reservation};
+use super::admission::{apply_key_rules, apply_privacy, is_local, provider_prefs_for, reservation};
 use super::request_kinds::Forward;
-use super::translated::{self, Translation};
+use super::respond::{forwarded_headers, streamed_response, whole_response, RequestLog};
+use super::translated;
 use crate::audit::Trail;
 use crate::cache;
 use crate::gateway::Gateway;
 use crate::identity::Principal;
 use crate::ledger::{self, Meter};
 use crate::pricebook::ModelFacts;
-use crate::privacy::{Redactions, StreamRestorer};
 use crate::{body, GatewayError};
 
 pub(crate) async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<ChatCompletionRequest>(forward(gw, req, parse::<ChatCompletionRequest>).await)
+    counted::<ChatCompletionRequest>(forward(gw, req, decode::<ChatCompletionRequest>).await)
 }
 
 pub(crate) async fn completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<CompletionRequest>(forward(gw, req, parse::<CompletionRequest>).await)
+    counted::<CompletionRequest>(forward(gw, req, decode::<CompletionRequest>).await)
 }
 
 pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    counted::<EmbeddingRequest>(forward(gw, req, parse::<EmbeddingRequest>).await)
+    counted::<EmbeddingRequest>(forward(gw, req, decode::<EmbeddingRequest>).await)
 }
 
 /// Turns the result into a response and counts it by endpoint and status.
@@ -61,18 +59,26 @@ fn route_error(err: RouteError) -> GatewayError {
     }
 }
 
-/// Parses the body, telling malformed JSON (400 `invalid_json`) from well-formed JSON of the wrong
-/// shape (400 `invalid_request`).
-pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+/// Parses the body as JSON, telling an empty body and malformed JSON (400 `invalid_json`) apart.
+pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, GatewayError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(GatewayError::BadRequest(
             "request body is empty: send a JSON object".into(),
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => GatewayError::BadRequest(format!("invalid request: {e}")),
-        _ => GatewayError::InvalidJson(format!("request body is not valid JSON: {e}")),
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| GatewayError::InvalidJson(format!("request body is not valid JSON: {e}")))
+}
+
+/// Parses and decodes a body in one step, for handlers that read a body before the forwarding path
+/// does (to route it, or to answer it themselves).
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    decode(parse_body(bytes)?)
+}
+
+/// Decodes a parsed body into an endpoint's request (400 `invalid_request` when its shape is wrong).
+pub(crate) fn decode<T: DeserializeOwned>(body: Value) -> Result<T, GatewayError> {
+    serde_json::from_value(body).map_err(|e| GatewayError::BadRequest(format!("invalid request: {e}")))
 }
 
 /// True when the failure is the provider's, so another provider might do better. A 4xx (other than
@@ -86,11 +92,12 @@ fn provider_fault(err: &UpstreamError) -> bool {
 }
 
 /// One request end to end, with its audit record written whatever the outcome. `decode` turns the
-/// body into the request (`parse`, or a translation from another wire such as Anthropic's).
+/// body, as parsed JSON, into the request (`decode`, or a translation from another wire such as
+/// Anthropic's); it may be called twice, the second time on the copy for non-local providers.
 pub(crate) async fn forward<T: Forward>(
     gw: Arc<Gateway>,
     req: Request,
-    decode: impl FnOnce(&[u8]) -> Result<T, GatewayError> + Send,
+    decode: impl Fn(Value) -> Result<T, GatewayError> + Send,
 ) -> Result<Response, GatewayError> {
     let request_id = gw.next_request_id();
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
@@ -101,7 +108,7 @@ pub(crate) async fn forward<T: Forward>(
         .map_or_else(|| req.uri().path(), |u| u.0.path())
         .to_string();
     let mut trail = Trail::start(gw.audit.clone(), &request_id, &path, peer);
-    let result = forward_inner::<T>(&gw, req, decode, request_id, &mut trail).await;
+    let result = forward_inner::<T>(&gw, req, &decode, request_id, &mut trail).await;
     let status = match &result {
         Ok(r) => r.status(),
         Err(e) => e.status(),
@@ -113,7 +120,7 @@ pub(crate) async fn forward<T: Forward>(
 async fn forward_inner<T: Forward>(
     gw: &Arc<Gateway>,
     req: Request,
-    decode: impl FnOnce(&[u8]) -> Result<T, GatewayError> + Send,
+    decode: &(impl Fn(Value) -> Result<T, GatewayError> + Send),
     request_id: String,
     trail: &mut Trail,
 ) -> Result<Response, GatewayError> {
@@ -130,7 +137,14 @@ async fn forward_inner<T: Forward>(
         gw.server.body_read_timeout,
     )
     .await?;
-    let mut request: T = decode(&bytes)?;
+    // Privacy and budgets read the body as the client sent it, before the endpoint decodes it: what
+    // an endpoint keeps, translates or passes on as unknown members is all inspected and counted.
+    let raw = parse_body(&bytes)?;
+    let inspection = gw.privacy.inspect(&raw);
+    trail.policy(&inspection.decisions);
+    let demand = Demand::of_body(&raw, bytes.len());
+    let redacted = inspection.redacted(&raw);
+    let mut request: T = decode(raw)?;
     let fallbacks = request.take_fallbacks();
     let tenant = cache::partition::tenant(&principal);
     let cached = gw.response_cache.decide(
@@ -147,16 +161,16 @@ async fn forward_inner<T: Forward>(
     if let Principal::Virtual(key) = &principal {
         apply_key_rules(&gw, key, request.model(), &fallbacks, &mut targets)?;
     }
-    let inspection = gw.privacy.inspect(request.texts_mut());
-    trail.policy(&inspection.decisions);
     apply_privacy(&gw, &inspection, &mut targets)?;
     gw.health.filter(&mut targets, Instant::now());
     let route_policy = gw.routes.policy(request.model()).cloned();
     let estimate = (
-        moat_policy::pricing::estimate_prompt_tokens(bytes.len(), 0),
-        request
-            .max_output_tokens()
-            .unwrap_or(gw.server.default_max_output_tokens),
+        demand.prompt_tokens,
+        if T::GENERATES {
+            demand.output_tokens(None, gw.server.default_max_output_tokens)
+        } else {
+            0
+        },
     );
     let ask = crate::routing::Ask {
         model: request.model(),
@@ -172,14 +186,13 @@ async fn forward_inner<T: Forward>(
             retry_after: (60 - now.rem_euclid(60)) as u64,
         });
     }
-    let redactions = (!inspection.redactions.is_empty()).then_some(inspection.redactions);
     let stream = request.wants_stream();
     let forwarded = forwarded_headers(&parts.headers);
     let payer = principal.payer();
     let (hold, facts) = if T::FREE {
         (Hold::default(), vec![ModelFacts::default(); targets.len()])
     } else {
-        reservation(&gw, &payer, &targets, bytes.len(), request.max_output_tokens()).await?
+        reservation(&gw, &payer, &targets, &demand, T::GENERATES).await?
     };
     let mut meter = Some(
         Meter::reserve(
@@ -192,9 +205,22 @@ async fn forward_inner<T: Forward>(
         )
         .await?,
     );
-    if stream && payer.metered {
-        request.ask_stream_usage();
-    }
+    let metered_stream = stream && payer.metered;
+    let strip_usage = metered_stream && request.ask_stream_usage();
+    // The copy for non-local providers, with what `redact` rules found replaced, prepared as the
+    // request was; only made when a non-local target is left to try.
+    let mut redacted = match redacted.filter(|_| targets.iter().any(|t| !is_local(&gw, t.provider))) {
+        Some((value, redactions)) => {
+            let mut copy = decode(value)?;
+            copy.take_fallbacks();
+            let _ = cache::partition::take_client_values(&mut copy);
+            if metered_stream {
+                copy.ask_stream_usage();
+            }
+            Some((copy, redactions))
+        }
+        None => None,
+    };
     if let cache::response::Decision::Use(key) = &cached {
         if let Some(hit) = gw.response_cache.get(key, Instant::now()) {
             let mut response = cache::hit(hit, meter.take(), trail);
@@ -215,10 +241,14 @@ async fn forward_inner<T: Forward>(
         }
         let provider = gw.provider(target.provider)?;
         let settings = provider.upstream.settings();
+        let (request, redactions) = match &mut redacted {
+            Some((copy, redactions)) if !provider.local => (&mut *copy, Some(&*redactions)),
+            _ => (&mut request, None),
+        };
         request.set_model(target.model.clone());
         *request.provider_prefs() = provider_prefs_for(&gw, provider.adapter.as_ref(), &client_prefs);
         let secret = gw.identities.secret();
-        cache::partition::apply(&mut request, secret, &tenant, provider.cache, &client_partition);
+        cache::partition::apply(request, secret, &tenant, provider.cache, &client_partition);
         let team_headers = gw.team_keys.headers(
             gw.store.as_ref(),
             secret,
@@ -228,7 +258,7 @@ async fn forward_inner<T: Forward>(
             &forwarded,
         )?;
         let (path, body, translation) =
-            translated::outbound(&provider.adapter, &settings.name, &request, &request_id)?;
+            translated::outbound(&provider.adapter, &settings.name, &*request, &request_id)?;
         let request_text = trail
             .wants_bodies()
             .then(|| String::from_utf8_lossy(&body).into_owned());
@@ -262,23 +292,14 @@ async fn forward_inner<T: Forward>(
                     settings,
                     log,
                     meter.take(),
-                    redactions.clone(),
+                    (redactions.cloned(), strip_usage),
                     stream_trail,
                     (gw.health.clone(), target.provider),
                 ))
             }
             Ok(resp) => {
                 trail.answered_by(&settings.name, &target.model);
-                whole_response(
-                    resp,
-                    settings,
-                    log,
-                    &mut meter,
-                    redactions.as_ref(),
-                    trail,
-                    request_text,
-                )
-                .await
+                whole_response(resp, settings, log, &mut meter, redactions, trail, request_text).await
             }
             Err(e) => Err(e),
         };
@@ -362,188 +383,4 @@ fn refusal_fallback(
         _ => return false,
     }
     skip[attempt + 1..].contains(&false)
-}
-
-/// A streamed answer: relayed as it arrives; settled and logged when it ends.
-fn streamed_response(
-    resp: moat_upstream::UpstreamResponse,
-    settings: &UpstreamSettings,
-    log: RequestLog,
-    meter: Option<Meter>,
-    redactions: Option<Redactions>,
-    mut trail: Trail,
-    (health, provider): (Arc<crate::health::Health>, moat_policy::route::ProviderId),
-) -> Response {
-    let status = resp.status();
-    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let transform = redactions.map(|r| {
-        let mut restorer = StreamRestorer::new(r);
-        Box::new(move |bytes: &[u8]| restorer.transform(bytes)) as relay::Transform
-    });
-    let translator = log.translation.stream();
-    // A translated stream is OpenAI's SSE whatever the provider labelled its own (NDJSON, say).
-    let content_type = content_type.filter(|_| translator.is_none());
-    let on_done = move |outcome: RelayOutcome| {
-        // A stream counts for its provider's breaker once it ends: finished is a success, broken by
-        // the provider a failure; one the client left says nothing about the provider.
-        if outcome.completed {
-            health.stream_ended(provider, None, Instant::now());
-        } else if !outcome.cancelled {
-            let error = outcome
-                .error
-                .clone()
-                .unwrap_or_else(|| "the stream ended early".to_owned());
-            health.stream_ended(provider, Some(error), Instant::now());
-        }
-        if let Some(meter) = meter {
-            let state = if outcome.completed {
-                "ok"
-            } else if outcome.cancelled {
-                "cancelled"
-            } else {
-                "error"
-            };
-            let settled = meter.settle(
-                outcome.usage.as_ref(),
-                log.price,
-                &log.provider,
-                &log.model,
-                state,
-            );
-            trail.usage(
-                settled.prompt_tokens,
-                settled.completion_tokens,
-                settled.cost_nanos,
-            );
-        } else if let Some(u) = &outcome.usage {
-            trail.usage(u.prompt_tokens, u.completion_tokens, 0);
-        }
-        // The client got this status and a stream; a client that left mid-stream is recorded as 499.
-        trail.finish(if outcome.cancelled { 499 } else { status.as_u16() });
-        log.stream_finished(outcome);
-    };
-    let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>> =
-        match translator {
-            Some(t) => Box::pin(relay::relay_stream_translated(
-                resp, settings, t, transform, on_done,
-            )),
-            None => Box::pin(relay::relay_stream_with(resp, settings, transform, on_done)),
-        };
-    let mut response = Response::new(Body::from_stream(body));
-    *response.status_mut() = status;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Tells a reverse proxy in front of moatd (nginx) not to buffer the stream either.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
-}
-
-/// A whole answer: read within limits (a failure here can still fall back: nothing went to the
-/// client yet), then passed on byte for byte.
-async fn whole_response(
-    resp: moat_upstream::UpstreamResponse,
-    settings: &UpstreamSettings,
-    log: RequestLog,
-    meter: &mut Option<Meter>,
-    redactions: Option<&Redactions>,
-    trail: &mut Trail,
-    request_text: Option<String>,
-) -> Result<Response, UpstreamError> {
-    let status = resp.status();
-    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let body = log.translation.whole(relay::read_body(resp, settings).await?)?;
-    let usage = relay::usage_of(&body);
-    let body = match redactions {
-        Some(r) => Bytes::from(r.restore_json(&body)),
-        None => body,
-    };
-    if let Some(meter) = meter.take() {
-        let settled = meter.settle(usage.as_ref(), log.price, &log.provider, &log.model, "ok");
-        trail.usage(
-            settled.prompt_tokens,
-            settled.completion_tokens,
-            settled.cost_nanos,
-        );
-    }
-    if trail.wants_bodies() {
-        trail.bodies(request_text, Some(String::from_utf8_lossy(&body).into_owned()));
-    }
-    log.answered(usage.as_ref());
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        content_type.unwrap_or(HeaderValue::from_static("application/json")),
-    );
-    Ok(response)
-}
-
-/// Copies the few client headers providers act on (see `moat_upstream::client::FORWARDED_HEADERS`).
-fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for name in &moat_upstream::FORWARDED_HEADERS {
-        if let Some(v) = incoming.get(name) {
-            out.insert(name.clone(), v.clone());
-        }
-    }
-    out
-}
-
-/// The per-request log line's fields. Names, ids, sizes and usage only: never keys or text.
-struct RequestLog {
-    request_id: String,
-    provider: String,
-    model: String,
-    started: Instant,
-    /// The answering model's price, for settling when the provider reports no cost.
-    price: Option<Price>,
-    /// How this provider's answer is read back into OpenAI's shape.
-    translation: Translation,
-    /// The request counted against its target's in-flight count and cap until this log is dropped.
-    in_flight: crate::routing::InFlight,
-}
-
-impl RequestLog {
-    fn answered(&self, usage: Option<&Usage>) {
-        if let Some(u) = usage {
-            self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
-        }
-        tracing::debug!(
-            request_id = %self.request_id,
-            provider = %self.provider,
-            model = %self.model,
-            elapsed_us = self.started.elapsed().as_micros() as u64,
-            prompt_tokens = usage.map(|u| u.prompt_tokens),
-            completion_tokens = usage.map(|u| u.completion_tokens),
-            cost = usage.and_then(|u| u.cost),
-            "answered"
-        );
-    }
-
-    fn stream_finished(&self, outcome: RelayOutcome) {
-        let usage = outcome.usage.as_ref();
-        if let Some(u) = usage {
-            self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
-        }
-        tracing::debug!(
-            request_id = %self.request_id,
-            provider = %self.provider,
-            model = %self.model,
-            elapsed_us = self.started.elapsed().as_micros() as u64,
-            bytes = outcome.bytes,
-            completed = outcome.completed,
-            cancelled = outcome.cancelled,
-            prompt_tokens = usage.map(|u| u.prompt_tokens),
-            completion_tokens = usage.map(|u| u.completion_tokens),
-            cost = usage.and_then(|u| u.cost),
-            "stream finished"
-        );
-        if let Some(error) = outcome.error {
-            tracing::warn!(request_id = %self.request_id, %error, "stream ended early");
-        }
-    }
 }

@@ -1,14 +1,12 @@
 //! The request types moatd forwards (chat, legacy completions, embeddings) and what the forwarding
-//! path needs from each: model addressing fields, streaming, output caps, prompt text for the privacy
-//! scan, and OpenRouter preferences.
+//! path needs from each: model addressing fields, streaming, usage in streams, cache partition
+//! members and OpenRouter preferences. What privacy and budgets look at is not here: they read the
+//! whole body before any of these types is decoded from it (`handlers::proxy`).
 
 use std::borrow::Cow;
 
 use moat_upstream::adapter::WireRequest;
-use moat_wire::openai::{
-    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, MessageContent, PromptInput,
-    ProviderPreferences,
-};
+use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ProviderPreferences};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -24,13 +22,12 @@ pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     /// the names in it are moatd's, not the provider's.
     fn take_fallbacks(&mut self) -> Vec<String>;
     fn wants_stream(&self) -> bool;
-    /// The most output tokens the client allows (`None`: the model's own cap applies).
-    fn max_output_tokens(&self) -> Option<u64>;
+    /// Whether the endpoint produces output tokens (embeddings do not), which the budget holds for.
+    const GENERATES: bool = true;
     /// Asks a streaming provider to end with a usage chunk, so a metered stream settles to its real
-    /// cost instead of its whole reservation.
-    fn ask_stream_usage(&mut self);
-    /// Every piece of prompt text, for the privacy scan (which may redact in place).
-    fn texts_mut(&mut self) -> Vec<&mut String>;
+    /// cost instead of its whole reservation, even when the client said `include_usage: false`.
+    /// True when the client had not asked for usage itself: what it receives must then not carry it.
+    fn ask_stream_usage(&mut self) -> bool;
     /// OpenRouter's provider preferences, which privacy settings add to.
     fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences>;
     /// Whether providers keep a prompt cache for this endpoint, so the tenant's cache partition is
@@ -80,15 +77,11 @@ macro_rules! forward_with_models_field {
             fn wants_stream(&self) -> bool {
                 self.stream == Some(true)
             }
-            fn max_output_tokens(&self) -> Option<u64> {
-                self.max_output()
-            }
-            fn ask_stream_usage(&mut self) {
+            fn ask_stream_usage(&mut self) -> bool {
                 let opts = self.stream_options.get_or_insert_with(Default::default);
-                opts.include_usage.get_or_insert(true);
-            }
-            fn texts_mut(&mut self) -> Vec<&mut String> {
-                self.prompt_texts()
+                let asked = opts.include_usage == Some(true);
+                opts.include_usage = Some(true);
+                !asked
             }
             fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
                 &mut self.provider
@@ -183,12 +176,9 @@ impl Forward for EmbeddingRequest {
     fn wants_stream(&self) -> bool {
         false
     }
-    fn max_output_tokens(&self) -> Option<u64> {
-        Some(0)
-    }
-    fn ask_stream_usage(&mut self) {}
-    fn texts_mut(&mut self) -> Vec<&mut String> {
-        prompt_input_texts(&mut self.input)
+    const GENERATES: bool = false;
+    fn ask_stream_usage(&mut self) -> bool {
+        false
     }
     fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
         &mut self.provider
@@ -209,51 +199,6 @@ impl Forward for EmbeddingRequest {
         }
     }
     fn set_cache_prompt(&mut self, _on: bool) {}
-}
-
-fn prompt_input_texts(input: &mut PromptInput) -> Vec<&mut String> {
-    match input {
-        PromptInput::Text(t) => vec![t],
-        PromptInput::Texts(ts) => ts.iter_mut().collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Where the output cap and the prompt text of each request type live.
-trait MaxOutput {
-    fn max_output(&self) -> Option<u64>;
-    fn prompt_texts(&mut self) -> Vec<&mut String>;
-}
-
-impl MaxOutput for ChatCompletionRequest {
-    fn max_output(&self) -> Option<u64> {
-        self.max_completion_tokens.or(self.max_tokens)
-    }
-    fn prompt_texts(&mut self) -> Vec<&mut String> {
-        let mut out = Vec::new();
-        for m in &mut self.messages {
-            match &mut m.content {
-                Some(MessageContent::Text(t)) => out.push(t),
-                Some(MessageContent::Parts(parts)) => {
-                    out.extend(parts.iter_mut().filter_map(|p| p.text.as_mut()))
-                }
-                None => {}
-            }
-            if let Some(calls) = &mut m.tool_calls {
-                out.extend(calls.iter_mut().map(|c| &mut c.function.arguments));
-            }
-        }
-        out
-    }
-}
-
-impl MaxOutput for CompletionRequest {
-    fn max_output(&self) -> Option<u64> {
-        self.max_tokens
-    }
-    fn prompt_texts(&mut self) -> Vec<&mut String> {
-        self.prompt.as_mut().map(prompt_input_texts).unwrap_or_default()
-    }
 }
 
 /// Every string in a JSON value, object keys aside, for the privacy scan of bodies moatd relays as

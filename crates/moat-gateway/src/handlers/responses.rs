@@ -22,7 +22,7 @@ use moat_translate::StreamTranslator;
 use moat_wire::openai::{ChatCompletionRequest, ChatCompletionResponse};
 use serde_json::Value;
 
-use super::proxy::{forward, parse};
+use super::proxy::{decode, forward, parse};
 use crate::gateway::Gateway;
 use crate::GatewayError;
 
@@ -58,7 +58,7 @@ async fn create_inner(gw: Arc<Gateway>, req: Request) -> Result<Response, Gatewa
     // Whose conversation this is. A caller that fails here is refused (and audited) by the
     // forwarding path before its body is read.
     let Ok(principal) = gw.identities.authenticate(req.headers(), crate::ledger::now()) else {
-        return forward(gw, req, parse::<ChatCompletionRequest>).await;
+        return forward(gw, req, decode::<ChatCompletionRequest>).await;
     };
     let tenant = crate::cache::partition::tenant(&principal);
     let (mut parts, body) = req.into_parts();
@@ -79,17 +79,23 @@ async fn create_inner(gw: Arc<Gateway>, req: Request) -> Result<Response, Gatewa
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
     let decode = {
         let (pending, id) = (pending.clone(), id.clone());
-        move |bytes: &[u8]| -> Result<ChatCompletionRequest, GatewayError> {
-            let request: ResponsesRequest = parse(bytes)?;
+        move |body: Value| -> Result<ChatCompletionRequest, GatewayError> {
+            let request: ResponsesRequest = decode(body)?;
             let mut ids = ItemIds::new(&format!("{id}_in"));
             let bridged = to_chat_request(&request, &[], &mut ids)
                 .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
             let created_at = crate::ledger::now().max(0) as u64;
-            *pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Pending {
-                envelope: Envelope::new(&request, &id, created_at),
-                input: bridged.input_items,
-                keep_for: request.stores().then_some(tenant),
-            });
+            // The first decode is the request as sent, which the Response object echoes and the
+            // conversation keeps; a second one (the redacted copy for non-local providers) leaves
+            // them alone.
+            pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert_with(|| Pending {
+                    envelope: Envelope::new(&request, &id, created_at),
+                    input: bridged.input_items,
+                    keep_for: request.stores().then(|| tenant.clone()),
+                });
             Ok(bridged.chat)
         }
     };

@@ -47,7 +47,8 @@ impl Redactions {
         *text = out;
     }
 
-    fn placeholder_for(&mut self, original: &str, detector: &str) -> String {
+    /// The placeholder for `original` (the same one each time it comes up in a request).
+    pub fn placeholder_for(&mut self, original: &str, detector: &str) -> String {
         if let Some(i) = self.by_original.get(original) {
             return self.pairs[*i].0.clone();
         }
@@ -75,6 +76,22 @@ impl Redactions {
         for (placeholder, original) in &self.pairs {
             if out.contains(placeholder.as_str()) {
                 out = out.replace(placeholder.as_str(), original);
+            }
+        }
+        out
+    }
+
+    /// Puts the originals back into text that is itself JSON (a tool call's arguments): each original
+    /// goes in JSON-escaped, so quotes and line breaks in it keep the JSON valid.
+    pub fn restore_escaped(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (placeholder, original) in &self.pairs {
+            if out.contains(placeholder.as_str()) {
+                let escaped = serde_json::to_string(original).unwrap_or_default();
+                let escaped = escaped
+                    .get(1..escaped.len().saturating_sub(1))
+                    .unwrap_or_default();
+                out = out.replace(placeholder.as_str(), escaped);
             }
         }
         out

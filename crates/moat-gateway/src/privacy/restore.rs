@@ -1,6 +1,7 @@
 //! Restoring placeholders in a streamed answer. A placeholder can arrive split across chunks
-//! (`"[EMA"` in one, `"IL_1]"` in the next), so each choice's text is held back from the last `[` that
-//! could still grow into a placeholder until the next chunk (or the end of that choice) decides it.
+//! (`"[EMA"` in one, `"IL_1]"` in the next), so each choice's text — and each of its tool calls'
+//! arguments — is held back from the last `[` that could still grow into a placeholder until the next
+//! chunk (or the end of that choice) decides it.
 //! Events are re-encoded only when they carry text; everything else passes through unchanged.
 
 use std::collections::BTreeMap;
@@ -15,8 +16,8 @@ pub struct StreamRestorer {
     redactions: Redactions,
     parser: SseParser,
     frames: Vec<SseFrame>,
-    /// Text held back per choice index.
-    pending: BTreeMap<u64, String>,
+    /// Text held back per (choice index, 0 for its text or 1 + a tool call's index).
+    pending: BTreeMap<(u64, u64), String>,
 }
 
 impl StreamRestorer {
@@ -62,7 +63,8 @@ impl StreamRestorer {
         out.into_bytes()
     }
 
-    /// Restores the text of each choice in a chunk; true when something changed.
+    /// Restores the text of each choice in a chunk (its content or text, and its tool calls'
+    /// arguments); true when something changed.
     fn rewrite(&mut self, v: &mut Value) -> bool {
         let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) else {
             return false;
@@ -80,33 +82,76 @@ impl StreamRestorer {
                     .and_then(|d| d.as_object_mut())
                     .map(|d| d.entry("content").or_insert(Value::Null))
             };
-            let Some(slot) = slot else { continue };
-            let incoming = slot.as_str().unwrap_or_default();
-            let held = self.pending.remove(&index).unwrap_or_default();
-            if held.is_empty() && !incoming.contains('[') && !finished {
-                if slot.is_null() {
-                    // Leave chunks without text exactly as they were.
-                    *slot = Value::Null;
-                }
-                continue;
+            if let Some(slot) = slot {
+                changed |= self.restore_slot(slot, (index, 0), finished, false);
             }
-            let mut text = held;
-            text.push_str(incoming);
-            let keep = if finished { None } else { self.partial_tail(&text) };
-            let emit = match keep {
-                Some(at) => {
-                    self.pending.insert(index, text[at..].to_string());
-                    &text[..at]
+            // Tool-call arguments are JSON text inside a string: originals go in JSON-escaped.
+            let calls = choice
+                .get_mut("delta")
+                .and_then(|d| d.get_mut("tool_calls"))
+                .and_then(Value::as_array_mut);
+            for call in calls.into_iter().flatten() {
+                let n = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                if let Some(slot) = call.get_mut("function").and_then(|f| f.get_mut("arguments")) {
+                    changed |= self.restore_slot(slot, (index, n + 1), finished, true);
                 }
-                None => &text[..],
-            };
-            let restored = self.redactions.restore_text(emit);
-            if !(slot.is_null() && restored.is_empty()) {
-                *slot = Value::String(restored);
-                changed = true;
+            }
+            if finished {
+                // Arguments of calls that sent nothing in this last chunk are due now too.
+                let held: Vec<(u64, u64)> = self
+                    .pending
+                    .keys()
+                    .filter(|k| k.0 == index && k.1 > 0)
+                    .copied()
+                    .collect();
+                for key in held {
+                    let text = self.pending.remove(&key).unwrap_or_default();
+                    let args = self.redactions.restore_escaped(&text);
+                    if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
+                        let calls = delta
+                            .entry("tool_calls")
+                            .or_insert_with(|| Value::Array(Vec::new()));
+                        if let Some(calls) = calls.as_array_mut() {
+                            calls.push(
+                                serde_json::json!({"index": key.1 - 1, "function": {"arguments": args}}),
+                            );
+                            changed = true;
+                        }
+                    }
+                }
             }
         }
         changed
+    }
+
+    /// Restores one text slot, holding back a trailing partial placeholder under `key` until the
+    /// next chunk (or the end of the choice) decides it; true when the slot changed.
+    fn restore_slot(&mut self, slot: &mut Value, key: (u64, u64), finished: bool, escaped: bool) -> bool {
+        let incoming = slot.as_str().unwrap_or_default();
+        let held = self.pending.remove(&key).unwrap_or_default();
+        if held.is_empty() && !incoming.contains('[') && !finished {
+            return false;
+        }
+        let mut text = held;
+        text.push_str(incoming);
+        let keep = if finished { None } else { self.partial_tail(&text) };
+        let emit = match keep {
+            Some(at) => {
+                self.pending.insert(key, text[at..].to_string());
+                &text[..at]
+            }
+            None => &text[..],
+        };
+        let restored = if escaped {
+            self.redactions.restore_escaped(emit)
+        } else {
+            self.redactions.restore_text(emit)
+        };
+        if slot.is_null() && restored.is_empty() {
+            return false;
+        }
+        *slot = Value::String(restored);
+        true
     }
 
     /// Where a trailing partial placeholder starts, if the text ends with one.
@@ -117,13 +162,18 @@ impl StreamRestorer {
 
     /// Emits text still held at the end of the stream as final chunks.
     fn flush_pending(&mut self, out: &mut String) {
-        for (index, text) in std::mem::take(&mut self.pending) {
+        for ((index, part), text) in std::mem::take(&mut self.pending) {
             if text.is_empty() {
                 continue;
             }
+            let delta = if part == 0 {
+                serde_json::json!({"content": self.redactions.restore_text(&text)})
+            } else {
+                serde_json::json!({"tool_calls": [{"index": part - 1, "function": {"arguments": self.redactions.restore_escaped(&text)}}]})
+            };
             let chunk = serde_json::json!({
                 "object": "chat.completion.chunk",
-                "choices": [{"index": index, "delta": {"content": self.redactions.restore_text(&text)}, "finish_reason": null}]
+                "choices": [{"index": index, "delta": delta, "finish_reason": null}]
             });
             out.push_str(&sse::encode_event(&SseEvent::data(chunk.to_string())));
         }
@@ -186,6 +236,41 @@ mod tests {
         let mut out = s.transform(b"data: [DONE]\n\n");
         out.extend(Vec::<u8>::new());
         assert_eq!(text_of(&out), "[EMAIL", "held text is flushed at the end");
+    }
+
+    #[test]
+    fn tool_call_arguments_are_restored_escaped_even_when_split() {
+        let mut r = Redactions::default();
+        let mut text = "key -----BEGIN\n\"x\"".to_string();
+        let end = text.len();
+        r.apply(&mut text, &[(4, end, "private_key".into())]);
+        let mut s = StreamRestorer::new(r);
+        let call = |args: &str, finish: Option<&str>| {
+            let v = serde_json::json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": args}}]}, "finish_reason": finish}]});
+            format!("data: {v}\n\n")
+        };
+        let mut out = Vec::new();
+        for piece in ["{\"k\": \"[PRIV", "ATE_KEY_1]\"", "}"] {
+            out.extend(s.transform(call(piece, None).as_bytes()));
+        }
+        out.extend(s.transform(b"data: [DONE]\n\n"));
+        let mut p = SseParser::new();
+        let mut frames = Vec::new();
+        p.feed(&out, &mut frames).unwrap();
+        let args: String = frames
+            .iter()
+            .filter_map(|f| match f {
+                SseFrame::Event(e) if !e.is_done() => serde_json::from_str::<Value>(&e.data).ok(),
+                _ => None,
+            })
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        let parsed: Value = serde_json::from_str(&args).unwrap();
+        assert_eq!(parsed["k"], "-----BEGIN\n\"x\"");
     }
 
     #[test]

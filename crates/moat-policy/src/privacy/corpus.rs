@@ -14,11 +14,13 @@
 
 mod clean;
 mod code;
+mod gitleaks;
 mod values;
 
 use super::Category;
 
 pub use clean::{clean_doc, clean_docs, dense_near_misses, typical_text};
+pub use gitleaks::gitleaks_docs;
 
 /// A deterministic random source (SplitMix64).
 #[derive(Debug, Clone)]

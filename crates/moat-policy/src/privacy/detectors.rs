@@ -52,6 +52,29 @@ pub(crate) enum Check {
     None,
 }
 
+/// The name part of an assignment: a telling word (gitleaks' generic-rule keywords among them),
+/// the rest of the identifier (`DB_PASSWORD`, `clientSecret`), a string type after it (Go's
+/// `var dbToken string =`), a closing quote (escaped inside a JSON string: `\"db_token\":`).
+macro_rules! assign_name {
+    () => {
+        concat!(
+            r"(?i:password|passwd|passphrase|pwd|secret|token|api[_\-]?key|access[_\-]?key|auth[_\-]?key",
+            r"|private[_\-]?key|credentials?|creds)[A-Za-z0-9_\-]*(?:[ \t]+(?:string|String|str|\[\]byte))?",
+            r#"\\?["']?"#
+        )
+    };
+}
+
+/// The operator after an assignment's name: `=`, `:`, `:=`, `::=`, `:::=`, `=>`, `?=`, `+=`, `.=`
+/// (Make, PHP), `>` (an XML element's text), and `,` written tight (a CSV row: `dbToken,Zf3D…,`) or
+/// before a quoted value (a call's next argument: `getenv("api_token", "dafa…")`). A spaced comma
+/// before a bare word is code (`(token, err)`) and does not even fire the trigger.
+macro_rules! assign_operator {
+    () => {
+        r#"(?:[ \t]*(?:[?+.]?=|:{1,3}=|=>|:|>)|,(?:[ \t]*["'`]|[A-Za-z0-9$]))"#
+    };
+}
+
 /// How a detector's candidates are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Trigger {
@@ -82,10 +105,7 @@ pub(crate) enum Family {
 impl Family {
     pub(crate) fn pattern(self) -> &'static str {
         match self {
-            Family::Assign => concat!(
-                r"(?i:password|passwd|passphrase|pwd|secret|token|api[_\-]?key|access[_\-]?key|auth[_\-]?key",
-                r#"|private[_\-]?key|credentials?)[A-Za-z0-9_\-]*["']?[ \t]*(?::=|=>|=|:)"#
-            ),
+            Family::Assign => concat!(assign_name!(), assign_operator!()),
             Family::Url => r"://[A-Za-z0-9._~%\-]+:[A-Za-z0-9._~%!$&*+=\-]+@",
             Family::AuthHeader => r"(?i:bearer|basic)[ \t]+[A-Za-z0-9\-._~+/]",
             Family::Email => r"[A-Za-z0-9._%+\-]@[A-Za-z0-9]",
@@ -162,9 +182,9 @@ pub(crate) const SECRETS: &[Builtin] = &[
     ),
     secret(
         "stripe_key",
-        Own(r"\b[rs]k_live_[A-Za-z0-9]{20}"),
-        r"\b[rs]k_live_[A-Za-z0-9]{20,}",
-        Check::MixedCaseKey,
+        Own(r"\b[rs]k_(?:live|test|prod)_[A-Za-z0-9]{10}"),
+        r"\b[rs]k_(?:live|test|prod)_[A-Za-z0-9]{10,}",
+        Check::Key,
     ),
     secret(
         "github_token",
@@ -180,8 +200,27 @@ pub(crate) const SECRETS: &[Builtin] = &[
     ),
     secret(
         "slack_token",
-        Own(r"\bxox[abposr]-[A-Za-z0-9\-]{10}"),
-        r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+        Own(r"\b(?:xoxe\.)?xox[abposre]-[A-Za-z0-9\-]{10}"),
+        r"\b(?:xoxe\.)?xox[abposre]-[A-Za-z0-9\-]{10,}",
+        Check::Key,
+    ),
+    secret(
+        "slack_token",
+        Own(r"\bxapp-[0-9]-[A-Za-z0-9]"),
+        r"\bxapp-[0-9]-[A-Za-z0-9]+-[0-9]+-[A-Za-z0-9]+",
+        Check::Key,
+    ),
+    // An incoming-webhook URL is itself the credential (with its scheme, or without).
+    secret(
+        "slack_token",
+        Own(r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/"),
+        r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{20,}",
+        Check::Key,
+    ),
+    secret(
+        "slack_token",
+        Own(r"\bhooks\.slack\.com/(?:services|workflows|triggers)/"),
+        r"\bhooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{20,}",
         Check::Key,
     ),
     secret(
@@ -192,8 +231,8 @@ pub(crate) const SECRETS: &[Builtin] = &[
     ),
     secret(
         "aws_access_key_id",
-        Own(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z2-7]{16}"),
-        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z2-7]{16}\b",
+        Own(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}"),
+        r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b",
         Check::AwsKeyId,
     ),
     secret(
@@ -215,8 +254,14 @@ pub(crate) const SECRETS: &[Builtin] = &[
         "password_assignment",
         Shared(Assign),
         concat!(
-            r"(?i:password|passwd|passphrase|pwd|secret|token|api[_\-]?key|access[_\-]?key|auth[_\-]?key",
-            r#"|private[_\-]?key|credentials?)[A-Za-z0-9_\-]*["']?[ \t]*(?::=|=>|=|:)[ \t]{0,4}["'`]?"#,
+            assign_name!(),
+            // As `assign_operator!`, without the comma's look at the value (the value pattern
+            // starts there).
+            r"(?:[ \t]*(?:[?+.]?=|:{1,3}=|=>|:|>)|,)",
+            // A YAML block scalar (`token: |`) or an XML element's text may start on the next line.
+            r"(?:[ \t]*[|>][+\-]?)?(?:[ \t]*\r?\n[ \t]{1,12}|[ \t]{0,4})",
+            r#"\\?["'`]?"#,
+            // The value (cut at a closing tag, `</dbToken>`, by its check).
             r"([A-Za-z0-9!#$%&()*+\-./:<=>?@\[\]^_{|}~]{8,})"
         ),
         Check::Assignment,

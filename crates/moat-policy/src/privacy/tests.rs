@@ -200,6 +200,53 @@ fn assignment_reports_the_known_format_and_only_the_value() {
 }
 
 #[test]
+fn gitleaks_shapes_are_found() {
+    let s = scanner();
+    let value = |text: &str| one(&s, text).1;
+    // AWS key ids with 0, 1, 8 or 9 (outside AWS's base32) and the `A3T` prefix, as gitleaks flags.
+    assert_eq!(value("id AKIA0189ZXCVBNMQWE12 ok"), "AKIA0189ZXCVBNMQWE12");
+    assert_eq!(value("id A3TX0189ZXCVBNMQWE12 ok"), "A3TX0189ZXCVBNMQWE12");
+    // Passwords that start with `$` (not `$VAR`), and 20 random alphanumerics.
+    assert_eq!(value(r#"DB_PASSWORD="$I4N6xzuU7bCx4o2""#), "$I4N6xzuU7bCx4o2");
+    assert_eq!(value("DB_PASSWORD=k3J9xQ2mW7pL4vR8tY1z"), "k3J9xQ2mW7pL4vR8tY1z");
+    assert!(found(&s, r#"DB_PASSWORD="$DB_PASSWORD""#).is_empty());
+    assert!(found(&s, "password: $dbPassword").is_empty());
+    // gitleaks' contexts: XML text, YAML block scalars, Go types, Make and PHP operators, CSV,
+    // escaped JSON.
+    for text in [
+        "<dbToken>Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB</dbToken>",
+        "<dbToken>\n    Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB\n</dbToken>",
+        "db_token: |\n  Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB",
+        "var dbToken string = \"Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB\"",
+        "DB_TOKEN ?= \"Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB\"",
+        "DB_TOKEN ::= \"Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB\"",
+        "$dbToken .= \"Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB\"",
+        "dbToken,Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB,",
+        r#"\"db_token\": \"Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB\""#,
+    ] {
+        assert_eq!(value(text), "Zf3D0LXCM3EIMbgJpUNnkRtOfOueHznB", "{text:?}");
+    }
+    // Slack's app tokens and webhook URLs; Stripe's test keys.
+    assert_eq!(
+        one(
+            &s,
+            "xapp-1-A0123456789-5171572773297-610b6a11f4b7eb819e87b767d80e6575"
+        )
+        .0,
+        "slack_token"
+    );
+    assert_eq!(
+        one(
+            &s,
+            "post to https://hooks.slack.com/services/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"
+        )
+        .0,
+        "slack_token"
+    );
+    assert_eq!(one(&s, "STRIPE=sk_test_4eC39HqLyjWDarjtT1zdp7dc").0, "stripe_key");
+}
+
+#[test]
 fn custom_rules() {
     let rules = [
         CustomRule {

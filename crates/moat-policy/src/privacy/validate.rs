@@ -63,7 +63,17 @@ pub(crate) fn run(check: Check, c: &Candidate<'_>) -> Option<Range<usize>> {
                 && !v.contains("EXAMPLE")
                 && key_body(v)
         }
-        Check::Assignment => assignment_value(c),
+        Check::Assignment => {
+            // An XML element's text ends where its closing tag starts (`<dbToken>…</dbToken>`).
+            let v = c.value_str();
+            let end = v.find("</").map_or(c.value.end, |i| c.value.start + i);
+            let value = c.value.start..end;
+            return assignment_value(&Candidate {
+                text: c.text,
+                value: value.clone(),
+            })
+            .then_some(value);
+        }
         Check::UrlPassword => {
             v.len() >= 6 && !is_placeholder(v) && !v.starts_with('$') && !v.starts_with('%')
         }
@@ -179,7 +189,11 @@ fn is_reference(v: &str) -> bool {
     let ident = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let b = v.as_bytes();
     match b.first() {
-        Some(b'$') => v.starts_with("$(") || ident(&v[1..]),
+        // `$DB_PASSWORD`, `$dbPassword`, `${…}`, `$(cmd)`: a name; `$I4N6xzuU7bCx4o2` is a password
+        // that starts with `$`.
+        Some(b'$') => {
+            v.starts_with("$(") || v.starts_with("${") || (ident(&v[1..]) && wordy_identifier(&v[1..]))
+        }
         Some(b'%') => v.ends_with('%'),
         Some(b'&' | b'*') => ident(&v[1..]),
         Some(b'!') => v[1..].bytes().all(|c| c.is_ascii_alphabetic()),

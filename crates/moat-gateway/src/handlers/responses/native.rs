@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 
 use super::{Saver, MAX_ANSWER_BYTES};
 use crate::gateway::Gateway;
-use crate::handlers::proxy::{forward, parse};
+use crate::handlers::proxy::{decode, forward};
 use crate::handlers::request_kinds::Forward;
 use crate::GatewayError;
 
@@ -58,8 +58,8 @@ pub(super) async fn relay(
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
     let decode = {
         let pending = pending.clone();
-        move |bytes: &[u8]| -> Result<NativeResponses, GatewayError> {
-            let mut request: NativeResponses = parse(bytes)?;
+        move |body: Value| -> Result<NativeResponses, GatewayError> {
+            let mut request: NativeResponses = decode(body)?;
             // The conversation is already in `input`; the provider keeps nothing and is asked to
             // continue nothing: moatd holds the conversation, per tenant.
             let previous = match request.rest.remove("previous_response_id") {
@@ -80,12 +80,17 @@ pub(super) async fn relay(
             });
             request.rest.insert("input".into(), Value::Array(input.clone()));
             request.rest.insert("store".into(), Value::Bool(false));
-            *pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(Pending {
-                input,
-                keep_for: store.then(|| tenant.clone()),
-                store,
-                previous,
-            });
+            // The first decode is the request as sent, which is what the conversation keeps; a
+            // second one (the redacted copy for non-local providers) leaves it alone.
+            pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(Pending {
+                    input,
+                    keep_for: store.then(|| tenant.clone()),
+                    store,
+                    previous,
+                });
             Ok(request)
         }
     };
@@ -281,22 +286,9 @@ impl Forward for NativeResponses {
     fn wants_stream(&self) -> bool {
         self.rest.get("stream").and_then(Value::as_bool) == Some(true)
     }
-    fn max_output_tokens(&self) -> Option<u64> {
-        self.rest
-            .get("max_output_tokens")
-            .and_then(Value::as_u64)
-            .filter(|n| *n > 0)
-    }
     // A Responses stream always ends with its usage, in the terminal event.
-    fn ask_stream_usage(&mut self) {}
-    fn texts_mut(&mut self) -> Vec<&mut String> {
-        let mut out = Vec::new();
-        for (key, value) in self.rest.iter_mut() {
-            if key != "model" {
-                crate::handlers::request_kinds::json_strings_mut(value, &mut out);
-            }
-        }
-        out
+    fn ask_stream_usage(&mut self) -> bool {
+        false
     }
     fn provider_prefs(&mut self) -> &mut Option<ProviderPreferences> {
         &mut self.provider

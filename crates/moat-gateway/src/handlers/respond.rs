@@ -1,0 +1,208 @@
+//! The response side of forwarding: a streamed answer relayed as it arrives (with placeholders
+//! restored and usage the client did not ask for taken out) and settled when it ends, or a whole
+//! answer read within limits; and the per-request log line.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue};
+use moat_policy::pricing::Price;
+use moat_upstream::relay::{self, RelayOutcome};
+use moat_upstream::{UpstreamError, UpstreamSettings};
+use moat_wire::openai::Usage;
+
+use super::translated::Translation;
+use crate::audit::Trail;
+use crate::ledger::Meter;
+use crate::privacy::{Redactions, StreamRestorer};
+
+/// A streamed answer: relayed as it arrives; settled and logged when it ends.
+pub(super) fn streamed_response(
+    resp: moat_upstream::UpstreamResponse,
+    settings: &UpstreamSettings,
+    log: RequestLog,
+    meter: Option<Meter>,
+    (redactions, strip_usage): (Option<Redactions>, bool),
+    mut trail: Trail,
+    (health, provider): (Arc<crate::health::Health>, moat_policy::route::ProviderId),
+) -> Response {
+    let status = resp.status();
+    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let transform: Option<relay::Transform> = match (redactions.map(StreamRestorer::new), strip_usage) {
+        (None, false) => None,
+        (None, true) => Some(relay::usage_stripper()),
+        (Some(mut r), false) => Some(Box::new(move |bytes: &[u8]| r.transform(bytes))),
+        (Some(mut r), true) => Some(Box::new(move |bytes: &[u8]| {
+            relay::strip_usage(&r.transform(bytes))
+        })),
+    };
+    let translator = log.translation.stream();
+    // A translated stream is OpenAI's SSE whatever the provider labelled its own (NDJSON, say).
+    let content_type = content_type.filter(|_| translator.is_none());
+    let on_done = move |outcome: RelayOutcome| {
+        // A stream counts for its provider's breaker once it ends: finished is a success, broken by
+        // the provider a failure; one the client left says nothing about the provider.
+        if outcome.completed {
+            health.stream_ended(provider, None, Instant::now());
+        } else if !outcome.cancelled {
+            let error = outcome
+                .error
+                .clone()
+                .unwrap_or_else(|| "the stream ended early".to_owned());
+            health.stream_ended(provider, Some(error), Instant::now());
+        }
+        if let Some(meter) = meter {
+            let state = if outcome.completed {
+                "ok"
+            } else if outcome.cancelled {
+                "cancelled"
+            } else {
+                "error"
+            };
+            let settled = meter.settle(
+                outcome.usage.as_ref(),
+                log.price,
+                &log.provider,
+                &log.model,
+                state,
+            );
+            trail.usage(
+                settled.prompt_tokens,
+                settled.completion_tokens,
+                settled.cost_nanos,
+            );
+        } else if let Some(u) = &outcome.usage {
+            trail.usage(u.prompt_tokens, u.completion_tokens, 0);
+        }
+        // The client got this status and a stream; a client that left mid-stream is recorded as 499.
+        trail.finish(if outcome.cancelled { 499 } else { status.as_u16() });
+        log.stream_finished(outcome);
+    };
+    let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>> =
+        match translator {
+            Some(t) => Box::pin(relay::relay_stream_translated(
+                resp, settings, t, transform, on_done,
+            )),
+            None => Box::pin(relay::relay_stream_with(resp, settings, transform, on_done)),
+        };
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells a reverse proxy in front of moatd (nginx) not to buffer the stream either.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// A whole answer: read within limits (a failure here can still fall back: nothing went to the
+/// client yet), then passed on byte for byte.
+pub(super) async fn whole_response(
+    resp: moat_upstream::UpstreamResponse,
+    settings: &UpstreamSettings,
+    log: RequestLog,
+    meter: &mut Option<Meter>,
+    redactions: Option<&Redactions>,
+    trail: &mut Trail,
+    request_text: Option<String>,
+) -> Result<Response, UpstreamError> {
+    let status = resp.status();
+    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let body = log.translation.whole(relay::read_body(resp, settings).await?)?;
+    let usage = relay::usage_of(&body);
+    let body = match redactions {
+        Some(r) => Bytes::from(r.restore_json(&body)),
+        None => body,
+    };
+    if let Some(meter) = meter.take() {
+        let settled = meter.settle(usage.as_ref(), log.price, &log.provider, &log.model, "ok");
+        trail.usage(
+            settled.prompt_tokens,
+            settled.completion_tokens,
+            settled.cost_nanos,
+        );
+    }
+    if trail.wants_bodies() {
+        trail.bodies(request_text, Some(String::from_utf8_lossy(&body).into_owned()));
+    }
+    log.answered(usage.as_ref());
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    Ok(response)
+}
+
+/// Copies the few client headers providers act on (see `moat_upstream::client::FORWARDED_HEADERS`).
+pub(super) fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in &moat_upstream::FORWARDED_HEADERS {
+        if let Some(v) = incoming.get(name) {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// The per-request log line's fields. Names, ids, sizes and usage only: never keys or text.
+pub(super) struct RequestLog {
+    pub(super) request_id: String,
+    pub(super) provider: String,
+    pub(super) model: String,
+    pub(super) started: Instant,
+    /// The answering model's price, for settling when the provider reports no cost.
+    pub(super) price: Option<Price>,
+    /// How this provider's answer is read back into OpenAI's shape.
+    pub(super) translation: Translation,
+    /// The request counted against its target's in-flight count and cap until this log is dropped.
+    pub(super) in_flight: crate::routing::InFlight,
+}
+
+impl RequestLog {
+    pub(super) fn answered(&self, usage: Option<&Usage>) {
+        if let Some(u) = usage {
+            self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
+        }
+        tracing::debug!(
+            request_id = %self.request_id,
+            provider = %self.provider,
+            model = %self.model,
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+            cost = usage.and_then(|u| u.cost),
+            "answered"
+        );
+    }
+
+    fn stream_finished(&self, outcome: RelayOutcome) {
+        let usage = outcome.usage.as_ref();
+        if let Some(u) = usage {
+            self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
+        }
+        tracing::debug!(
+            request_id = %self.request_id,
+            provider = %self.provider,
+            model = %self.model,
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            bytes = outcome.bytes,
+            completed = outcome.completed,
+            cancelled = outcome.cancelled,
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+            cost = usage.and_then(|u| u.cost),
+            "stream finished"
+        );
+        if let Some(error) = outcome.error {
+            tracing::warn!(request_id = %self.request_id, %error, "stream ended early");
+        }
+    }
+}

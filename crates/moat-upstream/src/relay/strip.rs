@@ -1,0 +1,86 @@
+//! Usage the client did not ask for. A metered stream always asks its provider for usage (to settle
+//! at the real cost), even when the client sent `include_usage: false` or nothing; what the client
+//! receives must then look as if moatd had not asked: no usage-only chunk (`"choices": []`), which
+//! breaks clients that read `chunk.choices[0]`, and no `usage` member on the other chunks.
+
+use moat_wire::sse::{self, SseFrame, SseParser};
+use serde_json::Value;
+
+use super::Transform;
+
+/// A [`Transform`] that takes usage out of whole SSE events. Usage is read for settlement before
+/// transforms run, so this changes only what the client sees.
+pub fn usage_stripper() -> Transform {
+    Box::new(|bytes: &[u8]| strip_usage(bytes))
+}
+
+/// Whole events with their usage taken out; bytes without a `"usage"` member pass unchanged.
+pub fn strip_usage(bytes: &[u8]) -> Vec<u8> {
+    if memchr::memmem::find(bytes, b"\"usage\"").is_none() {
+        return bytes.to_vec();
+    }
+    let mut frames = Vec::new();
+    let mut parser = SseParser::new();
+    if parser.feed(bytes, &mut frames).is_err() || parser.finish(&mut frames).is_err() {
+        return bytes.to_vec();
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for frame in frames {
+        match frame {
+            SseFrame::Comment(c) => {
+                out.push_str(&sse::encode_comment(&c));
+                out.push('\n');
+            }
+            SseFrame::Event(mut e) => {
+                if let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(&e.data) {
+                    if let Some(usage) = chunk.remove("usage") {
+                        let no_choices = chunk
+                            .get("choices")
+                            .and_then(Value::as_array)
+                            .is_some_and(Vec::is_empty);
+                        if no_choices && !usage.is_null() {
+                            continue;
+                        }
+                        e.data = Value::Object(chunk).to_string();
+                    }
+                }
+                out.push_str(&sse::encode_event(&e));
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_chunk_goes_and_usage_members_go() {
+        let stream = concat!(
+            ": OPENROUTER PROCESSING\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"total_tokens\":3}}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let out = String::from_utf8(strip_usage(stream.as_bytes())).unwrap();
+        assert!(!out.contains("usage"), "{out}");
+        assert!(out.contains("\"content\":\"hi\"") && out.contains("finish_reason"));
+        assert!(out.starts_with(": OPENROUTER PROCESSING\n\n") && out.ends_with("data: [DONE]\n\n"));
+        assert_eq!(out.matches("data: ").count(), 3);
+    }
+
+    #[test]
+    fn events_without_usage_pass_byte_for_byte() {
+        let stream = b"data: {\"choices\":[],\"prompt_filter_results\":[]}\n\ndata: {\"choices\":[{\"delta\":{}}]}\n\n";
+        assert_eq!(strip_usage(stream), stream.to_vec());
+        // An empty `choices` without usage (Azure's filter results) stays too.
+        let azure = b"data: {\"choices\":[],\"prompt_filter_results\":[],\"usage\":null}\n\n";
+        let out = String::from_utf8(strip_usage(azure)).unwrap();
+        assert!(
+            out.contains("prompt_filter_results") && !out.contains("usage"),
+            "{out}"
+        );
+    }
+}
