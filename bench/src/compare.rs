@@ -44,6 +44,8 @@ pub struct Settings {
     pub connections: usize,
     pub max_in_flight: usize,
     pub moatd: PathBuf,
+    /// The `moatd-base` gateway's binary (a before/after pair in one run).
+    pub moatd_base: Option<PathBuf>,
     pub out: PathBuf,
     pub install: bool,
 }
@@ -100,6 +102,7 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
             &scratch,
             emulator.addr,
             &settings.moatd,
+            settings.moatd_base.as_deref(),
             body(peer.model(), 0),
         )
         .await

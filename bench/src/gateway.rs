@@ -87,7 +87,7 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     let label = settings.subject.label();
     let emulator = processes::start_emulator(&scratch, direct_body.clone()).await?;
     let server = match settings.subject {
-        Subject::Moatd => processes::start_moatd(&settings.moatd, &scratch, emulator.addr).await?,
+        Subject::Moatd => processes::start_moatd(&settings.moatd, &scratch.dir, emulator.addr).await?,
         Subject::Passthrough => {
             processes::start_passthrough(&scratch, emulator.addr, gateway_body.clone()).await?
         }
@@ -95,7 +95,7 @@ async fn run_async(settings: &Settings) -> anyhow::Result<()> {
     let direct = Target::new(emulator.addr, CHAT_PATH);
     let mut gateway = Target::new(server.addr, CHAT_PATH);
     if settings.virtual_key && settings.subject == Subject::Moatd {
-        let key = processes::create_virtual_key(&settings.moatd, &scratch)?;
+        let key = processes::create_virtual_key(&settings.moatd, &scratch.dir)?;
         gateway.auth = Some(format!("Bearer {key}"));
     }
     check_route(&gateway, gateway_body.clone(), label).await?;

@@ -152,6 +152,10 @@ struct CompareArgs {
     /// The moatd binary to test.
     #[arg(long, default_value = "target/release/moatd")]
     moatd: PathBuf,
+    /// Another moatd binary, measured as the `moatd-base` gateway (add it to --gateways): a
+    /// before/after pair under the same load, in the same run.
+    #[arg(long, value_name = "PATH")]
+    moatd_base: Option<PathBuf>,
     /// Where to write every phase's figures and the summary as JSON.
     #[arg(long, value_name = "FILE", default_value = "bench-compare.json")]
     out: PathBuf,
@@ -177,6 +181,7 @@ impl CompareArgs {
             connections: self.connections,
             max_in_flight: self.max_in_flight,
             moatd: self.moatd,
+            moatd_base: self.moatd_base,
             out: self.out,
             install: self.install,
         };

@@ -18,8 +18,10 @@ use crate::processes::{self, Scratch, Server};
 /// What stands on the gateway path in a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Peer {
-    /// moatd (the binary given by --moatd), open loopback gateway.
+    /// moatd (the binary given by --moatd), with a virtual key that has a budget.
     Moatd,
+    /// A second moatd binary (--moatd-base), set up the same way: a before/after pair in one run.
+    MoatdBase,
     /// nginx (Debian's nginx-light) with `proxy_pass` and upstream keep-alive.
     Nginx,
     /// Portkey's AI gateway (npm `@portkey-ai/gateway`) on node.
@@ -34,6 +36,7 @@ impl Peer {
     pub fn label(self) -> &'static str {
         match self {
             Peer::Moatd => "moatd",
+            Peer::MoatdBase => "moatd-base",
             Peer::Nginx => "nginx",
             Peer::Portkey => "portkey",
             Peer::Litellm => "litellm",
@@ -44,7 +47,7 @@ impl Peer {
     /// The model name each gateway expects for the emulator's model.
     pub fn model(self) -> &'static str {
         match self {
-            Peer::Moatd => "emu/tiny",
+            Peer::Moatd | Peer::MoatdBase => "emu/tiny",
             _ => "tiny",
         }
     }
@@ -107,7 +110,7 @@ fn litellm_binary(dir: &Path) -> PathBuf {
 pub fn ensure_installed(peer: Peer, install: bool) -> anyhow::Result<()> {
     let dir = peers_dir();
     let present = match peer {
-        Peer::Moatd | Peer::Passthrough => true,
+        Peer::Moatd | Peer::MoatdBase | Peer::Passthrough => true,
         Peer::Nginx => nginx_binary().is_some(),
         Peer::Portkey => portkey_entry(&dir).is_file(),
         Peer::Litellm => litellm_binary(&dir).is_file(),
@@ -120,7 +123,7 @@ pub fn ensure_installed(peer: Peer, install: bool) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     match peer {
-        Peer::Moatd | Peer::Passthrough => {}
+        Peer::Moatd | Peer::MoatdBase | Peer::Passthrough => {}
         Peer::Nginx => {
             run_quiet("apt index", Command::new("apt-get").args(["update", "-qq"]))?;
             run_quiet(
@@ -204,6 +207,7 @@ pub async fn start(
     scratch: &Scratch,
     upstream: SocketAddr,
     moatd: &Path,
+    moatd_base: Option<&Path>,
     probe_body: bytes::Bytes,
 ) -> anyhow::Result<(Server, Target)> {
     const CHAT: &str = "/v1/chat/completions";
@@ -212,9 +216,21 @@ pub async fn start(
     let log = scratch.dir.join(format!("{}.log", peer.label()));
     let mut target = Target::new(addr, CHAT);
     let server = match peer {
-        Peer::Moatd => {
-            let server = processes::start_moatd(moatd, scratch, upstream).await?;
-            let target = Target::new(server.addr, CHAT);
+        Peer::Moatd | Peer::MoatdBase => {
+            let binary = match peer {
+                Peer::MoatdBase => moatd_base.context("moatd-base needs --moatd-base PATH")?,
+                _ => moatd,
+            };
+            let dir = scratch.dir.join(peer.label());
+            let server = processes::start_moatd(binary, &dir, upstream).await?;
+            // Keys, budgets, the privacy scan and the audit log all on, as in production.
+            let key = processes::create_virtual_key(binary, &dir)?;
+            let mut target = Target::new(server.addr, CHAT);
+            target.auth = Some(format!("Bearer {key}"));
+            let mut server = server;
+            server
+                .wait_ready_for(&target, Some(probe_body), peer.startup_limit())
+                .await?;
             return Ok((server, target));
         }
         Peer::Passthrough => {

@@ -163,17 +163,20 @@ pub async fn start_passthrough(
 
 /// The moatd configuration: one OpenAI-compatible provider named `emu` pointing at the emulator.
 pub fn moatd_config(upstream: SocketAddr) -> String {
+    // Prices, so a keyed request's reservation and settlement do their real arithmetic.
     format!(
         "# Written by moat-bench for one benchmark run.\n\
          [[providers]]\n\
          name = \"emu\"\n\
          kind = \"openai\"\n\
-         base_url = \"http://{upstream}/v1\"\n"
+         base_url = \"http://{upstream}/v1\"\n\
+         prices = {{ \"*\" = [1.0, 2.0] }}\n"
     )
 }
 
-/// Starts `moatd serve` in front of `upstream` and waits until `/health` answers.
-pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) -> anyhow::Result<Server> {
+/// Starts `moatd serve` in front of `upstream` and waits until `/health` answers. `dir` holds its
+/// config, log and data directory (one per moatd instance, so two never share a store).
+pub async fn start_moatd(moatd: &Path, dir: &Path, upstream: SocketAddr) -> anyhow::Result<Server> {
     if !moatd.is_file() {
         bail!(
             "moatd binary not found at {}; build it first with \
@@ -182,7 +185,8 @@ pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) 
             moatd.display()
         );
     }
-    let config = scratch.dir.join("moatd.toml");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let config = dir.join("moatd.toml");
     std::fs::write(&config, moatd_config(upstream))
         .with_context(|| format!("writing {}", config.display()))?;
     let addr = free_port()?;
@@ -196,15 +200,15 @@ pub async fn start_moatd(moatd: &Path, scratch: &Scratch, upstream: SocketAddr) 
     cmd.env("MOAT_LOG", "warn");
     // moatd keeps its store and server secret in the data directory; a fresh one per benchmark keeps
     // the user's own data out of it and every run starting from the same empty store.
-    cmd.env("XDG_DATA_HOME", scratch.dir.join("data"));
-    let mut server = spawn("moatd", cmd, scratch.dir.join("moatd.log"), addr)?;
+    cmd.env("XDG_DATA_HOME", dir.join("data"));
+    let mut server = spawn("moatd", cmd, dir.join("moatd.log"), addr)?;
     server.wait_ready(&Target::new(addr, "/health"), None).await?;
     Ok(server)
 }
 
 /// Creates a moatd virtual key with a (never reached) daily budget in the benchmark's data directory,
 /// so requests go through authentication, reservation and settlement.
-pub fn create_virtual_key(moatd: &Path, scratch: &Scratch) -> anyhow::Result<String> {
+pub fn create_virtual_key(moatd: &Path, dir: &Path) -> anyhow::Result<String> {
     let out = Command::new(moatd)
         .args([
             "keys",
@@ -215,8 +219,8 @@ pub fn create_virtual_key(moatd: &Path, scratch: &Scratch) -> anyhow::Result<Str
             "1000000/day",
             "--config",
         ])
-        .arg(scratch.dir.join("moatd.toml"))
-        .env("XDG_DATA_HOME", scratch.dir.join("data"))
+        .arg(dir.join("moatd.toml"))
+        .env("XDG_DATA_HOME", dir.join("data"))
         .output()
         .context("running moatd keys create")?;
     if !out.status.success() {

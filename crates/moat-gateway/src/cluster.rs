@@ -29,7 +29,7 @@ use redis::aio::ConnectionManager;
 
 use crate::config::{ClusterSettings, OnUnavailable};
 use crate::ledger::Ledger;
-use crate::limits::{refusal_error, Limiter, LimiterStatus, Reservation, Via};
+use crate::limits::{Limiter, LimiterStatus, Reservation, Via};
 use crate::GatewayError;
 use scripts::Scripts;
 
@@ -296,23 +296,26 @@ impl ClusterLimiter {
                 }
                 (Some(1), Some(p)) => self.load(p, r.at).await?,
                 (Some(2), Some(p)) => {
-                    return Err(refusal_error(Refusal::Rpm {
+                    return Err(Refusal::Rpm {
                         account: p.index,
                         retry_after: to_next_minute,
-                    }))
+                    }
+                    .into())
                 }
                 (Some(3), Some(p)) => {
-                    return Err(refusal_error(Refusal::Tpm {
+                    return Err(Refusal::Tpm {
                         account: p.index,
                         retry_after: to_next_minute,
-                    }))
+                    }
+                    .into())
                 }
                 (Some(4), Some(p)) => {
                     let next = p.limits.period().window(r.at).1;
-                    return Err(refusal_error(Refusal::Budget {
+                    return Err(Refusal::Budget {
                         account: p.index,
                         retry_after: next.map(|n| (n - r.at).max(1) as u64),
-                    }));
+                    }
+                    .into());
                 }
                 _ => {
                     return Err(GatewayError::Internal(

@@ -40,7 +40,7 @@ pub(crate) async fn layer(State(origins): State<Arc<Vec<String>>>, req: Request,
         let Some(origin) = origin else {
             return GatewayError::Forbidden {
                 message: "this origin is not in server.cors_origins".into(),
-                code: "cors_origin_not_allowed",
+                code: crate::error::Refused::CorsOriginNotAllowed,
             }
             .into_response();
         };

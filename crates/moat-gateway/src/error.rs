@@ -1,14 +1,50 @@
 //! The one place where anything that goes wrong in a request becomes an HTTP response in OpenAI's
 //! error shape `{"error":{"message","type","code","param"}}`. Handlers return [`GatewayError`];
-//! nothing else builds error responses.
+//! nothing else builds error responses. Domain errors (routing, budgets, the store, the admin API)
+//! become a [`GatewayError`] through the `From` impls here, so each mapping is written once.
+//! Internal failures are logged here with their detail and answered with a generic message: the
+//! client gets the request id (`x-request-id`), never the gateway's internals.
 
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
+use moat_policy::budget::Refusal;
+use moat_policy::route::RouteError;
 use moat_upstream::UpstreamError;
 use moat_wire::error::ErrorBody;
+
+/// Why a request was refused with 403: the `code` clients read in the error object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The key's model allow-list does not name the model.
+    ModelNotAllowed,
+    /// The key is local-only and no local provider serves the model.
+    LocalOnly,
+    /// A privacy rule with `action = "block"` matched.
+    PolicyBlocked,
+    /// A privacy rule keeps the request local and no local provider serves the model.
+    PolicyLocalOnly,
+    /// The request holds content the privacy scan cannot read, and no local provider serves the model.
+    PolicyUninspectable,
+    /// A browser's origin is not in `server.cors_origins`.
+    CorsOriginNotAllowed,
+}
+
+impl Refused {
+    /// The code as sent in the error object.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::ModelNotAllowed => "model_not_allowed",
+            Refused::LocalOnly => "local_only",
+            Refused::PolicyBlocked => "policy_blocked",
+            Refused::PolicyLocalOnly => "policy_local_only",
+            Refused::PolicyUninspectable => "policy_uninspectable",
+            Refused::CorsOriginNotAllowed => "cors_origin_not_allowed",
+        }
+    }
+}
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +79,7 @@ pub enum GatewayError {
         retry_after: u64,
     },
     #[error("{message}")]
-    Forbidden { message: String, code: &'static str },
+    Forbidden { message: String, code: Refused },
     #[error("no price is known for `{0}`, so its cost cannot be reserved against a budget; add it to the provider's `prices` in the config")]
     PriceUnknown(String),
     #[error(transparent)]
@@ -54,6 +90,62 @@ pub enum GatewayError {
     #[error("budgets and rate limits cannot be checked right now (the cluster's limits store is unreachable); retry shortly")]
     LimitsUnavailable,
 }
+
+impl From<RouteError> for GatewayError {
+    fn from(err: RouteError) -> Self {
+        match err {
+            RouteError::UnknownModel { .. } => GatewayError::NotFound(err.to_string()),
+            RouteError::NoModel | RouteError::EmptyModel(_) | RouteError::TooManyTargets => {
+                GatewayError::BadRequest(err.to_string())
+            }
+        }
+    }
+}
+
+impl From<Refusal> for GatewayError {
+    fn from(refusal: Refusal) -> Self {
+        // Accounts are checked key first, then its team.
+        let scope = |account: usize| if account == 0 { "key" } else { "team" };
+        match refusal {
+            Refusal::Budget { account, retry_after } => GatewayError::BudgetExceeded {
+                scope: scope(account),
+                retry_after,
+            },
+            Refusal::Rpm { account, retry_after } => GatewayError::RateLimited {
+                scope: scope(account),
+                what: "requests per minute",
+                retry_after,
+            },
+            Refusal::Tpm { account, retry_after } => GatewayError::RateLimited {
+                scope: scope(account),
+                what: "tokens per minute",
+                retry_after,
+            },
+        }
+    }
+}
+
+impl From<crate::admin::AdminError> for GatewayError {
+    fn from(e: crate::admin::AdminError) -> Self {
+        use crate::admin::AdminError;
+        match e {
+            AdminError::Invalid(m) => GatewayError::BadRequest(m),
+            AdminError::NotFound(what) => GatewayError::NotFound(format!("{what} not found")),
+            AdminError::Conflict(what) => GatewayError::Conflict(format!("{what} already exists")),
+            other => GatewayError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<moat_store::StoreError> for GatewayError {
+    fn from(e: moat_store::StoreError) -> Self {
+        GatewayError::Internal(format!("the store is unavailable: {e}"))
+    }
+}
+
+/// What a client is told about an internal failure (the detail goes to the log).
+const INTERNAL_MESSAGE: &str =
+    "internal error in the gateway; its log has the details under this request's x-request-id";
 
 fn json_response(status: StatusCode, body: ErrorBody) -> Response {
     let mut resp = (status, Bytes::from(body.to_json_bytes())).into_response();
@@ -112,7 +204,7 @@ impl GatewayError {
             GatewayError::BudgetExceeded { .. } => ("insufficient_quota", "budget_exceeded"),
             GatewayError::PriceUnknown(_) => ("insufficient_quota", "price_unknown"),
             GatewayError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
-            GatewayError::Forbidden { code, .. } => ("permission_error", code),
+            GatewayError::Forbidden { code, .. } => ("permission_error", code.as_str()),
             GatewayError::Upstream(e) => match e {
                 UpstreamError::Timeout { .. } => ("upstream_error", "upstream_timeout"),
                 UpstreamError::Tls { .. } => ("upstream_error", "upstream_tls_error"),
@@ -165,7 +257,14 @@ impl IntoResponse for GatewayError {
             return resp;
         }
         let (kind, code) = self.kind_and_code();
-        let mut resp = json_response(status, ErrorBody::new(self.to_string(), kind, Some(code)));
+        let message = match &self {
+            GatewayError::Internal(detail) | GatewayError::Upstream(UpstreamError::Config(detail)) => {
+                tracing::error!(error = %detail, "internal error");
+                INTERNAL_MESSAGE.to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut resp = json_response(status, ErrorBody::new(message, kind, Some(code)));
         let retry_after = match &self {
             GatewayError::BudgetExceeded { retry_after, .. } => *retry_after,
             GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),

@@ -57,6 +57,8 @@ pub struct Gateway {
     pub(crate) response_cache: crate::cache::response::ResponseCache,
     /// Teams' own provider credentials.
     pub(crate) team_keys: crate::cache::team_keys::TeamKeys,
+    /// Open connections (`server.max_connections`), shared by every core that serves.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
     /// How long Responses turns are kept, and how long a conversation may grow.
     pub(crate) responses: crate::config::ResponsesSettings,
     /// Aliases' strategies, what they measure, and per-target caps.
@@ -93,9 +95,7 @@ impl Gateway {
         secret: ServerSecret,
         audit: Option<Arc<AuditLog>>,
     ) -> Result<Arc<Gateway>, GatewayError> {
-        let sealed = store
-            .provider_secrets()
-            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let sealed = store.provider_secrets()?;
         let mut providers = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
             let mut settings = p.upstream.clone();
@@ -152,6 +152,7 @@ impl Gateway {
             request_ids: RequestIds::new(),
             response_cache: crate::cache::response::ResponseCache::new(config.response_cache.clone()),
             team_keys: crate::cache::team_keys::TeamKeys::new(),
+            connections: Arc::new(tokio::sync::Semaphore::new(config.server.max_connections)),
             responses: config.responses,
             routes: crate::routing::Routes::new(config, &config.catalog),
         }))

@@ -287,7 +287,12 @@ impl Drop for Checks {
 }
 
 /// Starts one check loop per provider whose checks are on: a check at once, then one per interval.
+/// A thread-per-core server calls this on every core; only worker 0 runs the checks, so each provider
+/// is probed once per interval, not once per core.
 pub(crate) fn spawn_checks(health: &Arc<Health>) -> Checks {
+    if moat_upstream::worker::current() != 0 {
+        return Checks { tasks: Vec::new() };
+    }
     let tasks = health
         .providers
         .iter()

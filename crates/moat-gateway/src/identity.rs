@@ -143,7 +143,7 @@ impl Identities {
 
     fn degrade(&self, e: moat_store::StoreError) -> Result<(), GatewayError> {
         if self.keys_version() < 0 {
-            return Err(store_error(e));
+            return Err(e.into());
         }
         tracing::warn!(error = %e, "key store unreadable: serving the keys already loaded");
         Ok(())
@@ -285,9 +285,4 @@ impl Identities {
     pub fn is_admin(&self, headers: &HeaderMap) -> bool {
         presented_key(headers).is_some_and(|k| self.admins.matches(k))
     }
-}
-
-fn store_error(e: moat_store::StoreError) -> GatewayError {
-    tracing::error!(error = %e, "store unavailable");
-    GatewayError::Internal("the key store is unavailable".into())
 }

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use moat_policy::budget::{self, Account, Budget, Nanos, Period, UnixSecs};
 use moat_store::{KeyRecord, Limits, Scope, Store, StoreError, TeamRecord};
 
-use crate::limits::{refusal_error, Limiter, LimiterStatus, Reservation, Via};
+use crate::limits::{Limiter, LimiterStatus, Reservation, Via};
 pub use crate::meter::{Meter, Payer, Settled};
 use crate::GatewayError;
 
@@ -217,7 +217,7 @@ impl Limiter for Ledger {
                 budget::reserve(accounts, r.hold, r.at)
             })
             .ok_or(GatewayError::Unauthorized)
-            .and_then(|res| res.map(|()| Via::Memory).map_err(refusal_error));
+            .and_then(|res| res.map(|()| Via::Memory).map_err(GatewayError::from));
         Box::pin(std::future::ready(result))
     }
 

@@ -41,5 +41,5 @@ mod routing;
 pub mod secret;
 pub mod server;
 
-pub use error::GatewayError;
+pub use error::{GatewayError, Refused};
 pub use gateway::{load_secret as gateway_secret, router, Gateway};

@@ -8,7 +8,7 @@
 //!   atomic step wherever it is made.
 
 use futures_util::future::BoxFuture;
-use moat_policy::budget::{Budget, Hold, Nanos, Refusal, UnixSecs};
+use moat_policy::budget::{Budget, Hold, Nanos, UnixSecs};
 use moat_store::{KeyRecord, StoreError, TeamRecord};
 
 use crate::GatewayError;
@@ -69,25 +69,4 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// Drops the hold of a request that produced nothing billable.
     fn release(&self, r: &Reservation, via: Via, now: UnixSecs);
     fn status(&self) -> LimiterStatus;
-}
-
-/// A refusal as the client sees it.
-pub(crate) fn refusal_error(refusal: Refusal) -> GatewayError {
-    let scope = |account: usize| if account == 0 { "key" } else { "team" };
-    match refusal {
-        Refusal::Budget { account, retry_after } => GatewayError::BudgetExceeded {
-            scope: scope(account),
-            retry_after,
-        },
-        Refusal::Rpm { account, retry_after } => GatewayError::RateLimited {
-            scope: scope(account),
-            what: "requests per minute",
-            retry_after,
-        },
-        Refusal::Tpm { account, retry_after } => GatewayError::RateLimited {
-            scope: scope(account),
-            what: "tokens per minute",
-            retry_after,
-        },
-    }
 }

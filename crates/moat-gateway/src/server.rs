@@ -13,9 +13,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::gateway::{router, Gateway};
+
+mod per_core;
+
+pub use per_core::{bind_per_core, serve_per_core};
 
 /// Largest request head (request line plus headers) accepted over HTTP/1.1, and the header-list
 /// limit over HTTP/2. Larger gets 431 from hyper; LLM requests carry their weight in the body.
@@ -62,8 +65,9 @@ pub async fn serve(
     };
     // Health checks run as long as the gateway serves.
     let _checks = crate::health::spawn_checks(&gateway.health);
+    // Like the health checks, the key watch runs once per process (on core 0), not once per core.
     let _keys = KeyWatch::spawn(gateway.clone());
-    let app = router(gateway);
+    let app = router(gateway.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -78,7 +82,8 @@ pub async fn serve(
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // One limit for the whole gateway, however many cores serve it.
+    let permits = gateway.connections.clone();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -187,8 +192,12 @@ struct KeyWatch(tokio::task::JoinHandle<()>);
 impl KeyWatch {
     const EVERY: Duration = Duration::from_millis(100);
 
-    fn spawn(gateway: Arc<Gateway>) -> KeyWatch {
-        KeyWatch(tokio::spawn(async move {
+    /// Starts the watch on core 0 only (see [`per_core`]); other cores get `None`.
+    fn spawn(gateway: Arc<Gateway>) -> Option<KeyWatch> {
+        if moat_upstream::worker::current() != 0 {
+            return None;
+        }
+        Some(KeyWatch(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Self::EVERY).await;
                 let gw = gateway.clone();
@@ -198,7 +207,7 @@ impl KeyWatch {
                     tracing::debug!(error = %e, "key table not refreshed");
                 }
             }
-        }))
+        })))
     }
 }
 

@@ -78,11 +78,12 @@ impl UpstreamSettings {
     }
 }
 
-/// A provider endpoint with its own connection pool.
+/// A provider endpoint with its own connection pools: one per worker (see [`crate::worker`]), so a
+/// thread-per-core server never drives a connection from another core.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     settings: UpstreamSettings,
-    client: reqwest::Client,
+    clients: std::sync::Arc<[reqwest::Client]>,
     /// Credential and protocol headers sent with every request.
     auth: Vec<(HeaderName, HeaderValue)>,
     /// `base_url + path` already parsed, per path: a provider is called on a handful of paths, and
@@ -94,20 +95,9 @@ impl Upstream {
     /// Builds the client. Fails on a bad CA file or an API key that cannot be a header value.
     pub fn new(settings: UpstreamSettings) -> Result<Upstream, UpstreamError> {
         let tls = crate::tls::client_config(settings.ca_file.as_deref())?;
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .connect_timeout(settings.timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .http2_adaptive_window(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("moatd/", env!("CARGO_PKG_VERSION")));
-        if settings.no_proxy {
-            builder = builder.no_proxy();
-        }
-        let client = builder
-            .build()
-            .map_err(|e| UpstreamError::Config(format!("provider `{}`: HTTP client: {e}", settings.name)))?;
+        let clients = (0..crate::worker::count())
+            .map(|_| client(&settings, tls.clone()))
+            .collect::<Result<_, _>>()?;
         let mut auth = Vec::new();
         if let Some(key) = &settings.api_key {
             auth.push(credential_header(&settings, key)?);
@@ -115,10 +105,16 @@ impl Upstream {
         auth.extend(settings.auth_style.protocol_headers());
         Ok(Upstream {
             settings,
-            client,
+            clients,
             auth,
             urls: Default::default(),
         })
+    }
+
+    /// The current worker's pool.
+    fn client(&self) -> &reqwest::Client {
+        let i = crate::worker::current() % self.clients.len().max(1);
+        &self.clients[i]
     }
 
     /// The header carrying `key` the way this provider wants it (for a team's own key, sent in
@@ -198,14 +194,14 @@ impl Upstream {
         let signed = self.request_auth(&url, body.as_deref(), extra_headers).await?;
         let mut req = match body {
             Some(body) => self
-                .client
+                .client()
                 .post(url)
                 .header(
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 )
                 .body(body),
-            None => self.client.get(url),
+            None => self.client().get(url),
         };
         let accept = if stream {
             "text/event-stream"
@@ -363,6 +359,24 @@ pub fn scrub_credentials(body: Bytes, credentials: &[&str]) -> Bytes {
 }
 
 /// `key` as the credential header of `settings.auth_style`, marked sensitive.
+/// One connection pool for `settings`.
+fn client(settings: &UpstreamSettings, tls: rustls::ClientConfig) -> Result<reqwest::Client, UpstreamError> {
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(settings.timeouts.connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .http2_adaptive_window(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("moatd/", env!("CARGO_PKG_VERSION")));
+    if settings.no_proxy {
+        builder = builder.no_proxy();
+    }
+    builder
+        .build()
+        .map_err(|e| UpstreamError::Config(format!("provider `{}`: HTTP client: {e}", settings.name)))
+}
+
 fn credential_header(
     settings: &UpstreamSettings,
     key: &str,

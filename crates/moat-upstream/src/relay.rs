@@ -62,8 +62,6 @@ impl Drop for Report {
 
 struct RelayState<S> {
     body: S,
-    parser: SseParser,
-    frames: Vec<SseFrame>,
     /// Bytes after the last complete event, held until the event completes.
     tail: BytesMut,
     idle: Duration,
@@ -73,18 +71,20 @@ struct RelayState<S> {
 }
 
 impl<S> RelayState<S> {
-    /// Reads usage from whatever complete events `chunk` finishes.
-    fn observe(&mut self, chunk: &[u8]) {
-        if self.parser.feed(chunk, &mut self.frames).is_err() {
-            // An over-long line: stop inspecting, keep relaying. Usage is then unknown.
-            self.parser = SseParser::new();
+    /// Notes the usage of any of `events` (complete events) that carries one; the last one wins.
+    /// Almost no chunk does: one substring search rejects it with no parse and no allocation, and
+    /// only the chunk with a usage object (the last, in an `include_usage` stream) is parsed.
+    fn observe(&mut self, events: &[u8]) {
+        if !moat_wire::usage::has_usage_object(events) {
+            return;
         }
-        self.take_usage();
-    }
-
-    /// Notes the usage of any parsed event that carries one (the last one wins).
-    fn take_usage(&mut self) {
-        for frame in self.frames.drain(..) {
+        let mut parser = SseParser::new();
+        let mut frames = Vec::new();
+        // An over-long line stops the parse; usage is then what was read before it.
+        let _ = parser
+            .feed(events, &mut frames)
+            .and_then(|()| parser.finish(&mut frames));
+        for frame in frames {
             if let SseFrame::Event(event) = frame {
                 if let Some(usage) = moat_wire::usage::usage_from_chunk(&event.data) {
                     self.report.outcome.usage = Some(usage);
@@ -131,12 +131,19 @@ impl<S> RelayState<S> {
     }
 }
 
-/// Byte offset just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `buf`.
+/// Byte offset just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `buf`. Walks back
+/// over line ends only (a vectorised byte search), so a chunk that ends an event, the usual case,
+/// costs one step, not a reverse substring search per kind of line end.
 fn last_event_end(buf: &[u8]) -> Option<usize> {
-    let lf = memchr::memmem::rfind(buf, b"\n\n").map(|i| i + 2);
-    let crlf = memchr::memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
-    let cr = memchr::memmem::rfind(buf, b"\r\r").map(|i| i + 2);
-    lf.max(crlf).max(cr)
+    let mut end = buf.len();
+    while let Some(i) = memchr::memrchr2(b'\n', b'\r', &buf[..end]) {
+        let upto = &buf[..=i];
+        if upto.ends_with(b"\n\n") || upto.ends_with(b"\r\n\r\n") || upto.ends_with(b"\r\r") {
+            return Some(i + 1);
+        }
+        end = i;
+    }
+    None
 }
 
 /// Relays a streamed (SSE) response. `on_done` is called exactly once with how it ended.
@@ -209,8 +216,6 @@ where
 {
     let state = RelayState {
         body,
-        parser: SseParser::new(),
-        frames: Vec::new(),
         tail: BytesMut::new(),
         idle: settings.timeouts.idle,
         provider: settings.name.clone(),
@@ -226,8 +231,8 @@ where
         loop {
             match tokio::time::timeout(s.idle, s.body.next()).await {
                 Ok(Some(Ok(chunk))) => {
-                    s.observe(&chunk);
                     if let Some(out) = s.releasable(chunk) {
+                        s.observe(&out);
                         let out = s.transformed(out);
                         s.report.outcome.bytes += out.len() as u64;
                         return Some((Ok(out), Some(s)));
@@ -236,14 +241,13 @@ where
                 Ok(None) => {
                     // A provider that ends without a final blank line still had its last event
                     // delivered; the parser treats EOF as its end.
-                    let _ = s.parser.finish(&mut s.frames);
-                    s.take_usage();
                     s.report.outcome.completed = true;
                     s.report.finished = true;
                     if s.tail.is_empty() {
                         return None;
                     }
                     let rest = s.tail.split().freeze();
+                    s.observe(&rest);
                     let rest = s.transformed(rest);
                     s.report.outcome.bytes += rest.len() as u64;
                     return Some((Ok(rest), None));

@@ -40,7 +40,9 @@ pub fn usage_from_response(body: &[u8]) -> Option<Usage> {
 }
 
 fn usage_from_json(json: &[u8]) -> Option<Usage> {
-    USAGE_KEY.find(json)?;
+    if !has_usage_object(json) {
+        return None;
+    }
     let only = serde_json::from_slice::<UsageOnly>(json).ok()?;
     only.usage
         .or_else(|| only.response.and_then(|r| r.usage))
@@ -82,6 +84,17 @@ fn from_responses_names(mut usage: Usage) -> Usage {
         }
     }
     usage
+}
+
+/// True when some `"usage"` in `json` (or in SSE text carrying JSON) is followed by `:` and an
+/// object. Streams asked for usage carry `"usage":null` in every chunk but the last; only the one
+/// with an object needs parsing.
+pub fn has_usage_object(json: &[u8]) -> bool {
+    USAGE_KEY.find_iter(json).any(|at| {
+        let mut rest = json[at + b"\"usage\"".len()..].iter().copied();
+        let mut next = || rest.find(|b| !b.is_ascii_whitespace());
+        next() == Some(b':') && next() == Some(b'{')
+    })
 }
 
 #[cfg(test)]

@@ -184,19 +184,12 @@ pub fn describe(der: &CertificateDer<'_>) -> CertInfo {
     }
 }
 
-/// Unix seconds as a UTC `YYYY-MM-DD` (Howard Hinnant's days-to-civil algorithm).
+/// Unix seconds as a UTC `YYYY-MM-DD`.
 pub fn date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => format!("(out of range: {unix})"),
+    }
 }
 
 #[cfg(test)]

@@ -115,10 +115,21 @@ struct ServeArgs {
     /// Address to listen on; overrides the file's `listen` (default 127.0.0.1:7400).
     #[arg(long, short = 'l', env = "MOATD_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Worker threads serving requests (default: one per CPU core). On a box shared with other busy
-    /// processes, fewer threads mean fewer cross-thread wake-ups per request.
+    /// Threads serving requests (default: one per CPU core).
     #[arg(long, env = "MOATD_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
+    /// How the threads share the work: `per-core` (one single-threaded event loop per thread, each
+    /// with its own listener and upstream connections; the default) or `shared` (one work-stealing
+    /// runtime).
+    #[arg(long, env = "MOATD_RUNTIME", value_enum, default_value_t = RuntimeArg::PerCore)]
+    runtime: RuntimeArg,
+}
+
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+enum RuntimeArg {
+    #[default]
+    PerCore,
+    Shared,
 }
 
 fn main() -> ExitCode {
@@ -162,15 +173,62 @@ fn init_logging() {
 
 fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        builder.worker_threads(usize::from(n));
+    let threads = match args.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    match args.runtime {
+        RuntimeArg::PerCore => {
+            // Each core builds its own upstream pools; this thread only prepares and waits for the signal.
+            moat_upstream::worker::set_count(threads);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            runtime.block_on(async {
+                let (config, gateway) = prepare(&args).await?;
+                let listeners = server::bind_per_core(config.listen, threads)
+                    .with_context(|| format!("cannot listen on {}", config.listen))?;
+                announce(&listeners);
+                server::serve_per_core(listeners, gateway, shutdown_signal())
+                    .await
+                    .context("serving")
+            })?;
+        }
+        RuntimeArg::Shared => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            runtime.block_on(async {
+                let (config, gateway) = prepare(&args).await?;
+                let listener = tokio::net::TcpListener::bind(config.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.listen))?;
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!("moatd listening on http://{addr}");
+                }
+                server::serve(listener, gateway, shutdown_signal())
+                    .await
+                    .context("serving")
+            })?;
+        }
     }
-    let runtime = builder.enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve(args))
+    tracing::info!("moatd stopped");
+    Ok(())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+fn announce(listeners: &[std::net::TcpListener]) {
+    if let Some(addr) = listeners.first().and_then(|l| l.local_addr().ok()) {
+        tracing::info!(cores = listeners.len(), "one event loop per core");
+        // Alone on its line: scripts and tests read the address from it.
+        tracing::info!("moatd listening on http://{addr}");
+    }
+}
+
+/// Loads (or discovers) the configuration and opens the gateway.
+async fn prepare(args: &ServeArgs) -> anyhow::Result<(Config, std::sync::Arc<Gateway>)> {
     let mut file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => {
@@ -193,16 +251,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(provider = %p.upstream.name, kind = p.kind.as_str(), base_url = %p.upstream.base_url, local = p.local, "provider ready");
     }
     let gateway = Gateway::open(&config)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!("moatd listening on http://{addr}");
-    server::serve(listener, gateway, shutdown_signal())
-        .await
-        .context("serving")?;
-    tracing::info!("moatd stopped");
-    Ok(())
+    Ok((config, gateway))
 }
 
 /// Completes on Ctrl-C or SIGTERM (how service managers stop us).

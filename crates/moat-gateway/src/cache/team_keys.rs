@@ -55,7 +55,7 @@ impl TeamKeys {
             return Ok(());
         }
         let mut by_team = HashMap::new();
-        for s in store.team_provider_secrets().map_err(store_error)? {
+        for s in store.team_provider_secrets()? {
             let label = sealing_label(&s.team_id, &s.provider);
             let value = secret.open(&label, &s.nonce, &s.ciphertext).ok();
             if value.is_none() {
@@ -110,9 +110,4 @@ impl TeamKeys {
             }
         }
     }
-}
-
-fn store_error(e: moat_store::StoreError) -> GatewayError {
-    tracing::error!(error = %e, "store unavailable");
-    GatewayError::Internal("the key store is unavailable".into())
 }

@@ -9,19 +9,10 @@ use axum::Json;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use crate::admin::{self, AdminError, LimitSpec, NewKey, NewTeam};
+use crate::admin::{self, LimitSpec, NewKey, NewTeam};
 use crate::gateway::Gateway;
 use crate::ledger::now;
 use crate::GatewayError;
-
-fn admin_error(e: AdminError) -> GatewayError {
-    match e {
-        AdminError::Invalid(m) => GatewayError::BadRequest(m),
-        AdminError::NotFound(what) => GatewayError::NotFound(format!("{what} not found")),
-        AdminError::Conflict(what) => GatewayError::Conflict(format!("{what} already exists")),
-        other => GatewayError::Internal(other.to_string()),
-    }
-}
 
 /// Records an admin action made over HTTP in the audit log.
 fn record(gw: &Gateway, action: &str, target: &str, details: serde_json::Value) {
@@ -53,8 +44,7 @@ pub(crate) async fn create_key(
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
         let new: NewKey = body(&bytes)?;
-        let issued =
-            admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now()).map_err(admin_error)?;
+        let issued = admin::create_key(gw.store.as_ref(), gw.identities.secret(), &new, now())?;
         record(&gw, "key.create", &issued.id, admin::describe_new_key(&new));
         Ok(done(StatusCode::CREATED, &issued))
     };
@@ -64,10 +54,7 @@ pub(crate) async fn create_key(
 pub(crate) async fn list_keys(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
-        Ok(done(
-            StatusCode::OK,
-            &admin::list_keys(gw.store.as_ref(), now()).map_err(admin_error)?,
-        ))
+        Ok(done(StatusCode::OK, &admin::list_keys(gw.store.as_ref(), now())?))
     };
     run().unwrap_or_else(IntoResponse::into_response)
 }
@@ -83,7 +70,7 @@ pub(crate) async fn key_action(
         let store = gw.store.as_ref();
         match action.as_str() {
             "revoke" => {
-                let id = admin::revoke_key(store, &id, now()).map_err(admin_error)?;
+                let id = admin::revoke_key(store, &id, now())?;
                 record(&gw, "key.revoke", &id, serde_json::json!({}));
                 Ok(done(
                     StatusCode::OK,
@@ -91,7 +78,7 @@ pub(crate) async fn key_action(
                 ))
             }
             "rotate" => {
-                let issued = admin::rotate_key(store, gw.identities.secret(), &id).map_err(admin_error)?;
+                let issued = admin::rotate_key(store, gw.identities.secret(), &id)?;
                 record(
                     &gw,
                     "key.rotate",
@@ -102,7 +89,7 @@ pub(crate) async fn key_action(
             }
             "limits" => {
                 let spec: LimitSpec = body(&bytes)?;
-                admin::set_key_limits(store, &id, &spec).map_err(admin_error)?;
+                admin::set_key_limits(store, &id, &spec)?;
                 record(
                     &gw,
                     "key.limits",
@@ -127,7 +114,7 @@ pub(crate) async fn create_team(
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
         let new: NewTeam = body(&bytes)?;
-        let team = admin::create_team(gw.store.as_ref(), &new, now()).map_err(admin_error)?;
+        let team = admin::create_team(gw.store.as_ref(), &new, now())?;
         record(
             &gw,
             "team.create",
@@ -147,7 +134,7 @@ pub(crate) async fn list_teams(State(gw): State<Arc<Gateway>>, headers: HeaderMa
         guard(&gw, &headers)?;
         Ok(done(
             StatusCode::OK,
-            &admin::list_teams(gw.store.as_ref(), now()).map_err(admin_error)?,
+            &admin::list_teams(gw.store.as_ref(), now())?,
         ))
     };
     run().unwrap_or_else(IntoResponse::into_response)
@@ -166,15 +153,12 @@ pub(crate) async fn usage(
 ) -> Response {
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
-        let by = admin::group_by(q.by.as_deref().unwrap_or("key")).map_err(admin_error)?;
+        let by = admin::group_by(q.by.as_deref().unwrap_or("key"))?;
         let since = match &q.since {
-            Some(d) => admin::parse_date(d).map_err(admin_error)?,
+            Some(d) => admin::parse_date(d)?,
             None => 0,
         };
-        Ok(done(
-            StatusCode::OK,
-            &admin::usage(gw.store.as_ref(), by, since).map_err(admin_error)?,
-        ))
+        Ok(done(StatusCode::OK, &admin::usage(gw.store.as_ref(), by, since)?))
     };
     run().unwrap_or_else(IntoResponse::into_response)
 }
@@ -203,8 +187,7 @@ pub(crate) async fn set_team_provider_key(
             &provider,
             &new.key,
             now(),
-        )
-        .map_err(admin_error)?;
+        )?;
         record(
             &gw,
             "team.set_provider_key",
@@ -227,8 +210,7 @@ pub(crate) async fn remove_team_provider_key(
 ) -> Response {
     let run = || -> Result<Response, GatewayError> {
         guard(&gw, &headers)?;
-        let team_id =
-            admin::remove_team_provider_key(gw.store.as_ref(), &team, &provider).map_err(admin_error)?;
+        let team_id = admin::remove_team_provider_key(gw.store.as_ref(), &team, &provider)?;
         record(
             &gw,
             "team.remove_provider_key",

@@ -9,6 +9,7 @@ use moat_policy::route::{ProviderId, Target};
 use moat_upstream::adapter::{ProviderAdapter, Retention};
 use moat_wire::openai::ProviderPreferences;
 
+use crate::error::Refused;
 use crate::gateway::Gateway;
 use crate::identity::KeyEntry;
 use crate::ledger::Payer;
@@ -32,7 +33,7 @@ pub(crate) fn apply_key_rules(
                     "this key may not use model `{name}` (allowed: {})",
                     key.models.patterns().join(", ")
                 ),
-                code: "model_not_allowed",
+                code: Refused::ModelNotAllowed,
             });
         }
     }
@@ -41,7 +42,7 @@ pub(crate) fn apply_key_rules(
         if targets.is_empty() {
             return Err(GatewayError::Forbidden {
                 message: "this key is local-only and no local provider serves the requested model".into(),
-                code: "local_only",
+                code: Refused::LocalOnly,
             });
         }
     }
@@ -63,7 +64,7 @@ pub(crate) fn apply_privacy(
     if let Some(rule) = &inspection.blocked_by {
         return Err(GatewayError::Forbidden {
             message: format!("request blocked by privacy rule `{rule}`"),
-            code: "policy_blocked",
+            code: Refused::PolicyBlocked,
         });
     }
     if let Some(opaque) = &inspection.uninspectable {
@@ -74,7 +75,7 @@ pub(crate) fn apply_privacy(
                     "`{}` holds content moatd cannot inspect ({}); such content goes only to local providers (privacy rule `{UNINSPECTABLE}`), and no local provider serves the requested model",
                     opaque.path, opaque.media_type
                 ),
-                code: "policy_uninspectable",
+                code: Refused::PolicyUninspectable,
             });
         }
     }
@@ -86,7 +87,7 @@ pub(crate) fn apply_privacy(
                     "privacy rule(s) `{}` keep this request on local models, and no local provider serves the requested model",
                     inspection.local_only.join("`, `")
                 ),
-                code: "policy_local_only",
+                code: Refused::PolicyLocalOnly,
             });
         }
     }

@@ -40,13 +40,9 @@ pub(crate) async fn key_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap)
             .into_response());
         };
         let store = gw.store.as_ref();
-        store.flush().map_err(|e| GatewayError::Internal(e.to_string()))?;
+        store.flush()?;
         let scope = Scope::Key(key.id.clone());
-        let since = |t: i64| {
-            store
-                .spend_since(&scope, t)
-                .map_err(|e| GatewayError::Internal(e.to_string()))
-        };
+        let since = |t: i64| store.spend_since(&scope, t).map_err(GatewayError::from);
         let day = Period::Day.window(now).0;
         let days_since_monday = (now.div_euclid(86_400) + 3).rem_euclid(7);
         let week = day - days_since_monday * 86_400;

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use moat_policy::budget::Hold;
 use moat_policy::demand::Demand;
-use moat_policy::route::{plan, RouteError};
+use moat_policy::route::plan;
 use moat_upstream::UpstreamError;
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 use serde::de::DeserializeOwned;
@@ -48,15 +48,6 @@ fn counted<T: Forward>(result: Result<Response, GatewayError>) -> Response {
     metrics::counter!("moat_requests_total", "endpoint" => T::PATH, "status" => response.status().as_str().to_string())
         .increment(1);
     response
-}
-
-fn route_error(err: RouteError) -> GatewayError {
-    match err {
-        RouteError::UnknownModel { .. } => GatewayError::NotFound(err.to_string()),
-        RouteError::NoModel | RouteError::EmptyModel(_) | RouteError::TooManyTargets => {
-            GatewayError::BadRequest(err.to_string())
-        }
-    }
 }
 
 /// Parses the body as JSON, telling an empty body and malformed JSON (400 `invalid_json`) apart.
@@ -157,7 +148,7 @@ async fn forward_inner<T: Forward>(
     );
     let client_partition = cache::partition::take_client_values(&mut request)?;
     trail.model_requested(request.model(), &fallbacks);
-    let mut targets = plan(&gw.catalog, request.model(), &fallbacks).map_err(route_error)?;
+    let mut targets = plan(&gw.catalog, request.model(), &fallbacks)?;
     if let Principal::Virtual(key) = &principal {
         apply_key_rules(&gw, key, request.model(), &fallbacks, &mut targets)?;
     }

@@ -1,6 +1,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use proptest::prelude::*;
 
 fn chunks(parts: &[&str]) -> impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static {
     let owned: Vec<Result<Bytes, reqwest::Error>> =
@@ -96,6 +97,9 @@ fn event_ends_are_found_for_every_line_ending() {
     assert_eq!(last_event_end(b"data: a\r\n\r\n"), Some(11));
     assert_eq!(last_event_end(b"data: a\r\r"), Some(9));
     assert_eq!(last_event_end(b"data: a\n"), None);
+    assert_eq!(last_event_end(b"data: a\r\n\r\ndata: b\r\n"), Some(11));
+    assert_eq!(last_event_end(b"\n\n\r"), Some(2));
+    assert_eq!(last_event_end(b""), None);
 }
 
 #[tokio::test]
@@ -150,4 +154,17 @@ async fn translated_streams_are_relayed_as_openai_with_their_usage_read() {
     assert!(outcome.completed);
     let u = outcome.usage.unwrap();
     assert_eq!((u.prompt_tokens, u.completion_tokens), (11, 4));
+}
+
+proptest! {
+    /// The backward walk agrees with the plain definition: the largest end of any of the three
+    /// blank-line forms.
+    #[test]
+    fn last_event_end_is_the_last_blank_line(bytes in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a')], 0..40)) {
+        let expected = (1..=bytes.len()).rev().find(|&p| {
+            let s = &bytes[..p];
+            s.ends_with(b"\n\n") || s.ends_with(b"\r\n\r\n") || s.ends_with(b"\r\r")
+        });
+        prop_assert_eq!(last_event_end(&bytes), expected);
+    }
 }
