@@ -3,6 +3,7 @@
 //! bare proxy that can stand in for moatd to show what the extra hop alone costs.
 
 mod client;
+mod cluster;
 mod compare;
 mod gateway;
 mod load;
@@ -70,6 +71,12 @@ enum Command {
   cargo build --release -p moatd -p moat-bench
   bench/soak.sh --streams 10000")]
     Soak(SoakArgs),
+    /// Measure what a two-node cluster (PostgreSQL + Valkey) adds over one node on SQLite, with a
+    /// budgeted virtual key on every request: added latency, CPU and Valkey commands per request.
+    #[command(after_help = "Example (what docs/BENCHMARKS.md reports):
+  cargo build --release -p moatd -p moat-bench
+  target/release/moat-bench cluster --rate 5000 --duration 5s --runs 3 --out bench-cluster.json")]
+    Cluster(ClusterArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +119,45 @@ impl SoakArgs {
             hold: self.hold,
             rounds: self.rounds,
             moatd: self.moatd,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// Total requests per second (the cluster's two nodes take half each).
+    #[arg(long, default_value_t = 5000)]
+    rate: u32,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    #[arg(long, default_value_t = 2000)]
+    max_in_flight: usize,
+    #[arg(long, default_value = "target/release/moatd")]
+    moatd: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    fn settings(self) -> anyhow::Result<cluster::Settings> {
+        if self.rate == 0 || self.runs == 0 || self.duration.is_zero() || self.connections < 2 {
+            bail!("--rate, --runs and --duration must be positive, --connections at least 2");
+        }
+        Ok(cluster::Settings {
+            rate: self.rate,
+            duration: self.duration,
+            warmup: self.warmup,
+            runs: self.runs,
+            connections: self.connections,
+            max_in_flight: self.max_in_flight,
+            moatd: self.moatd,
+            out: self.out,
         })
     }
 }
@@ -317,6 +363,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => args.settings().and_then(|s| gateway::run(&s)),
         Command::Compare(args) => args.settings().and_then(|s| compare::run(&s)),
         Command::Soak(args) => args.settings().and_then(|s| soak::run(&s)),
+        Command::Cluster(args) => args.settings().and_then(|s| cluster::run(&s)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,7 +41,7 @@ impl Server {
     }
 
     /// Waits until `target` on this server answers 200.
-    async fn wait_ready(&mut self, target: &Target, body: Option<bytes::Bytes>) -> anyhow::Result<()> {
+    pub async fn wait_ready(&mut self, target: &Target, body: Option<bytes::Bytes>) -> anyhow::Result<()> {
         self.wait_ready_for(target, body, STARTUP_LIMIT).await
     }
 

@@ -5,6 +5,7 @@
 
 mod cache;
 mod cloud;
+mod cluster;
 mod discover;
 mod explain;
 mod file;
@@ -14,6 +15,7 @@ mod responses;
 mod routing;
 
 pub use cache::{ResponseCacheSection, ResponseCacheSettings};
+pub use cluster::{host_name, ClusterSection, ClusterSettings, OnUnavailable};
 pub use discover::{discover, DiscoveryTargets};
 pub use explain::explain;
 pub use file::{

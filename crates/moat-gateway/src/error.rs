@@ -89,6 +89,9 @@ pub enum GatewayError {
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
     Internal(String),
+    /// The shared limits (Valkey) cannot be reached, so a metered request cannot be reserved safely.
+    #[error("budgets and rate limits cannot be checked right now (the cluster's limits store is unreachable); retry shortly")]
+    LimitsUnavailable,
 }
 
 impl From<RouteError> for GatewayError {
@@ -165,6 +168,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::BudgetExceeded { .. } | GatewayError::PriceUnknown(_) => {
@@ -197,6 +201,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
             GatewayError::BodyTimeout(_) => ("invalid_request_error", "request_timeout"),
             GatewayError::Internal(_) => ("server_error", "internal_error"),
+            GatewayError::LimitsUnavailable => ("server_error", "limits_unavailable"),
             GatewayError::BadGateway(_) => ("upstream_error", "upstream_unavailable"),
             GatewayError::Conflict(_) => ("invalid_request_error", "conflict"),
             GatewayError::BudgetExceeded { .. } => ("insufficient_quota", "budget_exceeded"),
@@ -266,6 +271,7 @@ impl IntoResponse for GatewayError {
         let retry_after = match &self {
             GatewayError::BudgetExceeded { retry_after, .. } => *retry_after,
             GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
+            GatewayError::LimitsUnavailable => Some(1),
             _ => None,
         };
         if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {

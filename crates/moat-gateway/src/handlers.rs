@@ -35,8 +35,37 @@ pub(crate) async fn health() -> Response {
 /// `GET /ready`: whether requests can be served, with each provider's health (see `crate::health`).
 /// 200 while at least one provider is usable, 503 otherwise. No auth, like `/health`: it names
 /// providers and their last error, never a key or a URL.
+///
+/// It also reports the store and the limits: an unreachable store leaves the node serving (known
+/// keys, usage spooled locally) and makes it `degraded`; limits that cannot be checked (the cluster's
+/// Valkey unreachable, no fallback) make it `unavailable`, since every metered request gets 503.
 pub(crate) async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
-    let report = gw.health.report(std::time::Instant::now());
+    let mut report = gw.health.report(std::time::Instant::now());
+    let store = gw.store.status();
+    let limits = gw.limits.status();
+    if store.unreachable && report.status == "ready" {
+        report.status = "degraded";
+    }
+    if !limits.available {
+        report.status = if limits.fallback {
+            "degraded"
+        } else {
+            "unavailable"
+        };
+    }
+    // A single node on SQLite has nothing to add; a cluster node always reports both.
+    let cluster = limits.mode == "cluster";
+    if cluster || store != moat_store::StoreStatus::default() {
+        report.store = Some(crate::health::StoreReport {
+            state: if store.unreachable { "unreachable" } else { "ok" },
+            spooled_rows: store.spooled,
+            spool_dropped_rows: store.spool_dropped,
+            error: store.error,
+        });
+    }
+    if cluster {
+        report.limits = Some(limits);
+    }
     let status = match report.status {
         "unavailable" => http::StatusCode::SERVICE_UNAVAILABLE,
         _ => http::StatusCode::OK,

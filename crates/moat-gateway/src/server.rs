@@ -70,6 +70,8 @@ pub async fn serve(
     };
     // Health checks run as long as the gateway serves.
     let _checks = crate::health::spawn_checks(&gateway.health);
+    // Like the health checks, the key watch runs once per process (on core 0), not once per core.
+    let _keys = KeyWatch::spawn(gateway.clone());
     let app = router(gateway.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -148,4 +150,37 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Reloads the key table in the background whenever the store's keys version moves (a shared store
+/// learns of changes from notifications and polling), so revocations take effect on this node
+/// without waiting for a request to notice, and no request pays for the reload.
+struct KeyWatch(tokio::task::JoinHandle<()>);
+
+impl KeyWatch {
+    const EVERY: Duration = Duration::from_millis(100);
+
+    /// Starts the watch on core 0 only (see [`per_core`]); other cores get `None`.
+    fn spawn(gateway: Arc<Gateway>) -> Option<KeyWatch> {
+        if moat_upstream::worker::current() != 0 {
+            return None;
+        }
+        Some(KeyWatch(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Self::EVERY).await;
+                let gw = gateway.clone();
+                let refreshed =
+                    tokio::task::spawn_blocking(move || gw.identities.refresh(crate::ledger::now())).await;
+                if let Ok(Err(e)) = refreshed {
+                    tracing::debug!(error = %e, "key table not refreshed");
+                }
+            }
+        })))
+    }
+}
+
+impl Drop for KeyWatch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

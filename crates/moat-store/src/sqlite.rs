@@ -377,6 +377,30 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn usage_rows(&self, after: &str, limit: usize) -> Result<Vec<UsageRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT request_id, ts, key_id, team_id, provider, model, prompt_tokens, completion_tokens,
+                    cost_nanos, status
+             FROM usage WHERE request_id > ?1 ORDER BY request_id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(UsageRow {
+                request_id: r.get(0)?,
+                ts: r.get(1)?,
+                key_id: r.get(2)?,
+                team_id: r.get(3)?,
+                provider: r.get(4)?,
+                model: r.get(5)?,
+                prompt_tokens: u64_of(r.get(6)?).unwrap_or(0),
+                completion_tokens: u64_of(r.get(7)?).unwrap_or(0),
+                cost_nanos: u64_of(r.get(8)?).unwrap_or(0),
+                status: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn put_provider_secret(
         &self,
         provider: &str,

@@ -70,7 +70,9 @@ mod wire;
 pub use error::Error;
 pub use prefix_cache::PrefixCacheOptions;
 pub use raw::{RawScript, RawUpstream};
+pub mod services;
 pub use server::{serve, serve_forever, Emulator, EmulatorOptions, RecordedRequest};
+pub use services::{free_port, Postgres, Valkey};
 pub use stream::KEEPALIVE_COMMENT;
 pub use tls::{ServerIdentity, TestCa};
 

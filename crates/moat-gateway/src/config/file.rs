@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub models: Vec<ModelSection>,
     #[serde(default)]
     pub store: StoreSection,
+    /// Shared limits for several nodes (absent: one node).
+    #[serde(default)]
+    pub cluster: super::cluster::ClusterSection,
     #[serde(default)]
     pub privacy: PrivacySection,
     #[serde(default)]
@@ -151,10 +154,17 @@ impl Default for AuditSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// `sqlite:///path/moatd.db` (default: `moatd.db` in the data directory, `$XDG_DATA_HOME/moat`).
+    /// `sqlite:///path/moatd.db` (default: `moatd.db` in the data directory, `$XDG_DATA_HOME/moat`),
+    /// or `postgres://USER@HOST:PORT/DB` for several nodes.
     pub url: Option<String>,
     /// The server secret file (default: `secret` in the data directory). `MOAT_SECRET` overrides it.
     pub secret_file: Option<PathBuf>,
+    /// PostgreSQL only: where usage rows wait while the database is unreachable (default:
+    /// `usage-spool.jsonl` in the data directory).
+    pub spool_file: Option<PathBuf>,
+    /// PostgreSQL only: the most rows the spool holds (default 200 000); beyond, rows are dropped
+    /// and counted.
+    pub spool_max_rows: Option<u64>,
 }
 
 impl FileConfig {

@@ -60,6 +60,23 @@ pub enum ConfigError {
 pub struct StoreSettings {
     pub url: String,
     pub secret_file: std::path::PathBuf,
+    /// PostgreSQL's local usage spool.
+    pub spool_file: std::path::PathBuf,
+    pub spool_max_rows: u64,
+}
+
+impl StoreSettings {
+    /// The store these settings name.
+    pub fn open(&self) -> Result<std::sync::Arc<dyn moat_store::Store>, moat_store::StoreError> {
+        moat_store::open(
+            &self.url,
+            moat_store::PgOptions {
+                spool_file: Some(self.spool_file.clone()),
+                spool_max_rows: self.spool_max_rows,
+                ..moat_store::PgOptions::default()
+            },
+        )
+    }
 }
 
 /// The server's own settings, with defaults applied.
@@ -121,6 +138,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub server: ServerSettings,
     pub store: StoreSettings,
+    /// Shared limits (`[cluster]`); None on a single node.
+    pub cluster: Option<super::ClusterSettings>,
     /// The privacy scan's settings, as written (compiled by the gateway).
     pub privacy: super::file::PrivacySection,
     /// The audit log's settings, as written.
@@ -254,7 +273,18 @@ impl Config {
                 .secret_file
                 .clone()
                 .unwrap_or_else(|| dir.join("secret")),
+            spool_file: file
+                .store
+                .spool_file
+                .clone()
+                .unwrap_or_else(|| dir.join("usage-spool.jsonl")),
+            spool_max_rows: file.store.spool_max_rows.unwrap_or(200_000),
         };
+        let cluster_url = match &file.cluster.url {
+            Some(u) => Some(expand(u, "cluster.url", env)?),
+            None => None,
+        };
+        let cluster = file.cluster.resolve(cluster_url)?;
         // Compiling the scan here makes a bad rule a start-up (and check-config) error.
         crate::privacy::Privacy::new(&file.privacy).map_err(ConfigError::Privacy)?;
         if !matches!(file.privacy.data_collection.as_str(), "deny" | "allow") {
@@ -267,6 +297,7 @@ impl Config {
             listen,
             server,
             store,
+            cluster,
             privacy: file.privacy.clone(),
             audit: file.audit.clone(),
             providers,

@@ -185,13 +185,17 @@ async fn forward_inner<T: Forward>(
     } else {
         reservation(&gw, &payer, &targets, &demand, T::GENERATES).await?
     };
-    let mut meter = Some(Meter::reserve(
-        &gw.ledger,
-        payer.clone(),
-        request_id.clone(),
-        hold,
-        now,
-    )?);
+    let mut meter = Some(
+        Meter::reserve(
+            &gw.limits,
+            &gw.store,
+            payer.clone(),
+            request_id.clone(),
+            hold,
+            now,
+        )
+        .await?,
+    );
     let metered_stream = stream && payer.metered;
     let strip_usage = metered_stream && request.ask_stream_usage();
     // The copy for non-local providers, with what `redact` rules found replaced, prepared as the
