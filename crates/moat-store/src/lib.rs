@@ -13,8 +13,8 @@
 //! assert_eq!(store.teams().unwrap()[0].name, "research");
 //! ```
 
-pub mod private;
 mod postgres;
+pub mod private;
 mod schema;
 mod sqlite;
 mod types;

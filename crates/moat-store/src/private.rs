@@ -60,6 +60,22 @@ pub fn touch(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Opens `path` for appending, creating it (and its directory, as [`create_parent`] does) with mode
+/// 0600 if it does not exist.
+pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    create_parent(path)?;
+    private_options().create(true).append(true).open(path)
+}
+
+/// Creates or truncates `path` with mode 0600 (an existing file keeps its mode) for writing.
+pub fn create(path: &Path) -> std::io::Result<std::fs::File> {
+    private_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
 /// Syncs the directory holding `path`, so a newly created entry survives a crash.
 fn sync_dir(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]

@@ -119,18 +119,6 @@ fn verify(loc: &Location, checkpoint: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A file only its owner can read: exports carry who called which model when.
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-}
-
 fn export(loc: &Location, since: Option<&str>, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
     if format != "jsonl" {
         bail!("unknown export format `{format}` (supported: jsonl)");
@@ -141,7 +129,7 @@ fn export(loc: &Location, since: Option<&str>, format: &str, out: Option<&Path>)
     };
     let mut w: Box<dyn Write> = match out {
         Some(path) => Box::new(std::io::BufWriter::new(
-            create_private(path).with_context(|| format!("creating {}", path.display()))?,
+            moat_store::private::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
@@ -205,7 +193,7 @@ fn checkpoints(loc: &Location, export: Option<&Path>) -> anyhow::Result<()> {
             // Written whole and renamed into place, so a copy job never picks up half a file.
             let tmp = path.with_extension("tmp");
             let mut w = std::io::BufWriter::new(
-                create_private(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+                moat_store::private::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
             );
             let n = moat_audit::export_checkpoints(&loc.url, &mut w)?;
             w.into_inner()

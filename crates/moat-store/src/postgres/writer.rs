@@ -106,14 +106,7 @@ impl Spool {
         let room = self.max_rows.saturating_sub(self.rows) as usize;
         let keep = &rows[..rows.len().min(room)];
         let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut options = std::fs::OpenOptions::new();
-            options.create(true).append(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(path)?;
+            let mut f = crate::private::open_append(path)?;
             let mut text = String::new();
             for r in keep {
                 text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
