@@ -13,6 +13,22 @@ if ! command -v tmux >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
 fi
 
+# Real PostgreSQL and Valkey/Redis servers for the cluster tests (crates/moat-store/tests/postgres.rs,
+# crates/moatd/tests/cluster*.rs): the tests start their own on free ports in temporary directories,
+# so only the Debian packages are needed (their services are not started). Valkey where Debian ships
+# it, else Redis.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "== installing PostgreSQL (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+if ! command -v valkey-server >/dev/null 2>&1 && ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing Valkey or Redis (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valkey-server >/dev/null 2>&1 \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
 # The real openai Python SDK drives moatd in crates/moatd/tests/openai_sdk.rs and whole_request.rs.
 if ! python3 -c 'import openai' 2>/dev/null; then
     echo "== installing the openai Python SDK (PyPI)"

@@ -3,6 +3,7 @@
 //! bare proxy that can stand in for moatd to show what the extra hop alone costs.
 
 mod client;
+mod cluster;
 mod compare;
 mod gateway;
 mod load;
@@ -12,6 +13,7 @@ mod peers;
 mod processes;
 mod procstat;
 mod report;
+mod soak;
 mod summary;
 
 use std::net::SocketAddr;
@@ -63,6 +65,101 @@ enum Command {
   python3 bench/plot.py bench-compare.json docs/bench-compare.png"
     )]
     Compare(CompareArgs),
+    /// Hold many streams open through moatd at once: RSS per open stream, file descriptors before,
+    /// during and after. Raise the descriptor limit first (`ulimit -n`); bench/soak.sh does.
+    #[command(after_help = "Example (what docs/BENCHMARKS.md reports):
+  cargo build --release -p moatd -p moat-bench
+  bench/soak.sh --streams 10000")]
+    Soak(SoakArgs),
+    /// Measure what a two-node cluster (PostgreSQL + Valkey) adds over one node on SQLite, with a
+    /// budgeted virtual key on every request: added latency, CPU and Valkey commands per request.
+    #[command(after_help = "Example (what docs/BENCHMARKS.md reports):
+  cargo build --release -p moatd -p moat-bench
+  target/release/moat-bench cluster --rate 5000 --duration 5s --runs 3 --out bench-cluster.json")]
+    Cluster(ClusterArgs),
+}
+
+#[derive(Debug, Args)]
+struct SoakArgs {
+    /// Streams held open at once, each on its own connection.
+    #[arg(long, default_value_t = 10_000)]
+    streams: usize,
+    /// Streams being opened at the same time.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// How long all streams stay open before moatd is measured.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    hold: Duration,
+    /// Open-all-then-close-all rounds on the same moatd.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// The moatd binary to test.
+    #[arg(long, default_value = "target/release/moatd")]
+    moatd: PathBuf,
+}
+
+impl SoakArgs {
+    fn settings(self) -> anyhow::Result<soak::Settings> {
+        if self.streams == 0 || self.concurrency == 0 || self.rounds == 0 {
+            bail!("--streams, --concurrency and --rounds must be positive");
+        }
+        // moatd and this process (client and emulator) need about one descriptor per stream (the
+        // provider connections are few, over HTTP/2); both inherit this process's limit.
+        let need = self.streams as u64 + 512;
+        match soak::fd_limit() {
+            Some(limit) if limit < need => bail!(
+                "the open-file limit is {limit}; {} streams need about {need}: run `ulimit -n {need}` first (bench/soak.sh does)",
+                self.streams
+            ),
+            _ => {}
+        }
+        Ok(soak::Settings {
+            streams: self.streams,
+            concurrency: self.concurrency,
+            hold: self.hold,
+            rounds: self.rounds,
+            moatd: self.moatd,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// Total requests per second (the cluster's two nodes take half each).
+    #[arg(long, default_value_t = 5000)]
+    rate: u32,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    #[arg(long, default_value_t = 2000)]
+    max_in_flight: usize,
+    #[arg(long, default_value = "target/release/moatd")]
+    moatd: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    fn settings(self) -> anyhow::Result<cluster::Settings> {
+        if self.rate == 0 || self.runs == 0 || self.duration.is_zero() || self.connections < 2 {
+            bail!("--rate, --runs and --duration must be positive, --connections at least 2");
+        }
+        Ok(cluster::Settings {
+            rate: self.rate,
+            duration: self.duration,
+            warmup: self.warmup,
+            runs: self.runs,
+            connections: self.connections,
+            max_in_flight: self.max_in_flight,
+            moatd: self.moatd,
+            out: self.out,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +362,8 @@ fn main() -> ExitCode {
         Command::Passthrough { listen, upstream } => passthrough::run(listen, upstream),
         Command::Gateway(args) => args.settings().and_then(|s| gateway::run(&s)),
         Command::Compare(args) => args.settings().and_then(|s| compare::run(&s)),
+        Command::Soak(args) => args.settings().and_then(|s| soak::run(&s)),
+        Command::Cluster(args) => args.settings().and_then(|s| cluster::run(&s)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

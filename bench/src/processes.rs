@@ -41,7 +41,7 @@ impl Server {
     }
 
     /// Waits until `target` on this server answers 200.
-    async fn wait_ready(&mut self, target: &Target, body: Option<bytes::Bytes>) -> anyhow::Result<()> {
+    pub async fn wait_ready(&mut self, target: &Target, body: Option<bytes::Bytes>) -> anyhow::Result<()> {
         self.wait_ready_for(target, body, STARTUP_LIMIT).await
     }
 
@@ -177,6 +177,11 @@ pub fn moatd_config(upstream: SocketAddr) -> String {
 /// Starts `moatd serve` in front of `upstream` and waits until `/health` answers. `dir` holds its
 /// config, log and data directory (one per moatd instance, so two never share a store).
 pub async fn start_moatd(moatd: &Path, dir: &Path, upstream: SocketAddr) -> anyhow::Result<Server> {
+    start_moatd_with(moatd, dir, &moatd_config(upstream)).await
+}
+
+/// Starts `moatd serve` with the configuration `config` in `dir` and waits until `/health` answers.
+pub async fn start_moatd_with(moatd: &Path, dir: &Path, config: &str) -> anyhow::Result<Server> {
     if !moatd.is_file() {
         bail!(
             "moatd binary not found at {}; build it first with \
@@ -186,9 +191,9 @@ pub async fn start_moatd(moatd: &Path, dir: &Path, upstream: SocketAddr) -> anyh
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let text = config;
     let config = dir.join("moatd.toml");
-    std::fs::write(&config, moatd_config(upstream))
-        .with_context(|| format!("writing {}", config.display()))?;
+    std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     let addr = free_port()?;
     let mut cmd = Command::new(moatd);
     cmd.arg("serve")

@@ -51,9 +51,9 @@ fn open_error(path: &Path, e: impl ToString) -> AuditError {
 /// `synchronous = FULL`: each group commit is fsynced, so a committed record survives a power loss
 /// too, not only a process crash; batching makes that one fsync per batch, not per record.
 pub(crate) fn open_rw(path: &Path) -> Result<Connection, AuditError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| open_error(path, e))?;
-    }
+    // Created private before SQLite opens it, so its `-wal` and `-shm` files are private too.
+    moat_store::private::create_parent(path).map_err(|e| open_error(path, e))?;
+    moat_store::private::touch(path).map_err(|e| open_error(path, e))?;
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     let configure = || -> Result<(), rusqlite::Error> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;

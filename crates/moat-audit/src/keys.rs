@@ -1,7 +1,6 @@
 //! The checkpoint signing key: an Ed25519 key made on first start and kept in a file only its owner
 //! can read, and the exact bytes a checkpoint signature covers.
 
-use std::io::Write;
 use std::path::Path;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -85,14 +84,13 @@ pub(crate) fn load_or_create(path: &Path) -> Result<SigningKey, AuditError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(key_error(path, e)),
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| key_error(path, e))?;
-    }
+    moat_store::private::create_parent(path).map_err(|e| key_error(path, e))?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| key_error(path, format!("no randomness: {e}")))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    write_private(&tmp, &hex::encode(seed)).map_err(|e| key_error(&tmp, e))?;
+    let text = format!("{}\n", hex::encode(seed));
+    moat_store::private::write_new(&tmp, text.as_bytes()).map_err(|e| key_error(&tmp, e))?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
@@ -104,20 +102,6 @@ pub(crate) fn load_or_create(path: &Path) -> Result<SigningKey, AuditError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
         Err(e) => Err(key_error(path, e)),
     }
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
 }
 
 /// The public half of the key in `key_file`, for verifying without opening the log for writing.

@@ -1,5 +1,6 @@
 //! moat's tamper-evident audit log: one record per request and per admin action, chained by SHA-256,
-//! stored append-only in its own SQLite file, with Ed25519-signed checkpoints.
+//! stored append-only in its own SQLite file (or, for a cluster, in PostgreSQL with one chain per
+//! node), with Ed25519-signed checkpoints.
 //!
 //! Appending is off the hot path: [`AuditLog::append`] only queues the record; a writer thread
 //! gives it the next sequence number, chains it to the previous record's hash and commits records in
@@ -33,6 +34,7 @@ mod db;
 mod export;
 mod keys;
 mod log;
+mod pg;
 mod prune;
 mod recent;
 mod record;
@@ -51,8 +53,12 @@ pub use verify::{verify, KeySource, Problem, ProblemKind, VerifyReport};
 /// they are in the [`VerifyReport`].
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("audit log url {0:?} is not sqlite://PATH")]
+    #[error("audit log url {0:?} is not sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     BadUrl(String),
+    #[error("audit log in PostgreSQL: {0}")]
+    Postgres(String),
+    #[error("{0} is not available for an audit log in PostgreSQL")]
+    Unsupported(&'static str),
     #[error("audit log {path}: {message}")]
     Open { path: String, message: String },
     #[error("no audit log at {0}")]
@@ -80,6 +86,63 @@ pub enum AuditError {
     BadDate(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The chains of a log, each readable as a SQLite log (see [`readable_chains`]).
+#[derive(Debug)]
+pub struct ReadableChains {
+    /// (node id, `sqlite://` URL) per chain.
+    pub chains: Vec<(String, String)>,
+    /// Where snapshots of a PostgreSQL log live; removed when this is dropped.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The chains a log holds: for a SQLite log, itself (named `local`); for PostgreSQL, a snapshot of
+/// every node's chain in a temporary directory that lives as long as the result. Verify, export and
+/// list each chain through its URL.
+pub fn readable_chains(url: &str) -> Result<ReadableChains, AuditError> {
+    if !pg::is_postgres(url) {
+        return Ok(ReadableChains {
+            chains: vec![("local".to_string(), url.to_string())],
+            _dir: None,
+        });
+    }
+    let dir = tempfile::Builder::new().prefix("moat-audit-").tempdir()?;
+    let mut chains = Vec::new();
+    for node in pg::chains(url)? {
+        let local = pg::snapshot(url, &node, dir.path())?;
+        chains.push((node, local));
+    }
+    Ok(ReadableChains {
+        chains,
+        _dir: Some(dir),
+    })
+}
+
+/// Verifies every chain of the log at `url` (one for SQLite, one per node for PostgreSQL). The
+/// checkpoint file and key file are this node's (`node`): other nodes' chains are checked against
+/// the key recorded with them.
+pub fn verify_all(
+    url: &str,
+    node: &str,
+    checkpoint_file: Option<&std::path::Path>,
+    key_file: Option<&std::path::Path>,
+) -> Result<Vec<(String, VerifyReport)>, AuditError> {
+    let readable = readable_chains(url)?;
+    let local = !pg::is_postgres(url);
+    readable
+        .chains
+        .iter()
+        .map(|(name, chain_url)| {
+            let mine = local || name == node;
+            let report = verify(
+                chain_url,
+                checkpoint_file.filter(|_| mine),
+                key_file.filter(|_| mine),
+            )?;
+            Ok((name.clone(), report))
+        })
+        .collect()
 }
 
 /// The current time in Unix milliseconds (UTC), the unit of every record's `ts_ms`.

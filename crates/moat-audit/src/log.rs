@@ -53,6 +53,9 @@ pub struct AuditSettings {
     /// `max_batch`), and a `flush` queued before the wait skips it.
     pub commit_delay: Duration,
     pub on_full: OnFull,
+    /// Which chain this process appends to in a PostgreSQL log (`[cluster] node_id`; default `local`).
+    /// A SQLite log has one chain and ignores it.
+    pub node_id: String,
 }
 
 impl Default for AuditSettings {
@@ -66,6 +69,7 @@ impl Default for AuditSettings {
             max_batch: 1024,
             commit_delay: Duration::from_millis(20),
             on_full: OnFull::Block,
+            node_id: "local".to_string(),
         }
     }
 }
@@ -139,6 +143,9 @@ impl AuditLog {
     /// `key_file` (created, mode 0600, on first start; refused if group or others can read it), and
     /// starts the writer thread. Fails if the key is not the one the log was started with.
     pub fn open(url: &str, key_file: &Path, settings: AuditSettings) -> Result<AuditLog, AuditError> {
+        if crate::pg::is_postgres(url) {
+            return AuditLog::open_postgres(url, key_file, settings);
+        }
         let path = db::path_of(url)?;
         let key = keys::load_or_create(key_file)?;
         let public_key = key.verifying_key().to_bytes();
@@ -154,6 +161,43 @@ impl AuditLog {
             None => db::set_meta(&conn, "public_key", &hex::encode(public_key))?,
         }
         let writer_conn = db::open_rw(&path)?;
+        AuditLog::start(
+            Box::new(writer::SqliteChain(writer_conn)),
+            key,
+            public_key,
+            settings,
+            path,
+            Some(conn),
+        )
+    }
+
+    /// The PostgreSQL log: this node's chain among the others (see `pg`).
+    fn open_postgres(url: &str, key_file: &Path, settings: AuditSettings) -> Result<AuditLog, AuditError> {
+        let key = keys::load_or_create(key_file)?;
+        let public_key = key.verifying_key().to_bytes();
+        let chain = crate::pg::PgChain::open(url, &settings.node_id, &hex::encode(public_key), key_file)?;
+        let label = match url.split_once('@') {
+            Some((_, host)) => format!("postgres://…@{host}#{}", settings.node_id),
+            None => format!("{url}#{}", settings.node_id),
+        };
+        AuditLog::start(
+            Box::new(chain),
+            key,
+            public_key,
+            settings,
+            PathBuf::from(label),
+            None,
+        )
+    }
+
+    fn start(
+        chain: Box<dyn writer::Chain>,
+        key: ed25519_dalek::SigningKey,
+        public_key: [u8; 32],
+        settings: AuditSettings,
+        path: PathBuf,
+        admin: Option<rusqlite::Connection>,
+    ) -> Result<AuditLog, AuditError> {
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::sync_channel(settings.queue_capacity.max(1));
         let cfg = WriterConfig {
@@ -165,7 +209,7 @@ impl AuditLog {
         let c = counters.clone();
         let handle = std::thread::Builder::new()
             .name("moat-audit-writer".into())
-            .spawn(move || writer::run(writer_conn, key, rx, cfg, c))
+            .spawn(move || writer::run(chain, key, rx, cfg, c))
             .map_err(|e| AuditError::Open {
                 path: path.display().to_string(),
                 message: format!("starting the writer: {e}"),
@@ -177,7 +221,7 @@ impl AuditLog {
             settings,
             path,
             public_key,
-            admin: Mutex::new(Some(conn)),
+            admin: Mutex::new(admin),
         })
     }
 
@@ -260,7 +304,7 @@ impl AuditLog {
             let mut guard = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
             let conn = match guard.as_mut() {
                 Some(c) => c,
-                None => return Err(AuditError::WriterGone),
+                None => return Err(AuditError::Unsupported("pruning")),
             };
             prune::prune_before(conn, cutoff)?
         };

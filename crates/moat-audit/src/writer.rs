@@ -55,13 +55,33 @@ pub(crate) struct WriterConfig {
 }
 
 /// A record serialised, waiting for its sequence number.
-struct Pending {
-    ts_ms: i64,
-    payload: String,
+pub(crate) struct Pending {
+    pub ts_ms: i64,
+    pub payload: String,
 }
 
+/// Where a chain is stored: one transaction appends a batch (SQLite here, PostgreSQL in `pg`).
+pub(crate) trait Chain: Send {
+    /// Chains `pending` onto the stored head in one transaction, signing a checkpoint every
+    /// `checkpoint_every` records and one at the new head when `checkpoint_head`; returns how many
+    /// checkpoints were signed.
+    fn commit(&mut self, batch: Batch<'_>) -> Result<u64, String>;
+}
+
+/// What one commit appends, and the key that signs its checkpoints.
+pub(crate) struct Batch<'a> {
+    pub pending: &'a [Pending],
+    pub checkpoint_head: bool,
+    pub checkpoint_every: u64,
+    pub key: &'a SigningKey,
+    pub public_key: &'a [u8; 32],
+}
+
+/// The SQLite chain: the log's own file.
+pub(crate) struct SqliteChain(pub Connection);
+
 struct State {
-    conn: Connection,
+    chain: Box<dyn Chain>,
     key: SigningKey,
     public_key: [u8; 32],
     cfg: WriterConfig,
@@ -73,7 +93,7 @@ struct State {
 }
 
 pub(crate) fn run(
-    conn: Connection,
+    chain: Box<dyn Chain>,
     key: SigningKey,
     rx: Receiver<Op>,
     cfg: WriterConfig,
@@ -81,7 +101,7 @@ pub(crate) fn run(
 ) {
     let public_key = key.verifying_key().to_bytes();
     let mut st = State {
-        conn,
+        chain,
         key,
         public_key,
         cfg,
@@ -201,13 +221,31 @@ impl State {
         }
     }
 
+    fn commit(&mut self, checkpoint_head: bool) -> Result<(), String> {
+        let signed = self.chain.commit(Batch {
+            pending: &self.pending,
+            checkpoint_head,
+            checkpoint_every: self.cfg.checkpoint_every,
+            key: &self.key,
+            public_key: &self.public_key,
+        })?;
+        self.counters.checkpoints.fetch_add(signed, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Chain for SqliteChain {
     /// One transaction: the pending records chained onto the current head, a checkpoint every
     /// `checkpoint_every` records, and one at the new head when `checkpoint_head` (time, shutdown or
     /// asked for) and something is not yet covered.
-    fn commit(&mut self, checkpoint_head: bool) -> Result<(), rusqlite::Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    fn commit(&mut self, b: Batch<'_>) -> Result<u64, String> {
+        self.commit_sqlite(&b).map_err(|e| e.to_string())
+    }
+}
+
+impl SqliteChain {
+    fn commit_sqlite(&mut self, b: &Batch<'_>) -> Result<u64, rusqlite::Error> {
+        let tx = self.0.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (mut seq, mut prev) = db::head(&tx)?;
         let mut last_cp = db::last_checkpoint_seq(&tx)?;
         let mut signed = 0;
@@ -220,33 +258,32 @@ impl State {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut sign = |seq: u64, hash: &[u8; 32]| -> Result<(), rusqlite::Error> {
-                let sig = sign_checkpoint(&self.key, seq, hash);
+                let sig = sign_checkpoint(b.key, seq, hash);
                 checkpoint.execute(params![
                     i64_of(seq),
                     &hash[..],
                     crate::now_ms(),
-                    &self.public_key[..],
+                    &b.public_key[..],
                     &sig[..]
                 ])?;
                 signed += 1;
                 Ok(())
             };
-            for p in &self.pending {
+            for p in b.pending {
                 seq += 1;
                 let hash = entry_hash(seq, &prev, p.payload.as_bytes());
                 insert.execute(params![i64_of(seq), p.ts_ms, &prev[..], &hash[..], p.payload])?;
                 prev = hash;
-                if self.cfg.checkpoint_every > 0 && seq >= last_cp.saturating_add(self.cfg.checkpoint_every) {
+                if b.checkpoint_every > 0 && seq >= last_cp.saturating_add(b.checkpoint_every) {
                     sign(seq, &prev)?;
                     last_cp = seq;
                 }
             }
-            if checkpoint_head && seq > last_cp {
+            if b.checkpoint_head && seq > last_cp {
                 sign(seq, &prev)?;
             }
         }
         tx.commit()?;
-        self.counters.checkpoints.fetch_add(signed, Ordering::Relaxed);
-        Ok(())
+        Ok(signed)
     }
 }

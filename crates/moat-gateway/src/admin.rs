@@ -49,7 +49,7 @@ pub struct LimitSpec {
 }
 
 impl LimitSpec {
-    fn to_limits(&self) -> Result<Limits, AdminError> {
+    pub(crate) fn to_limits(&self) -> Result<Limits, AdminError> {
         let budget = match &self.budget {
             Some(text) => Some(
                 text.parse::<Budget>()
@@ -154,9 +154,9 @@ pub fn team_id(store: &dyn Store, name: &str) -> Result<String, AdminError> {
     team_id_by_name(store, name)
 }
 
-/// The name of the team a key (by id, prefix or name) belongs to, if any.
-pub fn key_team(store: &dyn Store, which: &str) -> Result<Option<String>, AdminError> {
-    let key = find_key(store, which)?;
+/// The name of the team a key (by id, prefix, name or the whole key) belongs to, if any.
+pub fn key_team(store: &dyn Store, secret: &ServerSecret, which: &str) -> Result<Option<String>, AdminError> {
+    let key = find_key(store, secret, which)?;
     let Some(team_id) = key.team_id else {
         return Ok(None);
     };
@@ -167,18 +167,34 @@ pub fn key_team(store: &dyn Store, which: &str) -> Result<Option<String>, AdminE
         .map(|t| t.name))
 }
 
-/// Finds a key by id, display prefix or name (when unique).
-fn find_key(store: &dyn Store, which: &str) -> Result<KeyRecord, AdminError> {
+/// Finds a key by id, display prefix, name (when unique) or the whole key itself: pasting a leaked
+/// key is the first thing anyone does with it. A whole key is matched by its keyed hash and never
+/// repeated in an error message.
+fn find_key(store: &dyn Store, secret: &ServerSecret, which: &str) -> Result<KeyRecord, AdminError> {
+    let which = which.trim();
+    let prefix = display_prefix(which);
+    let whole = which.starts_with("moat-") && which.len() > prefix.len();
+    let hash = whole.then(|| secret.hash_key(which));
     let keys = store.keys()?;
     let mut hits: Vec<KeyRecord> = keys
         .into_iter()
-        .filter(|k| k.id == which || k.prefix == which || (k.name == which && k.revoked_at.is_none()))
+        .filter(|k| {
+            hash.is_some_and(|h| k.hash == h)
+                || k.id == which
+                || k.prefix == which
+                || (k.name == which && k.revoked_at.is_none())
+        })
         .collect();
+    let shown = if whole {
+        format!("key {prefix}… (the whole key given)")
+    } else {
+        format!("key {which:?}")
+    };
     match hits.len() {
-        0 => Err(AdminError::NotFound(format!("key {which:?}"))),
+        0 => Err(AdminError::NotFound(shown)),
         1 => Ok(hits.remove(0)),
         _ => Err(AdminError::Invalid(format!(
-            "{which:?} matches several keys; use the key id"
+            "{shown} matches several keys; use the key id"
         ))),
     }
 }
@@ -242,8 +258,13 @@ pub fn create_key(
 }
 
 /// Revokes a key: the next request with it gets 401.
-pub fn revoke_key(store: &dyn Store, which: &str, now: i64) -> Result<String, AdminError> {
-    let key = find_key(store, which)?;
+pub fn revoke_key(
+    store: &dyn Store,
+    secret: &ServerSecret,
+    which: &str,
+    now: i64,
+) -> Result<String, AdminError> {
+    let key = find_key(store, secret, which)?;
     if !store.revoke_key(&key.id, now)? {
         return Err(AdminError::Invalid(format!(
             "key {} is already revoked",
@@ -255,7 +276,7 @@ pub fn revoke_key(store: &dyn Store, which: &str, now: i64) -> Result<String, Ad
 
 /// Replaces a key's secret; limits and spend stay with the key id.
 pub fn rotate_key(store: &dyn Store, secret: &ServerSecret, which: &str) -> Result<IssuedKey, AdminError> {
-    let record = find_key(store, which)?;
+    let record = find_key(store, secret, which)?;
     let key = new_virtual_key()?;
     if !store.rotate_key(&record.id, &secret.hash_key(&key), &display_prefix(&key))? {
         return Err(AdminError::Invalid(format!(
@@ -272,9 +293,15 @@ pub fn rotate_key(store: &dyn Store, secret: &ServerSecret, which: &str) -> Resu
 }
 
 /// Changes a key's limits.
-pub fn set_key_limits(store: &dyn Store, which: &str, spec: &LimitSpec) -> Result<(), AdminError> {
-    let key = find_key(store, which)?;
-    Ok(store.update_key_limits(&key.id, &spec.to_limits()?)?)
+pub fn set_key_limits(
+    store: &dyn Store,
+    secret: &ServerSecret,
+    which: &str,
+    spec: &LimitSpec,
+) -> Result<String, AdminError> {
+    let key = find_key(store, secret, which)?;
+    store.update_key_limits(&key.id, &spec.to_limits()?)?;
+    Ok(key.id)
 }
 
 /// All keys with their spend.

@@ -37,13 +37,19 @@ pub fn target(config: &Config) -> Option<AuditTarget> {
             .key_file
             .clone()
             .unwrap_or_else(|| data_dir().join("audit_signing_key")),
-        settings: AuditSettings::from_config(
-            a.bodies,
-            a.checkpoint_every,
-            a.checkpoint_secs,
-            a.retention_days,
-        ),
+        settings: AuditSettings {
+            node_id: node_id(config),
+            ..AuditSettings::from_config(a.bodies, a.checkpoint_every, a.checkpoint_secs, a.retention_days)
+        },
     })
+}
+
+/// This node's chain in a shared (PostgreSQL) audit log: `[cluster] node_id`, else the host name.
+pub fn node_id(config: &Config) -> String {
+    config
+        .cluster
+        .as_ref()
+        .map_or_else(crate::config::host_name, |c| c.node_id.clone())
 }
 
 /// Opens the log the config names, if enabled.

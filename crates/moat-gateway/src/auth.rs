@@ -7,13 +7,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The key in `Authorization: Bearer <key>` (OpenAI and OpenRouter clients) or `x-api-key`
-/// (Anthropic clients), if any.
+/// (Anthropic clients), if any. The scheme is matched case-insensitively (RFC 7235: `BEARER` and
+/// `bearer` are `Bearer`), and any run of spaces or tabs may separate it from the key.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
+        .and_then(bearer_token)
         .or_else(|| {
             headers
                 .get("x-api-key")
@@ -21,6 +21,16 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
                 .map(str::trim)
         })
         .filter(|k| !k.is_empty())
+}
+
+/// The token of a `Bearer` credential, whatever the case of the scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim_start();
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    Some(rest.trim())
 }
 
 /// A set of static keys.
@@ -82,7 +92,26 @@ mod tests {
         assert_eq!(presented_key(&headers("x-api-key", "k1")), Some("k1"));
         assert_eq!(presented_key(&headers("authorization", "k1")), None);
         assert_eq!(presented_key(&headers("authorization", "Bearer ")), None);
+        assert_eq!(presented_key(&headers("authorization", "Bearerk2")), None);
+        assert_eq!(presented_key(&headers("authorization", "Basic k2")), None);
         assert_eq!(presented_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for value in [
+            "BEARER k2",
+            "bearer k2",
+            "BeArEr k2",
+            "Bearer \tk2 ",
+            "  Bearer k2",
+        ] {
+            assert_eq!(
+                presented_key(&headers("authorization", value)),
+                Some("k2"),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]

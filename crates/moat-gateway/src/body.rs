@@ -46,6 +46,31 @@ pub async fn read_limited(
     }
 }
 
+/// The request body as an extractor, read with [`read_limited`] and the gateway's limits
+/// (`server.max_body_bytes`, `server.body_read_timeout`). Put it last, after the extractors that
+/// authenticate, so nobody unauthenticated gets a byte of the body read.
+#[derive(Debug)]
+pub(crate) struct LimitedBody(pub Bytes);
+
+impl axum::extract::FromRequest<std::sync::Arc<crate::gateway::Gateway>> for LimitedBody {
+    type Rejection = GatewayError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        gw: &std::sync::Arc<crate::gateway::Gateway>,
+    ) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        read_limited(
+            &parts.headers,
+            body,
+            gw.server.max_body_bytes,
+            gw.server.body_read_timeout,
+        )
+        .await
+        .map(LimitedBody)
+    }
+}
+
 async fn drain(body: Body, timeout: Duration) {
     let mut body = body.into_data_stream();
     let drain = async {

@@ -6,6 +6,7 @@
 mod admin;
 mod cache;
 mod cloud;
+mod cluster;
 mod discover;
 mod explain;
 mod file;
@@ -16,6 +17,7 @@ mod routing;
 
 pub use admin::{AdminKeySection, AdminSection, AdminSettings, RoleKey, SsoSection, SsoSettings};
 pub use cache::{ResponseCacheSection, ResponseCacheSettings};
+pub use cluster::{host_name, ClusterSection, ClusterSettings, OnUnavailable};
 pub use discover::{discover, DiscoveryTargets};
 pub use explain::explain;
 pub use file::{

@@ -34,6 +34,8 @@ pub enum Refused {
     CsrfFailed,
     /// The operator's role does not allow this admin action.
     RoleForbidden,
+    /// `/metrics` beyond loopback with no admin keys configured: never open to the network.
+    AdminKeyRequired,
 }
 
 impl Refused {
@@ -48,6 +50,7 @@ impl Refused {
             Refused::CorsOriginNotAllowed => "cors_origin_not_allowed",
             Refused::CsrfFailed => "csrf_failed",
             Refused::RoleForbidden => "role_forbidden",
+            Refused::AdminKeyRequired => "admin_key_required",
         }
     }
 }
@@ -92,6 +95,9 @@ pub enum GatewayError {
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
     Internal(String),
+    /// The shared limits (Valkey) cannot be reached, so a metered request cannot be reserved safely.
+    #[error("budgets and rate limits cannot be checked right now (the cluster's limits store is unreachable); retry shortly")]
+    LimitsUnavailable,
 }
 
 impl From<RouteError> for GatewayError {
@@ -168,6 +174,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::BudgetExceeded { .. } | GatewayError::PriceUnknown(_) => {
@@ -200,6 +207,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
             GatewayError::BodyTimeout(_) => ("invalid_request_error", "request_timeout"),
             GatewayError::Internal(_) => ("server_error", "internal_error"),
+            GatewayError::LimitsUnavailable => ("server_error", "limits_unavailable"),
             GatewayError::BadGateway(_) => ("upstream_error", "upstream_unavailable"),
             GatewayError::Conflict(_) => ("invalid_request_error", "conflict"),
             GatewayError::BudgetExceeded { .. } => ("insufficient_quota", "budget_exceeded"),
@@ -269,6 +277,7 @@ impl IntoResponse for GatewayError {
         let retry_after = match &self {
             GatewayError::BudgetExceeded { retry_after, .. } => *retry_after,
             GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
+            GatewayError::LimitsUnavailable => Some(1),
             _ => None,
         };
         if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {

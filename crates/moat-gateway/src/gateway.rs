@@ -10,12 +10,13 @@ use moat_upstream::adapter::ProviderAdapter;
 use moat_upstream::Upstream;
 
 use moat_audit::AuditLog;
-use moat_store::{SqliteStore, Store};
+use moat_store::Store;
 
 use crate::config::{Config, ServerSettings};
 use crate::handlers::{self, models::ModelsCache};
 use crate::identity::Identities;
 use crate::ledger::Ledger;
+use crate::limits::Limiter;
 use crate::pricebook::PriceBook;
 use crate::privacy::Privacy;
 use crate::secret::ServerSecret;
@@ -41,7 +42,8 @@ pub struct Gateway {
     pub(crate) catalog: Catalog,
     pub(crate) providers: Vec<Provider>,
     pub(crate) identities: Identities,
-    pub(crate) ledger: Arc<Ledger>,
+    /// Budgets, holds and rate windows: in memory, or shared through `[cluster]`.
+    pub(crate) limits: Arc<dyn Limiter>,
     pub(crate) prices: PriceBook,
     pub(crate) privacy: Privacy,
     pub(crate) store: Arc<dyn Store>,
@@ -69,11 +71,17 @@ impl Gateway {
     /// Opens the store and the server secret the config names (`MOAT_SECRET` overrides the secret
     /// file), then builds the gateway.
     pub fn open(config: &Config) -> Result<Arc<Gateway>, GatewayError> {
-        let store =
-            SqliteStore::open(&config.store.url).map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let store = config
+            .store
+            .open()
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
         let secret = load_secret(config)?;
         let audit = crate::audit::open(config)?;
-        Gateway::with_parts(config, Arc::new(store), secret, audit)
+        // Files this moatd creates are private; older or hand-made ones may not be.
+        for line in crate::state_files::looser_than_private(config) {
+            tracing::warn!("{line}");
+        }
+        Gateway::with_parts(config, store, secret, audit)
     }
 
     /// Builds the gateway on a given store and secret (tests use an in-memory store). Provider keys
@@ -123,14 +131,17 @@ impl Gateway {
                 .zip(&config.providers)
                 .map(|(p, c)| (p.upstream.settings(), &c.health)),
         )?;
-        let ledger = Arc::new(Ledger::new(store.clone()));
+        let limits: Arc<dyn Limiter> = match &config.cluster {
+            Some(cluster) => crate::cluster::ClusterLimiter::start(cluster, store.clone())?,
+            None => Arc::new(Ledger::new(store.clone())),
+        };
         let identities = Identities::new(
             store.clone(),
             secret,
             &config.server.api_keys,
             &config.server.admin_keys,
             config.server.open_allowed,
-            ledger.clone(),
+            limits.clone(),
         )?;
         Ok(Arc::new(Gateway {
             catalog: config.catalog.clone(),
@@ -138,7 +149,7 @@ impl Gateway {
             prices: PriceBook::new(config.providers.iter().map(|p| (p.local, p.prices.clone()))),
             providers,
             identities,
-            ledger,
+            limits,
             store,
             audit,
             server: config.server.clone(),

@@ -210,7 +210,12 @@ impl Health {
             n if n == providers.len() => "ready",
             _ => "degraded",
         };
-        Readiness { status, providers }
+        Readiness {
+            status,
+            providers,
+            store: None,
+            limits: None,
+        }
     }
 }
 
@@ -220,6 +225,23 @@ pub(crate) struct Readiness {
     /// `ready` (every provider usable), `degraded` (some), `unavailable` (none, or none configured).
     pub(crate) status: &'static str,
     pub(crate) providers: Vec<ProviderReport>,
+    /// The store's reachability and spool (filled in by the handler).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store: Option<StoreReport>,
+    /// Where budgets and rate limits are counted, and whether they can be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) limits: Option<crate::limits::LimiterStatus>,
+}
+
+/// The store's part of `/ready`.
+#[derive(Debug, Serialize)]
+pub(crate) struct StoreReport {
+    /// `ok`, or `unreachable` (known keys keep working; usage rows go to the local spool).
+    pub(crate) state: &'static str,
+    pub(crate) spooled_rows: u64,
+    pub(crate) spool_dropped_rows: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

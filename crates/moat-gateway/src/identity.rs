@@ -3,6 +3,11 @@
 //! is reloaded whenever the store's `keys_version` moves, which any process changing keys bumps — so
 //! `moatd keys revoke` in another terminal refuses the very next request.
 //!
+//! With a shared store (PostgreSQL) the version is kept current by change notifications plus polling
+//! (see `moat_store`), and a key this node has never seen makes it ask the database directly (at most
+//! every `FRESH_CHECK`), so a key created through another node works here at once. If the store
+//! cannot be read, the table already loaded keeps serving: known keys keep working.
+//!
 //! Unknown, revoked and expired keys all get the same 401: the answer must not tell an attacker which
 //! keys exist.
 
@@ -14,7 +19,8 @@ use moat_policy::keys::ModelFilter;
 use moat_store::Store;
 
 use crate::auth::{presented_key, StaticKeys};
-use crate::ledger::{Ledger, Payer};
+use crate::ledger::Payer;
+use crate::limits::Limiter;
 use crate::secret::ServerSecret;
 use crate::GatewayError;
 
@@ -73,11 +79,17 @@ pub struct Identities {
     statics: StaticKeys,
     admins: StaticKeys,
     open_allowed: bool,
-    ledger: Arc<Ledger>,
+    limits: Arc<dyn Limiter>,
     table: RwLock<Table>,
     /// When an open gateway last looked for new keys.
     last_check: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When an unknown key last made us read the version from the database itself.
+    last_fresh: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often an unknown key may send this node to the database: bounds what a flood of made-up keys
+/// costs the store, while a key created a moment ago on another node is still found at once.
+const FRESH_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How often an open gateway checks whether keys have been created (which closes it).
 const OPEN_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
@@ -97,7 +109,7 @@ impl Identities {
         api_keys: &[String],
         admin_keys: &[String],
         open_allowed: bool,
-        ledger: Arc<Ledger>,
+        limits: Arc<dyn Limiter>,
     ) -> Result<Identities, GatewayError> {
         let ids = Identities {
             store,
@@ -105,12 +117,13 @@ impl Identities {
             statics: StaticKeys::new(api_keys),
             admins: StaticKeys::new(admin_keys),
             open_allowed,
-            ledger,
+            limits,
             table: RwLock::new(Table {
                 version: -1,
                 ..Table::default()
             }),
             last_check: std::sync::Mutex::new(None),
+            last_fresh: std::sync::Mutex::new(None),
         };
         ids.refresh(crate::ledger::now())?;
         Ok(ids)
@@ -120,15 +133,40 @@ impl Identities {
         &self.secret
     }
 
-    /// Reloads keys and teams if anything changed them since the last look.
+    /// Reloads keys and teams if anything changed them since the last look. When the store cannot be
+    /// read, a table loaded before keeps serving (and the failure is logged); only a gateway that
+    /// never loaded one fails.
     pub fn refresh(&self, now: i64) -> Result<(), GatewayError> {
-        let version = self.store.keys_version()?;
+        match self.store.keys_version() {
+            Ok(version) => self.load(version, now),
+            Err(e) => self.degrade(e),
+        }
+    }
+
+    fn degrade(&self, e: moat_store::StoreError) -> Result<(), GatewayError> {
+        if self.keys_version() < 0 {
+            return Err(e.into());
+        }
+        tracing::warn!(error = %e, "key store unreadable: serving the keys already loaded");
+        Ok(())
+    }
+
+    fn load(&self, version: i64, now: i64) -> Result<(), GatewayError> {
         if self.table.read().map(|t| t.version == version).unwrap_or(false) {
             return Ok(());
         }
-        let keys = self.store.keys()?;
-        let teams = self.store.teams()?;
-        self.ledger.sync(&keys, &teams, now)?;
+        let loaded = self
+            .store
+            .keys()
+            .and_then(|k| Ok((k, self.store.teams()?)))
+            .and_then(|(keys, teams)| {
+                self.limits.sync(&keys, &teams, now)?;
+                Ok((keys, teams))
+            });
+        let (keys, teams) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => return self.degrade(e),
+        };
         let mut by_hash = HashMap::with_capacity(keys.len());
         for k in keys {
             let Ok(hash) = <[u8; 32]>::try_from(k.hash.as_slice()) else {
@@ -188,7 +226,24 @@ impl Identities {
         }
         if let Some(key) = virtual_key {
             let hash = self.secret.hash_key(key);
-            let found = self.table.read().ok().and_then(|t| t.by_hash.get(&hash).cloned());
+            let lookup = || self.table.read().ok().and_then(|t| t.by_hash.get(&hash).cloned());
+            let mut found = lookup();
+            if found.is_none() && !self.store.status().unreachable {
+                // Perhaps created a moment ago on another node, before its notification arrived.
+                // Requests that miss together wait for one look at the database, then look again.
+                let mut last = self
+                    .last_fresh
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                found = lookup();
+                if found.is_none() && last.is_none_or(|t| t.elapsed() >= FRESH_CHECK) {
+                    *last = Some(std::time::Instant::now());
+                    if let Ok(version) = self.store.keys_version_fresh() {
+                        self.load(version, now)?;
+                        found = lookup();
+                    }
+                }
+            }
             if let Some(entry) = found {
                 if entry.revoked || entry.expires_at.is_some_and(|e| e <= now) {
                     return Err(GatewayError::Unauthorized);

@@ -3,18 +3,19 @@
 //! store is the durable record: settled usage is written there (batched, idempotent by request id),
 //! and an account's counters are restored from it when the gateway starts or first sees the account.
 //!
-//! A [`Meter`] follows each request: it holds the reservation and, when the answer's usage is known,
-//! settles it and writes the usage row. Dropped without settling (the request failed, or the client
-//! left before an answer), it releases the hold.
+//! This is the single-node [`Limiter`]. A cluster node uses one too, as its fallback while the shared
+//! counters are unreachable: then every limit is divided by the number of nodes (`share`), so the
+//! nodes together stay within it without talking to each other.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use moat_policy::budget::{self, Account, Budget, Hold, Nanos, Period, UnixSecs};
-use moat_policy::pricing::{actual_cost, Price};
-use moat_store::{KeyRecord, Limits, Scope, Store, StoreError, TeamRecord, UsageRow};
-use moat_wire::openai::Usage;
+use futures_util::future::BoxFuture;
+use moat_policy::budget::{self, Account, Budget, Nanos, Period, UnixSecs};
+use moat_store::{KeyRecord, Limits, Scope, Store, StoreError, TeamRecord};
 
+use crate::limits::{Limiter, LimiterStatus, Reservation, Via};
+pub use crate::meter::{Meter, Payer, Settled};
 use crate::GatewayError;
 
 /// Seconds since the epoch.
@@ -48,6 +49,8 @@ struct Accounts {
 pub struct Ledger {
     store: Arc<dyn Store>,
     accounts: Mutex<Accounts>,
+    /// This node's share of every limit: 1 alone, N as one of N cluster nodes in fallback.
+    share: u32,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -56,8 +59,31 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// One node's part of a limit: what is left of the budget (after `spent`) divided among `share` nodes;
+/// rates divided likewise, rounded down so the nodes together never exceed the limit.
+fn shared(
+    (budget, rpm, tpm): (Option<Budget>, Option<u32>, Option<u64>),
+    spent: Nanos,
+    share: u32,
+) -> (Option<Budget>, Option<u32>, Option<u64>) {
+    if share <= 1 {
+        return (budget, rpm, tpm);
+    }
+    let budget = budget.map(|b| Budget {
+        limit: spent.saturating_add(b.limit.saturating_sub(spent) / u64::from(share)),
+        period: b.period,
+    });
+    (budget, rpm.map(|r| r / share), tpm.map(|t| t / u64::from(share)))
+}
+
 /// Restores an account's counters from the store's usage rows.
-fn restored(store: &dyn Store, scope: &Scope, limits: &Limits, now: UnixSecs) -> Result<Account, StoreError> {
+fn restored(
+    store: &dyn Store,
+    scope: &Scope,
+    limits: &Limits,
+    now: UnixSecs,
+    share: u32,
+) -> Result<Account, StoreError> {
     let (budget, rpm, tpm) = limits_to_account(limits);
     let mut account = Account::new(budget, rpm, tpm);
     let (window_start, _) = budget.map_or(Period::Total, |b| b.period).window(now);
@@ -69,14 +95,22 @@ fn restored(store: &dyn Store, scope: &Scope, limits: &Limits, now: UnixSecs) ->
     };
     let (requests, tokens) = store.activity_since(scope, now - now.rem_euclid(60))?;
     account.restore(now, window, total, requests, tokens);
+    let (b, r, t) = shared((budget, rpm, tpm), window, share);
+    account.set_limits(b, r, t);
     Ok(account)
 }
 
 impl Ledger {
     pub fn new(store: Arc<dyn Store>) -> Ledger {
+        Ledger::with_share(store, 1)
+    }
+
+    /// A ledger enforcing `1/share` of every limit (see the module's note on fallback).
+    pub fn with_share(store: Arc<dyn Store>, share: u32) -> Ledger {
         Ledger {
             store,
             accounts: Mutex::new(Accounts::default()),
+            share: share.max(1),
         }
     }
 
@@ -99,14 +133,26 @@ impl Ledger {
         for k in keys.iter().filter(|k| !known.0.contains(&k.id)) {
             new_keys.push((
                 k.id.clone(),
-                restored(self.store.as_ref(), &Scope::Key(k.id.clone()), &k.limits, now)?,
+                restored(
+                    self.store.as_ref(),
+                    &Scope::Key(k.id.clone()),
+                    &k.limits,
+                    now,
+                    self.share,
+                )?,
             ));
         }
         let mut new_teams = Vec::new();
         for t in teams.iter().filter(|t| !known.1.contains(&t.id)) {
             new_teams.push((
                 t.id.clone(),
-                restored(self.store.as_ref(), &Scope::Team(t.id.clone()), &t.limits, now)?,
+                restored(
+                    self.store.as_ref(),
+                    &Scope::Team(t.id.clone()),
+                    &t.limits,
+                    now,
+                    self.share,
+                )?,
             ));
         }
         let mut a = self.lock();
@@ -118,14 +164,14 @@ impl Ledger {
         }
         for k in keys {
             if let Some(acc) = a.keys.get_mut(&k.id) {
-                let (b, r, t) = limits_to_account(&k.limits);
+                let (b, r, t) = shared(limits_to_account(&k.limits), acc.spent(now), self.share);
                 acc.set_limits(b, r, t);
             }
         }
         for t in teams {
             a.team_names.insert(t.id.clone(), t.name.clone());
             if let Some(acc) = a.teams.get_mut(&t.id) {
-                let (b, r, tp) = limits_to_account(&t.limits);
+                let (b, r, tp) = shared(limits_to_account(&t.limits), acc.spent(now), self.share);
                 acc.set_limits(b, r, tp);
                 // A team's budget gauge is there from the start, not only after its first request.
                 if let Some(b) = acc.budget {
@@ -139,8 +185,28 @@ impl Ledger {
         Ok(())
     }
 
-    /// True when the key or its team has a spend limit (so prices must be known).
-    pub fn has_budget(&self, key_id: &str, team_id: Option<&str>) -> bool {
+    fn with_accounts<R>(
+        &self,
+        key_id: &str,
+        team_id: Option<&str>,
+        f: impl FnOnce(&mut [&mut Account]) -> R,
+    ) -> Option<R> {
+        let mut guard = self.lock();
+        let Accounts { keys, teams, .. } = &mut *guard;
+        let key = keys.get_mut(key_id)?;
+        match team_id.and_then(|t| teams.get_mut(t)) {
+            Some(team) => Some(f(&mut [key, team])),
+            None => Some(f(&mut [key])),
+        }
+    }
+}
+
+impl Limiter for Ledger {
+    fn sync(&self, keys: &[KeyRecord], teams: &[TeamRecord], now: UnixSecs) -> Result<(), StoreError> {
+        Ledger::sync(self, keys, teams, now)
+    }
+
+    fn has_budget(&self, key_id: &str, team_id: Option<&str>) -> bool {
         let a = self.lock();
         a.keys.get(key_id).is_some_and(|k| k.budget.is_some())
             || team_id
@@ -148,12 +214,33 @@ impl Ledger {
                 .is_some_and(|t| t.budget.is_some())
     }
 
-    /// (spent in window, lifetime spend, budget) for reports such as `/api/v1/key`.
-    pub fn key_status(&self, key_id: &str, now: UnixSecs) -> Option<(Nanos, Nanos, Option<Budget>)> {
+    fn key_status(&self, key_id: &str, now: UnixSecs) -> Option<(Nanos, Nanos, Option<Budget>)> {
         let a = self.lock();
         a.keys
             .get(key_id)
             .map(|k| (k.spent(now), k.total_spent(), k.budget))
+    }
+
+    fn reserve<'a>(&'a self, r: &'a Reservation) -> BoxFuture<'a, Result<Via, GatewayError>> {
+        let result = self
+            .with_accounts(&r.key_id, r.team_id.as_deref(), |accounts| {
+                budget::reserve(accounts, r.hold, r.at)
+            })
+            .ok_or(GatewayError::Unauthorized)
+            .and_then(|res| res.map(|()| Via::Memory).map_err(GatewayError::from));
+        Box::pin(std::future::ready(result))
+    }
+
+    fn settle(&self, r: &Reservation, _via: Via, cost: Nanos, tokens: u64, now: UnixSecs) {
+        self.with_accounts(&r.key_id, r.team_id.as_deref(), |a| {
+            budget::settle(a, r.hold, cost, tokens, now)
+        });
+    }
+
+    fn release(&self, r: &Reservation, _via: Via, now: UnixSecs) {
+        self.with_accounts(&r.key_id, r.team_id.as_deref(), |a| {
+            budget::release(a, r.hold, now)
+        });
     }
 
     /// Publishes a settlement's spend, and what is left of the team's budget, as metrics.
@@ -174,165 +261,43 @@ impl Ledger {
         }
     }
 
-    fn with_accounts<R>(
-        &self,
-        key_id: &str,
-        team_id: Option<&str>,
-        f: impl FnOnce(&mut [&mut Account]) -> R,
-    ) -> Option<R> {
-        let mut guard = self.lock();
-        let Accounts { keys, teams, .. } = &mut *guard;
-        let key = keys.get_mut(key_id)?;
-        match team_id.and_then(|t| teams.get_mut(t)) {
-            Some(team) => Some(f(&mut [key, team])),
-            None => Some(f(&mut [key])),
+    fn status(&self) -> LimiterStatus {
+        LimiterStatus {
+            mode: "memory",
+            available: true,
+            fallback: false,
+            pending_settlements: 0,
+            error: None,
         }
     }
 }
 
-/// Who is paying for a request, for the usage row and the reservation.
-#[derive(Debug, Clone)]
-pub struct Payer {
-    pub key_id: Option<String>,
-    pub team_id: Option<String>,
-    /// Whether accounts in the ledger apply (virtual keys) or the request is only recorded (static keys).
-    pub metered: bool,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Follows one request from reservation to settlement.
-pub struct Meter {
-    ledger: Arc<Ledger>,
-    payer: Payer,
-    request_id: String,
-    hold: Hold,
-    reserved: bool,
-    done: bool,
-}
-
-impl std::fmt::Debug for Meter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Meter")
-            .field("request_id", &self.request_id)
-            .field("hold", &self.hold)
-            .finish()
-    }
-}
-
-impl Meter {
-    /// Reserves `hold` for a metered payer (refusing with 402/429 when it does not fit), or just
-    /// prepares to record usage for an unmetered one.
-    pub fn reserve(
-        ledger: &Arc<Ledger>,
-        payer: Payer,
-        request_id: String,
-        hold: Hold,
-        now: UnixSecs,
-    ) -> Result<Meter, GatewayError> {
-        let mut meter = Meter {
-            ledger: ledger.clone(),
-            payer,
-            request_id,
-            hold,
-            reserved: false,
-            done: false,
-        };
-        if meter.payer.metered {
-            if let Some(key_id) = meter.payer.key_id.clone() {
-                let team = meter.payer.team_id.clone();
-                let result = ledger
-                    .with_accounts(&key_id, team.as_deref(), |accounts| {
-                        budget::reserve(accounts, hold, now)
-                    })
-                    .ok_or(GatewayError::Unauthorized)?;
-                match result {
-                    Ok(()) => meter.reserved = true,
-                    Err(refusal) => {
-                        meter.done = true;
-                        return Err(refusal.into());
-                    }
-                }
+    #[test]
+    fn a_nodes_share_is_its_part_of_what_is_left_rounded_down() {
+        let budget = Some(Budget {
+            limit: 1_000,
+            period: Period::Day,
+        });
+        let (b, r, t) = shared((budget, Some(5), Some(1_001)), 400, 2);
+        assert_eq!(b.map(|b| b.limit), Some(400 + 300), "half of the $600 left");
+        assert_eq!((r, t), (Some(2), Some(500)));
+        // Together the shares never exceed the limit.
+        for n in 1..10u32 {
+            for spent in [0u64, 1, 999, 1_000, 5_000] {
+                let (b, r, _) = shared((budget, Some(7), None), spent, n);
+                let share = b.map(|b| b.limit - spent.min(b.limit)).unwrap_or(0);
+                assert!(spent + share * u64::from(n) <= 1_000u64.max(spent));
+                assert!(r.unwrap_or(0) * n <= 7);
             }
         }
-        Ok(meter)
-    }
-
-    /// Settles with the answer's usage. Without usage (the provider sent none, or the client left
-    /// mid-stream) the whole hold is charged: the provider may have billed for it, and charging less
-    /// could let spend pass the limit.
-    pub fn settle(
-        mut self,
-        usage: Option<&Usage>,
-        price: Option<Price>,
-        provider: &str,
-        model: &str,
-        status: &str,
-    ) -> Settled {
-        let now = now();
-        let (prompt, completion, cost) = match usage {
-            Some(u) => (
-                u.prompt_tokens,
-                u.completion_tokens,
-                actual_cost(u.cost, price, u.prompt_tokens, u.completion_tokens),
-            ),
-            None => (0, 0, self.hold.cost),
-        };
-        let tokens = if usage.is_some() {
-            prompt.saturating_add(completion)
-        } else {
-            self.hold.tokens
-        };
-        if self.reserved {
-            if let Some(key_id) = self.payer.key_id.clone() {
-                let team = self.payer.team_id.clone();
-                let hold = self.hold;
-                self.ledger.with_accounts(&key_id, team.as_deref(), |a| {
-                    budget::settle(a, hold, cost, tokens, now)
-                });
-            }
-        }
-        self.done = true;
-        self.ledger.publish(self.payer.team_id.as_deref(), cost, now);
-        let row = UsageRow {
-            request_id: self.request_id.clone(),
-            ts: now,
-            key_id: self.payer.key_id.clone(),
-            team_id: self.payer.team_id.clone(),
-            provider: provider.to_string(),
-            model: model.to_string(),
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            cost_nanos: cost,
-            status: status.to_string(),
-        };
-        if let Err(e) = self.ledger.store.record_usage(row) {
-            tracing::error!(request_id = %self.request_id, error = %e, "usage not recorded");
-        }
-        Settled {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            cost_nanos: cost,
-        }
-    }
-}
-
-/// What a settlement charged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settled {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cost_nanos: Nanos,
-}
-
-impl Drop for Meter {
-    fn drop(&mut self) {
-        if self.done || !self.reserved {
-            return;
-        }
-        if let Some(key_id) = self.payer.key_id.clone() {
-            let team = self.payer.team_id.clone();
-            let hold = self.hold;
-            self.ledger
-                .with_accounts(&key_id, team.as_deref(), |a| budget::release(a, hold, now()));
-        }
+        assert_eq!(
+            shared((budget, None, None), 0, 1),
+            (budget, None, None),
+            "one node: unchanged"
+        );
     }
 }

@@ -24,15 +24,20 @@ pub mod audit;
 mod auth;
 mod body;
 mod cache;
+pub mod cluster;
 pub mod config;
 mod console;
 mod cors;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod handlers;
 mod health;
 pub mod identity;
 pub mod ledger;
+pub mod limits;
+mod meter;
 mod observe;
 mod pricebook;
 pub mod privacy;
@@ -40,6 +45,7 @@ pub mod roles;
 mod routing;
 pub mod secret;
 pub mod server;
+pub mod state_files;
 
 pub use error::{GatewayError, Refused};
 pub use gateway::{load_secret as gateway_secret, router, Gateway};

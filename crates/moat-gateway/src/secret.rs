@@ -76,12 +76,10 @@ impl ServerSecret {
                 Ok(ServerSecret::from_text(&text))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(fail)?;
-                }
+                moat_store::private::create_parent(path).map_err(fail)?;
                 let bytes: [u8; 32] = random()?;
                 let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                write_private(path, &text).map_err(fail)?;
+                moat_store::private::write_new(path, format!("{text}\n").as_bytes()).map_err(fail)?;
                 tracing::info!(path = %label, "created a new server secret");
                 Ok(ServerSecret::from_text(&text))
             }
@@ -241,21 +239,6 @@ pub fn new_response_id() -> Result<String, SecretError> {
 /// The non-secret start of a key shown in listings (`moat-AbCdEfGh`).
 pub fn display_prefix(key: &str) -> String {
     key.chars().take(13).collect()
-}
-
-/// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")
 }
 
 #[cfg(test)]

@@ -1,23 +1,24 @@
 //! The socket side: accepting connections (HTTP/1.1 and HTTP/2, over TLS when configured), the
-//! connection limit, handshake and header time-outs, and graceful shutdown. Everything about requests
-//! lives in the router.
+//! connection limit and graceful shutdown. Each connection's deadlines (headers, idle, writes) live in
+//! [`conn`]; everything about requests lives in the router.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 
 use crate::gateway::{router, Gateway};
 
+mod conn;
 mod per_core;
 
+use conn::{Accepted, ConnLimits};
 pub use per_core::{bind_per_core, serve_per_core};
 
 /// Largest request head (request line plus headers) accepted over HTTP/1.1, and the header-list
@@ -56,21 +57,27 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let limits = gateway.server.clone();
-    let tls = match &limits.tls {
+    let settings = gateway.server.clone();
+    let tls = match &settings.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(
             load_tls(cert, key).map_err(std::io::Error::other)?,
         )),
         None => None,
     };
+    let limits = ConnLimits {
+        header_read: settings.header_read_timeout,
+        write: settings.write_timeout,
+    };
     // Health checks run as long as the gateway serves.
     let _checks = crate::health::spawn_checks(&gateway.health);
+    // Like the health checks, the key watch runs once per process (on core 0), not once per core.
+    let _keys = KeyWatch::spawn(gateway.clone());
     let app = router(gateway.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(settings.header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     builder
@@ -82,7 +89,9 @@ pub async fn serve(
     let builder = Arc::new(builder);
     // One limit for the whole gateway, however many cores serve it.
     let permits = gateway.connections.clone();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connections watch `draining`; each holds a clone of `open`, so `closed` ends when all are gone.
+    let (draining, drain) = watch::channel(false);
+    let (open, mut closed) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -105,22 +114,22 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(WithPeer {
-            inner: app.clone(),
-            peer,
-        });
+        let accepted = Accepted::new(limits);
+        let service = accepted.service(app.clone(), peer);
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let drain = drain.clone();
         let tls = tls.clone();
-        let handshake_timeout = limits.header_read_timeout;
+        let open = open.clone();
         tokio::spawn(async move {
             let result = match tls {
-                None => serve_io(&builder, watcher, stream, service).await,
+                None => accepted.serve(&builder, stream, service, drain).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve_io(&builder, watcher, tls_stream, service).await,
+                    // The handshake counts against the same deadline as the headers that follow.
+                    let deadline = accepted.header_deadline();
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => accepted.serve(&builder, tls_stream, service, drain).await,
                         Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
-                        Err(_) => Err("TLS handshake timed out".into()),
+                        Err(_) => Err("TLS handshake not finished before the header deadline".into()),
                     }
                 }
             };
@@ -128,11 +137,14 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
+            drop(open);
         });
     }
     drop(listener);
+    let _ = draining.send(true);
+    drop(open);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = closed.recv() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
@@ -140,44 +152,35 @@ pub async fn serve(
     Ok(())
 }
 
-type ServiceFor = TowerToHyperService<WithPeer>;
+/// Reloads the key table in the background whenever the store's keys version moves (a shared store
+/// learns of changes from notifications and polling), so revocations take effect on this node
+/// without waiting for a request to notice, and no request pays for the reload.
+struct KeyWatch(tokio::task::JoinHandle<()>);
 
-/// The router, with the client's address put into each request (as axum's `ConnectInfo`) for the
-/// audit record.
-#[derive(Clone)]
-struct WithPeer {
-    inner: axum::Router,
-    peer: std::net::SocketAddr,
+impl KeyWatch {
+    const EVERY: Duration = Duration::from_millis(100);
+
+    /// Starts the watch on core 0 only (see [`per_core`]); other cores get `None`.
+    fn spawn(gateway: Arc<Gateway>) -> Option<KeyWatch> {
+        if moat_upstream::worker::current() != 0 {
+            return None;
+        }
+        Some(KeyWatch(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Self::EVERY).await;
+                let gw = gateway.clone();
+                let refreshed =
+                    tokio::task::spawn_blocking(move || gw.identities.refresh(crate::ledger::now())).await;
+                if let Ok(Err(e)) = refreshed {
+                    tracing::debug!(error = %e, "key table not refreshed");
+                }
+            }
+        })))
+    }
 }
 
-impl tower::Service<http::Request<hyper::body::Incoming>> for WithPeer {
-    type Response = axum::response::Response;
-    type Error = std::convert::Infallible;
-    type Future = <axum::Router as tower::Service<http::Request<hyper::body::Incoming>>>::Future;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        <axum::Router as tower::Service<http::Request<hyper::body::Incoming>>>::poll_ready(
-            &mut self.inner,
-            cx,
-        )
+impl Drop for KeyWatch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-
-    fn call(&mut self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        req.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
-        self.inner.call(req)
-    }
-}
-
-/// Serves one connection (plain or TLS) until it closes or shutdown drains it.
-async fn serve_io<I>(
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
-    io: I,
-    service: ServiceFor,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    watcher.watch(conn.into_owned()).await
 }

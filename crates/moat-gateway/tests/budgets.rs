@@ -235,7 +235,7 @@ async fn revocation_refuses_the_very_next_request_with_the_same_401() {
     let chat = json!({"model": "emu/tiny", "messages": [{"role": "user", "content": "hi"}]});
     let r = gw.chat(Some(&k), &chat).await;
     assert_eq!(r.status(), 200);
-    admin::revoke_key(store.as_ref(), "short-lived", now()).unwrap();
+    admin::revoke_key(store.as_ref(), &secret(), "short-lived", now()).unwrap();
     let revoked = gw.chat(Some(&k), &chat).await;
     let (status, revoked_body) = error_of(revoked).await;
     assert_eq!(status, 401);

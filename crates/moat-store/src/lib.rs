@@ -1,7 +1,7 @@
 //! moat's persistence: virtual keys, teams, usage records, encrypted provider credentials and sealed
-//! Responses conversation state, behind
-//! one [`Store`] trait. [`SqliteStore`] is the embedded default (one file, WAL); the SQL is kept
-//! portable so a PostgreSQL implementation can follow for several gateway nodes.
+//! Responses conversation state, behind one [`Store`] trait. [`SqliteStore`] is the embedded default
+//! (one file, WAL); [`PgStore`] keeps the same schema in PostgreSQL, shared by several gateway nodes.
+//! [`open`] picks one from the URL.
 //!
 //! The store holds no secrets in the clear: keys arrive already hashed (HMAC under the server secret)
 //! and provider credentials already encrypted; the gateway does the cryptography.
@@ -13,26 +13,62 @@
 //! assert_eq!(store.teams().unwrap()[0].name, "research");
 //! ```
 
+mod postgres;
+pub mod private;
 mod schema;
 mod sqlite;
 mod types;
 mod writer;
 
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 pub use types::{
-    KeyRecord, Limits, Scope, SealedSecret, StoredResponse, TeamRecord, TeamSealedSecret, UsageLine,
-    UsagePoint, UsageRow,
+    KeyRecord, Limits, Scope, SealedSecret, StoreStatus, StoredResponse, TeamRecord, TeamSealedSecret,
+    UsageLine, UsagePoint, UsageRow,
 };
 
+/// Opens the store a URL names: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` (also
+/// `postgresql://`). `options` only matter for PostgreSQL (the local usage spool).
+pub fn open(url: &str, options: PgOptions) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if is_postgres_url(url) {
+        Ok(std::sync::Arc::new(PgStore::open(url, options)?))
+    } else {
+        Ok(std::sync::Arc::new(SqliteStore::open(url)?))
+    }
+}
+
+/// True for `postgres://…` and `postgresql://…`.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A store URL with any password removed, for logs and errors.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
+    }
+}
 /// What can go wrong in the store. Messages never include key material.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {url}: {message}")]
     Open { url: String, message: String },
-    #[error("unsupported store url {0:?}: use sqlite:///absolute/path.db")]
+    #[error("unsupported store url {0:?}: use sqlite:///absolute/path.db or postgres://USER@HOST:PORT/DB")]
     BadUrl(String),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// The database could not be reached (or did not answer in time).
+    #[error("the store is unreachable: {0}")]
+    Unavailable(String),
     #[error("{0} already exists")]
     Duplicate(String),
     #[error("{0} not found")]
@@ -70,8 +106,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn update_key_limits(&self, id: &str, limits: &Limits) -> Result<(), StoreError>;
 
     /// A number that changes whenever keys or teams change, from any process sharing the store.
-    /// Cheap enough to call on every request.
+    /// Cheap enough to call on every request (a shared store answers from memory, kept current by
+    /// change notifications and polling).
     fn keys_version(&self) -> Result<i64, StoreError>;
+    /// The version read from the database itself, for when a caller cannot wait for the next
+    /// notification (an unknown key may have been created a moment ago on another node).
+    fn keys_version_fresh(&self) -> Result<i64, StoreError> {
+        self.keys_version()
+    }
+    /// Whether the database answers, and what waits in a local spool.
+    fn status(&self) -> StoreStatus {
+        StoreStatus::default()
+    }
 
     /// Queues a usage record. Idempotent by `request_id`: recording the same request twice counts once.
     fn record_usage(&self, row: UsageRow) -> Result<(), StoreError>;
@@ -92,6 +138,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         bucket: i64,
         team_id: Option<&str>,
     ) -> Result<Vec<UsagePoint>, StoreError>;
+
+    /// Usage rows in request-id order, `limit` at a time after `after` (for copying a store).
+    fn usage_rows(&self, after: &str, limit: usize) -> Result<Vec<UsageRow>, StoreError>;
 
     /// Stores an encrypted provider credential (nonce and ciphertext).
     fn put_provider_secret(

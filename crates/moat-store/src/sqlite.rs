@@ -62,9 +62,10 @@ impl SqliteStore {
             url: label.clone(),
             message,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        }
+        // Created private before SQLite opens it: its `-wal` and `-shm` files take the database
+        // file's mode, so they are private too.
+        crate::private::create_parent(path).map_err(|e| fail(e.to_string()))?;
+        crate::private::touch(path).map_err(|e| fail(e.to_string()))?;
         let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         configure(&conn).map_err(|e| fail(e.to_string()))?;
         crate::schema::migrate(&mut conn)?;
@@ -400,6 +401,30 @@ impl Store for SqliteStore {
                     completion_tokens: u64_of(r.get(4)?).unwrap_or(0),
                     cost_nanos: u64_of(r.get(5)?).unwrap_or(0),
                 },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn usage_rows(&self, after: &str, limit: usize) -> Result<Vec<UsageRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT request_id, ts, key_id, team_id, provider, model, prompt_tokens, completion_tokens,
+                    cost_nanos, status
+             FROM usage WHERE request_id > ?1 ORDER BY request_id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(UsageRow {
+                request_id: r.get(0)?,
+                ts: r.get(1)?,
+                key_id: r.get(2)?,
+                team_id: r.get(3)?,
+                provider: r.get(4)?,
+                model: r.get(5)?,
+                prompt_tokens: u64_of(r.get(6)?).unwrap_or(0),
+                completion_tokens: u64_of(r.get(7)?).unwrap_or(0),
+                cost_nanos: u64_of(r.get(8)?).unwrap_or(0),
+                status: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -58,7 +58,7 @@ pub enum Scope {
 }
 
 /// One settled request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageRow {
     /// Unique per request: the idempotency key of settlement.
     pub request_id: String,
@@ -107,6 +107,19 @@ pub struct TeamSealedSecret {
     pub provider: String,
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
+}
+
+/// How the store is doing, for `/ready` and logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStatus {
+    /// False while the database does not answer (a shared store only; SQLite is always reachable).
+    pub unreachable: bool,
+    /// The last error seen while unreachable (no credentials in it).
+    pub error: Option<String>,
+    /// Usage rows waiting in the local spool for the database to come back.
+    pub spooled: u64,
+    /// Usage rows dropped because the spool was full.
+    pub spool_dropped: u64,
 }
 
 /// One stored Responses turn (`previous_response_id`, `GET /v1/responses/{id}`): the response and its

@@ -246,7 +246,8 @@ async fn messages(shared: &Shared, body: &Bytes) -> Response<ResponseBody> {
     if !ask.stream {
         return crate::handler::json(StatusCode::OK, &answer.whole());
     }
-    let mut response = Response::new(stream::body(answer.plan(&directive), shared.streams.clone()));
+    let plan = answer.plan(&directive);
+    let mut response = Response::new(stream::shaped_body(plan, &directive, shared.streams.clone()));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -32,6 +32,10 @@ pub(crate) struct Directive {
     pub(crate) hang: bool,
     /// Answer by calling this tool (after the `content` text, if one is given).
     pub(crate) tool_call: Option<ToolCallDirective>,
+    /// Replace a streamed answer with this many bytes of this shape (see `crate::hostile`).
+    pub(crate) flood: Option<(crate::hostile::FloodShape, u64)>,
+    /// Send every byte of a streamed answer as its own frame, this long apart.
+    pub(crate) trickle: Option<Duration>,
     /// Azure: refuse the prompt as Azure's content filter does (a 400 with `code: content_filter`).
     pub(crate) content_filter: bool,
     /// The directive's JSON text: requests carrying the same text share one `times` counter.
@@ -82,6 +86,7 @@ impl Directive {
         let (mut times, mut retry_after, mut message, mut openrouter) = (None, None, None, false);
         let mut echo_auth = false;
         let (mut pause_after, mut pause_ms) = (None, None);
+        let (mut flood, mut flood_bytes) = (None, None);
         for (name, value) in obj {
             match name.as_str() {
                 "status" => status = Some(uint(name, value)?),
@@ -103,10 +108,18 @@ impl Directive {
                 "content" => d.content = Some(string(name, value)?),
                 "hang" => d.hang = boolean(name, value)?,
                 "tool_call" => d.tool_call = Some(tool_call(value)?),
+                "flood" => flood = Some(crate::hostile::FloodShape::parse(&string(name, value)?)?),
+                "flood_bytes" => flood_bytes = Some(uint(name, value)?),
+                "byte_delay_ms" => d.trickle = Some(millis(name, value)?),
                 "content_filter" => d.content_filter = boolean(name, value)?,
                 other => return Err(format!("unknown emulate directive '{other}'")),
             }
         }
+        d.flood = match (flood, flood_bytes) {
+            (Some(shape), Some(bytes)) => Some((shape, bytes)),
+            (None, None) => None,
+            _ => return Err("'flood' and 'flood_bytes' go together".to_owned()),
+        };
         d.pause = match (pause_after, pause_ms) {
             (Some(after), Some(ms)) => Some((after, ms)),
             (None, None) => None,

@@ -239,7 +239,7 @@ fn complete(
         let plan = stream::plan(&completion, directive);
         let streamed: String = plan_text(&completion, directive);
         shared.add_spend(completion.cost(&streamed));
-        let mut response = Response::new(stream::body(plan, shared.streams.clone()));
+        let mut response = Response::new(stream::shaped_body(plan, directive, shared.streams.clone()));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -9,7 +9,10 @@
 //! error chunks and connection resets; `tool_call` makes the answer call a tool (until the
 //! conversation ends with a tool result, which is answered in text); `echo_auth` quotes the
 //! `Authorization` header received in an error, as some providers do. `n` and `best_of` are
-//! honoured in usage and cost (each output is billed), and a whole answer carries `n` choices.
+//! honoured in usage and cost (each output is billed), and a whole answer carries `n` choices. For
+//! fault injection a stream can also be a flood of any size (`flood`, `flood_bytes`: valid events,
+//! lines that never end an event, a line that never ends, or random bytes) or trickle one byte per
+//! frame (`byte_delay_ms`), and [`RawUpstream`] misbehaves below HTTP (silence, garbage, resets).
 //!
 //! The same server also speaks Anthropic's Messages API (`POST /v1/messages`, and `GET /v1/models`
 //! when the request carries `anthropic-version`; the key and `anthropic-version` are checked) and
@@ -53,8 +56,10 @@ mod embeddings;
 mod error;
 mod gemini;
 mod handler;
+mod hostile;
 mod ollama;
 mod prefix_cache;
+mod raw;
 mod responses;
 mod server;
 mod stream;
@@ -64,7 +69,10 @@ mod wire;
 
 pub use error::Error;
 pub use prefix_cache::PrefixCacheOptions;
+pub use raw::{RawScript, RawUpstream};
+pub mod services;
 pub use server::{serve, serve_forever, Emulator, EmulatorOptions, RecordedRequest};
+pub use services::{free_port, Postgres, Valkey};
 pub use stream::KEEPALIVE_COMMENT;
 pub use tls::{ServerIdentity, TestCa};
 

@@ -213,13 +213,11 @@ async fn chat(shared: &Shared, body: &Bytes) -> Response<ResponseBody> {
     if !broken {
         steps.push_back(Step::End);
     }
-    let mut response = Response::new(stream::body(
-        Plan {
-            steps,
-            keepalive: None,
-        },
-        shared.streams.clone(),
-    ));
+    let plan = Plan {
+        steps,
+        keepalive: None,
+    };
+    let mut response = Response::new(stream::shaped_body(plan, &directive, shared.streams.clone()));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));

@@ -387,10 +387,12 @@ where
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handler::handle(shared, request).await) }
     });
+    let mut builder = auto::Builder::new(exec);
+    // A provider that takes every stream a client opens on one HTTP/2 connection (hyper's default is
+    // 200, past which a client such as moatd's queues), so load tests measure moatd, not this limit.
+    builder.http2().max_concurrent_streams(100_000);
     // Errors here are the client hanging up or an emulated reset: nothing to report.
-    let _ = auto::Builder::new(exec)
-        .serve_connection(TokioIo::new(io), service)
-        .await;
+    let _ = builder.serve_connection(TokioIo::new(io), service).await;
 }
 
 /// Runs hyper's HTTP/2 stream tasks, ending them when the emulator stops so no request outlives it.

@@ -39,6 +39,8 @@ pub(crate) enum Step {
     Last(Bytes),
     /// Fail the body so the server drops the connection.
     Reset,
+    /// Send a flood, one block per frame (generated as it goes, never buffered).
+    Flood(crate::hostile::Flood),
 }
 
 /// A stream's whole script, decided before the first byte goes out.
@@ -213,6 +215,13 @@ impl Player {
         loop {
             match self.steps.pop_front()? {
                 Step::Send(bytes) => return Some(Ok(Frame::data(bytes))),
+                Step::Flood(mut flood) => {
+                    let (frame, more) = flood.next_frame();
+                    if more {
+                        self.steps.push_front(Step::Flood(flood));
+                    }
+                    return Some(Ok(Frame::data(frame)));
+                }
                 Step::Wait(total) => match self.keepalive {
                     Some(every) if every < total => {
                         tokio::time::sleep(every).await;
@@ -248,6 +257,15 @@ impl Player {
             }
         }
     }
+}
+
+/// A response body that plays `plan`, shaped by the directive's flood and trickle, frame by frame;
+/// nothing is buffered ahead.
+pub(crate) fn shaped_body(plan: Plan, directive: &Directive, counters: Arc<StreamCounters>) -> ResponseBody {
+    body(
+        crate::hostile::shaped(plan, directive.flood, directive.trickle),
+        counters,
+    )
 }
 
 /// A response body that plays `plan` frame by frame; nothing is buffered ahead.

@@ -67,6 +67,9 @@ pub enum FrameError {
     MessageCrc,
     #[error("event stream: message length {0} is out of bounds")]
     Length(usize),
+    /// Within AWS's bounds but past this decoder's (`Decoder::with_max_message`).
+    #[error("event stream: a message of {len} bytes is longer than {limit} bytes")]
+    TooLarge { len: usize, limit: usize },
     #[error("event stream: headers length {0} is out of bounds")]
     HeadersLength(usize),
     #[error("event stream: malformed header")]
@@ -75,16 +78,33 @@ pub enum FrameError {
     Broken,
 }
 
-/// An incremental decoder.
-#[derive(Debug, Default)]
+/// An incremental decoder. A message's length is known from its prelude, so a message past the
+/// bound is refused before it is buffered, and each piece is looked at once.
+#[derive(Debug)]
 pub struct Decoder {
     buf: Vec<u8>,
     broken: bool,
+    max_message: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Decoder {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_max_message(MAX_MESSAGE)
+    }
+
+    /// A decoder refusing messages longer than `max_message` bytes (at most [`MAX_MESSAGE`]).
+    pub fn with_max_message(max_message: usize) -> Self {
+        Decoder {
+            buf: Vec::new(),
+            broken: false,
+            max_message: max_message.min(MAX_MESSAGE),
+        }
     }
 
     /// Bytes held for a message not yet complete.
@@ -120,6 +140,12 @@ impl Decoder {
             }
             if !(MIN_MESSAGE..=MAX_MESSAGE).contains(&total) {
                 return Err(FrameError::Length(total));
+            }
+            if total > self.max_message {
+                return Err(FrameError::TooLarge {
+                    len: total,
+                    limit: self.max_message,
+                });
             }
             if headers_len > MAX_HEADERS || headers_len > total - MIN_MESSAGE {
                 return Err(FrameError::HeadersLength(headers_len));

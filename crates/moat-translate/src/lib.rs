@@ -41,6 +41,8 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+#[cfg(test)]
+mod bounded_tests;
 mod error;
 pub mod eventstream;
 pub mod gemini;
@@ -60,7 +62,14 @@ pub use time::{rfc3339, unix_seconds};
 /// calls anywhere) and returns whatever complete output they finish; `finish` is called once at the
 /// end of the input and returns what is still owed (closing events, an error when the provider's
 /// stream stopped early). Output is always whole events, never a piece of one.
+///
+/// What a translator holds is bounded: an input event (or NDJSON line) longer than its bound
+/// (`with_max_event`, default [`moat_wire::sse::DEFAULT_MAX_EVENT`]) ends the output with an error
+/// event; [`StreamTranslator::stopped`] then says why, and the caller stops reading the provider.
 pub trait StreamTranslator: Send {
     fn feed(&mut self, chunk: &[u8]) -> Vec<u8>;
     fn finish(&mut self) -> Vec<u8>;
+    /// `None` while more output may come; `Some(Ok(()))` once the final event is written;
+    /// `Some(Err(reason))` once the output ended early with an error event.
+    fn stopped(&self) -> Option<Result<(), String>>;
 }

@@ -286,6 +286,8 @@ pub struct Answer {
     pub id: String,
     /// Unix seconds to stamp answers whose wire carries no time.
     pub created: u64,
+    /// The most a stream translator holds of one input event or line (`[server] max_event_bytes`).
+    pub max_event: usize,
     /// The model as the request named it, for answers whose wire carries none.
     pub model: String,
 }
@@ -325,6 +327,7 @@ pub fn outbound(
             provider: provider.to_owned(),
             include_usage: request.include_usage(),
             id: format!("chatcmpl-{request_id}"),
+            max_event: moat_wire::sse::DEFAULT_MAX_EVENT,
             native: matches!(request, WireRequest::Native { .. }),
             model,
         },
@@ -338,17 +341,25 @@ pub struct Translation {
     provider: String,
     include_usage: bool,
     id: String,
+    max_event: usize,
     /// The request went in the provider's own wire, so the answer comes back as it is.
     native: bool,
     model: String,
 }
 
 impl Translation {
+    /// Bounds what a stream translator holds of one input event or line (default 1 MiB).
+    pub fn with_max_event(mut self, max_event: usize) -> Translation {
+        self.max_event = max_event;
+        self
+    }
+
     fn answer(&self) -> Answer {
         Answer {
             include_usage: self.include_usage,
             id: self.id.clone(),
             created: unix_now(),
+            max_event: self.max_event,
             model: self.model.clone(),
         }
     }

@@ -52,6 +52,9 @@ pub struct UpstreamSettings {
     pub retry: RetryPolicy,
     /// Largest non-streamed response body accepted (a bound on memory per request).
     pub max_response_bytes: usize,
+    /// Largest single SSE event (or NDJSON line, for a translated wire) of a streamed answer; a longer
+    /// one ends the stream with an error event (a bound on memory per stream).
+    pub max_event_bytes: usize,
     /// Send no request through an HTTP(S) proxy from the environment. Set for loopback providers so a
     /// proxy meant for the internet never sees local traffic.
     pub no_proxy: bool,
@@ -73,6 +76,7 @@ impl UpstreamSettings {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             max_response_bytes: 64 * 1024 * 1024,
+            max_event_bytes: moat_wire::sse::DEFAULT_MAX_EVENT,
             no_proxy: false,
             request_auth: None,
         }

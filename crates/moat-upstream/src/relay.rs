@@ -4,6 +4,9 @@
 //! client's SSE stream well-formed: bytes of an event that has not finished yet are held back until its
 //! blank line arrives (almost always within the same read), and if the provider fails or falls silent
 //! mid-stream the partial event is dropped and a final `data: {"error":…}` event is sent instead.
+//! An event longer than the provider's `max_event_bytes` is such a failure too: what is held back is
+//! bounded, and finding event ends looks at each byte once ([`EventBoundaries`]), so a provider that
+//! never sends a blank line costs neither unbounded memory nor quadratic time.
 //! Usage is read from the events on the way past. When the client goes away, the relay is dropped,
 //! which drops the upstream response and so cancels the provider's work.
 
@@ -13,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use moat_wire::error::ErrorBody;
 use moat_wire::openai::Usage;
-use moat_wire::sse::{SseFrame, SseParser};
+use moat_wire::sse::{EventBoundaries, SseFrame, SseParser};
 
 use crate::{Phase, UpstreamError, UpstreamSettings};
 
@@ -60,8 +63,26 @@ impl Drop for Report {
     }
 }
 
+/// Why the bytes feeding a relay stopped early.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// The connection to the provider failed.
+    Transport(reqwest::Error),
+    /// A translator ended its output with an error event of its own (the provider's stream was
+    /// malformed, over the event bound, or carried an error); the reason is for the outcome.
+    Stopped(String),
+}
+
+impl From<reqwest::Error> for Fault {
+    fn from(e: reqwest::Error) -> Fault {
+        Fault::Transport(e)
+    }
+}
+
 struct RelayState<S> {
     body: S,
+    /// Where events end; fails once an unfinished event passes the bound.
+    boundaries: EventBoundaries,
     /// Bytes after the last complete event, held until the event completes.
     tail: BytesMut,
     idle: Duration,
@@ -94,24 +115,20 @@ impl<S> RelayState<S> {
     }
 
     /// Splits off what can go to the client now: everything up to the end of the last complete event.
-    fn releasable(&mut self, chunk: Bytes) -> Option<Bytes> {
-        let joined: Bytes = if self.tail.is_empty() {
-            chunk
-        } else {
+    /// Only `chunk` is scanned; the held tail was scanned when it arrived.
+    fn releasable(&mut self, chunk: Bytes) -> Result<Option<Bytes>, moat_wire::sse::EventTooLarge> {
+        let Some(end) = self.boundaries.scan(&chunk)? else {
             self.tail.extend_from_slice(&chunk);
+            return Ok(None);
+        };
+        let out = if self.tail.is_empty() {
+            chunk.slice(..end)
+        } else {
+            self.tail.extend_from_slice(&chunk[..end]);
             self.tail.split().freeze()
         };
-        match last_event_end(&joined) {
-            Some(end) if end == joined.len() => Some(joined),
-            Some(end) => {
-                self.tail.extend_from_slice(&joined[end..]);
-                Some(joined.slice(..end))
-            }
-            None => {
-                self.tail.extend_from_slice(&joined);
-                None
-            }
-        }
+        self.tail.extend_from_slice(&chunk[end..]);
+        Ok(Some(out))
     }
 
     fn transformed(&mut self, out: Bytes) -> Bytes {
@@ -131,21 +148,6 @@ impl<S> RelayState<S> {
     }
 }
 
-/// Byte offset just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `buf`. Walks back
-/// over line ends only (a vectorised byte search), so a chunk that ends an event, the usual case,
-/// costs one step, not a reverse substring search per kind of line end.
-fn last_event_end(buf: &[u8]) -> Option<usize> {
-    let mut end = buf.len();
-    while let Some(i) = memchr::memrchr2(b'\n', b'\r', &buf[..end]) {
-        let upto = &buf[..=i];
-        if upto.ends_with(b"\n\n") || upto.ends_with(b"\r\n\r\n") || upto.ends_with(b"\r\r") {
-            return Some(i + 1);
-        }
-        end = i;
-    }
-    None
-}
-
 /// Relays a streamed (SSE) response. `on_done` is called exactly once with how it ended.
 pub fn relay_stream(
     resp: reqwest::Response,
@@ -153,6 +155,17 @@ pub fn relay_stream(
     on_done: impl FnOnce(RelayOutcome) + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     relay_byte_stream(resp.bytes_stream(), settings, None, Box::new(on_done))
+}
+
+/// The bound on one event of what the relay holds: the provider's own for its SSE, none for what a
+/// translator wrote, which is whole events only (the translator bounds its input by the same
+/// setting, and each output event is a bounded rewrite of one input event).
+fn event_bound(settings: &UpstreamSettings, translated: bool) -> usize {
+    if translated {
+        usize::MAX
+    } else {
+        settings.max_event_bytes
+    }
 }
 
 /// As [`relay_stream`], passing every complete event through `transform` first.
@@ -175,47 +188,81 @@ pub fn relay_stream_translated(
     transform: Option<Transform>,
     on_done: impl FnOnce(RelayOutcome) + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    relay_byte_stream(
+    relay_framed(
         translated(resp.bytes_stream(), translator),
         settings,
+        event_bound(settings, true),
         transform,
         Box::new(on_done),
     )
 }
 
-/// Feeds a byte stream through a translator, ending with what the translator still owes.
-fn translated<S, E>(
+/// Where [`translated`] is: feeding the translator, or owing the reason it stopped early.
+enum Translating<S> {
+    Feeding(S, Box<dyn moat_translate::StreamTranslator>),
+    Stopped(String),
+}
+
+/// Feeds a byte stream through a translator, ending with what the translator still owes. Once the
+/// translator has stopped (its final event, or an error event of its own), the provider's stream is
+/// dropped rather than read to its end, and an early stop is passed on as [`Fault::Stopped`].
+fn translated<S>(
     body: S,
     translator: Box<dyn moat_translate::StreamTranslator>,
-) -> std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send>>
+) -> std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, Fault>> + Send>>
 where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: Send + 'static,
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
 {
     Box::pin(futures_util::stream::unfold(
-        Some((body, translator)),
+        Some(Translating::Feeding(body, translator)),
         |state| async move {
-            let (mut body, mut t) = state?;
+            let (mut body, mut t) = match state? {
+                Translating::Feeding(body, t) => (body, t),
+                Translating::Stopped(reason) => return Some((Err(Fault::Stopped(reason)), None)),
+            };
             match body.next().await {
-                Some(Ok(chunk)) => Some((Ok(Bytes::from(t.feed(&chunk))), Some((body, t)))),
-                Some(Err(e)) => Some((Err(e), None)),
+                Some(Ok(chunk)) => {
+                    let out = Ok(Bytes::from(t.feed(&chunk)));
+                    match t.stopped() {
+                        None => Some((out, Some(Translating::Feeding(body, t)))),
+                        Some(Ok(())) => Some((out, None)),
+                        Some(Err(reason)) => Some((out, Some(Translating::Stopped(reason)))),
+                    }
+                }
+                Some(Err(e)) => Some((Err(Fault::Transport(e)), None)),
                 None => Some((Ok(Bytes::from(t.finish())), None)),
             }
         },
     ))
 }
 
-fn relay_byte_stream<S>(
+fn relay_byte_stream<S, E>(
     body: S,
     settings: &UpstreamSettings,
     transform: Option<Transform>,
     on_done: Reporter,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
 where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: Into<Fault>,
+{
+    relay_framed(body, settings, event_bound(settings, false), transform, on_done)
+}
+
+fn relay_framed<S, E>(
+    body: S,
+    settings: &UpstreamSettings,
+    max_event: usize,
+    transform: Option<Transform>,
+    on_done: Reporter,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: Into<Fault>,
 {
     let state = RelayState {
         body,
+        boundaries: EventBoundaries::new(max_event),
         tail: BytesMut::new(),
         idle: settings.timeouts.idle,
         provider: settings.name.clone(),
@@ -230,14 +277,24 @@ where
         let mut s = state?;
         loop {
             match tokio::time::timeout(s.idle, s.body.next()).await {
-                Ok(Some(Ok(chunk))) => {
-                    if let Some(out) = s.releasable(chunk) {
+                Ok(Some(Ok(chunk))) => match s.releasable(chunk) {
+                    Ok(Some(out)) => {
                         s.observe(&out);
                         let out = s.transformed(out);
                         s.report.outcome.bytes += out.len() as u64;
                         return Some((Ok(out), Some(s)));
                     }
-                }
+                    Ok(None) => {}
+                    Err(too_large) => {
+                        // Dropping the state drops the provider's response: nothing more is read.
+                        let message = format!(
+                            "provider `{}` sent an event longer than {} bytes (server.max_event_bytes) (mid-stream)",
+                            s.provider, too_large.limit
+                        );
+                        let event = s.fail(message, "upstream_event_too_large");
+                        return Some((Ok(event), None));
+                    }
+                },
                 Ok(None) => {
                     // A provider that ends without a final blank line still had its last event
                     // delivered; the parser treats EOF as its end.
@@ -252,11 +309,20 @@ where
                     s.report.outcome.bytes += rest.len() as u64;
                     return Some((Ok(rest), None));
                 }
-                Ok(Some(Err(e))) => {
-                    let detail = UpstreamError::from_transport(&s.provider, &e, s.idle).to_string();
-                    let event = s.fail(format!("{detail} (mid-stream)"), "upstream_stream_error");
-                    return Some((Ok(event), None));
-                }
+                Ok(Some(Err(e))) => match e.into() {
+                    Fault::Transport(e) => {
+                        let detail = UpstreamError::from_transport(&s.provider, &e, s.idle).to_string();
+                        let event = s.fail(format!("{detail} (mid-stream)"), "upstream_stream_error");
+                        return Some((Ok(event), None));
+                    }
+                    Fault::Stopped(reason) => {
+                        // The translator already wrote its error event; only the outcome is left.
+                        s.tail.clear();
+                        s.report.outcome.error = Some(reason);
+                        s.report.finished = true;
+                        return None;
+                    }
+                },
                 Err(_) => {
                     let err = UpstreamError::Timeout {
                         provider: s.provider.clone(),

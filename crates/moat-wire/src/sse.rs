@@ -8,10 +8,15 @@
 //!   persistent "last event ID" is available from [`SseParser::last_event_id`];
 //! - lines and events are bounded ([`SseParser::with_max_line`]), so a hostile upstream cannot make
 //!   moat buffer without limit.
+//!
+//! [`EventBoundaries`] finds where events end without decoding them, for the relay, which passes the
+//! provider's bytes through as they are and holds back only an unfinished (bounded) event.
 
+mod boundaries;
 mod encode;
 mod parser;
 
+pub use boundaries::{EventBoundaries, EventTooLarge, DEFAULT_MAX_EVENT};
 pub use encode::{encode_comment, encode_data, encode_event, DONE};
 pub use parser::{SseError, SseParser, DEFAULT_MAX_LINE};
 

@@ -1,5 +1,6 @@
 //! `moatd keys|teams|providers|usage`: administration from the command line, on the same store the
-//! gateway uses (a running gateway sees changes on its next request).
+//! gateway uses, SQLite or PostgreSQL (running gateways see changes on their next request, or within
+//! a second on every node of a cluster).
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use moat_gateway::admin::{self, LimitSpec, NewKey, NewTeam};
 use moat_gateway::config::{Config, FileConfig};
 use moat_gateway::gateway_secret;
 use moat_gateway::ledger::now;
-use moat_store::SqliteStore;
+use moat_store::Store;
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct LimitArgs {
@@ -64,9 +65,10 @@ pub enum KeysCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key (by id, prefix or name); the next request with it is refused.
+    /// Revoke a key (by id, prefix, name or the whole key); the next request with it is refused.
     Revoke { key: String },
-    /// Give a key a new secret, keeping its limits and spend; prints the new key once.
+    /// Give a key a new secret, keeping its limits and spend; prints the new key once. The key is
+    /// named by id, prefix, name or the whole key.
     Rotate { key: String },
     /// Change a key's limits (unset flags remove that limit).
     Limits {
@@ -134,18 +136,29 @@ fn record(config: &Config, action: &str, target: &str, details: serde_json::Valu
 }
 
 /// The store and secret named by the config (or the defaults).
-fn open(
+pub(crate) fn open(
     config: &Option<PathBuf>,
-) -> anyhow::Result<(SqliteStore, moat_gateway::secret::ServerSecret, Config)> {
+) -> anyhow::Result<(
+    std::sync::Arc<dyn Store>,
+    moat_gateway::secret::ServerSecret,
+    Config,
+)> {
+    let config = load_config(config)?;
+    let store = config
+        .store
+        .open()
+        .with_context(|| format!("opening {}", moat_store::redacted_url(&config.store.url)))?;
+    let secret = gateway_secret(&config)?;
+    Ok((store, secret, config))
+}
+
+/// The config file named (or the defaults).
+pub(crate) fn load_config(config: &Option<PathBuf>) -> anyhow::Result<Config> {
     let file = match config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let config = Config::resolve(file, &|name| std::env::var(name).ok())?;
-    let store =
-        SqliteStore::open(&config.store.url).with_context(|| format!("opening {}", config.store.url))?;
-    let secret = gateway_secret(&config)?;
-    Ok((store, secret, config))
+    Ok(Config::resolve(file, &|name| std::env::var(name).ok())?)
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -177,7 +190,7 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
                 local_only,
                 expires,
             };
-            let issued = admin::create_key(&store, &secret, &new, now())?;
+            let issued = admin::create_key(store.as_ref(), &secret, &new, now())?;
             record(&cfg, "key.create", &issued.id, admin::describe_new_key(&new))?;
             if json {
                 return print_json(&issued);
@@ -189,7 +202,7 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
             println!("{}", issued.key);
         }
         KeysCmd::List { json } => {
-            let keys = admin::list_keys(&store, now())?;
+            let keys = admin::list_keys(store.as_ref(), now())?;
             if json {
                 return print_json(&keys);
             }
@@ -219,12 +232,12 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
             }
         }
         KeysCmd::Revoke { key } => {
-            let id = admin::revoke_key(&store, &key, now())?;
+            let id = admin::revoke_key(store.as_ref(), &secret, &key, now())?;
             record(&cfg, "key.revoke", &id, serde_json::json!({}))?;
             eprintln!("revoked {id}");
         }
         KeysCmd::Rotate { key } => {
-            let issued = admin::rotate_key(&store, &secret, &key)?;
+            let issued = admin::rotate_key(store.as_ref(), &secret, &key)?;
             record(
                 &cfg,
                 "key.rotate",
@@ -238,9 +251,9 @@ pub fn keys(config: &Option<PathBuf>, cmd: KeysCmd) -> anyhow::Result<()> {
             println!("{}", issued.key);
         }
         KeysCmd::Limits { key, limits } => {
-            admin::set_key_limits(&store, &key, &limits.spec())?;
-            record(&cfg, "key.limits", &key, serde_json::to_value(limits.spec())?)?;
-            eprintln!("limits of {key} updated");
+            let id = admin::set_key_limits(store.as_ref(), &secret, &key, &limits.spec())?;
+            record(&cfg, "key.limits", &id, serde_json::to_value(limits.spec())?)?;
+            eprintln!("limits of {id} updated");
         }
     }
     Ok(())
@@ -251,7 +264,7 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
     match cmd {
         TeamsCmd::Create { name, limits } => {
             let team = admin::create_team(
-                &store,
+                store.as_ref(),
                 &NewTeam {
                     name,
                     limits: limits.spec(),
@@ -267,7 +280,7 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
             eprintln!("created team {} ({})", team.name, team.id);
         }
         TeamsCmd::List { json } => {
-            let teams = admin::list_teams(&store, now())?;
+            let teams = admin::list_teams(store.as_ref(), now())?;
             if json {
                 return print_json(&teams);
             }
@@ -288,7 +301,7 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
             }
         }
         TeamsCmd::Limits { team, limits } => {
-            admin::set_team_limits(&store, &team, &limits.spec())?;
+            admin::set_team_limits(store.as_ref(), &team, &limits.spec())?;
             record(&cfg, "team.limits", &team, serde_json::to_value(limits.spec())?)?;
             eprintln!("limits of team {team} updated");
         }
@@ -299,7 +312,8 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
             let key = read_secret(&format!(
                 "API key of team `{team}` for `{provider}` (input hidden): "
             ))?;
-            let team_id = admin::set_team_provider_key(&store, &secret, &team, &provider, &key, now())?;
+            let team_id =
+                admin::set_team_provider_key(store.as_ref(), &secret, &team, &provider, &key, now())?;
             record(
                 &cfg,
                 "team.set_provider_key",
@@ -311,7 +325,7 @@ pub fn teams(config: &Option<PathBuf>, cmd: TeamsCmd) -> anyhow::Result<()> {
             );
         }
         TeamsCmd::RemoveKey { team, provider } => {
-            let team_id = admin::remove_team_provider_key(&store, &team, &provider)?;
+            let team_id = admin::remove_team_provider_key(store.as_ref(), &team, &provider)?;
             record(
                 &cfg,
                 "team.remove_provider_key",
@@ -348,7 +362,7 @@ pub fn providers(config: &Option<PathBuf>, cmd: ProvidersCmd) -> anyhow::Result<
         eprintln!("note: no provider named `{name}` in the config yet; the key is stored for when there is");
     }
     let key = read_secret(&format!("API key for `{name}` (input hidden): "))?;
-    admin::set_provider_key(&store, &secret, &name, &key, now())?;
+    admin::set_provider_key(store.as_ref(), &secret, &name, &key, now())?;
     record(&cfg, "provider.set_key", &name, serde_json::json!({}))?;
     eprintln!("stored the key for `{name}` (encrypted); restart moatd to use it");
     Ok(())
@@ -361,7 +375,7 @@ pub fn usage(config: &Option<PathBuf>, args: UsageArgs) -> anyhow::Result<()> {
         Some(d) => admin::parse_date(d)?,
         None => 0,
     };
-    let lines = admin::usage(&store, by, since)?;
+    let lines = admin::usage(store.as_ref(), by, since)?;
     if args.json {
         return print_json(&lines);
     }

@@ -65,8 +65,9 @@ fn locate(config: &Option<PathBuf>) -> anyhow::Result<Location> {
         .key_file
         .clone()
         .unwrap_or_else(|| config::data_dir().join("audit_signing_key"));
-    let settings =
+    let mut settings =
         AuditSettings::from_config(a.bodies, a.checkpoint_every, a.checkpoint_secs, a.retention_days);
+    settings.node_id = moat_gateway::audit::node_id(&config);
     Ok(Location {
         url,
         key_file,
@@ -84,25 +85,38 @@ pub fn audit(config: &Option<PathBuf>, cmd: AuditCmd) -> anyhow::Result<()> {
     }
 }
 
+fn is_postgres(url: &str) -> bool {
+    moat_store::is_postgres_url(url)
+}
+
 fn verify(loc: &Location, checkpoint: Option<&Path>) -> anyhow::Result<()> {
+    if is_postgres(&loc.url) {
+        // One chain per node: each is checked, and any broken one fails the command.
+        let reports =
+            moat_audit::verify_all(&loc.url, &loc.settings.node_id, checkpoint, Some(&loc.key_file))?;
+        if reports.is_empty() {
+            println!("OK: no chains yet");
+        }
+        let mut broken = Vec::new();
+        for (node, report) in &reports {
+            let line = format!("node {node}: {}", report.summary());
+            if report.is_ok() {
+                println!("{line}");
+            } else {
+                broken.push(line);
+            }
+        }
+        if !broken.is_empty() {
+            bail!("{}", broken.join("\n"));
+        }
+        return Ok(());
+    }
     let report = moat_audit::verify(&loc.url, checkpoint, Some(&loc.key_file))?;
     if !report.is_ok() {
         bail!("{}", report.summary());
     }
     println!("{}", report.summary());
     Ok(())
-}
-
-/// A file only its owner can read: exports carry who called which model when.
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
 }
 
 fn export(loc: &Location, since: Option<&str>, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
@@ -113,22 +127,63 @@ fn export(loc: &Location, since: Option<&str>, format: &str, out: Option<&Path>)
         Some(d) => moat_audit::parse_date(d)?,
         None => i64::MIN,
     };
-    let n = match out {
-        Some(path) => {
-            let file = create_private(path).with_context(|| format!("creating {}", path.display()))?;
-            let mut w = std::io::BufWriter::new(file);
-            moat_audit::export_records(&loc.url, since_ms, &mut w)?
+    let mut w: Box<dyn Write> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            moat_store::private::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let n = if is_postgres(&loc.url) {
+        // Every node's chain, each line naming its node.
+        let readable = moat_audit::readable_chains(&loc.url)?;
+        let mut n = 0;
+        for (node, url) in &readable.chains {
+            let mut lines = Vec::new();
+            n += moat_audit::export_records(url, since_ms, &mut lines)?;
+            for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)?;
+                v.insert("node".into(), node.clone().into());
+                writeln!(w, "{}", serde_json::Value::Object(v))?;
+            }
         }
-        None => {
-            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            moat_audit::export_records(&loc.url, since_ms, &mut w)?
-        }
+        w.flush()?;
+        n
+    } else {
+        moat_audit::export_records(&loc.url, since_ms, &mut w)?
     };
     eprintln!("exported {n} records");
     Ok(())
 }
 
 fn checkpoints(loc: &Location, export: Option<&Path>) -> anyhow::Result<()> {
+    if is_postgres(&loc.url) {
+        // Each node's checkpoints are signed by its own key: exporting takes this node's chain (to
+        // keep beside its key for `verify --checkpoint`); listing shows them all.
+        let readable = moat_audit::readable_chains(&loc.url)?;
+        if export.is_some() {
+            let Some((_, url)) = readable.chains.iter().find(|(n, _)| *n == loc.settings.node_id) else {
+                bail!("no chain for node {} in the log", loc.settings.node_id);
+            };
+            let local = Location {
+                url: url.clone(),
+                key_file: loc.key_file.clone(),
+                settings: loc.settings.clone(),
+            };
+            return checkpoints(&local, export);
+        }
+        for (node, url) in &readable.chains {
+            println!("node {node}");
+            checkpoints(
+                &Location {
+                    url: url.clone(),
+                    key_file: loc.key_file.clone(),
+                    settings: loc.settings.clone(),
+                },
+                None,
+            )?;
+        }
+        return Ok(());
+    }
     match export {
         Some(path) if path == Path::new("-") => {
             let mut w = std::io::stdout().lock();
@@ -138,7 +193,7 @@ fn checkpoints(loc: &Location, export: Option<&Path>) -> anyhow::Result<()> {
             // Written whole and renamed into place, so a copy job never picks up half a file.
             let tmp = path.with_extension("tmp");
             let mut w = std::io::BufWriter::new(
-                create_private(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+                moat_store::private::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
             );
             let n = moat_audit::export_checkpoints(&loc.url, &mut w)?;
             w.into_inner()

@@ -11,6 +11,7 @@ use moat_gateway::{server, Gateway};
 
 mod admin_cmd;
 mod audit_cmd;
+mod store_cmd;
 mod telemetry;
 
 /// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers across
@@ -34,6 +35,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   moatd keys create --name alice --team research --budget 5/day --rpm 60
   moatd keys list
   moatd usage --by model --since 2026-11-01
+  moatd store migrate --to postgres://moat@db:5432/moat   copy a SQLite store into PostgreSQL
   printf %s \"$OPENROUTER_API_KEY\" | moatd providers set-key openrouter
   printf %s \"$TEAM_OWN_KEY\" | moatd teams set-key research openrouter   the team's own key (BYOK)
   curl -s localhost:7400/v1/models
@@ -91,6 +93,14 @@ enum Command {
         #[command(subcommand)]
         cmd: audit_cmd::AuditCmd,
     },
+    /// The store itself: `migrate --to postgres://…` copies everything into another store.
+    Store {
+        /// Configuration file naming the store (default: the data directory's moatd.db).
+        #[arg(long, short = 'c', env = "MOATD_CONFIG", value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: store_cmd::StoreCmd,
+    },
     /// Usage and spend report.
     Usage {
         /// Configuration file naming the store (default: the data directory's moatd.db).
@@ -138,6 +148,7 @@ fn main() -> ExitCode {
         Some(Command::Providers { config, cmd }) => admin_cmd::providers(&config, cmd),
         Some(Command::Usage { config, args }) => admin_cmd::usage(&config, args),
         Some(Command::Audit { config, cmd }) => audit_cmd::audit(&config, cmd),
+        Some(Command::Store { config, cmd }) => store_cmd::store(&config, cmd),
         None => run(cli.serve),
     };
     match result {

@@ -311,3 +311,57 @@ async fn requests_and_admin_actions_are_in_a_verifiable_audit_log() {
         "no bodies unless [audit] bodies = true"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leaked_key_is_revoked_and_rotated_by_pasting_it_whole() {
+    let emu = priced_emulator(None).await;
+    let data = tempfile::tempdir().unwrap();
+    let cfg = config(data.path(), &emu);
+    let cfg = cfg.to_str().unwrap();
+    let create = |name: &str| {
+        let (key, err, ok) = moatd_cmd(
+            data.path(),
+            &["keys", "create", "--config", cfg, "--name", name],
+            None,
+        );
+        assert!(ok, "{err}");
+        key.trim().to_string()
+    };
+    let (leaked, other) = (create("leaked"), create("other"));
+    let daemon = Daemon::start_in(
+        data.path(),
+        &["serve", "--config", cfg, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let http = client();
+    let status = |key: String| {
+        let req = http
+            .post(daemon.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&chat(false));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // Rotating by the whole key gives a new secret; the pasted one stops working.
+    let (rotated, err, ok) = moatd_cmd(data.path(), &["keys", "rotate", "--config", cfg, &other], None);
+    assert!(ok, "{err}");
+    assert!(!err.contains(&other), "the whole key is never echoed: {err}");
+    let rotated = rotated.trim().to_string();
+    assert_eq!(status(other.clone()).await, 401);
+    assert_eq!(status(rotated.clone()).await, 200);
+    // Revoking by the whole key (pasted with its newline) refuses the next request with it.
+    assert_eq!(status(leaked.clone()).await, 200);
+    let pasted = format!("{leaked}\n");
+    let (_, err, ok) = moatd_cmd(data.path(), &["keys", "revoke", "--config", cfg, &pasted], None);
+    assert!(ok, "{err}");
+    assert!(!err.contains(&leaked), "{err}");
+    assert_eq!(status(leaked.clone()).await, 401);
+    assert_eq!(status(rotated).await, 200, "only the pasted key is revoked");
+    // A whole key that is no key is "not found", without repeating it.
+    let unknown = "moat-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let (_, err, ok) = moatd_cmd(data.path(), &["keys", "revoke", "--config", cfg, unknown], None);
+    assert!(
+        !ok && err.contains("not found") && !err.contains(unknown),
+        "{err}"
+    );
+    daemon.stop();
+}

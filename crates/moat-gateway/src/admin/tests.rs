@@ -77,9 +77,9 @@ fn revoke_and_rotate_by_prefix_or_name() {
         store.keys().unwrap()[0].hash,
         secret.hash_key(&rotated.key).to_vec()
     );
-    revoke_key(&store, "a", NOW).unwrap();
+    revoke_key(&store, &secret, "a", NOW).unwrap();
     assert!(matches!(
-        revoke_key(&store, &a.id, NOW),
+        revoke_key(&store, &secret, &a.id, NOW),
         Err(AdminError::Invalid(_))
     ));
     assert!(matches!(
@@ -88,7 +88,7 @@ fn revoke_and_rotate_by_prefix_or_name() {
     ));
     assert_eq!(list_keys(&store, NOW).unwrap()[0].status, "revoked");
     assert!(matches!(
-        revoke_key(&store, "nobody", NOW),
+        revoke_key(&store, &secret, "nobody", NOW),
         Err(AdminError::NotFound(_))
     ));
 }

@@ -37,6 +37,27 @@ pub fn explain(config: &Config) -> String {
         n => format!("{n} static keys (server.api_keys)"),
     };
     let _ = writeln!(out, "client auth: {auth}");
+    let _ = writeln!(out, "store: {}", moat_store::redacted_url(&config.store.url));
+    match &config.cluster {
+        None => {
+            let _ = writeln!(out, "limits: in memory, this node only (no [cluster])");
+        }
+        Some(c) => {
+            let unavailable = match c.on_unavailable {
+                super::OnUnavailable::Refuse => "metered requests get 503 limits_unavailable".to_string(),
+                super::OnUnavailable::LocalShare { nodes } => {
+                    format!("this node enforces 1/{nodes} of each limit on its own")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "limits: shared through {} as node {} (holds lapse after {} unrenewed); when it is unreachable, {unavailable}",
+                moat_store::redacted_url(&c.url),
+                c.node_id,
+                secs(c.hold_ttl)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "limits: max_body_bytes={} max_connections={} header_read_timeout={} body_read_timeout={} models_cache_ttl={}",

@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub models: Vec<ModelSection>,
     #[serde(default)]
     pub store: StoreSection,
+    /// Shared limits for several nodes (absent: one node).
+    #[serde(default)]
+    pub cluster: super::cluster::ClusterSection,
     #[serde(default)]
     pub privacy: PrivacySection,
     #[serde(default)]
@@ -154,10 +157,17 @@ impl Default for AuditSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// `sqlite:///path/moatd.db` (default: `moatd.db` in the data directory, `$XDG_DATA_HOME/moat`).
+    /// `sqlite:///path/moatd.db` (default: `moatd.db` in the data directory, `$XDG_DATA_HOME/moat`),
+    /// or `postgres://USER@HOST:PORT/DB` for several nodes.
     pub url: Option<String>,
     /// The server secret file (default: `secret` in the data directory). `MOAT_SECRET` overrides it.
     pub secret_file: Option<PathBuf>,
+    /// PostgreSQL only: where usage rows wait while the database is unreachable (default:
+    /// `usage-spool.jsonl` in the data directory).
+    pub spool_file: Option<PathBuf>,
+    /// PostgreSQL only: the most rows the spool holds (default 200 000); beyond, rows are dropped
+    /// and counted.
+    pub spool_max_rows: Option<u64>,
 }
 
 impl FileConfig {
@@ -209,8 +219,17 @@ pub struct ServerSection {
     pub default_provider: Option<String>,
     /// Most client connections open at once (default 4096); more wait in the kernel's backlog.
     pub max_connections: Option<usize>,
-    /// Time a client has to send its request headers (default 10 s).
+    /// Time a client has from connecting (TLS handshake included) to complete request headers, and
+    /// between requests on a connection with none in flight (default 10 s). Past it the connection is
+    /// closed.
     pub header_read_timeout_ms: Option<u64>,
+    /// Time a client may leave a response unread (a full socket buffer, a closed HTTP/2 window) before
+    /// its connection is closed, which cancels the provider request and releases its budget hold
+    /// (default 30 s).
+    pub write_timeout_ms: Option<u64>,
+    /// Largest single SSE event (or Ollama NDJSON line) relayed from a provider, and the bound on what
+    /// every stream translator holds (default 1 MiB). A stream that exceeds it ends with an error event.
+    pub max_event_bytes: Option<usize>,
     /// Time a client has to send its whole request body (default 30 s).
     pub body_read_timeout_ms: Option<u64>,
     /// How long the merged `/v1/models` list is reused (default 60 s).

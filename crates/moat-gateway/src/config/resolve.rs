@@ -60,6 +60,23 @@ pub enum ConfigError {
 pub struct StoreSettings {
     pub url: String,
     pub secret_file: std::path::PathBuf,
+    /// PostgreSQL's local usage spool.
+    pub spool_file: std::path::PathBuf,
+    pub spool_max_rows: u64,
+}
+
+impl StoreSettings {
+    /// The store these settings name.
+    pub fn open(&self) -> Result<std::sync::Arc<dyn moat_store::Store>, moat_store::StoreError> {
+        moat_store::open(
+            &self.url,
+            moat_store::PgOptions {
+                spool_file: Some(self.spool_file.clone()),
+                spool_max_rows: self.spool_max_rows,
+                ..moat_store::PgOptions::default()
+            },
+        )
+    }
 }
 
 /// The server's own settings, with defaults applied.
@@ -69,13 +86,21 @@ pub struct ServerSettings {
     pub admin_keys: Vec<String>,
     /// Requests without a valid key are served (loopback with no keys configured, or insecure_open).
     pub open_allowed: bool,
+    /// moatd listens on loopback only: `/metrics` may then be served without an admin key when none
+    /// is configured. Beyond loopback it always needs one.
+    pub listen_loopback: bool,
     pub default_max_output_tokens: u64,
     pub max_body_bytes: usize,
     pub insecure_open: bool,
     /// Certificate chain and key files for HTTPS, already checked to load.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub max_connections: usize,
+    /// Accept to complete headers, and idle between requests (see `server::conn`).
     pub header_read_timeout: Duration,
+    /// Longest a response may wait on a client that does not read.
+    pub write_timeout: Duration,
+    /// Largest SSE event or NDJSON line held while relaying or translating a stream.
+    pub max_event_bytes: usize,
     pub body_read_timeout: Duration,
     pub models_cache_ttl: Duration,
     /// Origins allowed by CORS (`*` = any); empty = none.
@@ -113,6 +138,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub server: ServerSettings,
     pub store: StoreSettings,
+    /// Shared limits (`[cluster]`); None on a single node.
+    pub cluster: Option<super::ClusterSettings>,
     /// The privacy scan's settings, as written (compiled by the gateway).
     pub privacy: super::file::PrivacySection,
     /// The audit log's settings, as written.
@@ -175,6 +202,7 @@ impl Config {
             api_keys,
             admin_keys,
             open_allowed: !keyed && (listen.ip().is_loopback() || s.insecure_open),
+            listen_loopback: listen.ip().is_loopback(),
             default_max_output_tokens: s.default_max_output_tokens.unwrap_or(4096),
             max_body_bytes: positive(
                 s.max_body_bytes.unwrap_or(8 * 1024 * 1024),
@@ -195,6 +223,11 @@ impl Config {
             },
             max_connections: positive(s.max_connections.unwrap_or(4096), "server.max_connections")?,
             header_read_timeout: ms(s.header_read_timeout_ms, 10_000, "server.header_read_timeout_ms")?,
+            write_timeout: ms(s.write_timeout_ms, 30_000, "server.write_timeout_ms")?,
+            max_event_bytes: positive(
+                s.max_event_bytes.unwrap_or(moat_wire::sse::DEFAULT_MAX_EVENT),
+                "server.max_event_bytes",
+            )?,
             body_read_timeout: ms(s.body_read_timeout_ms, 30_000, "server.body_read_timeout_ms")?,
             models_cache_ttl: Duration::from_millis(s.models_cache_ttl_ms.unwrap_or(60_000)),
             cors_origins: cors_origins(&s.cors_origins)?,
@@ -217,7 +250,9 @@ impl Config {
         let server_tls = server.tls.is_some();
         let mut providers = Vec::with_capacity(file.providers.len());
         for (index, p) in file.providers.iter().enumerate() {
-            providers.push(resolve_provider(index, p, env, &mut warnings)?);
+            let mut provider = resolve_provider(index, p, env, &mut warnings)?;
+            provider.upstream.max_event_bytes = server.max_event_bytes;
+            providers.push(provider);
         }
         let names: Vec<String> = file.providers.iter().map(|p| p.name.clone()).collect();
         let aliases: Vec<(String, Vec<String>)> = file
@@ -241,7 +276,18 @@ impl Config {
                 .secret_file
                 .clone()
                 .unwrap_or_else(|| dir.join("secret")),
+            spool_file: file
+                .store
+                .spool_file
+                .clone()
+                .unwrap_or_else(|| dir.join("usage-spool.jsonl")),
+            spool_max_rows: file.store.spool_max_rows.unwrap_or(200_000),
         };
+        let cluster_url = match &file.cluster.url {
+            Some(u) => Some(expand(u, "cluster.url", env)?),
+            None => None,
+        };
+        let cluster = file.cluster.resolve(cluster_url)?;
         // Compiling the scan here makes a bad rule a start-up (and check-config) error.
         crate::privacy::Privacy::new(&file.privacy).map_err(ConfigError::Privacy)?;
         if !matches!(file.privacy.data_collection.as_str(), "deny" | "allow") {
@@ -254,6 +300,7 @@ impl Config {
             listen,
             server,
             store,
+            cluster,
             privacy: file.privacy.clone(),
             audit: file.audit.clone(),
             providers,

@@ -78,7 +78,7 @@ pub(crate) struct KeyLogin {
 pub(crate) async fn with_key(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    crate::body::LimitedBody(body): crate::body::LimitedBody,
 ) -> Response {
     let run = || -> Result<Response, GatewayError> {
         // A login forced on someone from another site would act under the attacker's key.

@@ -2,6 +2,10 @@
 //! commands, as JSON, for an [`Operator`] — an admin key or a console session — held to its role:
 //! admins do everything, team admins their own team's keys, key limits and usage, viewers only read.
 //! Every change is an audit record naming the operator.
+//!
+//! The [`Operator`] extractor runs first, so a caller who is not one is refused before a byte of the
+//! body is read; [`LimitedBody`] then reads it with the same size and time limits as the API routes, so
+//! nobody can hold the server by announcing a large body and dribbling it.
 
 use std::sync::Arc;
 
@@ -12,6 +16,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::admin::{self, AdminError, LimitSpec, NewKey, NewTeam};
+use crate::body::LimitedBody;
 use crate::gateway::Gateway;
 use crate::ledger::now;
 use crate::roles::Operator;
@@ -41,7 +46,7 @@ pub(crate) fn done<T: serde::Serialize>(status: StatusCode, value: &T) -> Respon
 /// A team admin acts on their own team's keys only.
 fn may_touch_key(gw: &Gateway, op: &Operator, which: &str) -> Result<(), GatewayError> {
     if op.team_scope().is_some() {
-        let team = admin::key_team(gw.store.as_ref(), which).map_err(admin_error)?;
+        let team = admin::key_team(gw.store.as_ref(), gw.identities.secret(), which).map_err(admin_error)?;
         op.may_touch_team(team.as_deref())?;
     }
     Ok(())
@@ -50,7 +55,7 @@ fn may_touch_key(gw: &Gateway, op: &Operator, which: &str) -> Result<(), Gateway
 pub(crate) async fn create_key(
     State(gw): State<Arc<Gateway>>,
     op: Operator,
-    bytes: axum::body::Bytes,
+    LimitedBody(bytes): LimitedBody,
 ) -> Answer {
     op.may_write()?;
     let mut new: NewKey = body(&bytes)?;
@@ -77,14 +82,14 @@ pub(crate) async fn key_action(
     State(gw): State<Arc<Gateway>>,
     op: Operator,
     Path((id, action)): Path<(String, String)>,
-    bytes: axum::body::Bytes,
+    LimitedBody(bytes): LimitedBody,
 ) -> Answer {
     op.may_write()?;
     may_touch_key(&gw, &op, &id)?;
     let store = gw.store.as_ref();
     match action.as_str() {
         "revoke" => {
-            let id = admin::revoke_key(store, &id, now()).map_err(admin_error)?;
+            let id = admin::revoke_key(store, gw.identities.secret(), &id, now()).map_err(admin_error)?;
             record(&gw, &op, "key.revoke", &id, serde_json::json!({}));
             Ok(done(
                 StatusCode::OK,
@@ -104,7 +109,7 @@ pub(crate) async fn key_action(
         }
         "limits" => {
             let spec: LimitSpec = body(&bytes)?;
-            admin::set_key_limits(store, &id, &spec).map_err(admin_error)?;
+            let id = admin::set_key_limits(store, gw.identities.secret(), &id, &spec).map_err(admin_error)?;
             record(
                 &gw,
                 &op,
@@ -123,7 +128,7 @@ pub(crate) async fn key_action(
 pub(crate) async fn create_team(
     State(gw): State<Arc<Gateway>>,
     op: Operator,
-    bytes: axum::body::Bytes,
+    LimitedBody(bytes): LimitedBody,
 ) -> Answer {
     op.must_be_admin()?;
     let new: NewTeam = body(&bytes)?;
@@ -147,7 +152,7 @@ pub(crate) async fn team_limits(
     State(gw): State<Arc<Gateway>>,
     op: Operator,
     Path(team): Path<String>,
-    bytes: axum::body::Bytes,
+    LimitedBody(bytes): LimitedBody,
 ) -> Answer {
     op.must_be_admin()?;
     let spec: LimitSpec = body(&bytes)?;
@@ -207,7 +212,7 @@ pub(crate) async fn set_team_provider_key(
     State(gw): State<Arc<Gateway>>,
     op: Operator,
     Path((team, provider)): Path<(String, String)>,
-    bytes: axum::body::Bytes,
+    LimitedBody(bytes): LimitedBody,
 ) -> Answer {
     op.must_be_admin()?;
     let new: TeamKeyBody = body(&bytes)?;

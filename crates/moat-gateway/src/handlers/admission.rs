@@ -128,7 +128,7 @@ pub(crate) async fn reservation(
         && payer
             .key_id
             .as_deref()
-            .is_some_and(|k| gw.ledger.has_budget(k, payer.team_id.as_deref()));
+            .is_some_and(|k| gw.limits.has_budget(k, payer.team_id.as_deref()));
     let mut facts: Vec<ModelFacts> = targets
         .iter()
         .map(|t| gw.prices.lookup(t.provider, &t.model))

@@ -28,11 +28,12 @@ use crate::GatewayError;
 const COUNT_TOKENS: &str = "/messages/count_tokens";
 
 pub(crate) async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let max_event = gw.server.max_event_bytes;
     let response = counted(gw, req).await.unwrap_or_else(IntoResponse::into_response);
     // Errors (moatd's or the provider's, already in OpenAI's shape) go back in Anthropic's.
     match response.status().is_success() {
         true => response,
-        false => translate_back(response, "").await,
+        false => translate_back(response, "", max_event).await,
     }
 }
 
@@ -93,7 +94,7 @@ pub(crate) struct CountTokensBody {
 
 impl CountTokensBody {
     /// The local estimate: every text of the system prompt, messages and tools.
-    fn estimate(&self) -> u64 {
+    pub(crate) fn estimate(&self) -> u64 {
         let mut copy = self.rest.clone();
         let mut bytes = 0;
         for member in ["system", "messages", "tools"] {

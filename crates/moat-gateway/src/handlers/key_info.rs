@@ -48,7 +48,7 @@ pub(crate) async fn key_info(State(gw): State<Arc<Gateway>>, headers: HeaderMap)
         let week = day - days_since_monday * 86_400;
         let month = Period::Month.window(now).0;
         let (window_spent, total, budget) =
-            gw.ledger.key_status(&key.id, now).unwrap_or((0, since(0)?, None));
+            gw.limits.key_status(&key.id, now).unwrap_or((0, since(0)?, None));
         let limit = budget.map(|b| usd(b.limit));
         let remaining = budget.map(|b| usd(b.limit.saturating_sub(window_spent)));
         let reset = budget.and_then(|b| match b.period {

@@ -28,6 +28,7 @@ use crate::GatewayError;
 const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 
 pub(crate) async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let gw_max_event = gw.server.max_event_bytes;
     // The model the client named, which Anthropic's answers echo.
     let model = Arc::new(Mutex::new(String::new()));
     let decode = {
@@ -47,11 +48,11 @@ pub(crate) async fn messages(State(gw): State<Arc<Gateway>>, req: Request) -> Re
         .await
         .unwrap_or_else(IntoResponse::into_response);
     let model = model.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    translate_back(response, &model).await
+    translate_back(response, &model, gw_max_event).await
 }
 
 /// The OpenAI-shaped response of the forwarding path, in Anthropic's shape.
-pub(super) async fn translate_back(response: Response, model: &str) -> Response {
+pub(super) async fn translate_back(response: Response, model: &str, max_event: usize) -> Response {
     let (mut parts, body) = response.into_parts();
     let streamed = parts
         .headers
@@ -59,7 +60,7 @@ pub(super) async fn translate_back(response: Response, model: &str) -> Response 
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if parts.status.is_success() && streamed {
-        let translator = OpenAiToAnthropic::new(model);
+        let translator = OpenAiToAnthropic::new(model).with_max_event(max_event);
         let body = Body::from_stream(translated(body.into_data_stream(), translator));
         return Response::from_parts(parts, body);
     }
@@ -120,7 +121,8 @@ pub(super) fn anthropic_error(status: StatusCode, message: &str) -> Response {
 }
 
 /// The relayed OpenAI stream through the translator, ending with what it still owes. Dropping this
-/// (the client left) drops the relay under it, which cancels the provider's work and settles.
+/// (the client left, or the translator stopped on an error of its own) drops the relay under it,
+/// which cancels the provider's work and settles.
 fn translated<S, E>(body: S, translator: OpenAiToAnthropic) -> impl Stream<Item = Result<Bytes, E>> + Send
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
@@ -129,7 +131,12 @@ where
     futures_util::stream::unfold(Some((body, translator)), |state| async move {
         let (mut body, mut t) = state?;
         match body.next().await {
-            Some(Ok(chunk)) => Some((Ok(Bytes::from(t.feed(&chunk))), Some((body, t)))),
+            Some(Ok(chunk)) => {
+                let out = Ok(Bytes::from(t.feed(&chunk)));
+                // After an error event of its own nothing more can go out: stop reading.
+                let failed = matches!(t.stopped(), Some(Err(_)));
+                Some((out, (!failed).then_some((body, t))))
+            }
             Some(Err(e)) => Some((Err(e), None)),
             None => Some((Ok(Bytes::from(t.finish())), None)),
         }

@@ -194,13 +194,17 @@ async fn forward_inner<T: Forward>(
     } else {
         reservation(&gw, &payer, &targets, &demand, T::GENERATES).await?
     };
-    let mut meter = Some(Meter::reserve(
-        &gw.ledger,
-        payer.clone(),
-        request_id.clone(),
-        hold,
-        now,
-    )?);
+    let mut meter = Some(
+        Meter::reserve(
+            &gw.limits,
+            &gw.store,
+            payer.clone(),
+            request_id.clone(),
+            hold,
+            now,
+        )
+        .await?,
+    );
     admission.ok();
     let metered_stream = stream && payer.metered;
     let strip_usage = metered_stream && request.ask_stream_usage();
@@ -254,8 +258,13 @@ async fn forward_inner<T: Forward>(
             &provider.upstream,
             &forwarded,
         )?;
-        let (path, body, translation) =
-            translated::outbound(&provider.adapter, &settings.name, &*request, &request_id)?;
+        let (path, body, translation) = translated::outbound(
+            &provider.adapter,
+            &settings.name,
+            &*request,
+            &request_id,
+            settings.max_event_bytes,
+        )?;
         let request_text = trail
             .wants_bodies()
             .then(|| String::from_utf8_lossy(&body).into_owned());

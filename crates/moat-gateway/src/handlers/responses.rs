@@ -143,6 +143,7 @@ async fn prepare(
 
 /// The chat-shaped answer of the forwarding path as a Response object or Responses events.
 async fn translate_back(gw: Arc<Gateway>, response: Response, pending: Pending) -> Response {
+    let max_event = gw.server.max_event_bytes;
     let (mut parts, body) = response.into_parts();
     if !parts.status.is_success() {
         // Errors are already in OpenAI's shape, which the Responses API shares.
@@ -159,7 +160,7 @@ async fn translate_back(gw: Arc<Gateway>, response: Response, pending: Pending) 
         input: Some(pending.input),
     };
     if streamed {
-        let translator = ChatToResponses::new(pending.envelope);
+        let translator = ChatToResponses::new(pending.envelope).with_max_event(max_event);
         let body = Body::from_stream(translated(body.into_data_stream(), translator, saver));
         return Response::from_parts(parts, body);
     }
@@ -242,6 +243,11 @@ where
                 tracing::error!(error = %e, "a streamed response could not be stored");
             }
         }
-        Some((Ok(Bytes::from(out)), more.then_some((body, t, saver))))
+        // After a failure of its own (an event past the bound) nothing more can go out: stop reading.
+        let failed = matches!(t.stopped(), Some(Err(_)));
+        Some((
+            Ok(Bytes::from(out)),
+            (more && !failed).then_some((body, t, saver)),
+        ))
     })
 }

@@ -14,17 +14,19 @@ use super::request_kinds::Forward;
 use crate::GatewayError;
 
 /// The path and body to send to `provider` (of `adapter`'s kind) for `request`, and how its answer
-/// is read back. The typed request is encoded directly, never serialized and parsed again.
+/// is read back (a stream translator holding at most `max_event` bytes of one event). The typed
+/// request is encoded directly, never serialized and parsed again.
 pub(crate) fn outbound<T: Forward>(
     adapter: &Arc<dyn ProviderAdapter>,
     provider: &str,
     request: &T,
     request_id: &str,
+    max_event: usize,
 ) -> Result<(Cow<'static, str>, Bytes, Translation), GatewayError> {
     let out = adapter::outbound(adapter, provider, request.wire(), request_id).map_err(|e| match e {
         EncodeError::Unsupported { .. } => GatewayError::BadRequest(format!("provider `{provider}` {e}")),
         EncodeError::Translate(e) => GatewayError::BadRequest(e.to_string()),
         EncodeError::Json(e) => GatewayError::Internal(e.to_string()),
     })?;
-    Ok((out.path, out.body, out.translation))
+    Ok((out.path, out.body, out.translation.with_max_event(max_event)))
 }

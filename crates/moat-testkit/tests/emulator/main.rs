@@ -4,6 +4,7 @@
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 
+mod hostile;
 mod plain;
 mod streaming;
 mod tls;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use moat_wire::openai::Usage;
-use moat_wire::sse::{SseFrame, SseParser};
+use moat_wire::sse::{SseFrame, SseParser, DEFAULT_MAX_EVENT};
 use serde_json::Value;
 
 use super::types::AnthropicUsage;
@@ -27,8 +27,9 @@ pub struct AnthropicToOpenAi {
     /// Anthropic block index → OpenAI tool call index, for tool_use blocks.
     tool_index: HashMap<u64, u32>,
     role_sent: bool,
-    /// `message_stop` or `error` was seen: nothing more is owed.
-    ended: bool,
+    /// `message_stop` (Ok) or an error (Err, with why) was seen: nothing more is owed.
+    ended: Option<Result<(), String>>,
+    max_event: usize,
 }
 
 impl AnthropicToOpenAi {
@@ -36,7 +37,7 @@ impl AnthropicToOpenAi {
     /// `stream_options.include_usage`.
     pub fn new(created: u64, include_usage: bool) -> Self {
         AnthropicToOpenAi {
-            parser: SseParser::new(),
+            parser: SseParser::with_max_line(DEFAULT_MAX_EVENT),
             frames: Vec::new(),
             writer: ChunkWriter {
                 created,
@@ -46,8 +47,17 @@ impl AnthropicToOpenAi {
             usage: AnthropicUsage::default(),
             tool_index: HashMap::new(),
             role_sent: false,
-            ended: false,
+            ended: None,
+            max_event: DEFAULT_MAX_EVENT,
         }
+    }
+
+    /// Bounds one input event (lines and data) to `max_event` bytes; a longer one ends the output
+    /// with an error event.
+    pub fn with_max_event(mut self, max_event: usize) -> Self {
+        self.parser = SseParser::with_max_line(max_event);
+        self.max_event = max_event;
+        self
     }
 
     /// The usage so far, in OpenAI's terms.
@@ -79,7 +89,7 @@ impl AnthropicToOpenAi {
     }
 
     fn event(&mut self, data: &str, out: &mut Vec<u8>) {
-        if self.ended {
+        if self.ended.is_some() {
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(data) else {
@@ -145,7 +155,7 @@ impl AnthropicToOpenAi {
                     self.writer.usage(self.usage.to_openai(), out);
                 }
                 ChunkWriter::done(out);
-                self.ended = true;
+                self.ended = Some(Ok(()));
             }
             "error" => {
                 let kind = v
@@ -159,7 +169,7 @@ impl AnthropicToOpenAi {
                     kind
                 };
                 ChunkWriter::error(&message, openai_kind, kind, out);
-                self.ended = true;
+                self.ended = Some(Err(format!("the provider's stream carried an error: {message}")));
             }
             // A keep-alive for the client too: a comment, which OpenAI clients skip.
             "ping" => out.extend_from_slice(b": ping\n\n"),
@@ -181,26 +191,38 @@ impl AnthropicToOpenAi {
 impl StreamTranslator for AnthropicToOpenAi {
     fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        if self.parser.feed(chunk, &mut self.frames).is_err() {
-            self.parser = SseParser::new();
+        if self.ended.is_some() {
+            return out;
         }
+        let parsed = self.parser.feed(chunk, &mut self.frames);
         self.drain(&mut out);
+        if parsed.is_err() && self.ended.is_none() {
+            let message = format!(
+                "the provider sent an event longer than {} bytes (server.max_event_bytes)",
+                self.max_event
+            );
+            ChunkWriter::error(&message, "upstream_error", "upstream_event_too_large", &mut out);
+            self.ended = Some(Err(message));
+        }
         out
     }
 
     fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
+        if self.ended.is_some() {
+            return out;
+        }
         let _ = self.parser.finish(&mut self.frames);
         self.drain(&mut out);
-        if !self.ended {
-            self.ended = true;
-            ChunkWriter::error(
-                "the provider's stream ended before message_stop",
-                "upstream_error",
-                "upstream_stream_error",
-                &mut out,
-            );
+        if self.ended.is_none() {
+            let message = "the provider's stream ended before message_stop";
+            ChunkWriter::error(message, "upstream_error", "upstream_stream_error", &mut out);
+            self.ended = Some(Err(message.to_owned()));
         }
         out
+    }
+
+    fn stopped(&self) -> Option<Result<(), String>> {
+        self.ended.clone()
     }
 }

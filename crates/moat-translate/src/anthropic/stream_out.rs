@@ -7,7 +7,7 @@
 //! finish reason, so `message_delta` waits for `[DONE]` (or the end of the stream).
 
 use moat_wire::openai::{ChatCompletionChunk, Usage};
-use moat_wire::sse::{encode_event, SseEvent, SseFrame, SseParser};
+use moat_wire::sse::{encode_event, SseEvent, SseFrame, SseParser, DEFAULT_MAX_EVENT};
 use serde_json::{json, Value};
 
 use super::inbound::{error_type_for_status, message_id};
@@ -41,7 +41,9 @@ pub struct OpenAiToAnthropic {
     next_index: u64,
     stop_reason: Option<&'static str>,
     usage: Option<Usage>,
-    ended: bool,
+    /// `message_stop` (Ok) or an `error` event (Err, with why) was written: nothing more is owed.
+    ended: Option<Result<(), String>>,
+    max_event: usize,
 }
 
 fn push(out: &mut Vec<u8>, name: &str, data: &Value) {
@@ -57,7 +59,7 @@ impl OpenAiToAnthropic {
     /// `model` is the name the client asked for, which Anthropic's `message_start` echoes.
     pub fn new(model: impl Into<String>) -> Self {
         OpenAiToAnthropic {
-            parser: SseParser::new(),
+            parser: SseParser::with_max_line(DEFAULT_MAX_EVENT),
             frames: Vec::new(),
             model: model.into(),
             id: String::new(),
@@ -67,8 +69,17 @@ impl OpenAiToAnthropic {
             next_index: 0,
             stop_reason: None,
             usage: None,
-            ended: false,
+            ended: None,
+            max_event: DEFAULT_MAX_EVENT,
         }
+    }
+
+    /// Bounds one input event (lines and data) to `max_event` bytes; a longer one ends the output
+    /// with an `error` event.
+    pub fn with_max_event(mut self, max_event: usize) -> Self {
+        self.parser = SseParser::with_max_line(max_event);
+        self.max_event = max_event;
+        self
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -189,7 +200,7 @@ impl OpenAiToAnthropic {
             }),
         );
         push(out, "message_stop", &json!({"type": "message_stop"}));
-        self.ended = true;
+        self.ended = Some(Ok(()));
     }
 
     fn error(&mut self, kind: &str, message: &str, out: &mut Vec<u8>) {
@@ -198,11 +209,11 @@ impl OpenAiToAnthropic {
             "error",
             &json!({"type": "error", "error": {"type": kind, "message": message}}),
         );
-        self.ended = true;
+        self.ended = Some(Err(message.to_owned()));
     }
 
     fn event(&mut self, data: &str, out: &mut Vec<u8>) {
-        if self.ended {
+        if self.ended.is_some() {
             return;
         }
         if data == "[DONE]" {
@@ -249,7 +260,7 @@ impl OpenAiToAnthropic {
                 SseFrame::Event(e) => self.event(&e.data, out),
                 // An upstream keep-alive becomes Anthropic's: a `ping`, allowed anywhere after
                 // `message_start` (SDKs refuse any event before it, so earlier ones are dropped).
-                SseFrame::Comment(_) if self.started && !self.ended => {
+                SseFrame::Comment(_) if self.started && self.ended.is_none() => {
                     push(out, "ping", &json!({"type": "ping"}));
                 }
                 SseFrame::Comment(_) => {}
@@ -276,18 +287,33 @@ fn error_kind(error: &moat_wire::error::ErrorDetail) -> &'static str {
 impl StreamTranslator for OpenAiToAnthropic {
     fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        if self.parser.feed(chunk, &mut self.frames).is_err() {
-            self.parser = SseParser::new();
+        if self.ended.is_some() {
+            return out;
         }
+        let parsed = self.parser.feed(chunk, &mut self.frames);
         self.drain(&mut out);
+        if parsed.is_err() && self.ended.is_none() {
+            let message = format!(
+                "the upstream stream sent an event longer than {} bytes (server.max_event_bytes)",
+                self.max_event
+            );
+            self.error("api_error", &message, &mut out);
+        }
         out
+    }
+
+    fn stopped(&self) -> Option<Result<(), String>> {
+        self.ended.clone()
     }
 
     fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
+        if self.ended.is_some() {
+            return out;
+        }
         let _ = self.parser.finish(&mut self.frames);
         self.drain(&mut out);
-        if !self.ended {
+        if self.ended.is_none() {
             if self.stop_reason.is_some() {
                 self.end(&mut out);
             } else {

@@ -32,6 +32,8 @@ pub struct BedrockToOpenAi {
     stopped: bool,
     /// `[DONE]` or an error event was written.
     ended: bool,
+    /// Why the output ended with an error event, when it did.
+    failure: Option<String>,
 }
 
 impl BedrockToOpenAi {
@@ -52,7 +54,15 @@ impl BedrockToOpenAi {
             role_sent: false,
             stopped: false,
             ended: false,
+            failure: None,
         }
+    }
+
+    /// Bounds one input message to `max_event` bytes; a longer one ends the output with an error
+    /// event.
+    pub fn with_max_event(mut self, max_event: usize) -> Self {
+        self.decoder = Decoder::with_max_message(max_event);
+        self
     }
 
     /// The usage reported so far.
@@ -97,6 +107,7 @@ impl BedrockToOpenAi {
                 let (_, code) = openai_kind(name, 0, message);
                 ChunkWriter::error(message, "upstream_error", code, out);
                 self.ended = true;
+                self.failure = Some(format!("the provider's stream carried an error: {message}"));
                 return;
             }
         }
@@ -164,16 +175,20 @@ impl StreamTranslator for BedrockToOpenAi {
         self.drain(&mut out);
         if let Err(e) = result {
             if !self.ended {
-                ChunkWriter::error(
-                    &e.to_string(),
-                    "upstream_error",
-                    "upstream_stream_error",
-                    &mut out,
-                );
+                let code = match e {
+                    crate::eventstream::FrameError::TooLarge { .. } => "upstream_event_too_large",
+                    _ => "upstream_stream_error",
+                };
+                ChunkWriter::error(&e.to_string(), "upstream_error", code, &mut out);
                 self.ended = true;
+                self.failure = Some(e.to_string());
             }
         }
         out
+    }
+
+    fn stopped(&self) -> Option<Result<(), String>> {
+        self.ended.then(|| self.failure.clone().map_or(Ok(()), Err))
     }
 
     fn finish(&mut self) -> Vec<u8> {
@@ -186,6 +201,7 @@ impl StreamTranslator for BedrockToOpenAi {
             self.end(&mut out);
         } else {
             self.ended = true;
+            self.failure = Some("the provider's stream ended before messageStop".to_owned());
             ChunkWriter::error(
                 "the provider's stream ended before messageStop",
                 "upstream_error",

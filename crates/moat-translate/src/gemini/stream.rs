@@ -7,7 +7,7 @@
 //! streamed (`n` > 1 is for whole answers).
 
 use moat_wire::openai::Usage;
-use moat_wire::sse::{SseFrame, SseParser};
+use moat_wire::sse::{SseFrame, SseParser, DEFAULT_MAX_EVENT};
 use serde_json::Value;
 
 use super::request::made_up_id;
@@ -29,6 +29,9 @@ pub struct GeminiToOpenAi {
     finished: bool,
     /// An error event was written: nothing more is owed.
     ended: bool,
+    /// Why the output ended with an error event, when it did.
+    failure: Option<String>,
+    max_event: usize,
 }
 
 impl GeminiToOpenAi {
@@ -36,7 +39,7 @@ impl GeminiToOpenAi {
     /// `modelVersion`); `include_usage` is the client's `stream_options.include_usage`.
     pub fn new(id: impl Into<String>, model: impl Into<String>, created: u64, include_usage: bool) -> Self {
         GeminiToOpenAi {
-            parser: SseParser::new(),
+            parser: SseParser::with_max_line(DEFAULT_MAX_EVENT),
             frames: Vec::new(),
             writer: ChunkWriter {
                 id: id.into(),
@@ -49,7 +52,17 @@ impl GeminiToOpenAi {
             tool_calls: 0,
             finished: false,
             ended: false,
+            failure: None,
+            max_event: DEFAULT_MAX_EVENT,
         }
+    }
+
+    /// Bounds one input event (lines and data) to `max_event` bytes; a longer one ends the output
+    /// with an error event.
+    pub fn with_max_event(mut self, max_event: usize) -> Self {
+        self.parser = SseParser::with_max_line(max_event);
+        self.max_event = max_event;
+        self
     }
 
     /// The usage reported so far.
@@ -73,6 +86,7 @@ impl GeminiToOpenAi {
             let (_, code) = openai_kind(status, message);
             ChunkWriter::error(message, "upstream_error", code, out);
             self.ended = true;
+            self.failure = Some(format!("the provider's stream carried an error: {message}"));
             return;
         }
         if !self.role_sent {
@@ -143,15 +157,32 @@ impl GeminiToOpenAi {
 impl StreamTranslator for GeminiToOpenAi {
     fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        if self.parser.feed(chunk, &mut self.frames).is_err() {
-            self.parser = SseParser::new();
+        if self.ended {
+            return out;
         }
+        let parsed = self.parser.feed(chunk, &mut self.frames);
         self.drain(&mut out);
+        if parsed.is_err() && !self.ended {
+            let message = format!(
+                "the provider sent an event longer than {} bytes (server.max_event_bytes)",
+                self.max_event
+            );
+            ChunkWriter::error(&message, "upstream_error", "upstream_event_too_large", &mut out);
+            self.ended = true;
+            self.failure = Some(message);
+        }
         out
+    }
+
+    fn stopped(&self) -> Option<Result<(), String>> {
+        self.ended.then(|| self.failure.clone().map_or(Ok(()), Err))
     }
 
     fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
         let _ = self.parser.finish(&mut self.frames);
         self.drain(&mut out);
         if self.ended {
@@ -165,6 +196,7 @@ impl StreamTranslator for GeminiToOpenAi {
             }
             ChunkWriter::done(&mut out);
         } else {
+            self.failure = Some("the provider's stream ended before its finishReason".to_owned());
             ChunkWriter::error(
                 "the provider's stream ended before its finishReason",
                 "upstream_error",

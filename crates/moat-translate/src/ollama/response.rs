@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::openai_out::ChunkWriter;
 use crate::{LineSplitter, StreamTranslator, TranslateError};
+use moat_wire::sse::DEFAULT_MAX_EVENT;
 
 /// OpenAI usage from a final Ollama object: `prompt_eval_count` and `eval_count`.
 fn usage_of(v: &Value) -> Usage {
@@ -117,7 +118,9 @@ pub struct OllamaToOpenAi {
     include_usage: bool,
     role_sent: bool,
     tool_calls: usize,
-    ended: bool,
+    /// The final object (Ok) or an error (Err, with why) was seen: nothing more is owed.
+    ended: Option<Result<(), String>>,
+    max_event: usize,
 }
 
 impl OllamaToOpenAi {
@@ -125,7 +128,7 @@ impl OllamaToOpenAi {
     /// client's `stream_options.include_usage`.
     pub fn new(id: impl Into<String>, created: u64, include_usage: bool) -> Self {
         OllamaToOpenAi {
-            lines: LineSplitter::new(),
+            lines: LineSplitter::with_max_line(DEFAULT_MAX_EVENT),
             pending: Vec::new(),
             writer: ChunkWriter {
                 id: id.into(),
@@ -135,12 +138,20 @@ impl OllamaToOpenAi {
             include_usage,
             role_sent: false,
             tool_calls: 0,
-            ended: false,
+            ended: None,
+            max_event: DEFAULT_MAX_EVENT,
         }
     }
 
+    /// Bounds one input line to `max_event` bytes; a longer one ends the output with an error event.
+    pub fn with_max_event(mut self, max_event: usize) -> Self {
+        self.lines = LineSplitter::with_max_line(max_event);
+        self.max_event = max_event;
+        self
+    }
+
     fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
-        if self.ended {
+        if self.ended.is_some() {
             return;
         }
         let Ok(v) = serde_json::from_slice::<Value>(line) else {
@@ -149,7 +160,7 @@ impl OllamaToOpenAi {
         if let Some(error) = v.get("error") {
             let message = error.as_str().map_or_else(|| error.to_string(), str::to_owned);
             ChunkWriter::error(&message, "upstream_error", "upstream_stream_error", out);
-            self.ended = true;
+            self.ended = Some(Err(format!("the provider's stream carried an error: {message}")));
             return;
         }
         if self.writer.model.is_empty() {
@@ -192,7 +203,7 @@ impl OllamaToOpenAi {
                 self.writer.usage(usage_of(&v), out);
             }
             ChunkWriter::done(out);
-            self.ended = true;
+            self.ended = Some(Ok(()));
         }
     }
 
@@ -207,25 +218,39 @@ impl OllamaToOpenAi {
 impl StreamTranslator for OllamaToOpenAi {
     fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        self.lines.feed(chunk, &mut self.pending);
+        if self.ended.is_some() {
+            return out;
+        }
+        let fits = self.lines.feed(chunk, &mut self.pending);
         self.drain(&mut out);
+        if !fits && self.ended.is_none() {
+            let message = format!(
+                "the provider sent a line longer than {} bytes (server.max_event_bytes)",
+                self.max_event
+            );
+            ChunkWriter::error(&message, "upstream_error", "upstream_event_too_large", &mut out);
+            self.ended = Some(Err(message));
+        }
         out
     }
 
     fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
+        if self.ended.is_some() {
+            return out;
+        }
         self.lines.finish(&mut self.pending);
         self.drain(&mut out);
-        if !self.ended {
-            self.ended = true;
-            ChunkWriter::error(
-                "the provider's stream ended before its final object",
-                "upstream_error",
-                "upstream_stream_error",
-                &mut out,
-            );
+        if self.ended.is_none() {
+            let message = "the provider's stream ended before its final object";
+            ChunkWriter::error(message, "upstream_error", "upstream_stream_error", &mut out);
+            self.ended = Some(Err(message.to_owned()));
         }
         out
+    }
+
+    fn stopped(&self) -> Option<Result<(), String>> {
+        self.ended.clone()
     }
 }
 

@@ -8,7 +8,7 @@
 //! streams send usage after the finish reason, so the terminal event waits for `[DONE]` (or the end).
 
 use moat_wire::openai::{ChatCompletionChunk, ToolCallDelta, Usage};
-use moat_wire::sse::{encode_comment, encode_event, SseEvent, SseFrame, SseParser};
+use moat_wire::sse::{encode_comment, encode_event, SseEvent, SseFrame, SseParser, DEFAULT_MAX_EVENT};
 use serde_json::{json, Value};
 
 use super::envelope::{Envelope, Status};
@@ -54,6 +54,8 @@ pub struct ChatToResponses {
     /// Bytes of output kept so far (text, reasoning, arguments), against `max_output`.
     kept: usize,
     max_output: usize,
+    /// The bound on one input event (`with_max_event`).
+    max_event: usize,
 }
 
 /// Most output one streamed response may accumulate: the final Response object repeats it, so it is
@@ -65,7 +67,7 @@ impl ChatToResponses {
     pub fn new(envelope: Envelope) -> Self {
         let ids = ItemIds::new(envelope.id());
         ChatToResponses {
-            parser: SseParser::new(),
+            parser: SseParser::with_max_line(DEFAULT_MAX_EVENT),
             frames: Vec::new(),
             envelope,
             ids,
@@ -78,7 +80,16 @@ impl ChatToResponses {
             done: None,
             kept: 0,
             max_output: MAX_OUTPUT_BYTES,
+            max_event: DEFAULT_MAX_EVENT,
         }
+    }
+
+    /// Bounds one input event (lines and data) to `max_event` bytes; a longer one fails the
+    /// response.
+    pub fn with_max_event(mut self, max_event: usize) -> Self {
+        self.parser = SseParser::with_max_line(max_event);
+        self.max_event = max_event;
+        self
     }
 
     /// The same with another output bound than [`MAX_OUTPUT_BYTES`].
@@ -409,15 +420,38 @@ fn error_code(error: &moat_wire::error::ErrorDetail) -> String {
 impl StreamTranslator for ChatToResponses {
     fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        if self.parser.feed(chunk, &mut self.frames).is_err() {
-            self.parser = SseParser::new();
+        if self.done.is_some() {
+            return out;
         }
+        let parsed = self.parser.feed(chunk, &mut self.frames);
         self.drain(&mut out);
+        if parsed.is_err() && self.done.is_none() {
+            let message = format!(
+                "the upstream stream sent an event longer than {} bytes (server.max_event_bytes)",
+                self.max_event
+            );
+            self.fail("upstream_event_too_large", &message, &mut out);
+        }
         out
+    }
+
+    fn stopped(&self) -> Option<Result<(), String>> {
+        let done = self.done.as_ref()?;
+        Some(match done.get("status").and_then(Value::as_str) {
+            Some("failed") => Err(done
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("the response failed")
+                .to_owned()),
+            _ => Ok(()),
+        })
     }
 
     fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
+        if self.done.is_some() {
+            return out;
+        }
         let _ = self.parser.finish(&mut self.frames);
         self.drain(&mut out);
         if self.done.is_none() {

@@ -72,10 +72,10 @@ impl ProviderAdapter for Anthropic {
     }
 
     fn stream(&self, answer: &Answer) -> Option<Box<dyn StreamTranslator>> {
-        Some(Box::new(anthropic::AnthropicToOpenAi::new(
-            answer.created,
-            answer.include_usage,
-        )))
+        Some(Box::new(
+            anthropic::AnthropicToOpenAi::new(answer.created, answer.include_usage)
+                .with_max_event(answer.max_event),
+        ))
     }
 
     /// Anthropic's error shape as OpenAI's, and its 529 "overloaded" as 503.

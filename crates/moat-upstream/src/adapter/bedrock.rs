@@ -81,12 +81,15 @@ impl ProviderAdapter for Bedrock {
     }
 
     fn stream(&self, answer: &Answer) -> Option<Box<dyn StreamTranslator>> {
-        Some(Box::new(bedrock::BedrockToOpenAi::new(
-            answer.id.clone(),
-            answer.model.clone(),
-            answer.created,
-            answer.include_usage,
-        )))
+        Some(Box::new(
+            bedrock::BedrockToOpenAi::new(
+                answer.id.clone(),
+                answer.model.clone(),
+                answer.created,
+                answer.include_usage,
+            )
+            .with_max_event(answer.max_event),
+        ))
     }
 
     fn error(&self, status: u16, body: &[u8]) -> Option<(u16, Vec<u8>)> {

@@ -94,12 +94,15 @@ impl ProviderAdapter for Gemini {
     }
 
     fn stream(&self, answer: &Answer) -> Option<Box<dyn StreamTranslator>> {
-        Some(Box::new(gemini::GeminiToOpenAi::new(
-            answer.id.clone(),
-            answer.model.clone(),
-            answer.created,
-            answer.include_usage,
-        )))
+        Some(Box::new(
+            gemini::GeminiToOpenAi::new(
+                answer.id.clone(),
+                answer.model.clone(),
+                answer.created,
+                answer.include_usage,
+            )
+            .with_max_event(answer.max_event),
+        ))
     }
 
     fn error(&self, status: u16, body: &[u8]) -> Option<(u16, Vec<u8>)> {

@@ -51,11 +51,10 @@ impl ProviderAdapter for Ollama {
     }
 
     fn stream(&self, answer: &Answer) -> Option<Box<dyn StreamTranslator>> {
-        Some(Box::new(ollama::OllamaToOpenAi::new(
-            answer.id.clone(),
-            answer.created,
-            answer.include_usage,
-        )))
+        Some(Box::new(
+            ollama::OllamaToOpenAi::new(answer.id.clone(), answer.created, answer.include_usage)
+                .with_max_event(answer.max_event),
+        ))
     }
 
     /// Ollama's `{"error": "…"}` as OpenAI's error shape.

@@ -91,6 +91,11 @@ async fn silence_ends_the_stream_with_an_error_event() {
     assert!(!outcome.cancelled && outcome.error.is_some());
 }
 
+/// Where the relay's framing puts the last event end of `buf`, read in one piece.
+fn last_event_end(buf: &[u8]) -> Option<usize> {
+    EventBoundaries::new(usize::MAX).scan(buf).unwrap()
+}
+
 #[test]
 fn event_ends_are_found_for_every_line_ending() {
     assert_eq!(last_event_end(b"data: a\n\ndata: b"), Some(9));
@@ -98,7 +103,9 @@ fn event_ends_are_found_for_every_line_ending() {
     assert_eq!(last_event_end(b"data: a\r\r"), Some(9));
     assert_eq!(last_event_end(b"data: a\n"), None);
     assert_eq!(last_event_end(b"data: a\r\n\r\ndata: b\r\n"), Some(11));
-    assert_eq!(last_event_end(b"\n\n\r"), Some(2));
+    // A lone `\r` ends a line too, so the trailing `\r` is a third blank line (the relay releases it
+    // now; a `\n` arriving next completes its `\r\n`).
+    assert_eq!(last_event_end(b"\n\n\r"), Some(3));
     assert_eq!(last_event_end(b""), None);
 }
 
@@ -156,15 +163,98 @@ async fn translated_streams_are_relayed_as_openai_with_their_usage_read() {
     assert_eq!((u.prompt_tokens, u.completion_tokens), (11, 4));
 }
 
+/// An endless provider stream of `piece`, counting how many pieces were taken from it.
+fn endless(
+    piece: &'static [u8],
+    taken: Arc<Mutex<usize>>,
+) -> impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin {
+    futures_util::stream::repeat_with(move || {
+        *taken.lock().unwrap() += 1;
+        Ok(Bytes::from_static(piece))
+    })
+}
+
+#[tokio::test]
+async fn an_event_without_end_past_the_bound_ends_the_stream_and_the_reading() {
+    let (slot, report) = collector();
+    let mut settings = UpstreamSettings::new("emu", "http://127.0.0.1:1/v1");
+    settings.max_event_bytes = 64 * 1024;
+    let taken = Arc::new(Mutex::new(0));
+    let body =
+        chunks(&["data: {\"ok\":1}\n\n"]).chain(endless(b"data: xxxxxxxxxxxxxxxxxxxxxxxx\n", taken.clone()));
+    let out: Vec<Bytes> = relay_byte_stream(body, &settings, None, report)
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(out[0], Bytes::from("data: {\"ok\":1}\n\n"));
+    let last = String::from_utf8(out.last().unwrap().to_vec()).unwrap();
+    assert!(
+        last.starts_with("data: {\"error\":")
+            && last.contains("upstream_event_too_large")
+            && last.ends_with("\n\n"),
+        "{last}"
+    );
+    assert_eq!(out.len(), 2, "nothing of the over-long event went out");
+    // Reading stopped at the bound: about 64 KiB of 31-byte pieces, not the endless rest.
+    let taken = *taken.lock().unwrap();
+    assert!(taken <= 64 * 1024 / 31 + 2, "{taken} pieces read");
+    let outcome = slot.lock().unwrap().clone().unwrap();
+    assert!(!outcome.completed && !outcome.cancelled);
+    assert!(outcome.error.unwrap().contains("longer than 65536 bytes"));
+}
+
+#[tokio::test]
+async fn a_translator_stopping_on_its_bound_ends_the_relay_with_its_error() {
+    let (slot, report) = collector();
+    let settings = UpstreamSettings::new("ollama", "http://127.0.0.1:1");
+    let taken = Arc::new(Mutex::new(0));
+    // NDJSON that never ends its line.
+    let body = endless(
+        b"{\"message\":{\"content\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        taken.clone(),
+    );
+    let translator =
+        Box::new(moat_translate::ollama::OllamaToOpenAi::new("id", 1, false).with_max_event(4096));
+    let out: Vec<Bytes> = relay_framed(translated(body, translator), &settings, usize::MAX, None, report)
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    let text: String = out
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(
+        text.contains("upstream_event_too_large") && text.ends_with("\n\n"),
+        "{text}"
+    );
+    assert!(*taken.lock().unwrap() <= 4096 / 50 + 2);
+    let outcome = slot.lock().unwrap().clone().unwrap();
+    assert!(!outcome.completed && !outcome.cancelled);
+    assert!(outcome.error.unwrap().contains("longer than 4096 bytes"));
+}
+
 proptest! {
-    /// The backward walk agrees with the plain definition: the largest end of any of the three
-    /// blank-line forms.
+    /// The relay's framing agrees with the plain definition of SSE line ends (LF, CRLF or CR, mixed
+    /// freely, as the parser reads them): an event ends after every empty line, and the relay
+    /// releases up to the last one.
     #[test]
     fn last_event_end_is_the_last_blank_line(bytes in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a')], 0..40)) {
-        let expected = (1..=bytes.len()).rev().find(|&p| {
-            let s = &bytes[..p];
-            s.ends_with(b"\n\n") || s.ends_with(b"\r\n\r\n") || s.ends_with(b"\r\r")
-        });
+        let (mut i, mut line_len, mut expected) = (0, 0, None);
+        while i < bytes.len() {
+            let b = bytes[i];
+            i += 1;
+            if b == b'\r' && bytes.get(i) == Some(&b'\n') {
+                i += 1;
+            }
+            if b == b'\r' || b == b'\n' {
+                if line_len == 0 {
+                    expected = Some(i);
+                }
+                line_len = 0;
+            } else {
+                line_len += 1;
+            }
+        }
         prop_assert_eq!(last_event_end(&bytes), expected);
     }
 }

@@ -81,6 +81,16 @@ impl Daemon {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The daemon's process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn crash(mut self) {
         let _ = self.child.kill();

@@ -214,6 +214,12 @@ impl StreamTranslator for NativeEvents {
         self.drain(&mut out);
         out
     }
+
+    /// Never stops early: it rewrites whole events the relay has already bounded
+    /// (`server.max_event_bytes`), and passes the provider's own end through.
+    fn stopped(&self) -> Option<Result<(), String>> {
+        None
+    }
 }
 
 fn observed<S, E>(body: S, events: NativeEvents, saver: Saver) -> impl Stream<Item = Result<Bytes, E>> + Send
