@@ -10,10 +10,14 @@
 //! Usage is read from the events on the way past. When the client goes away, the relay is dropped,
 //! which drops the upstream response and so cancels the provider's work.
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use tokio::time::{Instant, Sleep};
 use moat_wire::error::ErrorBody;
 use moat_wire::openai::Usage;
 use moat_wire::sse::{EventBoundaries, SseFrame, SseParser};
@@ -41,8 +45,9 @@ pub struct RelayOutcome {
 type Reporter = Box<dyn FnOnce(RelayOutcome) + Send>;
 
 /// Rewrites complete events on their way to the client (e.g. restoring redacted values). Gets whole
-/// events only, never a piece of one.
-pub type Transform = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
+/// events only, never a piece of one; events it leaves alone go back as they came (a `Bytes` handed
+/// back costs no copy).
+pub type Transform = Box<dyn FnMut(Bytes) -> Bytes + Send>;
 
 /// Calls the reporter exactly once, from `Drop`, so that a client disconnect (which drops the body
 /// stream without polling it to the end) is reported too.
@@ -81,6 +86,10 @@ impl From<reqwest::Error> for Fault {
 
 struct RelayState<S> {
     body: S,
+    /// One idle timer for the whole relay, pushed back as each piece arrives: a deadline moved later
+    /// is a store into the timer's entry, where a new time-out per piece would register a timer and
+    /// remove it again for every chunk.
+    idle_timer: Pin<Box<Sleep>>,
     /// Where events end; fails once an unfinished event passes the bound.
     boundaries: EventBoundaries,
     /// Bytes after the last complete event, held until the event completes.
@@ -133,7 +142,7 @@ impl<S> RelayState<S> {
 
     fn transformed(&mut self, out: Bytes) -> Bytes {
         match &mut self.transform {
-            Some(t) => Bytes::from(t(&out)),
+            Some(t) => t(out),
             None => out,
         }
     }
@@ -145,6 +154,21 @@ impl<S> RelayState<S> {
         let body = ErrorBody::new(message, "upstream_error", Some(code));
         let json = String::from_utf8_lossy(&body.to_json_bytes()).into_owned();
         Bytes::from(moat_wire::sse::encode_data(&json))
+    }
+}
+
+impl<S: Stream + Unpin> RelayState<S> {
+    /// The next piece of the provider's body (`Some(None)` at its end); `None` when the idle time
+    /// passed without one.
+    async fn next_within_idle(&mut self) -> Option<Option<S::Item>> {
+        self.idle_timer.as_mut().reset(Instant::now() + self.idle);
+        poll_fn(|cx| {
+            if let Poll::Ready(item) = self.body.poll_next_unpin(cx) {
+                return Poll::Ready(Some(item));
+            }
+            self.idle_timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await
     }
 }
 
@@ -262,6 +286,7 @@ where
 {
     let state = RelayState {
         body,
+        idle_timer: Box::pin(tokio::time::sleep(settings.timeouts.idle)),
         boundaries: EventBoundaries::new(max_event),
         tail: BytesMut::new(),
         idle: settings.timeouts.idle,
@@ -276,7 +301,7 @@ where
     futures_util::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
         loop {
-            match tokio::time::timeout(s.idle, s.body.next()).await {
+            match s.next_within_idle().await.ok_or(()) {
                 Ok(Some(Ok(chunk))) => match s.releasable(chunk) {
                     Ok(Some(out)) => {
                         s.observe(&out);

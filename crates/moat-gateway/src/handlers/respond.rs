@@ -34,9 +34,9 @@ pub(super) fn streamed_response(
     let transform: Option<relay::Transform> = match (redactions.map(StreamRestorer::new), strip_usage) {
         (None, false) => None,
         (None, true) => Some(relay::usage_stripper()),
-        (Some(mut r), false) => Some(Box::new(move |bytes: &[u8]| r.transform(bytes))),
-        (Some(mut r), true) => Some(Box::new(move |bytes: &[u8]| {
-            relay::strip_usage(&r.transform(bytes))
+        (Some(mut r), false) => Some(Box::new(move |bytes: Bytes| Bytes::from(r.transform(&bytes)))),
+        (Some(mut r), true) => Some(Box::new(move |bytes: Bytes| {
+            relay::strip_usage(Bytes::from(r.transform(&bytes)))
         })),
     };
     let translator = log.translation.stream();

@@ -3,6 +3,10 @@
 //! receives must then look as if moatd had not asked: no usage-only chunk (`"choices": []`), which
 //! breaks clients that read `chunk.choices[0]`, and no `usage` member on the other chunks.
 
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use memchr::memmem::Finder;
 use moat_wire::sse::{self, SseFrame, SseParser};
 use serde_json::Value;
 
@@ -11,18 +15,19 @@ use super::Transform;
 /// A [`Transform`] that takes usage out of whole SSE events. Usage is read for settlement before
 /// transforms run, so this changes only what the client sees.
 pub fn usage_stripper() -> Transform {
-    Box::new(|bytes: &[u8]| strip_usage(bytes))
+    Box::new(strip_usage)
 }
 
-/// Whole events with their usage taken out; bytes without a `"usage"` member pass unchanged.
-pub fn strip_usage(bytes: &[u8]) -> Vec<u8> {
-    if memchr::memmem::find(bytes, b"\"usage\"").is_none() {
-        return bytes.to_vec();
+/// Whole events with their usage taken out. Almost every chunk has no `"usage"` member: it is
+/// handed back as it came, neither copied nor parsed.
+pub fn strip_usage(bytes: Bytes) -> Bytes {
+    if USAGE_KEY.find(&bytes).is_none() {
+        return bytes;
     }
     let mut frames = Vec::new();
     let mut parser = SseParser::new();
-    if parser.feed(bytes, &mut frames).is_err() || parser.finish(&mut frames).is_err() {
-        return bytes.to_vec();
+    if parser.feed(&bytes, &mut frames).is_err() || parser.finish(&mut frames).is_err() {
+        return bytes;
     }
     let mut out = String::with_capacity(bytes.len());
     for frame in frames {
@@ -32,7 +37,11 @@ pub fn strip_usage(bytes: &[u8]) -> Vec<u8> {
                 out.push('\n');
             }
             SseFrame::Event(mut e) => {
-                if let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(&e.data) {
+                // Only the event that carries usage is parsed, not every event read with it.
+                let parsed = USAGE_KEY
+                    .find(e.data.as_bytes())
+                    .and_then(|_| serde_json::from_str::<Value>(&e.data).ok());
+                if let Some(Value::Object(mut chunk)) = parsed {
                     if let Some(usage) = chunk.remove("usage") {
                         let no_choices = chunk
                             .get("choices")
@@ -48,8 +57,11 @@ pub fn strip_usage(bytes: &[u8]) -> Vec<u8> {
             }
         }
     }
-    out.into_bytes()
+    Bytes::from(out.into_bytes())
 }
+
+/// Built once: a searcher per chunk would cost more than the search.
+static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
 
 #[cfg(test)]
 mod tests {
@@ -64,7 +76,7 @@ mod tests {
             "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n",
             "data: [DONE]\n\n",
         );
-        let out = String::from_utf8(strip_usage(stream.as_bytes())).unwrap();
+        let out = String::from_utf8(strip_usage(Bytes::from_static(stream.as_bytes())).to_vec()).unwrap();
         assert!(!out.contains("usage"), "{out}");
         assert!(out.contains("\"content\":\"hi\"") && out.contains("finish_reason"));
         assert!(out.starts_with(": OPENROUTER PROCESSING\n\n") && out.ends_with("data: [DONE]\n\n"));
@@ -74,10 +86,10 @@ mod tests {
     #[test]
     fn events_without_usage_pass_byte_for_byte() {
         let stream = b"data: {\"choices\":[],\"prompt_filter_results\":[]}\n\ndata: {\"choices\":[{\"delta\":{}}]}\n\n";
-        assert_eq!(strip_usage(stream), stream.to_vec());
+        assert_eq!(strip_usage(Bytes::from_static(stream)), stream.to_vec());
         // An empty `choices` without usage (Azure's filter results) stays too.
         let azure = b"data: {\"choices\":[],\"prompt_filter_results\":[],\"usage\":null}\n\n";
-        let out = String::from_utf8(strip_usage(azure)).unwrap();
+        let out = String::from_utf8(strip_usage(Bytes::from_static(azure)).to_vec()).unwrap();
         assert!(
             out.contains("prompt_filter_results") && !out.contains("usage"),
             "{out}"

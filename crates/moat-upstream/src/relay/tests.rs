@@ -115,9 +115,9 @@ async fn a_transform_sees_whole_events_only() {
     let settings = UpstreamSettings::new("emu", "http://127.0.0.1:1/v1");
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = seen.clone();
-    let transform: Transform = Box::new(move |b: &[u8]| {
-        log.lock().unwrap().push(String::from_utf8_lossy(b).into_owned());
-        b.to_ascii_uppercase()
+    let transform: Transform = Box::new(move |b: Bytes| {
+        log.lock().unwrap().push(String::from_utf8_lossy(&b).into_owned());
+        Bytes::from(b.to_ascii_uppercase())
     });
     let parts = ["data: a", "bc\n\nda", "ta: d\n\n"];
     let out: Vec<Bytes> = relay_byte_stream(chunks(&parts), &settings, Some(transform), report)
