@@ -32,16 +32,18 @@ use crate::observe::{spans, Observation};
 use crate::pricebook::ModelFacts;
 use crate::{body, GatewayError};
 
+// The forwarding future is large (every local held across an await); it is boxed once here, so the
+// router's layers, which box and move the handler's future, move a pointer rather than copy it.
 pub(crate) async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    respond(forward(gw, req, decode::<ChatCompletionRequest>).await)
+    respond(Box::pin(forward(gw, req, decode::<ChatCompletionRequest>)).await)
 }
 
 pub(crate) async fn completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    respond(forward(gw, req, decode::<CompletionRequest>).await)
+    respond(Box::pin(forward(gw, req, decode::<CompletionRequest>)).await)
 }
 
 pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    respond(forward(gw, req, decode::<EmbeddingRequest>).await)
+    respond(Box::pin(forward(gw, req, decode::<EmbeddingRequest>)).await)
 }
 
 /// Turns the result into a response (counted and timed by `crate::observe::layer`).
