@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use tokio::time::{Instant, Sleep};
 use moat_wire::error::ErrorBody;
 use moat_wire::openai::Usage;
 use moat_wire::sse::{EventBoundaries, SseFrame, SseParser};
+use tokio::time::{Instant, Sleep};
 
 use crate::{Phase, UpstreamError, UpstreamSettings};
 
