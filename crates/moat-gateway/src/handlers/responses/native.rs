@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use axum::response::Response;
 use http::{header, HeaderValue};
 use moat_policy::route::plan;
 use moat_translate::responses::ResponsesRequest;
@@ -25,8 +23,11 @@ use serde_json::{json, Map, Value};
 
 use super::{Saver, MAX_ANSWER_BYTES};
 use crate::gateway::Gateway;
-use crate::handlers::proxy::{decode, forward};
+use crate::handlers::caller::Audited;
+use crate::handlers::pipeline::forward;
+use crate::handlers::proxy::decode;
 use crate::handlers::request_kinds::Forward;
+use crate::handlers::wire::translated_body;
 use crate::GatewayError;
 
 /// Whether the request's model goes first to a provider marked `responses = "native"`.
@@ -51,6 +52,7 @@ struct Pending {
 /// Relays `req` (its body already holding the conversation it continues) to the native provider.
 pub(super) async fn relay(
     gw: &Arc<Gateway>,
+    caller: Audited,
     req: Request,
     id: &str,
     tenant: String,
@@ -94,20 +96,17 @@ pub(super) async fn relay(
             Ok(request)
         }
     };
-    let response = forward(gw.clone(), req, decode).await?;
+    let response = forward(gw.clone(), caller, req, decode).await?;
     let Some(pending) = pending.lock().unwrap_or_else(PoisonError::into_inner).take() else {
         return Ok(response);
     };
     let (mut parts, body) = response.into_parts();
-    if !parts.status.is_success() {
-        return Ok(Response::from_parts(parts, body));
-    }
     let rewrite = Rewrite {
         id: id.to_owned(),
         store: pending.store,
         previous: pending.previous.clone(),
     };
-    let saver = Saver {
+    let mut saver = Saver {
         gw: gw.clone(),
         keep_for: pending.keep_for,
         input: Some(pending.input),
@@ -118,8 +117,14 @@ pub(super) async fn relay(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if streamed {
-        let stream = observed(body.into_data_stream(), NativeEvents::new(rewrite), saver);
-        return Ok(Response::from_parts(parts, Body::from_stream(stream)));
+        let body = translated_body(body, NativeEvents::new(rewrite), move |t: &NativeEvents| {
+            if let Some(done) = &t.done {
+                if let Err(e) = saver.save(done) {
+                    tracing::error!(error = %e, "a streamed response could not be stored");
+                }
+            }
+        });
+        return Ok(Response::from_parts(parts, body));
     }
     let bytes = axum::body::to_bytes(body, MAX_ANSWER_BYTES)
         .await
@@ -127,14 +132,13 @@ pub(super) async fn relay(
     let mut object: Value = serde_json::from_slice(&bytes)
         .map_err(|e| GatewayError::BadGateway(format!("the provider's answer could not be read: {e}")))?;
     rewrite.apply(&mut object);
-    let mut saver = saver;
     saver.save(&object)?;
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let body = serde_json::to_vec(&object).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    Ok(Response::from_parts(parts, Body::from(body)).into_response())
+    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
 /// The members of the provider's Response object that are moatd's: the id (one per turn, moatd's,
@@ -220,27 +224,6 @@ impl StreamTranslator for NativeEvents {
     fn stopped(&self) -> Option<Result<(), String>> {
         None
     }
-}
-
-fn observed<S, E>(body: S, events: NativeEvents, saver: Saver) -> impl Stream<Item = Result<Bytes, E>> + Send
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: Send + 'static,
-{
-    futures_util::stream::unfold(Some((body, events, saver)), |state| async move {
-        let (mut body, mut t, mut saver) = state?;
-        let (out, more) = match body.next().await {
-            Some(Ok(chunk)) => (t.feed(&chunk), true),
-            Some(Err(e)) => return Some((Err(e), None)),
-            None => (t.finish(), false),
-        };
-        if let Some(done) = &t.done {
-            if let Err(e) = saver.save(done) {
-                tracing::error!(error = %e, "a streamed response could not be stored");
-            }
-        }
-        Some((Ok(Bytes::from(out)), more.then_some((body, t, saver))))
-    })
 }
 
 /// A Responses request relayed as it is, but for the members moatd owns.
