@@ -67,33 +67,38 @@ pub(crate) async fn create(
         return native::relay(&gw, caller, req, &id, tenant).await;
     }
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
-    let decode = {
-        let (pending, id) = (pending.clone(), id.clone());
-        move |body: Value| -> Result<ChatCompletionRequest, GatewayError> {
-            let request: ResponsesRequest = decode(body)?;
-            let mut ids = ItemIds::new(&format!("{id}_in"));
-            let bridged = to_chat_request(&request, &[], &mut ids)
-                .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
-            let created_at = crate::ledger::now().max(0) as u64;
-            // The first decode is the request as sent, which the Response object echoes and the
-            // conversation keeps; a second one (the redacted copy for non-local providers) leaves
-            // them alone.
-            pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert_with(|| Pending {
-                    envelope: Envelope::new(&request, &id, created_at),
-                    input: bridged.input_items,
-                    keep_for: request.stores().then(|| tenant.clone()),
-                });
-            Ok(bridged.chat)
-        }
-    };
+    let decode = bridged(pending.clone(), id, tenant);
     let response = forward(gw.clone(), caller, req, decode).await?;
     let pending = pending.lock().unwrap_or_else(PoisonError::into_inner).take();
     match pending {
         Some(p) => translate_back(gw, response, p).await,
         None => Ok(response),
+    }
+}
+
+/// The endpoint's decoder: a Responses request bridged onto chat. The first decode is the request as
+/// sent, which the Response object echoes and the conversation keeps; a second one (the redacted copy
+/// for non-local providers) leaves `pending` alone.
+fn bridged(
+    pending: Arc<Mutex<Option<Pending>>>,
+    id: String,
+    tenant: String,
+) -> impl Fn(Value) -> Result<ChatCompletionRequest, GatewayError> + Send + Sync {
+    move |body: Value| {
+        let request: ResponsesRequest = decode(body)?;
+        let mut ids = ItemIds::new(&format!("{id}_in"));
+        let bridged =
+            to_chat_request(&request, &[], &mut ids).map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+        let created_at = crate::ledger::now().max(0) as u64;
+        pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| Pending {
+                envelope: Envelope::new(&request, &id, created_at),
+                input: bridged.input_items,
+                keep_for: request.stores().then(|| tenant.clone()),
+            });
+        Ok(bridged.chat)
     }
 }
 

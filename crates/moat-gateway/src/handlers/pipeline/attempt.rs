@@ -10,6 +10,7 @@ use std::time::Instant;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use moat_policy::route::ProviderId;
 use moat_upstream::{UpstreamError, UpstreamResponse, UpstreamSettings};
 use tracing::{Instrument, Span};
 
@@ -21,9 +22,11 @@ use crate::gateway::{Gateway, Provider};
 use crate::handlers::admission::provider_prefs_for;
 use crate::handlers::request_kinds::Forward;
 use crate::handlers::translated::{self, Translation};
+use crate::health::Health;
 use crate::identity::Principal;
 use crate::ledger;
-use crate::observe::{operation_of, spans};
+use crate::observe::operation_of;
+use crate::observe::spans::{self, Step};
 use crate::privacy::Redactions;
 use crate::GatewayError;
 
@@ -166,20 +169,24 @@ async fn attempt<T: Forward>(
         Ok(resp) => whole(resp, settings, by, redactions, outcome, request_text).await,
         Err(e) => Err(e),
     };
-    // An answer reports to the breaker as it settles (a stream when it ends); a failure does here.
-    if let Err(e) = &result {
-        let failure = Some(e).filter(|e| provider_fault(e));
-        gw.health
-            .request_outcome(target.provider, failure, Instant::now());
-    }
-    match &result {
+    judged(&gw.health, target.provider, step, &result);
+    result
+}
+
+/// How an attempt went, told to its span and, for a failure, to the provider's breaker now (an answer
+/// tells the breaker as it settles: a whole one at once, a stream when it ends).
+fn judged(health: &Health, provider: ProviderId, step: Step, result: &Result<Response, UpstreamError>) {
+    match result {
         Ok(r) => {
             step.span.record("http.response.status_code", r.status().as_u16());
             step.ok();
         }
-        Err(e) => step.fail(&e.error_type()),
+        Err(e) => {
+            let failure = Some(e).filter(|e| provider_fault(e));
+            health.request_outcome(provider, failure, Instant::now());
+            step.fail(&e.error_type());
+        }
     }
-    result
 }
 
 /// A stream that has started: relayed to the client, the outcome moving with it.

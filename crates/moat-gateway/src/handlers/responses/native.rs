@@ -58,48 +58,45 @@ pub(super) async fn relay(
     tenant: String,
 ) -> Result<Response, GatewayError> {
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
-    let decode = {
-        let pending = pending.clone();
-        move |body: Value| -> Result<NativeResponses, GatewayError> {
-            let mut request: NativeResponses = decode(body)?;
-            // The conversation is already in `input`; the provider keeps nothing and is asked to
-            // continue nothing: moatd holds the conversation, per tenant.
-            let previous = match request.rest.remove("previous_response_id") {
-                Some(Value::String(p)) => Some(p),
-                _ => None,
-            };
-            let store = request.rest.remove("store").and_then(|v| v.as_bool()) != Some(false);
-            let mut input = match request.rest.remove("input") {
-                Some(Value::String(text)) => {
-                    vec![json!({"type": "message", "role": "user", "content": text})]
-                }
-                Some(Value::Array(items)) => items,
-                _ => Vec::new(),
-            };
-            // Without the provider's own store, reasoning replays only as encrypted content.
-            input.retain(|i| {
-                i.get("type") != Some(&json!("reasoning")) || i.get("encrypted_content").is_some()
+    let response = forward(gw.clone(), caller, req, decoder(pending.clone(), tenant)).await?;
+    let pending = pending.lock().unwrap_or_else(PoisonError::into_inner).take();
+    match pending {
+        Some(pending) => answered(gw, response, pending, id).await,
+        None => Ok(response),
+    }
+}
+
+/// The endpoint's decoder: the request relayed as it is, but for the members moatd owns. The first
+/// decode is the request as sent, which is what the conversation keeps; a second one (the redacted
+/// copy for non-local providers) leaves `pending` alone.
+fn decoder(
+    pending: Arc<Mutex<Option<Pending>>>,
+    tenant: String,
+) -> impl Fn(Value) -> Result<NativeResponses, GatewayError> + Send + Sync {
+    move |body: Value| {
+        let mut request: NativeResponses = decode(body)?;
+        let (input, store, previous) = request.take_conversation();
+        pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(Pending {
+                input,
+                keep_for: store.then(|| tenant.clone()),
+                store,
+                previous,
             });
-            request.rest.insert("input".into(), Value::Array(input.clone()));
-            request.rest.insert("store".into(), Value::Bool(false));
-            // The first decode is the request as sent, which is what the conversation keeps; a
-            // second one (the redacted copy for non-local providers) leaves it alone.
-            pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert(Pending {
-                    input,
-                    keep_for: store.then(|| tenant.clone()),
-                    store,
-                    previous,
-                });
-            Ok(request)
-        }
-    };
-    let response = forward(gw.clone(), caller, req, decode).await?;
-    let Some(pending) = pending.lock().unwrap_or_else(PoisonError::into_inner).take() else {
-        return Ok(response);
-    };
+        Ok(request)
+    }
+}
+
+/// The provider's answer with moatd's members in it, the finished turn stored (a stream's before
+/// the bytes carrying its terminal event are passed on).
+async fn answered(
+    gw: &Arc<Gateway>,
+    response: Response,
+    pending: Pending,
+    id: &str,
+) -> Result<Response, GatewayError> {
     let (mut parts, body) = response.into_parts();
     let rewrite = Rewrite {
         id: id.to_owned(),
@@ -234,6 +231,32 @@ pub(crate) struct NativeResponses {
     provider: Option<ProviderPreferences>,
     #[serde(flatten)]
     rest: Map<String, Value>,
+}
+
+impl NativeResponses {
+    /// Takes out the conversation (`input`, `store`, `previous_response_id`) and puts back what the
+    /// provider gets: the input, already holding the conversation it continues, and `store: false`.
+    /// The provider keeps nothing and is asked to continue nothing: moatd holds the conversation,
+    /// per tenant.
+    fn take_conversation(&mut self) -> (Vec<Value>, bool, Option<String>) {
+        let previous = match self.rest.remove("previous_response_id") {
+            Some(Value::String(p)) => Some(p),
+            _ => None,
+        };
+        let store = self.rest.remove("store").and_then(|v| v.as_bool()) != Some(false);
+        let mut input = match self.rest.remove("input") {
+            Some(Value::String(text)) => {
+                vec![json!({"type": "message", "role": "user", "content": text})]
+            }
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        // Without the provider's own store, reasoning replays only as encrypted content.
+        input.retain(|i| i.get("type") != Some(&json!("reasoning")) || i.get("encrypted_content").is_some());
+        self.rest.insert("input".into(), Value::Array(input.clone()));
+        self.rest.insert("store".into(), Value::Bool(false));
+        (input, store, previous)
+    }
 }
 
 impl Forward for NativeResponses {
