@@ -114,3 +114,42 @@ where
         })
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anthropic_routes_are_told_apart_by_path() {
+        for path in ["/v1/messages", "/api/v1/messages/count_tokens", "/messages"] {
+            assert_eq!(Wire::of(path), Wire::Anthropic, "{path}");
+        }
+        for path in ["/v1/chat/completions", "/v1/responses", "/v1/messages/x"] {
+            assert_eq!(Wire::of(path), Wire::OpenAi, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_anthropic_error_says_what_the_openai_one_says() {
+        let limited = || GatewayError::RateLimited {
+            scope: "key",
+            what: "requests per minute",
+            retry_after: 7,
+        };
+        let openai = WireError::OpenAi(limited()).into_response();
+        let anthropic = WireError::Anthropic(limited()).into_response();
+        assert_eq!(openai.status(), anthropic.status());
+        assert_eq!(anthropic.headers()[header::RETRY_AFTER], "7");
+        let body = axum::body::to_bytes(anthropic.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+        assert_eq!(body["error"]["message"], limited().to_string());
+
+        let refused = WireError::Anthropic(GatewayError::Unauthorized).into_response();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}
