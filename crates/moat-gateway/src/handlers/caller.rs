@@ -29,6 +29,21 @@ fn authenticate(gw: &Gateway, parts: &Parts) -> Result<Principal, GatewayError> 
     gw.identities.authenticate(&parts.headers, crate::ledger::now())
 }
 
+/// The GenAI operation of a route that forwards (the pipeline names it for requests it admits).
+fn forwarded_operation(path: &str) -> Option<&'static str> {
+    let route = crate::observe::layer::route_of(path);
+    let forwards = matches!(
+        route,
+        "/v1/chat/completions"
+            | "/v1/completions"
+            | "/v1/embeddings"
+            | "/v1/messages"
+            | "/v1/messages/count_tokens"
+            | "/v1/responses"
+    );
+    forwards.then(|| crate::observe::operation_of(route.trim_start_matches("/v1")))
+}
+
 /// An authenticated caller, for reads that leave no audit record (the model list, the key's own
 /// limits).
 #[derive(Debug)]
@@ -75,6 +90,10 @@ impl FromRequestParts<Arc<Gateway>> for Audited {
                 })
             }
             Err(e) => {
+                if let (Some(o), Some(op)) = (trail.observation(), forwarded_operation(path)) {
+                    // Counted under its operation like the requests let through (`crate::observe`).
+                    o.operation(op);
+                }
                 trail.finish(e.status().as_u16());
                 Err(WireError::new(Wire::of(path), e))
             }
