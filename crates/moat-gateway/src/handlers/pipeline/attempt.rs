@@ -5,24 +5,21 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use moat_policy::route::ProviderId;
 use moat_upstream::{UpstreamError, UpstreamResponse, UpstreamSettings};
 use tracing::{Instrument, Span};
 
 use super::admit::Admitted;
-use super::outcome::{Answerer, Outcome, Whole};
+use super::outcome::{provider_fault, Attempt, Outcome, Whole};
 use super::respond::{read_whole, streamed_response, RequestLog};
 use crate::cache::{self, partition, response::Decision};
 use crate::gateway::{Gateway, Provider};
 use crate::handlers::admission::provider_prefs_for;
 use crate::handlers::request_kinds::Forward;
 use crate::handlers::translated::{self, Translation};
-use crate::health::Health;
 use crate::identity::Principal;
 use crate::ledger;
 use crate::observe::operation_of;
@@ -150,7 +147,7 @@ async fn attempt<T: Forward>(
         .await
         .map_err(|e| out.translation.error(e))
         .inspect(|_| log.in_flight.first_byte());
-    let by = Answerer {
+    let by = Attempt {
         log,
         health: gw.health.clone(),
         provider: target.provider,
@@ -167,25 +164,20 @@ async fn attempt<T: Forward>(
             request_text,
         )),
         Ok(resp) => whole(resp, settings, by, redactions, outcome, request_text).await,
-        Err(e) => Err(e),
+        Err(e) => Err(by.failed(e)),
     };
-    judged(&gw.health, target.provider, step, &result);
+    judged(step, &result);
     result
 }
 
-/// How an attempt went, told to its span and, for a failure, to the provider's breaker now (an answer
-/// tells the breaker as it settles: a whole one at once, a stream when it ends).
-fn judged(health: &Health, provider: ProviderId, step: Step, result: &Result<Response, UpstreamError>) {
+/// How an attempt went, told to its span (its breaker has heard from the [`Attempt`]).
+fn judged(step: Step, result: &Result<Response, UpstreamError>) {
     match result {
         Ok(r) => {
             step.span.record("http.response.status_code", r.status().as_u16());
             step.ok();
         }
-        Err(e) => {
-            let failure = Some(e).filter(|e| provider_fault(e));
-            health.request_outcome(provider, failure, Instant::now());
-            step.fail(&e.error_type());
-        }
+        Err(e) => step.fail(&e.error_type()),
     }
 }
 
@@ -193,7 +185,7 @@ fn judged(health: &Health, provider: ProviderId, step: Step, result: &Result<Res
 fn stream(
     resp: UpstreamResponse,
     settings: &UpstreamSettings,
-    mut by: Answerer,
+    mut by: Attempt,
     (redactions, strip_usage): (Option<&Redactions>, bool),
     outcome: &mut Outcome,
     span: &Span,
@@ -215,13 +207,16 @@ fn stream(
 async fn whole(
     resp: UpstreamResponse,
     settings: &UpstreamSettings,
-    by: Answerer,
+    by: Attempt,
     redactions: Option<&Redactions>,
     outcome: &mut Outcome,
     request_text: Option<String>,
 ) -> Result<Response, UpstreamError> {
     outcome.trail.answered_by(&settings.name, &by.log.model);
-    let answer = read_whole(resp, settings, &by.log.translation, redactions).await?;
+    let answer = match read_whole(resp, settings, &by.log.translation, redactions).await {
+        Ok(answer) => answer,
+        Err(e) => return Err(by.failed(e)),
+    };
     let bodies = outcome
         .trail
         .wants_bodies()
@@ -283,16 +278,6 @@ fn another_target<T>(
     }
     tracing::warn!(request_id = %a.request_id, error = %err, "upstream failed");
     false
-}
-
-/// True when the failure is the provider's, so another provider might do better. A 4xx (other than
-/// 408/429) says the request itself is wrong; trying it elsewhere would only repeat the answer.
-fn provider_fault(err: &UpstreamError) -> bool {
-    match err {
-        UpstreamError::Status { .. } => err.is_retryable(),
-        UpstreamError::Config(_) => false,
-        _ => true,
-    }
 }
 
 /// After a refusal another target may not give (a prompt over the context window; with the route's

@@ -1,8 +1,9 @@
 //! How a request ended, settled exactly once: the meter (charge the usage or release the hold), the
 //! audit trail (usage, bodies, the status the client got), the answering provider's health, and the
-//! log line. Every ending has one method here — a whole answer, a stream's end, a cache hit, a failure
-//! — and each consumes the [`Outcome`]; a client that leaves first drops it, which releases the hold
-//! and records 499 (the meter's and the trail's own `Drop`), so no ending is left unsettled.
+//! log line. Every ending has one method here — a whole answer, a stream's end, a cache hit, a
+//! failure — and each consumes the [`Outcome`]; a client that leaves first drops it, which releases
+//! the hold and records 499 (the meter's and the trail's own `Drop`), so no ending is left unsettled.
+//! Each [`Attempt`] on the way tells its provider's breaker how it went, once, the same way.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use std::time::Instant;
 use http::StatusCode;
 use moat_policy::route::ProviderId;
 use moat_upstream::relay::RelayOutcome;
+use moat_upstream::UpstreamError;
 use moat_wire::openai::Usage;
 
 use super::respond::RequestLog;
@@ -25,12 +27,34 @@ pub(super) struct Outcome {
     meter: Option<Meter>,
 }
 
-/// The attempt whose answer the request ends with.
-pub(super) struct Answerer {
+/// One target being tried: its log line, and whose breaker hears how it went, once — from
+/// [`Attempt::failed`], or from the outcome its answer settles. An attempt the client abandons is
+/// dropped unheard: it says nothing about the provider.
+pub(super) struct Attempt {
     pub(super) log: RequestLog,
-    /// Whose breaker the answer counts for.
     pub(super) health: Arc<Health>,
     pub(super) provider: ProviderId,
+}
+
+impl Attempt {
+    /// The target failed; the request may still end with another's answer. A failure that is the
+    /// request's own (a 4xx other than 408/429) counts for the provider, not against it.
+    pub(super) fn failed(self, err: UpstreamError) -> UpstreamError {
+        let failure = Some(&err).filter(|e| provider_fault(e));
+        self.health
+            .request_outcome(self.provider, failure, Instant::now());
+        err
+    }
+}
+
+/// True when the failure is the provider's, so another provider might do better. A 4xx (other than
+/// 408/429) says the request itself is wrong; trying it elsewhere would only repeat the answer.
+pub(super) fn provider_fault(err: &UpstreamError) -> bool {
+    match err {
+        UpstreamError::Status { .. } => err.is_retryable(),
+        UpstreamError::Config(_) => false,
+        _ => true,
+    }
 }
 
 /// A whole answer as read: what it cost and what the audit log may keep of it.
@@ -85,7 +109,7 @@ impl Outcome {
     }
 
     /// A whole answer, read and about to go to the client.
-    pub(super) fn whole(mut self, by: Answerer, answer: Whole<'_>) {
+    pub(super) fn whole(mut self, by: Attempt, answer: Whole<'_>) {
         self.charge(answer.usage, &by.log, "ok");
         if let Some((request, response)) = answer.bodies {
             self.trail.bodies(request, Some(response));
@@ -97,8 +121,8 @@ impl Outcome {
 
     /// A streamed answer that has ended, however it ended: `status` is what the client got with the
     /// stream; one the client left is recorded as 499.
-    pub(super) fn streamed(mut self, by: Answerer, relay: RelayOutcome, status: StatusCode) {
-        let Answerer {
+    pub(super) fn streamed(mut self, by: Attempt, relay: RelayOutcome, status: StatusCode) {
+        let Attempt {
             mut log,
             health,
             provider,

@@ -13,7 +13,7 @@ use moat_upstream::relay::{self, RelayOutcome};
 use moat_upstream::{UpstreamError, UpstreamSettings};
 use moat_wire::openai::Usage;
 
-use super::outcome::{Answerer, Outcome};
+use super::outcome::{Attempt, Outcome};
 use crate::handlers::translated::Translation;
 use crate::privacy::{Redactions, StreamRestorer};
 
@@ -21,7 +21,7 @@ use crate::privacy::{Redactions, StreamRestorer};
 pub(super) fn streamed_response(
     resp: moat_upstream::UpstreamResponse,
     settings: &UpstreamSettings,
-    by: Answerer,
+    by: Attempt,
     (redactions, strip_usage): (Option<Redactions>, bool),
     outcome: Outcome,
 ) -> Response {
