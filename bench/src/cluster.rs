@@ -79,7 +79,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
 fn config(upstream: std::net::SocketAddr, store: &str, cluster: Option<&str>, secret: &Path) -> String {
     let mut text = processes::moatd_config(upstream);
     text.push_str(&format!(
-        "prices = {{ \"*\" = [1.0, 1.0] }}\n[store]\nurl = \"{store}\"\nsecret_file = \"{}\"\n[audit]\nenabled = false\n",
+        "[store]\nurl = \"{store}\"\nsecret_file = \"{}\"\n[audit]\nenabled = false\n",
         secret.display()
     ));
     if let Some(url) = cluster {

@@ -156,13 +156,6 @@ impl From<moat_store::StoreError> for GatewayError {
 const INTERNAL_MESSAGE: &str =
     "internal error in the gateway; its log has the details under this request's x-request-id";
 
-fn json_response(status: StatusCode, body: ErrorBody) -> Response {
-    let mut resp = (status, Bytes::from(body.to_json_bytes())).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
-}
-
 impl GatewayError {
     /// The status this error maps to.
     pub fn status(&self) -> StatusCode {
@@ -228,8 +221,50 @@ impl GatewayError {
     }
 }
 
+/// An error as it is sent: status, OpenAI-shaped body and headers. Routes that answer in another wire
+/// (Anthropic's, see `handlers::wire`) reshape this, so both say the same thing.
+#[derive(Debug)]
+pub(crate) struct Rendered {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Rendered {
+    fn json(status: StatusCode, body: ErrorBody) -> Rendered {
+        Rendered::raw(status, Bytes::from(body.to_json_bytes()))
+    }
+
+    fn raw(status: StatusCode, body: Bytes) -> Rendered {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Rendered {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+impl IntoResponse for Rendered {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, self.body).into_response();
+        for (name, value) in &self.headers {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+        resp
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
+        self.render().into_response()
+    }
+}
+
+impl GatewayError {
+    /// The response this error becomes, before it is one.
+    pub(crate) fn render(self) -> Rendered {
         let status = self.status();
         if let GatewayError::Upstream(UpstreamError::Status {
             provider,
@@ -241,10 +276,7 @@ impl IntoResponse for GatewayError {
             // The provider's own error passes through untouched when it is already an error object
             // (OpenAI's or OpenRouter's shape); anything else is wrapped so clients can parse it.
             let mut resp = if ErrorBody::from_slice(body).is_some() {
-                let mut r = (status, body.clone()).into_response();
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                r
+                Rendered::raw(status, body.clone())
             } else {
                 let text = String::from_utf8_lossy(body);
                 let snippet: String = text.chars().take(300).collect();
@@ -253,14 +285,14 @@ impl IntoResponse for GatewayError {
                 } else {
                     format!("provider `{provider}` answered {code}: {}", snippet.trim())
                 };
-                json_response(
+                Rendered::json(
                     status,
                     ErrorBody::new(message, "upstream_error", Some("upstream_error")),
                 )
             };
             if let Some(wait) = retry_after {
                 if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                    resp.headers.insert(header::RETRY_AFTER, v);
                 }
             }
             return resp;
@@ -273,7 +305,7 @@ impl IntoResponse for GatewayError {
             }
             other => other.to_string(),
         };
-        let mut resp = json_response(status, ErrorBody::new(message, kind, Some(code)));
+        let mut resp = Rendered::json(status, ErrorBody::new(message, kind, Some(code)));
         let retry_after = match &self {
             GatewayError::BudgetExceeded { retry_after, .. } => *retry_after,
             GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
@@ -281,10 +313,10 @@ impl IntoResponse for GatewayError {
             _ => None,
         };
         if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+            resp.headers.insert(header::RETRY_AFTER, v);
         }
         if matches!(self, GatewayError::Unauthorized) {
-            resp.headers_mut()
+            resp.headers
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp

@@ -124,8 +124,8 @@ fn forward<T: Forward>(body: &[u8]) {
     let Ok(raw) = parse_body(body) else {
         return;
     };
-    // As `forward_inner` does: privacy and budgets over the body as sent, then the decode of it and
-    // of its redacted copy.
+    // As the admit stage (`handlers::pipeline`) does: privacy and budgets over the body as sent,
+    // then the decode of it and of its redacted copy.
     let inspection = privacy().inspect(&raw);
     let demand = moat_policy::demand::Demand::of_body(&raw, body.len());
     let _ = demand.output_tokens(None, 4096);

@@ -1,5 +1,7 @@
-//! Request handlers. Each returns `Result<Response, GatewayError>`; `crate::error` turns failures into
-//! OpenAI-shaped responses.
+//! Request handlers. API handlers take their caller from an extractor ([`caller`]: authenticated, and
+//! audited where the request is) before any body is read, and return `Result<Response, _>`: a
+//! [`GatewayError`] becomes OpenAI's error shape in `crate::error`, a [`wire::WireError`] the shape of
+//! the caller's wire. Everything forwarded goes through [`pipeline`].
 
 use std::sync::Arc;
 
@@ -13,15 +15,17 @@ use crate::GatewayError;
 pub(crate) mod admin;
 pub(crate) mod admin_views;
 mod admission;
+pub(crate) mod caller;
 pub(crate) mod count_tokens;
 pub(crate) mod key_info;
 pub(crate) mod messages;
 pub(crate) mod models;
+pub(crate) mod pipeline;
 pub(crate) mod proxy;
 pub(crate) mod request_kinds;
-mod respond;
 pub(crate) mod responses;
 pub(crate) mod translated;
+pub(crate) mod wire;
 
 /// `GET /health`: the process is up and serving. No auth, no upstream calls: for load balancers.
 pub(crate) async fn health() -> Response {
@@ -96,44 +100,6 @@ pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>, req: axum::extract::
     }
     let body = crate::observe::metrics::render();
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-/// Authenticates and audits a request that moatd answers itself (stored state, local estimates):
-/// nothing leaves, but who asked for what is recorded like any other request.
-pub(crate) fn audited(
-    gw: &Gateway,
-    req: &axum::extract::Request,
-    f: impl FnOnce(&crate::identity::Principal) -> Result<Response, GatewayError>,
-) -> Response {
-    use axum::extract::{ConnectInfo, OriginalUri};
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    let path = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| req.uri().path(), |u| u.0.path())
-        .to_string();
-    // The layer's request id (the response's `x-request-id`), so the audit record can be found by it.
-    let observed = req
-        .extensions()
-        .get::<std::sync::Arc<crate::observe::Observation>>()
-        .cloned();
-    let request_id = observed
-        .as_ref()
-        .map_or_else(|| gw.next_request_id(), |o| o.request_id.clone());
-    let mut trail = crate::audit::Trail::start(gw.audit.clone(), &request_id, &path, peer, observed);
-    let result = gw
-        .identities
-        .authenticate(req.headers(), crate::ledger::now())
-        .and_then(|principal| {
-            trail.principal(&principal);
-            f(&principal)
-        });
-    let response = result.unwrap_or_else(IntoResponse::into_response);
-    trail.finish(response.status().as_u16());
-    response
 }
 
 pub(crate) async fn not_found(uri: Uri) -> Response {

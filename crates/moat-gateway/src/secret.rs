@@ -26,7 +26,7 @@ pub enum SecretError {
     Decrypt,
 }
 
-/// 32 secret bytes. Debug output never shows them.
+/// The server secret (32 bytes), kept as the HMAC it keys. Debug output never shows it.
 #[derive(Clone)]
 pub struct ServerSecret {
     /// HMAC keyed with the secret, its inner and outer pads already hashed: every keyed hash starts
@@ -81,10 +81,10 @@ impl ServerSecret {
                 Ok(ServerSecret::from_text(&text))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                moat_store::private::create_parent(path).map_err(fail)?;
+                moat_fs::create_parent(path).map_err(fail)?;
                 let bytes: [u8; 32] = random()?;
                 let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                moat_store::private::write_new(path, format!("{text}\n").as_bytes()).map_err(fail)?;
+                moat_fs::write_new(path, format!("{text}\n").as_bytes()).map_err(fail)?;
                 tracing::info!(path = %label, "created a new server secret");
                 Ok(ServerSecret::from_text(&text))
             }

@@ -127,6 +127,38 @@ async fn missing_or_wrong_client_key_is_401() {
     assert_eq!(resp.status(), 200);
 }
 
+/// A refused key is still a GenAI request in the metrics: counted under its endpoint's operation,
+/// with its 401, though it never reached the pipeline that names the operation for admitted ones.
+#[tokio::test]
+async fn a_refused_key_is_counted_under_its_operation() {
+    let emu = emulator().await;
+    let gw = gateway(&format!(
+        "[server]\napi_keys = [\"right\"]\n{}",
+        provider("local", &emu.base_url())
+    ))
+    .await;
+    let resp = client()
+        .post(gw.url("/v1/embeddings"))
+        .bearer_auth("wrong")
+        .json(&json!({"model": "local/tiny", "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 401);
+    let text = gw.metrics().await;
+    let refused = text.lines().find(|l| {
+        l.starts_with("gen_ai_client_operation_duration_seconds_count{")
+            && [
+                "gen_ai_operation_name=\"embeddings\"",
+                "endpoint=\"/v1/embeddings\"",
+                "status=\"401\"",
+            ]
+            .iter()
+            .all(|label| l.contains(label))
+    });
+    assert!(refused.is_some(), "{text}");
+}
+
 #[tokio::test]
 async fn unreachable_upstream_is_502_naming_the_cause() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -25,6 +25,7 @@ pub mod credentials;
 mod error;
 pub mod relay;
 pub mod tls;
+pub mod translating;
 pub mod worker;
 
 pub use adapter::AuthStyle;

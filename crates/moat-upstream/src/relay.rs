@@ -22,6 +22,7 @@ use moat_wire::openai::Usage;
 use moat_wire::sse::{EventBoundaries, SseFrame, SseParser};
 use tokio::time::{Instant, Sleep};
 
+use crate::translating::{translate, AfterEnd, Interrupted};
 use crate::{Phase, UpstreamError, UpstreamSettings};
 
 mod strip;
@@ -221,15 +222,10 @@ pub fn relay_stream_translated(
     )
 }
 
-/// Where [`translated`] is: feeding the translator, or owing the reason it stopped early.
-enum Translating<S> {
-    Feeding(S, Box<dyn moat_translate::StreamTranslator>),
-    Stopped(String),
-}
-
-/// Feeds a byte stream through a translator, ending with what the translator still owes. Once the
-/// translator has stopped (its final event, or an error event of its own), the provider's stream is
-/// dropped rather than read to its end, and an early stop is passed on as [`Fault::Stopped`].
+/// Feeds a byte stream through a translator (`crate::translating`), ending with what the translator
+/// still owes. Once the translator has stopped (its final event, or an error event of its own), the
+/// provider's stream is dropped rather than read to its end, and an early stop is passed on as
+/// [`Fault::Stopped`].
 fn translated<S>(
     body: S,
     translator: Box<dyn moat_translate::StreamTranslator>,
@@ -237,27 +233,13 @@ fn translated<S>(
 where
     S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
 {
-    Box::pin(futures_util::stream::unfold(
-        Some(Translating::Feeding(body, translator)),
-        |state| async move {
-            let (mut body, mut t) = match state? {
-                Translating::Feeding(body, t) => (body, t),
-                Translating::Stopped(reason) => return Some((Err(Fault::Stopped(reason)), None)),
-            };
-            match body.next().await {
-                Some(Ok(chunk)) => {
-                    let out = Ok(Bytes::from(t.feed(&chunk)));
-                    match t.stopped() {
-                        None => Some((out, Some(Translating::Feeding(body, t)))),
-                        Some(Ok(())) => Some((out, None)),
-                        Some(Err(reason)) => Some((out, Some(Translating::Stopped(reason)))),
-                    }
-                }
-                Some(Err(e)) => Some((Err(Fault::Transport(e)), None)),
-                None => Some((Ok(Bytes::from(t.finish())), None)),
-            }
-        },
-    ))
+    let stream = translate(body, translator, AfterEnd::Stop, |_| {});
+    Box::pin(stream.map(|item| {
+        item.map_err(|interrupted| match interrupted {
+            Interrupted::Source(e) => Fault::Transport(e),
+            Interrupted::Stopped(reason) => Fault::Stopped(reason),
+        })
+    }))
 }
 
 fn relay_byte_stream<S, E>(

@@ -1,16 +1,13 @@
 //! The response cache on the request path: answering a hit (still admitted, audited and metered,
-//! at zero cost) and keeping a fresh answer.
+//! at zero cost, by the request's `Outcome`) and keeping a fresh answer.
 
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::response::Response;
 use http::{header, HeaderValue, StatusCode};
-use moat_wire::openai::Usage;
 
 use super::response::{Cached, Decision, ResponseCache, HEADER};
-use crate::audit::Trail;
-use crate::ledger::Meter;
 
 impl Decision {
     /// The `x-moat-cache` value for an answer that came from a provider.
@@ -23,18 +20,8 @@ impl Decision {
     }
 }
 
-/// Answers from the cache. The hold is settled at zero cost and zero tokens (no provider was paid),
-/// and the usage row says `cache_hit`, so reports show what the cache saved.
-pub(crate) fn hit(cached: Cached, meter: Option<Meter>, trail: &mut Trail) -> Response {
-    trail.answered_by(&cached.provider, &cached.model);
-    if let Some(meter) = meter {
-        let zero = Usage {
-            cost: Some(0.0),
-            ..Usage::default()
-        };
-        meter.settle(Some(&zero), None, &cached.provider, &cached.model, "cache_hit");
-    }
-    trail.usage(0, 0, 0);
+/// The answer for a hit (settled by the request's `Outcome`: zero cost, a `cache_hit` usage row).
+pub(crate) fn hit(cached: Cached, request_id: &str) -> Response {
     let mut response = Response::new(Body::from(cached.body));
     let h = response.headers_mut();
     h.insert(
@@ -46,6 +33,9 @@ pub(crate) fn hit(cached: Cached, meter: Option<Meter>, trail: &mut Trail) -> Re
     h.insert(HEADER, HeaderValue::from_static("hit"));
     if let Ok(v) = HeaderValue::from_str(&cached.provider) {
         h.insert("x-moat-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-request-id", v);
     }
     response
 }

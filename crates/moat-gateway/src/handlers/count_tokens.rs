@@ -18,56 +18,57 @@ use moat_wire::openai::ProviderPreferences;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::messages::{anthropic_error, translate_back};
-use super::proxy::{decode, forward, parse};
+use super::caller::Audited;
+use super::pipeline::forward;
+use super::proxy::{decode, parse};
 use super::request_kinds::{json_strings_mut, Forward};
+use super::wire::WireError;
 use crate::gateway::Gateway;
 use crate::GatewayError;
 
 /// Anthropic's token counting, in its own wire.
 const COUNT_TOKENS: &str = "/messages/count_tokens";
 
-pub(crate) async fn count_tokens(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let max_event = gw.server.max_event_bytes;
-    let response = counted(gw, req).await.unwrap_or_else(IntoResponse::into_response);
-    // Errors (moatd's or the provider's, already in OpenAI's shape) go back in Anthropic's.
-    match response.status().is_success() {
-        true => response,
-        false => translate_back(response, "", max_event).await,
-    }
+/// Errors (moatd's or the provider's) go back in Anthropic's shape.
+pub(crate) async fn count_tokens(
+    State(gw): State<Arc<Gateway>>,
+    caller: Audited,
+    req: Request,
+) -> Result<Response, WireError> {
+    counted(gw, caller, req).await.map_err(WireError::Anthropic)
 }
 
-async fn counted(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
-    // Unauthenticated callers are refused before moatd reads their body.
-    gw.identities.authenticate(req.headers(), crate::ledger::now())?;
+async fn counted(gw: Arc<Gateway>, caller: Audited, req: Request) -> Result<Response, GatewayError> {
     let (parts, body) = req.into_parts();
-    let bytes = crate::body::read_limited(
-        &parts.headers,
-        body,
-        gw.server.max_body_bytes,
-        gw.server.body_read_timeout,
-    )
-    .await?;
-    let request: CountTokensBody = parse(&bytes)?;
-    let model = request.model().map(str::to_owned);
-    let exact = plan(&gw.catalog, model.as_deref(), &[])
+    let limits = (gw.server.max_body_bytes, gw.server.body_read_timeout);
+    let read = crate::body::read_limited(&parts.headers, body, limits.0, limits.1).await;
+    let (request, bytes) = match read.and_then(|bytes| Ok((parse::<CountTokensBody>(&bytes)?, bytes))) {
+        Ok(read) => read,
+        Err(e) => return Err(caller.refuse(e)),
+    };
+    if exact(&gw, request.model()) {
+        let req = Request::from_parts(parts, Body::from(bytes));
+        return relayed(forward(gw, caller, req, decode::<CountTokensBody>).await?).await;
+    }
+    caller.answer(|_| {
+        if request.model().is_none() {
+            return Err(GatewayError::BadRequest("model: Field required".into()));
+        }
+        Ok(axum::Json(json!({"input_tokens": request.estimate()})).into_response())
+    })
+}
+
+/// Whether the model's first target counts tokens itself (a `kind = "anthropic"` provider).
+fn exact(gw: &Gateway, model: Option<&str>) -> bool {
+    plan(&gw.catalog, model, &[])
         .ok()
         .and_then(|t| t.first().map(|t| t.provider))
         .and_then(|p| gw.providers.get(p))
-        .is_some_and(|p| p.adapter.native(COUNT_TOKENS));
-    let req = Request::from_parts(parts, Body::from(bytes));
-    if !exact {
-        return Ok(super::audited(&gw, &req, |_| {
-            if model.is_none() {
-                return Err(GatewayError::BadRequest("model: Field required".into()));
-            }
-            Ok(axum::Json(json!({"input_tokens": request.estimate()})).into_response())
-        }));
-    }
-    let response = forward(gw, req, decode::<CountTokensBody>).await?;
-    if !response.status().is_success() {
-        return Ok(response);
-    }
+        .is_some_and(|p| p.adapter.native(COUNT_TOKENS))
+}
+
+/// The provider's count, as Anthropic answers it.
+async fn relayed(response: Response) -> Result<Response, GatewayError> {
     let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024)
         .await
         .map_err(|e| GatewayError::BadGateway(e.to_string()))?;
@@ -75,9 +76,8 @@ async fn counted(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayErro
         .map_err(|e| GatewayError::BadGateway(format!("the provider's count could not be read: {e}")))?;
     match answer.get("input_tokens").and_then(Value::as_u64) {
         Some(n) => Ok(axum::Json(json!({"input_tokens": n})).into_response()),
-        None => Ok(anthropic_error(
-            http::StatusCode::BAD_GATEWAY,
-            "the provider's count had no input_tokens",
+        None => Err(GatewayError::BadGateway(
+            "the provider's count had no input_tokens".into(),
         )),
     }
 }

@@ -13,6 +13,7 @@ use moat_upstream::relay;
 use moat_wire::openai::ModelList;
 use serde_json::{json, Value};
 
+use super::caller::Caller;
 use crate::gateway::Gateway;
 use crate::GatewayError;
 
@@ -57,14 +58,12 @@ fn json_response(body: Bytes) -> Response {
         .into_response()
 }
 
-pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(e) = gw.identities.authenticate(&headers, crate::ledger::now()) {
-        return e.into_response();
-    }
-    let body = match cached(&gw).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
+pub(crate) async fn list_models(
+    State(gw): State<Arc<Gateway>>,
+    _: Caller,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
+    let body = cached(&gw).await?;
     // Anthropic's SDKs list models in Anthropic's shape; they say so with `anthropic-version`.
     // OpenRouter's shape is a superset of OpenAI's, so both prefixes get it: OpenAI clients read the
     // members they know, OpenRouter clients find `pricing`, `context_length` and `name`.
@@ -73,35 +72,28 @@ pub(crate) async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderM
         true => super::messages::anthropic_model_list(&body),
         false => body,
     };
-    json_response(body)
+    Ok(json_response(body))
 }
 
 /// `GET /v1/models/{id}` (`models.retrieve`): one entry of the merged list, or 404.
 pub(crate) async fn retrieve_model(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
+    _: Caller,
     headers: HeaderMap,
-) -> Response {
-    if let Err(e) = gw.identities.authenticate(&headers, crate::ledger::now()) {
-        return e.into_response();
-    }
-    let body = match cached(&gw).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    let body = openrouter_shape(&gw, &body);
-    let Ok(mut list) = serde_json::from_slice::<ModelList>(&body) else {
-        return GatewayError::Internal("the model list could not be read".into()).into_response();
-    };
+) -> Result<Response, GatewayError> {
+    let body = openrouter_shape(&gw, &cached(&gw).await?);
+    let mut list = serde_json::from_slice::<ModelList>(&body)
+        .map_err(|_| GatewayError::Internal("the model list could not be read".into()))?;
     list.data.retain(|m| m.id == id);
     if list.data.is_empty() {
-        return GatewayError::NotFound(format!("The model '{id}' does not exist")).into_response();
+        return Err(GatewayError::NotFound(format!("The model '{id}' does not exist")));
     }
     if headers.contains_key("anthropic-version") {
         let anthropic = moat_translate::anthropic::models_from_openai(&list);
-        return axum::Json(anthropic["data"][0].clone()).into_response();
+        return Ok(axum::Json(anthropic["data"][0].clone()).into_response());
     }
-    axum::Json(list.data.swap_remove(0)).into_response()
+    Ok(axum::Json(list.data.swap_remove(0)).into_response())
 }
 
 /// A price in nano-dollars per million tokens as OpenRouter writes it: a decimal string of dollars

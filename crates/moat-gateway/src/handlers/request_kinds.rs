@@ -1,7 +1,7 @@
 //! The request types moatd forwards (chat, legacy completions, embeddings) and what the forwarding
 //! path needs from each: model addressing fields, streaming, usage in streams, cache partition
 //! members and OpenRouter preferences. What privacy and budgets look at is not here: they read the
-//! whole body before any of these types is decoded from it (`handlers::proxy`).
+//! whole body before any of these types is decoded from it (`handlers::pipeline`).
 
 use std::borrow::Cow;
 

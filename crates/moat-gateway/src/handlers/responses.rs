@@ -11,18 +11,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use axum::response::Response;
 use http::{header, HeaderValue, StatusCode};
 use moat_translate::responses::{
     inline_history, to_chat_request, to_response, ChatToResponses, Envelope, ItemIds, ResponsesRequest,
 };
-use moat_translate::StreamTranslator;
 use moat_wire::openai::{ChatCompletionRequest, ChatCompletionResponse};
 use serde_json::Value;
 
-use super::proxy::{decode, forward, parse};
+use super::caller::Audited;
+use super::pipeline::forward;
+use super::proxy::{decode, parse};
+use super::wire::translated_body;
 use crate::gateway::Gateway;
 use crate::GatewayError;
 
@@ -43,65 +43,62 @@ struct Pending {
     keep_for: Option<String>,
 }
 
-pub(crate) async fn create(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    // Counted and timed by `crate::observe::layer`, like every route.
-    match create_inner(gw, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn create_inner(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
-    let id = crate::secret::new_response_id().map_err(|e| GatewayError::Internal(e.to_string()))?;
-    // Whose conversation this is. A caller that fails here is refused (and audited) by the
-    // forwarding path before its body is read.
-    let Ok(principal) = gw.identities.authenticate(req.headers(), crate::ledger::now()) else {
-        return forward(gw, req, decode::<ChatCompletionRequest>).await;
+pub(crate) async fn create(
+    State(gw): State<Arc<Gateway>>,
+    caller: Audited,
+    req: Request,
+) -> Result<Response, GatewayError> {
+    let id = match crate::secret::new_response_id() {
+        Ok(id) => id,
+        Err(e) => return Err(caller.refuse(GatewayError::Internal(e.to_string()))),
     };
-    let tenant = crate::cache::partition::tenant(&principal);
+    // Whose conversation this is.
+    let tenant = crate::cache::partition::tenant(&caller.principal);
     let (mut parts, body) = req.into_parts();
     let prepared = prepare(&gw, &parts.headers, body, &tenant, &id).await;
     parts.headers.remove(header::CONTENT_LENGTH);
     let (request, body) = match prepared {
         Ok(p) => p,
         // Refused before anything could leave; recorded like any request.
-        Err(e) => {
-            let req = Request::from_parts(parts, Body::empty());
-            return Ok(super::audited(&gw, &req, |_| Err(e)));
-        }
+        Err(e) => return Err(caller.refuse(e)),
     };
     let req = Request::from_parts(parts, Body::from(body));
     if native::serves(&gw, &request) {
-        return native::relay(&gw, req, &id, tenant).await;
+        return native::relay(&gw, caller, req, &id, tenant).await;
     }
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
-    let decode = {
-        let (pending, id) = (pending.clone(), id.clone());
-        move |body: Value| -> Result<ChatCompletionRequest, GatewayError> {
-            let request: ResponsesRequest = decode(body)?;
-            let mut ids = ItemIds::new(&format!("{id}_in"));
-            let bridged = to_chat_request(&request, &[], &mut ids)
-                .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
-            let created_at = crate::ledger::now().max(0) as u64;
-            // The first decode is the request as sent, which the Response object echoes and the
-            // conversation keeps; a second one (the redacted copy for non-local providers) leaves
-            // them alone.
-            pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert_with(|| Pending {
-                    envelope: Envelope::new(&request, &id, created_at),
-                    input: bridged.input_items,
-                    keep_for: request.stores().then(|| tenant.clone()),
-                });
-            Ok(bridged.chat)
-        }
-    };
-    let response = forward(gw.clone(), req, decode).await?;
+    let decode = bridged(pending.clone(), id, tenant);
+    let response = forward(gw.clone(), caller, req, decode).await?;
     let pending = pending.lock().unwrap_or_else(PoisonError::into_inner).take();
     match pending {
-        Some(p) => Ok(translate_back(gw, response, p).await),
+        Some(p) => translate_back(gw, response, p).await,
         None => Ok(response),
+    }
+}
+
+/// The endpoint's decoder: a Responses request bridged onto chat. The first decode is the request as
+/// sent, which the Response object echoes and the conversation keeps; a second one (the redacted copy
+/// for non-local providers) leaves `pending` alone.
+fn bridged(
+    pending: Arc<Mutex<Option<Pending>>>,
+    id: String,
+    tenant: String,
+) -> impl Fn(Value) -> Result<ChatCompletionRequest, GatewayError> + Send + Sync {
+    move |body: Value| {
+        let request: ResponsesRequest = decode(body)?;
+        let mut ids = ItemIds::new(&format!("{id}_in"));
+        let bridged =
+            to_chat_request(&request, &[], &mut ids).map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+        let created_at = crate::ledger::now().max(0) as u64;
+        pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| Pending {
+                envelope: Envelope::new(&request, &id, created_at),
+                input: bridged.input_items,
+                keep_for: request.stores().then(|| tenant.clone()),
+            });
+        Ok(bridged.chat)
     }
 }
 
@@ -142,55 +139,51 @@ async fn prepare(
 }
 
 /// The chat-shaped answer of the forwarding path as a Response object or Responses events.
-async fn translate_back(gw: Arc<Gateway>, response: Response, pending: Pending) -> Response {
+async fn translate_back(
+    gw: Arc<Gateway>,
+    response: Response,
+    pending: Pending,
+) -> Result<Response, GatewayError> {
     let max_event = gw.server.max_event_bytes;
     let (mut parts, body) = response.into_parts();
-    if !parts.status.is_success() {
-        // Errors are already in OpenAI's shape, which the Responses API shares.
-        return Response::from_parts(parts, body);
-    }
     let streamed = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let saver = Saver {
+    let mut saver = Saver {
         gw,
         keep_for: pending.keep_for,
         input: Some(pending.input),
     };
     if streamed {
         let translator = ChatToResponses::new(pending.envelope).with_max_event(max_event);
-        let body = Body::from_stream(translated(body.into_data_stream(), translator, saver));
-        return Response::from_parts(parts, body);
+        // The turn is stored before the bytes carrying its terminal event are passed on, so a
+        // client that has seen `response.completed` can continue at once.
+        let body = translated_body(body, translator, move |t: &ChatToResponses| {
+            if let Some(done) = t.final_response() {
+                if let Err(e) = saver.save(done) {
+                    tracing::error!(error = %e, "a streamed response could not be stored");
+                }
+            }
+        });
+        return Ok(Response::from_parts(parts, body));
     }
-    let bytes = match axum::body::to_bytes(body, MAX_ANSWER_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return GatewayError::BadGateway(e.to_string()).into_response(),
-    };
-    let answer: ChatCompletionResponse = match serde_json::from_slice(&bytes) {
-        Ok(a) => a,
-        Err(e) => {
-            return GatewayError::BadGateway(format!("the provider's answer could not be read: {e}"))
-                .into_response()
-        }
-    };
+    let bytes = axum::body::to_bytes(body, MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| GatewayError::BadGateway(e.to_string()))?;
+    let answer: ChatCompletionResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| GatewayError::BadGateway(format!("the provider's answer could not be read: {e}")))?;
     let object = to_response(&answer, &pending.envelope);
-    let mut saver = saver;
-    if let Err(e) = saver.save(&object) {
-        return e.into_response();
-    }
-    let body = match serde_json::to_vec(&object) {
-        Ok(b) => b,
-        Err(e) => return GatewayError::Internal(e.to_string()).into_response(),
-    };
+    saver.save(&object)?;
+    let body = serde_json::to_vec(&object).map_err(|e| GatewayError::Internal(e.to_string()))?;
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut response = Response::from_parts(parts, Body::from(body));
     *response.status_mut() = StatusCode::OK;
-    response
+    Ok(response)
 }
 
 /// Keeps a finished turn, once.
@@ -217,37 +210,4 @@ impl Saver {
         };
         state::save(&self.gw, tenant, &turn)
     }
-}
-
-/// The relayed chat stream through the translator. The turn is stored before the bytes carrying its
-/// terminal event are passed on, so a client that has seen `response.completed` can continue at once.
-/// Dropping this (the client left) drops the relay under it, which cancels the provider's work.
-fn translated<S, E>(
-    body: S,
-    translator: ChatToResponses,
-    saver: Saver,
-) -> impl Stream<Item = Result<Bytes, E>> + Send
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: Send + 'static,
-{
-    futures_util::stream::unfold(Some((body, translator, saver)), |state| async move {
-        let (mut body, mut t, mut saver) = state?;
-        let (out, more) = match body.next().await {
-            Some(Ok(chunk)) => (t.feed(&chunk), true),
-            Some(Err(e)) => return Some((Err(e), None)),
-            None => (t.finish(), false),
-        };
-        if let Some(done) = t.final_response() {
-            if let Err(e) = saver.save(done) {
-                tracing::error!(error = %e, "a streamed response could not be stored");
-            }
-        }
-        // After a failure of its own (an event past the bound) nothing more can go out: stop reading.
-        let failed = matches!(t.stopped(), Some(Err(_)));
-        Some((
-            Ok(Bytes::from(out)),
-            (more && !failed).then_some((body, t, saver)),
-        ))
-    })
 }

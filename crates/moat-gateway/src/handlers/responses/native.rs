@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use axum::response::Response;
 use http::{header, HeaderValue};
 use moat_policy::route::plan;
 use moat_translate::responses::ResponsesRequest;
@@ -25,8 +23,11 @@ use serde_json::{json, Map, Value};
 
 use super::{Saver, MAX_ANSWER_BYTES};
 use crate::gateway::Gateway;
-use crate::handlers::proxy::{decode, forward};
+use crate::handlers::caller::Audited;
+use crate::handlers::pipeline::forward;
+use crate::handlers::proxy::decode;
 use crate::handlers::request_kinds::Forward;
+use crate::handlers::wire::translated_body;
 use crate::GatewayError;
 
 /// Whether the request's model goes first to a provider marked `responses = "native"`.
@@ -51,63 +52,58 @@ struct Pending {
 /// Relays `req` (its body already holding the conversation it continues) to the native provider.
 pub(super) async fn relay(
     gw: &Arc<Gateway>,
+    caller: Audited,
     req: Request,
     id: &str,
     tenant: String,
 ) -> Result<Response, GatewayError> {
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
-    let decode = {
-        let pending = pending.clone();
-        move |body: Value| -> Result<NativeResponses, GatewayError> {
-            let mut request: NativeResponses = decode(body)?;
-            // The conversation is already in `input`; the provider keeps nothing and is asked to
-            // continue nothing: moatd holds the conversation, per tenant.
-            let previous = match request.rest.remove("previous_response_id") {
-                Some(Value::String(p)) => Some(p),
-                _ => None,
-            };
-            let store = request.rest.remove("store").and_then(|v| v.as_bool()) != Some(false);
-            let mut input = match request.rest.remove("input") {
-                Some(Value::String(text)) => {
-                    vec![json!({"type": "message", "role": "user", "content": text})]
-                }
-                Some(Value::Array(items)) => items,
-                _ => Vec::new(),
-            };
-            // Without the provider's own store, reasoning replays only as encrypted content.
-            input.retain(|i| {
-                i.get("type") != Some(&json!("reasoning")) || i.get("encrypted_content").is_some()
-            });
-            request.rest.insert("input".into(), Value::Array(input.clone()));
-            request.rest.insert("store".into(), Value::Bool(false));
-            // The first decode is the request as sent, which is what the conversation keeps; a
-            // second one (the redacted copy for non-local providers) leaves it alone.
-            pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert(Pending {
-                    input,
-                    keep_for: store.then(|| tenant.clone()),
-                    store,
-                    previous,
-                });
-            Ok(request)
-        }
-    };
-    let response = forward(gw.clone(), req, decode).await?;
-    let Some(pending) = pending.lock().unwrap_or_else(PoisonError::into_inner).take() else {
-        return Ok(response);
-    };
-    let (mut parts, body) = response.into_parts();
-    if !parts.status.is_success() {
-        return Ok(Response::from_parts(parts, body));
+    let response = forward(gw.clone(), caller, req, decoder(pending.clone(), tenant)).await?;
+    let pending = pending.lock().unwrap_or_else(PoisonError::into_inner).take();
+    match pending {
+        Some(pending) => answered(gw, response, pending, id).await,
+        None => Ok(response),
     }
+}
+
+/// The endpoint's decoder: the request relayed as it is, but for the members moatd owns. The first
+/// decode is the request as sent, which is what the conversation keeps; a second one (the redacted
+/// copy for non-local providers) leaves `pending` alone.
+fn decoder(
+    pending: Arc<Mutex<Option<Pending>>>,
+    tenant: String,
+) -> impl Fn(Value) -> Result<NativeResponses, GatewayError> + Send + Sync {
+    move |body: Value| {
+        let mut request: NativeResponses = decode(body)?;
+        let (input, store, previous) = request.take_conversation();
+        pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(Pending {
+                input,
+                keep_for: store.then(|| tenant.clone()),
+                store,
+                previous,
+            });
+        Ok(request)
+    }
+}
+
+/// The provider's answer with moatd's members in it, the finished turn stored (a stream's before
+/// the bytes carrying its terminal event are passed on).
+async fn answered(
+    gw: &Arc<Gateway>,
+    response: Response,
+    pending: Pending,
+    id: &str,
+) -> Result<Response, GatewayError> {
+    let (mut parts, body) = response.into_parts();
     let rewrite = Rewrite {
         id: id.to_owned(),
         store: pending.store,
         previous: pending.previous.clone(),
     };
-    let saver = Saver {
+    let mut saver = Saver {
         gw: gw.clone(),
         keep_for: pending.keep_for,
         input: Some(pending.input),
@@ -118,8 +114,14 @@ pub(super) async fn relay(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if streamed {
-        let stream = observed(body.into_data_stream(), NativeEvents::new(rewrite), saver);
-        return Ok(Response::from_parts(parts, Body::from_stream(stream)));
+        let body = translated_body(body, NativeEvents::new(rewrite), move |t: &NativeEvents| {
+            if let Some(done) = &t.done {
+                if let Err(e) = saver.save(done) {
+                    tracing::error!(error = %e, "a streamed response could not be stored");
+                }
+            }
+        });
+        return Ok(Response::from_parts(parts, body));
     }
     let bytes = axum::body::to_bytes(body, MAX_ANSWER_BYTES)
         .await
@@ -127,14 +129,13 @@ pub(super) async fn relay(
     let mut object: Value = serde_json::from_slice(&bytes)
         .map_err(|e| GatewayError::BadGateway(format!("the provider's answer could not be read: {e}")))?;
     rewrite.apply(&mut object);
-    let mut saver = saver;
     saver.save(&object)?;
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let body = serde_json::to_vec(&object).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    Ok(Response::from_parts(parts, Body::from(body)).into_response())
+    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
 /// The members of the provider's Response object that are moatd's: the id (one per turn, moatd's,
@@ -222,27 +223,6 @@ impl StreamTranslator for NativeEvents {
     }
 }
 
-fn observed<S, E>(body: S, events: NativeEvents, saver: Saver) -> impl Stream<Item = Result<Bytes, E>> + Send
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: Send + 'static,
-{
-    futures_util::stream::unfold(Some((body, events, saver)), |state| async move {
-        let (mut body, mut t, mut saver) = state?;
-        let (out, more) = match body.next().await {
-            Some(Ok(chunk)) => (t.feed(&chunk), true),
-            Some(Err(e)) => return Some((Err(e), None)),
-            None => (t.finish(), false),
-        };
-        if let Some(done) = &t.done {
-            if let Err(e) = saver.save(done) {
-                tracing::error!(error = %e, "a streamed response could not be stored");
-            }
-        }
-        Some((Ok(Bytes::from(out)), more.then_some((body, t, saver))))
-    })
-}
-
 /// A Responses request relayed as it is, but for the members moatd owns.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct NativeResponses {
@@ -251,6 +231,32 @@ pub(crate) struct NativeResponses {
     provider: Option<ProviderPreferences>,
     #[serde(flatten)]
     rest: Map<String, Value>,
+}
+
+impl NativeResponses {
+    /// Takes out the conversation (`input`, `store`, `previous_response_id`) and puts back what the
+    /// provider gets: the input, already holding the conversation it continues, and `store: false`.
+    /// The provider keeps nothing and is asked to continue nothing: moatd holds the conversation,
+    /// per tenant.
+    fn take_conversation(&mut self) -> (Vec<Value>, bool, Option<String>) {
+        let previous = match self.rest.remove("previous_response_id") {
+            Some(Value::String(p)) => Some(p),
+            _ => None,
+        };
+        let store = self.rest.remove("store").and_then(|v| v.as_bool()) != Some(false);
+        let mut input = match self.rest.remove("input") {
+            Some(Value::String(text)) => {
+                vec![json!({"type": "message", "role": "user", "content": text})]
+            }
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        // Without the provider's own store, reasoning replays only as encrypted content.
+        input.retain(|i| i.get("type") != Some(&json!("reasoning")) || i.get("encrypted_content").is_some());
+        self.rest.insert("input".into(), Value::Array(input.clone()));
+        self.rest.insert("store".into(), Value::Bool(false));
+        (input, store, previous)
+    }
 }
 
 impl Forward for NativeResponses {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use moat_store::StoredResponse;
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::cache;
 use crate::gateway::Gateway;
+use crate::handlers::caller::Audited;
 use crate::GatewayError;
 
 /// One stored turn, as sealed.
@@ -100,9 +101,12 @@ pub(crate) fn load(gw: &Gateway, tenant: &str, id: &str) -> Result<Turn, Gateway
     serde_json::from_slice(&plain).map_err(|e| GatewayError::Internal(format!("stored response: {e}")))
 }
 
-/// Authenticates and audits a state request, then runs `f` with the caller's tenant.
-fn scoped(gw: &Gateway, req: &Request, f: impl FnOnce(&str) -> Result<Response, GatewayError>) -> Response {
-    crate::handlers::audited(gw, req, |principal| f(&cache::partition::tenant(principal)))
+/// Runs `f` with the caller's tenant, recording the request like any other.
+fn scoped(
+    caller: Audited,
+    f: impl FnOnce(&str) -> Result<Response, GatewayError>,
+) -> Result<Response, GatewayError> {
+    caller.answer(|principal| f(&cache::partition::tenant(principal)))
 }
 
 /// `GET /v1/responses/{id}`.
@@ -110,9 +114,9 @@ pub(crate) async fn retrieve(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
     Query(query): Query<RetrieveQuery>,
-    req: Request,
-) -> Response {
-    scoped(&gw, &req, |tenant| {
+    caller: Audited,
+) -> Result<Response, GatewayError> {
+    scoped(caller, |tenant| {
         if query.stream == Some(true) {
             return Err(GatewayError::BadRequest(
                 "stream: replaying a stored response as a stream is not supported; retrieve it whole".into(),
@@ -128,8 +132,12 @@ pub(crate) struct RetrieveQuery {
 }
 
 /// `DELETE /v1/responses/{id}`.
-pub(crate) async fn delete(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, req: Request) -> Response {
-    scoped(&gw, &req, |tenant| {
+pub(crate) async fn delete(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    caller: Audited,
+) -> Result<Response, GatewayError> {
+    scoped(caller, |tenant| {
         if !gw.store.delete_response(&id, tenant).map_err(store_error)? {
             return Err(not_found(&id));
         }
@@ -151,9 +159,9 @@ pub(crate) async fn input_items(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
     Query(query): Query<ItemsQuery>,
-    req: Request,
-) -> Response {
-    scoped(&gw, &req, |tenant| {
+    caller: Audited,
+) -> Result<Response, GatewayError> {
+    scoped(caller, |tenant| {
         let limit = query.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
             return Err(GatewayError::BadRequest(

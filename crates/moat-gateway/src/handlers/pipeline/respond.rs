@@ -1,33 +1,29 @@
-//! The response side of forwarding: a streamed answer relayed as it arrives (with placeholders
-//! restored and usage the client did not ask for taken out) and settled when it ends, or a whole
-//! answer read within limits; and the per-request log line.
+//! The response side of an attempt: a streamed answer relayed as it arrives (with placeholders
+//! restored and usage the client did not ask for taken out) and settled by its [`Outcome`] when it
+//! ends, or a whole answer read within limits; and the per-request log line.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use moat_policy::pricing::Price;
 use moat_upstream::relay::{self, RelayOutcome};
 use moat_upstream::{UpstreamError, UpstreamSettings};
 use moat_wire::openai::Usage;
 
-use super::translated::Translation;
-use crate::audit::Trail;
-use crate::ledger::Meter;
+use super::outcome::{Attempt, Outcome};
+use crate::handlers::translated::Translation;
 use crate::privacy::{Redactions, StreamRestorer};
 
-/// A streamed answer: relayed as it arrives; settled and logged when it ends.
+/// A streamed answer: relayed as it arrives; `outcome` settles when it ends, however it ends.
 pub(super) fn streamed_response(
     resp: moat_upstream::UpstreamResponse,
     settings: &UpstreamSettings,
-    log: RequestLog,
-    meter: Option<Meter>,
+    by: Attempt,
     (redactions, strip_usage): (Option<Redactions>, bool),
-    mut trail: Trail,
-    (health, provider): (Arc<crate::health::Health>, moat_policy::route::ProviderId),
+    outcome: Outcome,
 ) -> Response {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
@@ -39,61 +35,10 @@ pub(super) fn streamed_response(
             relay::strip_usage(Bytes::from(r.transform(&bytes)))
         })),
     };
-    let translator = log.translation.stream();
+    let translator = by.log.translation.stream();
     // A translated stream is OpenAI's SSE whatever the provider labelled its own (NDJSON, say).
     let content_type = content_type.filter(|_| translator.is_none());
-    let on_done = move |outcome: RelayOutcome| {
-        let mut log = log;
-        // A stream counts for its provider's breaker once it ends: finished is a success, broken by
-        // the provider a failure; one the client left says nothing about the provider.
-        if outcome.completed {
-            health.stream_ended(provider, None, Instant::now());
-        } else if !outcome.cancelled {
-            let error = outcome
-                .error
-                .clone()
-                .unwrap_or_else(|| "the stream ended early".to_owned());
-            health.stream_ended(provider, Some(error), Instant::now());
-        }
-        if let Some(meter) = meter {
-            let state = if outcome.completed {
-                "ok"
-            } else if outcome.cancelled {
-                "cancelled"
-            } else {
-                "error"
-            };
-            let settled = meter.settle(
-                outcome.usage.as_ref(),
-                log.price,
-                &log.provider,
-                &log.model,
-                state,
-            );
-            trail.usage(
-                settled.prompt_tokens,
-                settled.completion_tokens,
-                settled.cost_nanos,
-            );
-        } else if let Some(u) = &outcome.usage {
-            trail.usage(u.prompt_tokens, u.completion_tokens, 0);
-        }
-        // The client got this status and a stream; a client that left mid-stream is recorded as 499.
-        trail.finish(if outcome.cancelled { 499 } else { status.as_u16() });
-        if let Some(step) = log.stream_span.take() {
-            step.span.record("moat.bytes", outcome.bytes);
-            step.span.record("moat.cancelled", outcome.cancelled);
-            if let Some(u) = &outcome.usage {
-                step.span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
-                step.span
-                    .record("gen_ai.usage.output_tokens", u.completion_tokens);
-            }
-            if outcome.completed || outcome.cancelled {
-                step.ok();
-            }
-        }
-        log.stream_finished(outcome);
-    };
+    let on_done = move |relay: RelayOutcome| outcome.streamed(by, relay, status);
     let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>> =
         match translator {
             Some(t) => Box::pin(relay::relay_stream_translated(
@@ -114,44 +59,50 @@ pub(super) fn streamed_response(
     response
 }
 
-/// A whole answer: read within limits (a failure here can still fall back: nothing went to the
-/// client yet), then passed on byte for byte.
-pub(super) async fn whole_response(
+/// A whole answer as read, before it is settled and sent.
+pub(super) struct WholeAnswer {
+    pub(super) status: StatusCode,
+    content_type: Option<HeaderValue>,
+    pub(super) body: Bytes,
+    pub(super) usage: Option<Usage>,
+}
+
+/// Reads a whole answer within limits (a failure here can still fall back: nothing went to the
+/// client yet), in OpenAI's shape, with redacted values restored.
+pub(super) async fn read_whole(
     resp: moat_upstream::UpstreamResponse,
     settings: &UpstreamSettings,
-    log: RequestLog,
-    meter: &mut Option<Meter>,
+    translation: &Translation,
     redactions: Option<&Redactions>,
-    trail: &mut Trail,
-    request_text: Option<String>,
-) -> Result<Response, UpstreamError> {
+) -> Result<WholeAnswer, UpstreamError> {
     let status = resp.status();
     let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let body = log.translation.whole(relay::read_body(resp, settings).await?)?;
+    let body = translation.whole(relay::read_body(resp, settings).await?)?;
     let usage = relay::usage_of(&body);
     let body = match redactions {
         Some(r) => Bytes::from(r.restore_json(&body)),
         None => body,
     };
-    if let Some(meter) = meter.take() {
-        let settled = meter.settle(usage.as_ref(), log.price, &log.provider, &log.model, "ok");
-        trail.usage(
-            settled.prompt_tokens,
-            settled.completion_tokens,
-            settled.cost_nanos,
+    Ok(WholeAnswer {
+        status,
+        content_type,
+        body,
+        usage,
+    })
+}
+
+impl WholeAnswer {
+    /// The answer passed on byte for byte.
+    pub(super) fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            self.content_type
+                .unwrap_or(HeaderValue::from_static("application/json")),
         );
+        response
     }
-    if trail.wants_bodies() {
-        trail.bodies(request_text, Some(String::from_utf8_lossy(&body).into_owned()));
-    }
-    log.answered(usage.as_ref());
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        content_type.unwrap_or(HeaderValue::from_static("application/json")),
-    );
-    Ok(response)
 }
 
 /// Copies the few client headers providers act on (see `moat_upstream::client::FORWARDED_HEADERS`).
@@ -198,7 +149,24 @@ impl RequestLog {
         );
     }
 
-    fn stream_finished(&self, outcome: RelayOutcome) {
+    /// Ends a streamed answer's span with what the relay saw.
+    pub(super) fn stream_ended(&mut self, outcome: &RelayOutcome) {
+        let Some(step) = self.stream_span.take() else {
+            return;
+        };
+        step.span.record("moat.bytes", outcome.bytes);
+        step.span.record("moat.cancelled", outcome.cancelled);
+        if let Some(u) = &outcome.usage {
+            step.span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
+            step.span
+                .record("gen_ai.usage.output_tokens", u.completion_tokens);
+        }
+        if outcome.completed || outcome.cancelled {
+            step.ok();
+        }
+    }
+
+    pub(super) fn stream_finished(&self, outcome: RelayOutcome) {
         let usage = outcome.usage.as_ref();
         if let Some(u) = usage {
             self.in_flight.settle(u.prompt_tokens + u.completion_tokens);
