@@ -109,11 +109,14 @@ impl<S> RelayState<S> {
         if !moat_wire::usage::has_usage_object(events) {
             return;
         }
+        // Events before the first that mentions usage are not parsed at all.
+        let from =
+            moat_wire::usage::usage_key_at(events).map_or(0, |at| moat_wire::sse::event_start(events, at));
         let mut parser = SseParser::new();
         let mut frames = Vec::new();
         // An over-long line stops the parse; usage is then what was read before it.
         let _ = parser
-            .feed(events, &mut frames)
+            .feed(&events[from..], &mut frames)
             .and_then(|()| parser.finish(&mut frames));
         for frame in frames {
             if let SseFrame::Event(event) = frame {

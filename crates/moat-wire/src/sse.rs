@@ -16,7 +16,7 @@ mod boundaries;
 mod encode;
 mod parser;
 
-pub use boundaries::{EventBoundaries, EventTooLarge, DEFAULT_MAX_EVENT};
+pub use boundaries::{event_start, EventBoundaries, EventTooLarge, DEFAULT_MAX_EVENT};
 pub use encode::{encode_comment, encode_data, encode_event, DONE};
 pub use parser::{SseError, SseParser, DEFAULT_MAX_LINE};
 

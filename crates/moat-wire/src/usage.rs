@@ -86,6 +86,11 @@ fn from_responses_names(mut usage: Usage) -> Usage {
     usage
 }
 
+/// Where the first `"usage"` key (or the text of one) is in `json`, if anywhere.
+pub fn usage_key_at(json: &[u8]) -> Option<usize> {
+    USAGE_KEY.find(json)
+}
+
 /// True when some `"usage"` in `json` (or in SSE text carrying JSON) is followed by `:` and an
 /// object. Streams asked for usage carry `"usage":null` in every chunk but the last; only the one
 /// with an object needs parsing.

@@ -3,10 +3,7 @@
 //! receives must then look as if moatd had not asked: no usage-only chunk (`"choices": []`), which
 //! breaks clients that read `chunk.choices[0]`, and no `usage` member on the other chunks.
 
-use std::sync::LazyLock;
-
 use bytes::Bytes;
-use memchr::memmem::Finder;
 use moat_wire::sse::{self, SseFrame, SseParser};
 use serde_json::Value;
 
@@ -19,27 +16,29 @@ pub fn usage_stripper() -> Transform {
 }
 
 /// Whole events with their usage taken out. Almost every chunk has no `"usage"` member: it is
-/// handed back as it came, neither copied nor parsed.
+/// handed back as it came, neither copied nor parsed. In one that has, the events before the first
+/// event with usage are copied as they are; only the rest is parsed, and only events that carry
+/// usage are rewritten.
 pub fn strip_usage(bytes: Bytes) -> Bytes {
-    if USAGE_KEY.find(&bytes).is_none() {
+    let Some(at) = moat_wire::usage::usage_key_at(&bytes) else {
         return bytes;
-    }
+    };
+    let start = sse::event_start(&bytes, at);
     let mut frames = Vec::new();
     let mut parser = SseParser::new();
-    if parser.feed(&bytes, &mut frames).is_err() || parser.finish(&mut frames).is_err() {
+    if parser.feed(&bytes[start..], &mut frames).is_err() || parser.finish(&mut frames).is_err() {
         return bytes;
     }
-    let mut out = String::with_capacity(bytes.len());
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..start]);
     for frame in frames {
         match frame {
             SseFrame::Comment(c) => {
-                out.push_str(&sse::encode_comment(&c));
-                out.push('\n');
+                out.extend_from_slice(sse::encode_comment(&c).as_bytes());
+                out.push(b'\n');
             }
             SseFrame::Event(mut e) => {
-                // Only the event that carries usage is parsed, not every event read with it.
-                let parsed = USAGE_KEY
-                    .find(e.data.as_bytes())
+                let parsed = moat_wire::usage::usage_key_at(e.data.as_bytes())
                     .and_then(|_| serde_json::from_str::<Value>(&e.data).ok());
                 if let Some(Value::Object(mut chunk)) = parsed {
                     if let Some(usage) = chunk.remove("usage") {
@@ -53,15 +52,12 @@ pub fn strip_usage(bytes: Bytes) -> Bytes {
                         e.data = Value::Object(chunk).to_string();
                     }
                 }
-                out.push_str(&sse::encode_event(&e));
+                out.extend_from_slice(sse::encode_event(&e).as_bytes());
             }
         }
     }
-    Bytes::from(out.into_bytes())
+    Bytes::from(out)
 }
-
-/// Built once: a searcher per chunk would cost more than the search.
-static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
 
 #[cfg(test)]
 mod tests {
@@ -81,6 +77,18 @@ mod tests {
         assert!(out.contains("\"content\":\"hi\"") && out.contains("finish_reason"));
         assert!(out.starts_with(": OPENROUTER PROCESSING\n\n") && out.ends_with("data: [DONE]\n\n"));
         assert_eq!(out.matches("data: ").count(), 3);
+    }
+
+    #[test]
+    fn events_before_the_usage_event_are_kept_as_they_came() {
+        let before = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\r\n\r\n: note\r\rdata: x\n\n";
+        let stream =
+            format!("{before}data: {{\"choices\":[],\"usage\":{{\"total_tokens\":3}}}}\n\ndata: [DONE]\n\n");
+        let out = strip_usage(Bytes::from(stream));
+        assert_eq!(
+            String::from_utf8(out.to_vec()).unwrap(),
+            format!("{before}data: [DONE]\n\n")
+        );
     }
 
     #[test]

@@ -18,6 +18,23 @@ pub struct EventTooLarge {
     pub limit: usize,
 }
 
+/// Where the event holding byte `at` of `events` (whole events, as a relay hands them over) starts:
+/// just past the last event end before it, or 0. Lets a rewrite of one event leave the events before
+/// it as they are, unparsed.
+///
+/// ```
+/// use moat_wire::sse::event_start;
+/// let events = b"data: a\n\ndata: b\r\n\r\ndata: c\n\n";
+/// assert_eq!(event_start(events, 3), 0);
+/// assert_eq!(event_start(events, 12), 9);
+/// assert_eq!(event_start(events, 23), 20);
+/// ```
+pub fn event_start(events: &[u8], at: usize) -> usize {
+    let mut boundaries = EventBoundaries::new(usize::MAX);
+    let before = events.get(..at).unwrap_or(events);
+    boundaries.scan(before).ok().flatten().unwrap_or(0)
+}
+
 /// Finds event ends (blank lines) incrementally.
 ///
 /// ```
