@@ -15,6 +15,7 @@
 //! every limit. Either way `/ready` and the log say so, and the node keeps probing; once Valkey
 //! answers, the settlements made meanwhile are replayed into it before it is used again.
 
+mod conns;
 mod scripts;
 mod upkeep;
 
@@ -31,6 +32,7 @@ use crate::config::{ClusterSettings, OnUnavailable};
 use crate::ledger::Ledger;
 use crate::limits::{Limiter, LimiterStatus, Reservation, Via};
 use crate::GatewayError;
+use conns::{Conns, RoundTrips};
 use scripts::Scripts;
 
 /// Settlements kept for replay while Valkey is away; beyond this the oldest are dropped (their usage
@@ -106,7 +108,9 @@ struct Settlement {
 
 /// Budgets and rate limits in Valkey, shared by every node.
 pub struct ClusterLimiter {
-    conn: ConnectionManager,
+    /// Per-core connections for the request path, one more for the upkeep task.
+    conns: Conns,
+    trips: RoundTrips,
     scripts: Scripts,
     store: Arc<dyn Store>,
     settings: ClusterSettings,
@@ -163,9 +167,10 @@ impl ClusterLimiter {
             .set_max_delay(std::time::Duration::from_millis(200));
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| GatewayError::Internal("the cluster limiter needs a Tokio runtime".into()))?;
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(bad)?;
+        let conns = Conns::new(client, config).map_err(bad)?;
         let limiter = Arc::new_cyclic(|me| ClusterLimiter {
-            conn,
+            conns,
+            trips: RoundTrips::new(),
             scripts: Scripts::new(),
             store,
             settings: settings.clone(),
@@ -254,16 +259,25 @@ impl ClusterLimiter {
                 .arg(l.rpm.map_or(-1, i64::from))
                 .arg(l.tpm.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)));
         }
-        // Loading an account is rare (a new window, or Valkey restarted empty); then try again.
-        for _ in 0..3 {
-            let mut conn = self.conn.clone();
+        let mut conn = self.conns.here();
+        // Loading an account is rare (a new window, or Valkey restarted empty); then try again (a
+        // reservation loads at most its key and its team, and may redial once).
+        let mut redialled = false;
+        for _ in 0..4 {
             let answer =
                 tokio::time::timeout(self.settings.timeout, invocation.invoke_async(&mut conn)).await;
-            metrics::counter!("moat_cluster_round_trips_total", "op" => "reserve").increment(1);
+            self.trips.reserve.increment(1);
             let v: Vec<i64> = match answer {
                 Ok(Ok(v)) => {
                     self.timeouts.store(0, Ordering::Relaxed);
                     v
+                }
+                // This core's connection broke since its last use (Valkey restarted, say) and is
+                // being replaced: once more on the new one. Safe: a hold already made under this
+                // request id answers "reserved" without holding twice.
+                Ok(Err(e)) if e.is_unrecoverable_error() && !redialled => {
+                    redialled = true;
+                    continue;
                 }
                 Ok(Err(e)) => {
                     self.mark_down(&e.to_string());
@@ -294,7 +308,7 @@ impl ClusterLimiter {
                     lock(&self.live).insert(r.request_id.clone(), holds);
                     return Ok(Via::Shared);
                 }
-                (Some(1), Some(p)) => self.load(p, r.at).await?,
+                (Some(1), Some(p)) => self.load(&mut conn, p, r.at).await?,
                 (Some(2), Some(p)) => {
                     return Err(Refusal::Rpm {
                         account: p.index,
@@ -329,7 +343,12 @@ impl ClusterLimiter {
 
     /// Rebuilds an account's window spend from the store's usage rows and loads it (unless another
     /// node just did).
-    async fn load(&self, party: &Party, now: UnixSecs) -> Result<(), GatewayError> {
+    async fn load(
+        &self,
+        conn: &mut ConnectionManager,
+        party: &Party,
+        now: UnixSecs,
+    ) -> Result<(), GatewayError> {
         let (start, ttl) = window(&party.limits, now);
         let (store, scope) = (self.store.clone(), party.scope.clone());
         let spent = tokio::task::spawn_blocking(move || store.spend_since(&scope, start))
@@ -339,7 +358,6 @@ impl ClusterLimiter {
                 tracing::error!(error = %e, "cannot rebuild spend from the store");
                 GatewayError::LimitsUnavailable
             })?;
-        let mut conn = self.conn.clone();
         let loaded: Result<i64, _> = self
             .scripts
             .load
@@ -347,9 +365,9 @@ impl ClusterLimiter {
             .key(format!("{}:early:{start}", party.prefix))
             .arg(spent)
             .arg(ttl)
-            .invoke_async(&mut conn)
+            .invoke_async(conn)
             .await;
-        metrics::counter!("moat_cluster_round_trips_total", "op" => "load").increment(1);
+        self.trips.load.increment(1);
         match loaded {
             Ok(1) => tracing::info!(account = %party.prefix, spent, "spend rebuilt from the store"),
             Ok(_) => {}
@@ -427,13 +445,18 @@ impl ClusterLimiter {
                     self.queue(s);
                     return;
                 }
-                let this = self.clone_handle();
-                self.runtime.spawn(async move {
-                    if let Some(this) = this {
-                        if let Err(e) = this.send(&s).await {
-                            this.mark_down(&e);
-                            this.queue(s);
-                        }
+                let Some(this) = self.clone_handle() else {
+                    return;
+                };
+                // On a serving core, sent by that core over its own connection: no thread is woken.
+                let (runtime, mut conn) = match tokio::runtime::Handle::try_current() {
+                    Ok(here) => (here, self.conns.here()),
+                    Err(_) => (self.runtime.clone(), self.conns.background()),
+                };
+                runtime.spawn(async move {
+                    if let Err(e) = this.send(&mut conn, &s).await {
+                        this.mark_down(&e);
+                        this.queue(s);
                     }
                 });
             }
@@ -452,7 +475,7 @@ impl ClusterLimiter {
     }
 
     /// Sends one settlement.
-    async fn send(&self, s: &Settlement) -> Result<(), String> {
+    async fn send(&self, conn: &mut ConnectionManager, s: &Settlement) -> Result<(), String> {
         let minute_then = s.reserved_at.div_euclid(60);
         let minute_now = s.now.div_euclid(60);
         let mut invocation = self.scripts.settle.prepare_invoke();
@@ -471,14 +494,13 @@ impl ClusterLimiter {
                 .arg(ttl)
                 .arg(if p.limits.tpm.is_some() { "1" } else { "0" });
         }
-        let mut conn = self.conn.clone();
         let result: Result<i64, String> =
-            match tokio::time::timeout(self.settings.timeout * 4, invocation.invoke_async(&mut conn)).await {
+            match tokio::time::timeout(self.settings.timeout * 4, invocation.invoke_async(conn)).await {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("settlement timed out".to_string()),
             };
-        metrics::counter!("moat_cluster_round_trips_total", "op" => "settle").increment(1);
+        self.trips.settle.increment(1);
         result.map(|_| ())
     }
 
