@@ -158,7 +158,13 @@ impl ClusterLimiter {
         store: Arc<dyn Store>,
     ) -> Result<Arc<ClusterLimiter>, GatewayError> {
         let bad = |e: redis::RedisError| GatewayError::Internal(format!("[cluster] url: {e}"));
-        let client = redis::Client::open(settings.url.as_str()).map_err(bad)?;
+        // Nagle's algorithm (redis-rs leaves it on) holds a small write back while an earlier one is
+        // unacknowledged: a reservation written just after a settlement on the same connection
+        // waited for the settlement's answer, on the request path.
+        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str())
+            .map_err(bad)?;
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let client = redis::Client::open(info.set_tcp_settings(tcp)).map_err(bad)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
