@@ -52,8 +52,8 @@ fn open_error(path: &Path, e: impl ToString) -> AuditError {
 /// too, not only a process crash; batching makes that one fsync per batch, not per record.
 pub(crate) fn open_rw(path: &Path) -> Result<Connection, AuditError> {
     // Created private before SQLite opens it, so its `-wal` and `-shm` files are private too.
-    moat_store::private::create_parent(path).map_err(|e| open_error(path, e))?;
-    moat_store::private::touch(path).map_err(|e| open_error(path, e))?;
+    moat_fs::create_parent(path).map_err(|e| open_error(path, e))?;
+    moat_fs::touch(path).map_err(|e| open_error(path, e))?;
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     let configure = || -> Result<(), rusqlite::Error> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -84,13 +84,13 @@ pub(crate) fn load_or_create(path: &Path) -> Result<SigningKey, AuditError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(key_error(path, e)),
     }
-    moat_store::private::create_parent(path).map_err(|e| key_error(path, e))?;
+    moat_fs::create_parent(path).map_err(|e| key_error(path, e))?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| key_error(path, format!("no randomness: {e}")))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let text = format!("{}\n", hex::encode(seed));
-    moat_store::private::write_new(&tmp, text.as_bytes()).map_err(|e| key_error(&tmp, e))?;
+    moat_fs::write_new(&tmp, text.as_bytes()).map_err(|e| key_error(&tmp, e))?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {

@@ -76,10 +76,10 @@ impl ServerSecret {
                 Ok(ServerSecret::from_text(&text))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                moat_store::private::create_parent(path).map_err(fail)?;
+                moat_fs::create_parent(path).map_err(fail)?;
                 let bytes: [u8; 32] = random()?;
                 let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                moat_store::private::write_new(path, format!("{text}\n").as_bytes()).map_err(fail)?;
+                moat_fs::write_new(path, format!("{text}\n").as_bytes()).map_err(fail)?;
                 tracing::info!(path = %label, "created a new server secret");
                 Ok(ServerSecret::from_text(&text))
             }

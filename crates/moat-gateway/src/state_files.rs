@@ -12,7 +12,7 @@ pub fn paths(config: &Config) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut sqlite = |url: &str| {
         if let Some(db) = url.strip_prefix("sqlite://").filter(|p| !p.is_empty()) {
-            let files = moat_store::private::sqlite_files(std::path::Path::new(db));
+            let files = moat_fs::sqlite_files(std::path::Path::new(db));
             out.extend(files[0].parent().map(PathBuf::from));
             out.extend(files);
         }
@@ -35,6 +35,6 @@ pub fn paths(config: &Config) -> Vec<PathBuf> {
 pub fn looser_than_private(config: &Config) -> Vec<String> {
     paths(config)
         .iter()
-        .filter_map(|p| moat_store::private::looser_than_private(p))
+        .filter_map(|p| moat_fs::looser_than_private(p))
         .collect()
 }

@@ -14,7 +14,6 @@
 //! ```
 
 mod postgres;
-pub mod private;
 mod schema;
 mod sqlite;
 mod types;

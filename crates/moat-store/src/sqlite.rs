@@ -64,8 +64,8 @@ impl SqliteStore {
         };
         // Created private before SQLite opens it: its `-wal` and `-shm` files take the database
         // file's mode, so they are private too.
-        crate::private::create_parent(path).map_err(|e| fail(e.to_string()))?;
-        crate::private::touch(path).map_err(|e| fail(e.to_string()))?;
+        moat_fs::create_parent(path).map_err(|e| fail(e.to_string()))?;
+        moat_fs::touch(path).map_err(|e| fail(e.to_string()))?;
         let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         configure(&conn).map_err(|e| fail(e.to_string()))?;
         crate::schema::migrate(&mut conn)?;

@@ -11,7 +11,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -204,50 +203,10 @@ pub fn store(env: &Env, profile_name: &str, key: &ApiKey) -> Result<KeySource, E
     Ok(KeySource::File(file))
 }
 
-/// Writes `bytes` to `path` readable by the owner only: the directory is made 0700, the file is
-/// created 0600 under a temporary name and renamed into place, so no moment exists where the key
-/// sits in a file with wider permissions.
+/// Writes `bytes` to `path` readable by the owner only (directory 0700, file 0600, replaced
+/// atomically: see [`moat_fs::replace`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::usage(format!("{} has no directory", path.display())))?;
-    create_private_dir(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
-        std::process::id()
-    ));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let write = |tmp: &Path| -> std::io::Result<()> {
-        let mut f = options.open(tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(tmp, path)
-    };
-    write(&tmp).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(format!("writing {}", path.display()), e)
-    })
-}
-
-/// Creates `dir` (and parents) with mode 0700 for the parts it creates.
-pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+    moat_fs::replace(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]

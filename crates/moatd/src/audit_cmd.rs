@@ -129,7 +129,7 @@ fn export(loc: &Location, since: Option<&str>, format: &str, out: Option<&Path>)
     };
     let mut w: Box<dyn Write> = match out {
         Some(path) => Box::new(std::io::BufWriter::new(
-            moat_store::private::create(path).with_context(|| format!("creating {}", path.display()))?,
+            moat_fs::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
@@ -193,7 +193,7 @@ fn checkpoints(loc: &Location, export: Option<&Path>) -> anyhow::Result<()> {
             // Written whole and renamed into place, so a copy job never picks up half a file.
             let tmp = path.with_extension("tmp");
             let mut w = std::io::BufWriter::new(
-                moat_store::private::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+                moat_fs::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
             );
             let n = moat_audit::export_checkpoints(&loc.url, &mut w)?;
             w.into_inner()

@@ -106,7 +106,7 @@ impl Spool {
         let room = self.max_rows.saturating_sub(self.rows) as usize;
         let keep = &rows[..rows.len().min(room)];
         let write = || -> std::io::Result<()> {
-            let mut f = crate::private::open_append(path)?;
+            let mut f = moat_fs::open_append(path)?;
             let mut text = String::new();
             for r in keep {
                 text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);

@@ -2,7 +2,8 @@
 //! secret, signing keys) is created in directories of mode 0700 as files of mode 0600, and existing
 //! ones that are looser are reported so the operator can tighten them.
 //!
-//! One place for this, so every state file gets the same modes and the same durability.
+//! One place for this, so every state file gets the same modes and the same durability: the gateway's
+//! store, secret and audit log, and the `moat` client's keys and conversations all go through it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,27 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     sync_dir(path)
+}
+
+/// Replaces `path` with `bytes` atomically: written to a temporary file of mode 0600 beside it, synced,
+/// then renamed into place, so there is no moment when the content sits in a file with wider
+/// permissions or a crash leaves half of it. The directory is created as [`create_parent`] does.
+pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    create_parent(path)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut file = private_options().write(true).create_new(true).open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Makes sure `path` exists, creating it empty with mode 0600 if it does not (an existing file is
@@ -147,6 +169,17 @@ mod tests {
         assert_eq!(mode(&file), 0o600);
         assert_eq!(std::fs::read(&file).unwrap(), b"s3cret\n");
         assert!(write_new(&file, b"other").is_err(), "never overwrites");
+        replace(&file, b"rotated").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"rotated");
+        assert_eq!(mode(&file), 0o600);
+        let fresh = tmp.path().join("c/d/key");
+        replace(&fresh, b"k").unwrap();
+        assert_eq!((mode(&tmp.path().join("c")), mode(&fresh)), (0o700, 0o600));
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
         let db = dir.join("x.db");
         touch(&db).unwrap();
         touch(&db).unwrap();
