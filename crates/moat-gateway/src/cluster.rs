@@ -4,7 +4,10 @@
 //! - A reservation is one server-side script over the key's and the team's counters: checked and held
 //!   on both, or on neither (`scripts::RESERVE`). One round trip on the request path.
 //! - Settlement and release are one script too, idempotent by request id, sent in the background: the
-//!   answer never waits for them. One that cannot be sent is queued and retried until it lands.
+//!   answer never waits for them. One that cannot be sent is queued and retried until it lands
+//!   (`settle`).
+//! - Each serving core talks to Valkey over its own connection, so neither step wakes another
+//!   thread (`conns`).
 //! - Every hold carries an expiry that this node keeps pushing forward while the request runs; a
 //!   node that dies stops renewing, and its holds lapse within `hold_ttl`.
 //! - An account's window spend is rebuilt from the store's usage rows the first time a node finds it
@@ -17,6 +20,7 @@
 
 mod conns;
 mod scripts;
+mod settle;
 mod upkeep;
 
 use std::collections::{HashMap, VecDeque};
@@ -34,6 +38,7 @@ use crate::limits::{Limiter, LimiterStatus, Reservation, Via};
 use crate::GatewayError;
 use conns::{Conns, RoundTrips};
 use scripts::Scripts;
+use settle::{InFlight, Settlement};
 
 /// Settlements kept for replay while Valkey is away; beyond this the oldest are dropped (their usage
 /// rows are in the store, so only the live counter misses them) and the loss is logged.
@@ -93,19 +98,6 @@ struct Table {
     records: (Vec<KeyRecord>, Vec<TeamRecord>),
 }
 
-/// A settlement (or release) to send, with everything needed to send it later.
-#[derive(Debug, Clone)]
-struct Settlement {
-    request_id: String,
-    parties: Vec<Party>,
-    cost: Nanos,
-    tokens: u64,
-    held_tokens: u64,
-    /// The reservation's minute and the settlement's time.
-    reserved_at: UnixSecs,
-    now: UnixSecs,
-}
-
 /// Budgets and rate limits in Valkey, shared by every node.
 pub struct ClusterLimiter {
     /// Per-core connections for the request path, one more for the upkeep task.
@@ -118,6 +110,8 @@ pub struct ClusterLimiter {
     /// Holds this node is keeping alive: request id → the `holds` sets it sits in.
     live: Mutex<HashMap<String, Vec<String>>>,
     pending: Mutex<VecDeque<Settlement>>,
+    /// Settlements being sent right now, so a stopping core can wait for them.
+    sending: InFlight,
     available: AtomicBool,
     /// Reservations that timed out in a row.
     timeouts: std::sync::atomic::AtomicU32,
@@ -161,8 +155,7 @@ impl ClusterLimiter {
         // Nagle's algorithm (redis-rs leaves it on) holds a small write back while an earlier one is
         // unacknowledged: a reservation written just after a settlement on the same connection
         // waited for the settlement's answer, on the request path.
-        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str())
-            .map_err(bad)?;
+        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str()).map_err(bad)?;
         let tcp = info.tcp_settings().clone().set_nodelay(true);
         let client = redis::Client::open(info.set_tcp_settings(tcp)).map_err(bad)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -183,6 +176,7 @@ impl ClusterLimiter {
             table: RwLock::new(Table::default()),
             live: Mutex::new(HashMap::new()),
             pending: Mutex::new(VecDeque::new()),
+            sending: InFlight::default(),
             available: AtomicBool::new(false),
             timeouts: std::sync::atomic::AtomicU32::new(0),
             last_error: Mutex::new(Some("not connected yet".into())),
@@ -415,101 +409,6 @@ impl ClusterLimiter {
         Limiter::reserve(ledger.as_ref(), r).await.map(|_| Via::Fallback)
     }
 
-    fn settlement(&self, r: &Reservation, cost: Nanos, tokens: u64, now: UnixSecs) -> Option<Settlement> {
-        let parties = self.parties(&r.key_id, r.team_id.as_deref()).ok()?;
-        Some(Settlement {
-            request_id: r.request_id.clone(),
-            parties,
-            cost,
-            tokens,
-            held_tokens: r.hold.tokens,
-            reserved_at: r.at,
-            now,
-        })
-    }
-
-    fn finish(&self, r: &Reservation, via: Via, cost: Nanos, tokens: u64, now: UnixSecs) {
-        match via {
-            Via::Unlimited | Via::Memory => {}
-            Via::Fallback => {
-                if let Some(ledger) = lock(&self.fallback).clone() {
-                    Limiter::settle(ledger.as_ref(), r, Via::Memory, cost, tokens, now);
-                }
-                // Counted in Valkey too once it is back, so the shared spend stays whole.
-                if cost > 0 {
-                    if let Some(s) = self.settlement(r, cost, tokens, now) {
-                        self.queue(s);
-                    }
-                }
-            }
-            Via::Shared => {
-                lock(&self.live).remove(&r.request_id);
-                let Some(s) = self.settlement(r, cost, tokens, now) else {
-                    return;
-                };
-                if !self.is_available() {
-                    self.queue(s);
-                    return;
-                }
-                let Some(this) = self.clone_handle() else {
-                    return;
-                };
-                // On a serving core, sent by that core over its own connection: no thread is woken.
-                let (runtime, mut conn) = match tokio::runtime::Handle::try_current() {
-                    Ok(here) => (here, self.conns.here()),
-                    Err(_) => (self.runtime.clone(), self.conns.background()),
-                };
-                runtime.spawn(async move {
-                    if let Err(e) = this.send(&mut conn, &s).await {
-                        this.mark_down(&e);
-                        this.queue(s);
-                    }
-                });
-            }
-        }
-    }
-
-    fn queue(&self, s: Settlement) {
-        let mut pending = lock(&self.pending);
-        if pending.len() >= MAX_PENDING {
-            pending.pop_front();
-            tracing::error!(
-                "settlement queue full: the oldest settlement was dropped from the live counters"
-            );
-        }
-        pending.push_back(s);
-    }
-
-    /// Sends one settlement.
-    async fn send(&self, conn: &mut ConnectionManager, s: &Settlement) -> Result<(), String> {
-        let minute_then = s.reserved_at.div_euclid(60);
-        let minute_now = s.now.div_euclid(60);
-        let mut invocation = self.scripts.settle.prepare_invoke();
-        invocation.key(scripts::done_key(&s.request_id));
-        invocation
-            .arg(&s.request_id)
-            .arg(s.cost)
-            .arg(s.tokens)
-            .arg(s.held_tokens);
-        for p in &s.parties {
-            let (start, ttl) = window(&p.limits, s.now);
-            for k in scripts::settle_keys(&p.prefix, start, minute_then, minute_now) {
-                invocation.key(k);
-            }
-            invocation
-                .arg(ttl)
-                .arg(if p.limits.tpm.is_some() { "1" } else { "0" });
-        }
-        let result: Result<i64, String> =
-            match tokio::time::timeout(self.settings.timeout * 4, invocation.invoke_async(conn)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("settlement timed out".to_string()),
-            };
-        self.trips.settle.increment(1);
-        result.map(|_| ())
-    }
-
     /// An owning handle for background work that must outlive the call.
     fn clone_handle(&self) -> Option<Arc<ClusterLimiter>> {
         self.me.upgrade()
@@ -596,6 +495,10 @@ impl Limiter for ClusterLimiter {
             return;
         }
         self.finish(r, via, 0, 0, now);
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.sending.wait(self.settings.timeout * 4))
     }
 
     fn status(&self) -> LimiterStatus {
