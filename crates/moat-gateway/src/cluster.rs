@@ -4,7 +4,10 @@
 //! - A reservation is one server-side script over the key's and the team's counters: checked and held
 //!   on both, or on neither (`scripts::RESERVE`). One round trip on the request path.
 //! - Settlement and release are one script too, idempotent by request id, sent in the background: the
-//!   answer never waits for them. One that cannot be sent is queued and retried until it lands.
+//!   answer never waits for them. One that cannot be sent is queued and retried until it lands
+//!   (`settle`).
+//! - Each serving core talks to Valkey over its own connection, so neither step wakes another
+//!   thread (`conns`).
 //! - Every hold carries an expiry that this node keeps pushing forward while the request runs; a
 //!   node that dies stops renewing, and its holds lapse within `hold_ttl`.
 //! - An account's window spend is rebuilt from the store's usage rows the first time a node finds it
@@ -15,7 +18,9 @@
 //! every limit. Either way `/ready` and the log say so, and the node keeps probing; once Valkey
 //! answers, the settlements made meanwhile are replayed into it before it is used again.
 
+mod conns;
 mod scripts;
+mod settle;
 mod upkeep;
 
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +36,9 @@ use crate::config::{ClusterSettings, OnUnavailable};
 use crate::ledger::Ledger;
 use crate::limits::{Limiter, LimiterStatus, Reservation, Via};
 use crate::GatewayError;
+use conns::{Conns, RoundTrips};
 use scripts::Scripts;
+use settle::{InFlight, Settlement};
 
 /// Settlements kept for replay while Valkey is away; beyond this the oldest are dropped (their usage
 /// rows are in the store, so only the live counter misses them) and the loss is logged.
@@ -91,22 +98,11 @@ struct Table {
     records: (Vec<KeyRecord>, Vec<TeamRecord>),
 }
 
-/// A settlement (or release) to send, with everything needed to send it later.
-#[derive(Debug, Clone)]
-struct Settlement {
-    request_id: String,
-    parties: Vec<Party>,
-    cost: Nanos,
-    tokens: u64,
-    held_tokens: u64,
-    /// The reservation's minute and the settlement's time.
-    reserved_at: UnixSecs,
-    now: UnixSecs,
-}
-
 /// Budgets and rate limits in Valkey, shared by every node.
 pub struct ClusterLimiter {
-    conn: ConnectionManager,
+    /// Per-core connections for the request path, one more for the upkeep task.
+    conns: Conns,
+    trips: RoundTrips,
     scripts: Scripts,
     store: Arc<dyn Store>,
     settings: ClusterSettings,
@@ -114,6 +110,8 @@ pub struct ClusterLimiter {
     /// Holds this node is keeping alive: request id → the `holds` sets it sits in.
     live: Mutex<HashMap<String, Vec<String>>>,
     pending: Mutex<VecDeque<Settlement>>,
+    /// Settlements being sent right now, so a stopping core can wait for them.
+    sending: InFlight,
     available: AtomicBool,
     /// Reservations that timed out in a row.
     timeouts: std::sync::atomic::AtomicU32,
@@ -154,7 +152,12 @@ impl ClusterLimiter {
         store: Arc<dyn Store>,
     ) -> Result<Arc<ClusterLimiter>, GatewayError> {
         let bad = |e: redis::RedisError| GatewayError::Internal(format!("[cluster] url: {e}"));
-        let client = redis::Client::open(settings.url.as_str()).map_err(bad)?;
+        // Nagle's algorithm (redis-rs leaves it on) holds a small write back while an earlier one is
+        // unacknowledged: a reservation written just after a settlement on the same connection
+        // waited for the settlement's answer, on the request path.
+        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str()).map_err(bad)?;
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let client = redis::Client::open(info.set_tcp_settings(tcp)).map_err(bad)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
@@ -163,15 +166,17 @@ impl ClusterLimiter {
             .set_max_delay(std::time::Duration::from_millis(200));
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| GatewayError::Internal("the cluster limiter needs a Tokio runtime".into()))?;
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(bad)?;
+        let conns = Conns::new(client, config).map_err(bad)?;
         let limiter = Arc::new_cyclic(|me| ClusterLimiter {
-            conn,
+            conns,
+            trips: RoundTrips::new(),
             scripts: Scripts::new(),
             store,
             settings: settings.clone(),
             table: RwLock::new(Table::default()),
             live: Mutex::new(HashMap::new()),
             pending: Mutex::new(VecDeque::new()),
+            sending: InFlight::default(),
             available: AtomicBool::new(false),
             timeouts: std::sync::atomic::AtomicU32::new(0),
             last_error: Mutex::new(Some("not connected yet".into())),
@@ -254,16 +259,25 @@ impl ClusterLimiter {
                 .arg(l.rpm.map_or(-1, i64::from))
                 .arg(l.tpm.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)));
         }
-        // Loading an account is rare (a new window, or Valkey restarted empty); then try again.
-        for _ in 0..3 {
-            let mut conn = self.conn.clone();
+        let mut conn = self.conns.here();
+        // Loading an account is rare (a new window, or Valkey restarted empty); then try again (a
+        // reservation loads at most its key and its team, and may redial once).
+        let mut redialled = false;
+        for _ in 0..4 {
             let answer =
                 tokio::time::timeout(self.settings.timeout, invocation.invoke_async(&mut conn)).await;
-            metrics::counter!("moat_cluster_round_trips_total", "op" => "reserve").increment(1);
+            self.trips.reserve.increment(1);
             let v: Vec<i64> = match answer {
                 Ok(Ok(v)) => {
                     self.timeouts.store(0, Ordering::Relaxed);
                     v
+                }
+                // This core's connection broke since its last use (Valkey restarted, say) and is
+                // being replaced: once more on the new one. Safe: a hold already made under this
+                // request id answers "reserved" without holding twice.
+                Ok(Err(e)) if e.is_unrecoverable_error() && !redialled => {
+                    redialled = true;
+                    continue;
                 }
                 Ok(Err(e)) => {
                     self.mark_down(&e.to_string());
@@ -294,7 +308,7 @@ impl ClusterLimiter {
                     lock(&self.live).insert(r.request_id.clone(), holds);
                     return Ok(Via::Shared);
                 }
-                (Some(1), Some(p)) => self.load(p, r.at).await?,
+                (Some(1), Some(p)) => self.load(&mut conn, p, r.at).await?,
                 (Some(2), Some(p)) => {
                     return Err(Refusal::Rpm {
                         account: p.index,
@@ -329,7 +343,12 @@ impl ClusterLimiter {
 
     /// Rebuilds an account's window spend from the store's usage rows and loads it (unless another
     /// node just did).
-    async fn load(&self, party: &Party, now: UnixSecs) -> Result<(), GatewayError> {
+    async fn load(
+        &self,
+        conn: &mut ConnectionManager,
+        party: &Party,
+        now: UnixSecs,
+    ) -> Result<(), GatewayError> {
         let (start, ttl) = window(&party.limits, now);
         let (store, scope) = (self.store.clone(), party.scope.clone());
         let spent = tokio::task::spawn_blocking(move || store.spend_since(&scope, start))
@@ -339,7 +358,6 @@ impl ClusterLimiter {
                 tracing::error!(error = %e, "cannot rebuild spend from the store");
                 GatewayError::LimitsUnavailable
             })?;
-        let mut conn = self.conn.clone();
         let loaded: Result<i64, _> = self
             .scripts
             .load
@@ -347,9 +365,9 @@ impl ClusterLimiter {
             .key(format!("{}:early:{start}", party.prefix))
             .arg(spent)
             .arg(ttl)
-            .invoke_async(&mut conn)
+            .invoke_async(conn)
             .await;
-        metrics::counter!("moat_cluster_round_trips_total", "op" => "load").increment(1);
+        self.trips.load.increment(1);
         match loaded {
             Ok(1) => tracing::info!(account = %party.prefix, spent, "spend rebuilt from the store"),
             Ok(_) => {}
@@ -389,97 +407,6 @@ impl ClusterLimiter {
             }
         };
         Limiter::reserve(ledger.as_ref(), r).await.map(|_| Via::Fallback)
-    }
-
-    fn settlement(&self, r: &Reservation, cost: Nanos, tokens: u64, now: UnixSecs) -> Option<Settlement> {
-        let parties = self.parties(&r.key_id, r.team_id.as_deref()).ok()?;
-        Some(Settlement {
-            request_id: r.request_id.clone(),
-            parties,
-            cost,
-            tokens,
-            held_tokens: r.hold.tokens,
-            reserved_at: r.at,
-            now,
-        })
-    }
-
-    fn finish(&self, r: &Reservation, via: Via, cost: Nanos, tokens: u64, now: UnixSecs) {
-        match via {
-            Via::Unlimited | Via::Memory => {}
-            Via::Fallback => {
-                if let Some(ledger) = lock(&self.fallback).clone() {
-                    Limiter::settle(ledger.as_ref(), r, Via::Memory, cost, tokens, now);
-                }
-                // Counted in Valkey too once it is back, so the shared spend stays whole.
-                if cost > 0 {
-                    if let Some(s) = self.settlement(r, cost, tokens, now) {
-                        self.queue(s);
-                    }
-                }
-            }
-            Via::Shared => {
-                lock(&self.live).remove(&r.request_id);
-                let Some(s) = self.settlement(r, cost, tokens, now) else {
-                    return;
-                };
-                if !self.is_available() {
-                    self.queue(s);
-                    return;
-                }
-                let this = self.clone_handle();
-                self.runtime.spawn(async move {
-                    if let Some(this) = this {
-                        if let Err(e) = this.send(&s).await {
-                            this.mark_down(&e);
-                            this.queue(s);
-                        }
-                    }
-                });
-            }
-        }
-    }
-
-    fn queue(&self, s: Settlement) {
-        let mut pending = lock(&self.pending);
-        if pending.len() >= MAX_PENDING {
-            pending.pop_front();
-            tracing::error!(
-                "settlement queue full: the oldest settlement was dropped from the live counters"
-            );
-        }
-        pending.push_back(s);
-    }
-
-    /// Sends one settlement.
-    async fn send(&self, s: &Settlement) -> Result<(), String> {
-        let minute_then = s.reserved_at.div_euclid(60);
-        let minute_now = s.now.div_euclid(60);
-        let mut invocation = self.scripts.settle.prepare_invoke();
-        invocation.key(scripts::done_key(&s.request_id));
-        invocation
-            .arg(&s.request_id)
-            .arg(s.cost)
-            .arg(s.tokens)
-            .arg(s.held_tokens);
-        for p in &s.parties {
-            let (start, ttl) = window(&p.limits, s.now);
-            for k in scripts::settle_keys(&p.prefix, start, minute_then, minute_now) {
-                invocation.key(k);
-            }
-            invocation
-                .arg(ttl)
-                .arg(if p.limits.tpm.is_some() { "1" } else { "0" });
-        }
-        let mut conn = self.conn.clone();
-        let result: Result<i64, String> =
-            match tokio::time::timeout(self.settings.timeout * 4, invocation.invoke_async(&mut conn)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("settlement timed out".to_string()),
-            };
-        metrics::counter!("moat_cluster_round_trips_total", "op" => "settle").increment(1);
-        result.map(|_| ())
     }
 
     /// An owning handle for background work that must outlive the call.
@@ -568,6 +495,10 @@ impl Limiter for ClusterLimiter {
             return;
         }
         self.finish(r, via, 0, 0, now);
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.sending.wait(self.settings.timeout * 4))
     }
 
     fn status(&self) -> LimiterStatus {

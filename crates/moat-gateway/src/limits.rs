@@ -72,4 +72,9 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// node knows it.
     fn publish(&self, team_id: Option<&str>, cost: Nanos, now: UnixSecs);
     fn status(&self) -> LimiterStatus;
+    /// Waits, a bounded time, for the settlements still on their way from this node; a serving
+    /// runtime calls it as it stops, so a graceful stop loses none. Nothing to wait for by default.
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }

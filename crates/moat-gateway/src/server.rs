@@ -149,6 +149,9 @@ pub async fn serve(
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
     }
+    // Settlements are sent by the core that served the request; let them land before its runtime
+    // (and the tasks sending them) goes away.
+    gateway.limits.drain().await;
     Ok(())
 }
 

@@ -74,7 +74,7 @@ impl ClusterLimiter {
             return;
         }
         for script in self.scripts.all() {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conns.background();
             let _ = script.prepare_invoke().load_async(&mut conn).await;
         }
         *lock(&self.fallback) = None;
@@ -87,7 +87,7 @@ impl ClusterLimiter {
     /// True when Valkey's data is not what this node saw before (a restart without persistence, or a
     /// flush). The first node to look after that writes a new epoch.
     async fn check_epoch(&self) -> Result<bool, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conns.background();
         let fresh = format!("{:016x}", rand_u64());
         let probe = async {
             let _: Option<String> = redis::cmd("SET")
@@ -114,12 +114,13 @@ impl ClusterLimiter {
 
     /// Sends the queued settlements, oldest first; stops at the first failure (kept for later).
     async fn replay(&self) -> Result<(), String> {
+        let mut conn = self.conns.background();
         loop {
             let next = lock(&self.pending).pop_front();
             let Some(s) = next else {
                 return Ok(());
             };
-            if let Err(e) = self.send(&s).await {
+            if let Err(e) = self.send(&mut conn, &s).await {
                 lock(&self.pending).push_front(s);
                 return Err(e);
             }
@@ -139,9 +140,9 @@ impl ClusterLimiter {
             for (set, rid) in chunk {
                 invocation.key(set).arg(rid);
             }
-            let mut conn = self.conn.clone();
+            let mut conn = self.conns.background();
             let done: Result<i64, _> = invocation.invoke_async(&mut conn).await;
-            metrics::counter!("moat_cluster_round_trips_total", "op" => "renew").increment(1);
+            self.trips.renew.increment(1);
             done.map_err(|e| e.to_string())?;
         }
         Ok(())
