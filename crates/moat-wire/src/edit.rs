@@ -1,0 +1,410 @@
+//! A request body edited in place: the client's JSON object with the few top-level members the
+//! gateway sets written fresh, and every other member copied byte for byte, so a request that needs
+//! no translation is not serialized again whole.
+//!
+//! The output holds exactly the members of the typed request (no more, no fewer), each once, with
+//! the values the typed request has. A member is copied only when its text is what the typed request
+//! was decoded from: the last of duplicate top-level keys (the copy serde_json keeps, so the one the
+//! gateway inspected), and never a value with duplicate keys inside it (whose first copies the
+//! gateway did not see); anything unusual gives `None`, and the caller encodes the request instead.
+//!
+//! ```
+//! use moat_wire::edit::edit;
+//! use moat_wire::openai::ChatCompletionRequest;
+//!
+//! let sent = br#"{"model": "fast", "messages": [{"role": "user", "content": "hi"}], "seed": 7}"#;
+//! let mut request: ChatCompletionRequest = serde_json::from_slice(sent).unwrap();
+//! request.model = Some("llama3.2".into());
+//! let body = edit(sent, &request, &["model"]).unwrap();
+//! assert_eq!(
+//!     String::from_utf8(body).unwrap(),
+//!     r#"{"model":"llama3.2","messages":[{"role": "user", "content": "hi"}],"seed":7}"#
+//! );
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{self, Impossible, Serialize, SerializeMap, SerializeStruct, Serializer};
+use serde_json::value::RawValue;
+
+/// More top-level members than this and the body is encoded instead (members are matched by a
+/// linear search, which stays cheap only for the few members a request has).
+const MAX_MEMBERS: usize = 64;
+
+/// `original` (a JSON object) rewritten as `request` serializes: the members named in `fresh` are
+/// written from `request`, the others copied from `original` as they are. Members `request` does not
+/// serialize are left out. `None` when that cannot be done safely: `original` is not one JSON
+/// object, has more than 64 members or a duplicate key inside a member to copy; `request` does not
+/// serialize as an object, or has a member that is neither in `original` nor in `fresh`.
+pub fn edit<T: Serialize + ?Sized>(original: &[u8], request: &T, fresh: &[&str]) -> Option<Vec<u8>> {
+    let mut typed = Members {
+        fresh,
+        members: Vec::new(),
+        pending: None,
+    };
+    request.serialize(&mut typed).ok()?;
+    let sent = serde_json::from_slice::<Top<'_>>(original).ok()?.0;
+
+    let mut out = Vec::with_capacity(original.len() + 128);
+    out.push(b'{');
+    for (name, raw) in &sent {
+        let Some(member) = typed.members.iter().find(|m| m.name == *name) else {
+            continue; // the typed request has no such member (taken out, or null on a typed field)
+        };
+        let value = match &member.fresh {
+            Some(json) => json.as_slice(),
+            None if unique_keys(raw.get()) => raw.get().as_bytes(),
+            None => return None,
+        };
+        write_member(&mut out, name, value)?;
+    }
+    for member in &typed.members {
+        if sent.iter().any(|(name, _)| *name == member.name) {
+            continue;
+        }
+        // A member the client did not send: only the gateway's own may appear.
+        write_member(&mut out, &member.name, member.fresh.as_deref()?)?;
+    }
+    out.push(b'}');
+    Some(out)
+}
+
+fn write_member(out: &mut Vec<u8>, name: &str, value: &[u8]) -> Option<()> {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    serde_json::to_writer(&mut *out, name).ok()?;
+    out.push(b':');
+    out.extend_from_slice(value);
+    Some(())
+}
+
+/// The top-level members of a JSON object in order, a duplicate key's last value in its first one's
+/// place (serde_json's `Value` keeps the last too).
+struct Top<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> de::Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TopVisitor)
+    }
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+        let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        while let Some(Key(name)) = map.next_key()? {
+            let raw: &'de RawValue = map.next_value()?;
+            if let Some(slot) = members.iter_mut().find(|(n, _)| *n == name) {
+                slot.1 = raw;
+            } else if members.len() < MAX_MEMBERS {
+                members.push((name, raw));
+            } else {
+                return Err(de::Error::custom("too many members"));
+            }
+        }
+        Ok(Top(members))
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_owned())))
+    }
+}
+
+/// Whether a JSON value (text serde_json has already accepted) has no object with a key twice, at
+/// any depth.
+fn unique_keys(json: &str) -> bool {
+    if !json.starts_with(['{', '[']) {
+        return true; // a scalar
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    UniqueKeys.deserialize(&mut de).is_ok()
+}
+
+/// Walks a value, failing on the first object that repeats a key.
+#[derive(Clone, Copy)]
+struct UniqueKeys;
+
+impl<'de> DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(Key(key)) = map.next_key()? {
+            if keys.contains(&key) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            keys.push(key);
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// The top-level members a typed request serializes, in its order; the ones named in `fresh` with
+/// their JSON. Values of the others are never serialized.
+struct Members<'f> {
+    fresh: &'f [&'f str],
+    members: Vec<Member>,
+    /// A map's key, until its value comes.
+    pending: Option<String>,
+}
+
+struct Member {
+    name: String,
+    /// The member's JSON, when it is written fresh.
+    fresh: Option<Vec<u8>>,
+}
+
+impl Members<'_> {
+    fn member<V: Serialize + ?Sized>(&mut self, name: String, value: &V) -> Result<(), serde_json::Error> {
+        let fresh = if self.fresh.contains(&name.as_str()) {
+            Some(serde_json::to_vec(value)?)
+        } else {
+            None
+        };
+        self.members.push(Member { name, fresh });
+        Ok(())
+    }
+}
+
+fn not_an_object() -> serde_json::Error {
+    ser::Error::custom("the request does not serialize as a JSON object")
+}
+
+impl SerializeMap for &mut Members<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+
+    fn serialize_key<K: Serialize + ?Sized>(&mut self, key: &K) -> Result<(), serde_json::Error> {
+        match serde_json::to_value(key)? {
+            serde_json::Value::String(name) => {
+                self.pending = Some(name);
+                Ok(())
+            }
+            _ => Err(not_an_object()),
+        }
+    }
+
+    fn serialize_value<V: Serialize + ?Sized>(&mut self, value: &V) -> Result<(), serde_json::Error> {
+        let name = self.pending.take().ok_or_else(not_an_object)?;
+        self.member(name, value)
+    }
+
+    fn end(self) -> Result<(), serde_json::Error> {
+        Ok(())
+    }
+}
+
+impl SerializeStruct for &mut Members<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+
+    fn serialize_field<V: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        value: &V,
+    ) -> Result<(), serde_json::Error> {
+        self.member(name.to_owned(), value)
+    }
+
+    fn end(self) -> Result<(), serde_json::Error> {
+        Ok(())
+    }
+}
+
+/// Only a map or a struct (a JSON object) is accepted at the top; everything else is an error.
+impl<'a, 'f> Serializer for &'a mut Members<'f> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    type SerializeSeq = Impossible<(), serde_json::Error>;
+    type SerializeTuple = Impossible<(), serde_json::Error>;
+    type SerializeTupleStruct = Impossible<(), serde_json::Error>;
+    type SerializeTupleVariant = Impossible<(), serde_json::Error>;
+    type SerializeMap = &'a mut Members<'f>;
+    type SerializeStruct = &'a mut Members<'f>;
+    type SerializeStructVariant = Impossible<(), serde_json::Error>;
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, serde_json::Error> {
+        Ok(self)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, serde_json::Error> {
+        Ok(self)
+    }
+    fn serialize_newtype_struct<V: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &V,
+    ) -> Result<(), serde_json::Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_bool(self, _: bool) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_i8(self, _: i8) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_char(self, _: char) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_str(self, _: &str) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_none(self) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_some<V: Serialize + ?Sized>(self, _: &V) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_unit(self) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_newtype_variant<V: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &V,
+    ) -> Result<(), serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, serde_json::Error> {
+        Err(not_an_object())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, serde_json::Error> {
+        Err(not_an_object())
+    }
+}
+
+#[cfg(test)]
+mod tests;
