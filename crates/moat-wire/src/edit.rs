@@ -3,42 +3,77 @@
 //! no translation is not serialized again whole.
 //!
 //! The output holds exactly the members of the typed request (no more, no fewer), each once, with
-//! the values the typed request has. A member is copied only when its text is what the typed request
-//! was decoded from: the last of duplicate top-level keys (the copy serde_json keeps, so the one the
-//! gateway inspected), and never a value with duplicate keys inside it (whose first copies the
-//! gateway did not see); anything unusual gives `None`, and the caller encodes the request instead.
+//! the values the typed request has. Members are copied only from bytes [`parse`] read with no object
+//! repeating a key ([`Unique`]): serde_json keeps the last copy of a duplicate key, so a first copy
+//! would reach the provider without the gateway having seen it. Anything unusual gives `None`, and the
+//! caller encodes the request instead.
 //!
 //! ```
-//! use moat_wire::edit::edit;
+//! use moat_wire::edit::{edit, parse};
 //! use moat_wire::openai::ChatCompletionRequest;
 //!
-//! let sent = br#"{"model": "fast", "messages": [{"role": "user", "content": "hi"}], "seed": 7}"#;
-//! let mut request: ChatCompletionRequest = serde_json::from_slice(sent).unwrap();
+//! let body = br#"{"model": "fast", "messages": [{"role": "user", "content": "hi"}], "seed": 7}"#;
+//! let (value, sent) = parse(&body[..]).unwrap();
+//! let mut request: ChatCompletionRequest = serde_json::from_value(value).unwrap();
 //! request.model = Some("llama3.2".into());
-//! let body = edit(sent, &request, &["model"]).unwrap();
+//! let out = edit(&sent.unwrap(), &request, &["model"]).unwrap();
 //! assert_eq!(
-//!     String::from_utf8(body).unwrap(),
+//!     String::from_utf8(out).unwrap(),
 //!     r#"{"model":"llama3.2","messages":[{"role": "user", "content": "hi"}],"seed":7}"#
 //! );
 //! ```
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Impossible, Serialize, SerializeMap, SerializeStruct, Serializer};
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// More top-level members than this and the body is encoded instead (members are matched by a
 /// linear search, which stays cheap only for the few members a request has).
 const MAX_MEMBERS: usize = 64;
 
+/// Bytes in which no JSON object repeats a key, as [`parse`] found them: the only bytes [`edit`]
+/// copies from.
+#[derive(Debug, Clone, Copy)]
+pub struct Unique<B>(B);
+
+impl<B: AsRef<[u8]>> Unique<B> {
+    pub fn bytes(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+
+    /// The same bytes, borrowed.
+    pub fn borrowed(&self) -> Unique<&[u8]> {
+        Unique(self.0.as_ref())
+    }
+}
+
+/// Parses `body` into a `Value` as `serde_json::from_slice` does (the last copy of a duplicate key
+/// wins), and gives the bytes back as [`Unique`] when no object in them repeats a key.
+pub fn parse<B: AsRef<[u8]>>(body: B) -> Result<(Value, Option<Unique<B>>), serde_json::Error> {
+    let repeated = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body.as_ref());
+    let value = ValueSeed(&repeated).deserialize(&mut de)?;
+    de.end()?;
+    let unique = (!repeated.get()).then_some(Unique(body));
+    Ok((value, unique))
+}
+
 /// `original` (a JSON object) rewritten as `request` serializes: the members named in `fresh` are
 /// written from `request`, the others copied from `original` as they are. Members `request` does not
-/// serialize are left out. `None` when that cannot be done safely: `original` is not one JSON
-/// object, has more than 64 members or a duplicate key inside a member to copy; `request` does not
-/// serialize as an object, or has a member that is neither in `original` nor in `fresh`.
-pub fn edit<T: Serialize + ?Sized>(original: &[u8], request: &T, fresh: &[&str]) -> Option<Vec<u8>> {
+/// serialize are left out. `None` when that cannot be done: `original` is not one JSON object or has
+/// more than 64 members; `request` does not serialize as an object, or has a member that is neither
+/// in `original` nor in `fresh`.
+pub fn edit<B: AsRef<[u8]>, T: Serialize + ?Sized>(
+    original: &Unique<B>,
+    request: &T,
+    fresh: &[&str],
+) -> Option<Vec<u8>> {
+    let original = original.bytes();
     let mut typed = Members {
         fresh,
         members: Vec::new(),
@@ -55,8 +90,7 @@ pub fn edit<T: Serialize + ?Sized>(original: &[u8], request: &T, fresh: &[&str])
         };
         let value = match &member.fresh {
             Some(json) => json.as_slice(),
-            None if unique_keys(raw.get()) => raw.get().as_bytes(),
-            None => return None,
+            None => raw.get().as_bytes(),
         };
         write_member(&mut out, name, value)?;
     }
@@ -143,69 +177,71 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 }
 
-/// Whether a JSON value (text serde_json has already accepted) has no object with a key twice, at
-/// any depth.
-fn unique_keys(json: &str) -> bool {
-    if !json.starts_with(['{', '[']) {
-        return true; // a scalar
-    }
-    let mut de = serde_json::Deserializer::from_str(json);
-    UniqueKeys.deserialize(&mut de).is_ok()
-}
-
-/// Walks a value, failing on the first object that repeats a key.
+/// Deserializes a `Value` as serde_json's own `Value` does, noting in its flag when an object repeats
+/// a key (the last copy is kept, as serde_json keeps it).
 #[derive(Clone, Copy)]
-struct UniqueKeys;
+struct ValueSeed<'r>(&'r Cell<bool>);
 
-impl<'de> DeserializeSeed<'de> for UniqueKeys {
-    type Value = ();
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for UniqueKeys {
-    type Value = ();
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        self.deserialize(deserializer)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(self)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys: Vec<Cow<'de, str>> = Vec::new();
-        while let Some(Key(key)) = map.next_key()? {
-            if keys.contains(&key) {
-                return Err(de::Error::custom("duplicate key"));
-            }
-            keys.push(key);
-            map.next_value_seed(self)?;
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
         }
-        Ok(())
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self)?;
+            if members.insert(key, value).is_some() {
+                self.0.set(true);
+            }
+        }
+        Ok(Value::Object(members))
     }
 }
 
@@ -361,7 +397,12 @@ impl<'a, 'f> Serializer for &'a mut Members<'f> {
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), serde_json::Error> {
         Err(not_an_object())
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), serde_json::Error> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), serde_json::Error> {
         Err(not_an_object())
     }
     fn serialize_newtype_variant<V: Serialize + ?Sized>(
