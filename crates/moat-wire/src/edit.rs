@@ -26,6 +26,7 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Impossible, Serialize, SerializeMap, SerializeStruct, Serializer};
@@ -76,43 +77,45 @@ pub fn edit<B: AsRef<[u8]>, T: Serialize + ?Sized>(
     let original = original.bytes();
     let mut typed = Members {
         fresh,
-        members: Vec::new(),
+        json: Vec::with_capacity(256),
+        members: Vec::with_capacity(16),
         pending: None,
     };
     request.serialize(&mut typed).ok()?;
     let sent = serde_json::from_slice::<Top<'_>>(original).ok()?.0;
 
-    let mut out = Vec::with_capacity(original.len() + 128);
+    let mut out = Vec::with_capacity(original.len() + typed.json.len() + 2);
     out.push(b'{');
     for (name, raw) in &sent {
-        let Some(member) = typed.members.iter().find(|m| m.name == *name) else {
+        let Some(member) = typed.members.iter().find(|m| typed.name(m) == name.as_bytes()) else {
             continue; // the typed request has no such member (taken out, or null on a typed field)
         };
         let value = match &member.fresh {
-            Some(json) => json.as_slice(),
+            Some(json) => &typed.json[json.clone()],
             None => raw.get().as_bytes(),
         };
-        write_member(&mut out, name, value)?;
+        write_member(&mut out, &typed.json[member.key.clone()], value);
     }
     for member in &typed.members {
-        if sent.iter().any(|(name, _)| *name == member.name) {
+        if sent.iter().any(|(name, _)| typed.name(member) == name.as_bytes()) {
             continue;
         }
         // A member the client did not send: only the gateway's own may appear.
-        write_member(&mut out, &member.name, member.fresh.as_deref()?)?;
+        let value = &typed.json[member.fresh.clone()?];
+        write_member(&mut out, &typed.json[member.key.clone()], value);
     }
     out.push(b'}');
     Some(out)
 }
 
-fn write_member(out: &mut Vec<u8>, name: &str, value: &[u8]) -> Option<()> {
+/// Appends `"key":value` (both already JSON) to an object being written.
+fn write_member(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     if out.len() > 1 {
         out.push(b',');
     }
-    serde_json::to_writer(&mut *out, name).ok()?;
+    out.extend_from_slice(key);
     out.push(b':');
     out.extend_from_slice(value);
-    Some(())
 }
 
 /// The top-level members of a JSON object in order, a duplicate key's last value in its first one's
@@ -246,28 +249,55 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 }
 
 /// The top-level members a typed request serializes, in its order; the ones named in `fresh` with
-/// their JSON. Values of the others are never serialized.
+/// their JSON. Values of the others are never serialized. Keys and values are written one after
+/// another into one buffer, so reading a request's members allocates nothing per member.
 struct Members<'f> {
     fresh: &'f [&'f str],
+    /// Each member's key as a JSON string (quotes included), and the values written fresh.
+    json: Vec<u8>,
     members: Vec<Member>,
     /// A map's key, until its value comes.
-    pending: Option<String>,
+    pending: Option<Range<usize>>,
 }
 
+/// One member, as spans of [`Members::json`].
 struct Member {
-    name: String,
-    /// The member's JSON, when it is written fresh.
-    fresh: Option<Vec<u8>>,
+    key: Range<usize>,
+    fresh: Option<Range<usize>>,
 }
 
 impl Members<'_> {
-    fn member<V: Serialize + ?Sized>(&mut self, name: String, value: &V) -> Result<(), serde_json::Error> {
-        let fresh = if self.fresh.contains(&name.as_str()) {
-            Some(serde_json::to_vec(value)?)
+    /// A member's name: its key without the quotes, which is the name itself since keys that needed
+    /// escaping are refused.
+    fn name(&self, member: &Member) -> &[u8] {
+        &self.json[member.key.start + 1..member.key.end - 1]
+    }
+
+    /// Writes `key` into the buffer; only a string without escapes is taken.
+    fn key<K: Serialize + ?Sized>(&mut self, key: &K) -> Result<Range<usize>, serde_json::Error> {
+        let start = self.json.len();
+        key.serialize(&mut serde_json::Serializer::new(&mut self.json))?;
+        let written = &self.json[start..];
+        if written.len() < 2 || written[0] != b'"' || written.contains(&b'\\') {
+            return Err(not_an_object());
+        }
+        Ok(start..self.json.len())
+    }
+
+    fn member<V: Serialize + ?Sized>(
+        &mut self,
+        key: Range<usize>,
+        value: &V,
+    ) -> Result<(), serde_json::Error> {
+        let name = &self.json[key.start + 1..key.end - 1];
+        let fresh = if self.fresh.iter().any(|f| f.as_bytes() == name) {
+            let start = self.json.len();
+            value.serialize(&mut serde_json::Serializer::new(&mut self.json))?;
+            Some(start..self.json.len())
         } else {
             None
         };
-        self.members.push(Member { name, fresh });
+        self.members.push(Member { key, fresh });
         Ok(())
     }
 }
@@ -281,18 +311,13 @@ impl SerializeMap for &mut Members<'_> {
     type Error = serde_json::Error;
 
     fn serialize_key<K: Serialize + ?Sized>(&mut self, key: &K) -> Result<(), serde_json::Error> {
-        match serde_json::to_value(key)? {
-            serde_json::Value::String(name) => {
-                self.pending = Some(name);
-                Ok(())
-            }
-            _ => Err(not_an_object()),
-        }
+        self.pending = Some(self.key(key)?);
+        Ok(())
     }
 
     fn serialize_value<V: Serialize + ?Sized>(&mut self, value: &V) -> Result<(), serde_json::Error> {
-        let name = self.pending.take().ok_or_else(not_an_object)?;
-        self.member(name, value)
+        let key = self.pending.take().ok_or_else(not_an_object)?;
+        self.member(key, value)
     }
 
     fn end(self) -> Result<(), serde_json::Error> {
@@ -309,7 +334,8 @@ impl SerializeStruct for &mut Members<'_> {
         name: &'static str,
         value: &V,
     ) -> Result<(), serde_json::Error> {
-        self.member(name.to_owned(), value)
+        let key = self.key(name)?;
+        self.member(key, value)
     }
 
     fn end(self) -> Result<(), serde_json::Error> {
