@@ -283,8 +283,15 @@ async fn client_credentials_never_reach_the_provider() {
     assert_eq!(req.headers["x-title"], "my app");
 }
 
-/// POSTs `body` as it is (not re-serialized by the client) to `/v1/chat/completions`.
+/// POSTs `body` as it is (not re-serialized by the client) to `/v1/chat/completions`, with a member
+/// that makes it long enough to be edited in place rather than encoded
+/// (`moat_upstream::adapter::EDIT_FROM_BYTES`).
 async fn post_raw(gw: &TestGateway, body: &'static str) -> reqwest::Response {
+    let pad = "p".repeat(moat_upstream::adapter::EDIT_FROM_BYTES);
+    let body = format!(
+        r#"{{"x_pad": "{pad}", {}"#,
+        body.trim_start().trim_start_matches('{')
+    );
     client()
         .post(gw.url("/v1/chat/completions"))
         .header("content-type", "application/json")

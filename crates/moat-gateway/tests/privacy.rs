@@ -132,10 +132,12 @@ async fn a_redacted_request_is_written_anew_never_from_the_clients_bytes() {
     let r = client()
         .post(gw.url("/v1/chat/completions"))
         .header("content-type", "application/json")
-        .body(
-            r#"{"model": "cloud/tiny", "x_probe": {"keep" : [1.50]},
-            "messages": [{"role": "user", "content": "mail alice@northwind-mail.com"}]}"#,
-        )
+        .body(format!(
+            r#"{{"model": "cloud/tiny", "x_probe": {{"keep" : [1.50]}}, "x_pad": "{}",
+            "messages": [{{"role": "user", "content": "mail alice@northwind-mail.com"}}]}}"#,
+            // Long enough to be edited in place, were it not redacted.
+            "p".repeat(moat_upstream::adapter::EDIT_FROM_BYTES)
+        ))
         .send()
         .await
         .unwrap();
