@@ -5,7 +5,7 @@
 
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 
-use crate::handlers::proxy::{parse, parse_body};
+use crate::handlers::proxy::{parse, parse_body_kept};
 use crate::handlers::request_kinds::Forward;
 
 /// Every endpoint that takes a body.
@@ -121,7 +121,7 @@ fn unreachable_privacy() -> &'static crate::privacy::Privacy {
 }
 
 fn forward<T: Forward>(body: &[u8]) {
-    let Ok(raw) = parse_body(body) else {
+    let Ok((raw, unique)) = parse_body_kept(body) else {
         return;
     };
     // As the admit stage (`handlers::pipeline`) does: privacy and budgets over the body as sent,
@@ -130,7 +130,8 @@ fn forward<T: Forward>(body: &[u8]) {
     let demand = moat_policy::demand::Demand::of_body(&raw, body.len());
     let _ = demand.output_tokens(None, 4096);
     let redacted = inspection.redacted(&raw).map(|(value, _)| value);
-    for value in std::iter::once(raw).chain(redacted) {
+    // The client's own bytes are edited in place for the request decoded from them, not its copy.
+    for (value, sent) in std::iter::once((raw, unique)).chain(redacted.map(|r| (r, None))) {
         let Ok(mut request) = crate::handlers::proxy::decode::<T>(value) else {
             continue;
         };
@@ -140,7 +141,8 @@ fn forward<T: Forward>(body: &[u8]) {
         let _ = crate::cache::partition::take_client_values(&mut request);
         request.ask_stream_usage();
         for kind in moat_upstream::adapter::kinds() {
-            let _ = crate::handlers::translated::outbound(&kind.adapter(), "fuzz", &request, "id", 1024);
+            let adapter = kind.adapter();
+            let _ = crate::handlers::translated::outbound(&adapter, "fuzz", (&request, sent), "id", 1024);
         }
     }
 }

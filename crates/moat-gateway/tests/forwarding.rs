@@ -282,3 +282,74 @@ async fn client_credentials_never_reach_the_provider() {
     assert_eq!(req.headers["authorization"], "Bearer provider-key");
     assert_eq!(req.headers["x-title"], "my app");
 }
+
+/// POSTs `body` as it is (not re-serialized by the client) to `/v1/chat/completions`, with a member
+/// that makes it long enough to be edited in place rather than encoded
+/// (`moat_upstream::adapter::EDIT_FROM_BYTES`).
+async fn post_raw(gw: &TestGateway, body: &'static str) -> reqwest::Response {
+    let pad = "p".repeat(moat_upstream::adapter::EDIT_FROM_BYTES);
+    let body = format!(
+        r#"{{"x_pad": "{pad}", {}"#,
+        body.trim_start().trim_start_matches('{')
+    );
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_clients_bytes_go_out_with_only_the_gateways_members_rewritten() {
+    let emu = emulator().await;
+    let gw = gateway(&provider("local", &emu.base_url())).await;
+    let r = post_raw(
+        &gw,
+        r#"{"model": "local/tiny", "models": ["local/tiny"], "user": "alice",
+            "messages": [{"role": "user", "content": "caf\u00e9", "x_note": {"a" : [1.50, 2e3]}}],
+            "x_probe": {"keep" : [1.50, 2e3, "\u00e9"]}, "temperature": 1}"#,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let forwarded = String::from_utf8(emu.requests().last().unwrap().body.to_vec()).unwrap();
+    // Every member moatd does not set, byte for byte.
+    for member in [
+        r#""messages":[{"role": "user", "content": "caf\u00e9", "x_note": {"a" : [1.50, 2e3]}}]"#,
+        r#""x_probe":{"keep" : [1.50, 2e3, "\u00e9"]}"#,
+        r#""temperature":1"#,
+    ] {
+        assert!(forwarded.contains(member), "{member} in {forwarded}");
+    }
+    // moatd's own: the provider's model, no fallback list, the partition members hashed per tenant.
+    let sent: Value = serde_json::from_str(&forwarded).unwrap();
+    assert_eq!(sent["model"], "tiny");
+    assert!(sent.get("models").is_none(), "{forwarded}");
+    assert!(sent["cache_salt"].is_string(), "{forwarded}");
+    assert!(
+        !forwarded.contains("alice") && sent["user"].is_string(),
+        "{forwarded}"
+    );
+}
+
+#[tokio::test]
+async fn of_duplicate_members_only_the_one_moatd_read_is_forwarded() {
+    let emu = emulator().await;
+    let gw = gateway(&provider("local", &emu.base_url())).await;
+    let r = post_raw(
+        &gw,
+        r#"{"model": "local/tiny", "x_note": "sk-first-copy-secret", "messages": [{"role": "user", "content": "hi"}],
+            "x_note": "second", "x_deep": {"k": "sk-first-deep-secret", "k": "plain"}}"#,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let forwarded = String::from_utf8(emu.requests().last().unwrap().body.to_vec()).unwrap();
+    assert!(!forwarded.contains("sk-first"), "{forwarded}");
+    assert_eq!(forwarded.matches("\"x_note\"").count(), 1, "{forwarded}");
+    let sent: Value = serde_json::from_str(&forwarded).unwrap();
+    assert_eq!(
+        (&sent["x_note"], &sent["x_deep"]),
+        (&json!("second"), &json!({"k": "plain"}))
+    );
+}

@@ -122,6 +122,33 @@ async fn redacted_values_are_restored_in_whole_answers() {
 }
 
 #[tokio::test]
+async fn a_redacted_request_is_written_anew_never_from_the_clients_bytes() {
+    let emu = emulator().await;
+    let toml = format!(
+        "[privacy]\npersonal = \"redact\"\n{}",
+        provider("cloud", &emu.base_url())
+    );
+    let gw = gateway(&toml).await;
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"model": "cloud/tiny", "x_probe": {{"keep" : [1.50]}}, "x_pad": "{}",
+            "messages": [{{"role": "user", "content": "mail alice@northwind-mail.com"}}]}}"#,
+            // Long enough to be edited in place, were it not redacted.
+            "p".repeat(moat_upstream::adapter::EDIT_FROM_BYTES)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = received(&emu);
+    assert!(!seen.contains("alice@northwind-mail.com"), "{seen}");
+    // The redacted copy is encoded: its members as serde_json writes them, not as the client did.
+    assert!(seen.contains(r#""x_probe":{"keep":[1.5]}"#), "{seen}");
+}
+
+#[tokio::test]
 async fn redacted_values_are_restored_in_streams_even_when_split() {
     let emu = emulator().await;
     let toml = format!(

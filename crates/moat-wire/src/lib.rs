@@ -42,6 +42,7 @@
 //! # Ok::<(), moat_wire::sse::SseError>(())
 //! ```
 
+pub mod edit;
 pub mod error;
 pub mod openai;
 pub mod sse;

@@ -44,6 +44,34 @@ pub(crate) async fn forward<T: Forward>(
     req: Request,
     decode: impl Decoder<T>,
 ) -> Result<Response, GatewayError> {
+    forward_with(gw, caller, req, (decode, Sent::Dropped)).await
+}
+
+/// [`forward`] for an endpoint whose request is the body decoded as it is (OpenAI's own): the
+/// client's bytes are kept, so an attempt that passes the request through edits them in place
+/// rather than encoding the request again.
+pub(crate) async fn forward_as_sent<T: Forward>(
+    gw: Arc<Gateway>,
+    caller: Audited,
+    req: Request,
+) -> Result<Response, GatewayError> {
+    forward_with(gw, caller, req, (super::proxy::decode::<T>, Sent::Kept)).await
+}
+
+/// Whether the client's bytes are kept to be edited in place: only when the request is decoded from
+/// them as they are (not translated from another wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sent {
+    Kept,
+    Dropped,
+}
+
+async fn forward_with<T: Forward>(
+    gw: Arc<Gateway>,
+    caller: Audited,
+    req: Request,
+    (decode, sent): (impl Decoder<T>, Sent),
+) -> Result<Response, GatewayError> {
     let Audited {
         principal,
         request_id,
@@ -55,7 +83,14 @@ pub(crate) async fn forward<T: Forward>(
     }
     // The request's future is large (every stage's locals held across awaits); boxed once here, the
     // router's layers, which box and move each handler's future, move a pointer instead of copying it.
-    let result = Box::pin(serve(&gw, &principal, (request_id, req), &decode, &mut outcome)).await;
+    let result = Box::pin(serve(
+        &gw,
+        &principal,
+        (request_id, req),
+        (&decode, sent),
+        &mut outcome,
+    ))
+    .await;
     if let Err(e) = &result {
         outcome.take().failed(e.status());
     }
@@ -66,7 +101,7 @@ async fn serve<T: Forward>(
     gw: &Arc<Gateway>,
     principal: &Principal,
     req: (String, Request),
-    decode: &impl Decoder<T>,
+    decode: (&impl Decoder<T>, Sent),
     outcome: &mut Outcome,
 ) -> Result<Response, GatewayError> {
     let span = outcome.observation().map_or_else(Span::none, |o| o.span.clone());

@@ -1,17 +1,19 @@
 //! `POST /v1/chat/completions`, `/v1/completions` and `/v1/embeddings`: OpenAI's own requests, each
-//! decoded as it is and forwarded through the one request path (`super::pipeline`); and the body
-//! parsing every endpoint shares.
+//! decoded as it is and forwarded through the one request path (`super::pipeline`), their bytes kept
+//! to be edited in place for providers that take them as they are; and the body parsing every
+//! endpoint shares.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
+use moat_wire::edit::Unique;
 use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingRequest};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::caller::Audited;
-use super::pipeline::forward;
+use super::pipeline::forward_as_sent;
 use crate::gateway::Gateway;
 use crate::GatewayError;
 
@@ -20,7 +22,7 @@ pub(crate) async fn chat_completions(
     caller: Audited,
     req: Request,
 ) -> Result<Response, GatewayError> {
-    forward(gw, caller, req, decode::<ChatCompletionRequest>).await
+    forward_as_sent::<ChatCompletionRequest>(gw, caller, req).await
 }
 
 pub(crate) async fn completions(
@@ -28,7 +30,7 @@ pub(crate) async fn completions(
     caller: Audited,
     req: Request,
 ) -> Result<Response, GatewayError> {
-    forward(gw, caller, req, decode::<CompletionRequest>).await
+    forward_as_sent::<CompletionRequest>(gw, caller, req).await
 }
 
 pub(crate) async fn embeddings(
@@ -36,7 +38,7 @@ pub(crate) async fn embeddings(
     caller: Audited,
     req: Request,
 ) -> Result<Response, GatewayError> {
-    forward(gw, caller, req, decode::<EmbeddingRequest>).await
+    forward_as_sent::<EmbeddingRequest>(gw, caller, req).await
 }
 
 /// Parses the body as JSON, telling an empty body and malformed JSON (400 `invalid_json`) apart.
@@ -47,6 +49,18 @@ pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, GatewayError> {
         ));
     }
     serde_json::from_slice(bytes)
+        .map_err(|e| GatewayError::InvalidJson(format!("request body is not valid JSON: {e}")))
+}
+
+/// [`parse_body`] for the admit stage: the bytes come back too when no object in them repeats a
+/// key, so that an attempt may forward them edited in place (`moat_wire::edit`).
+pub(crate) fn parse_body_kept<B: AsRef<[u8]>>(bytes: B) -> Result<(Value, Option<Unique<B>>), GatewayError> {
+    if bytes.as_ref().iter().all(u8::is_ascii_whitespace) {
+        return Err(GatewayError::BadRequest(
+            "request body is empty: send a JSON object".into(),
+        ));
+    }
+    moat_wire::edit::parse(bytes)
         .map_err(|e| GatewayError::InvalidJson(format!("request body is not valid JSON: {e}")))
 }
 

@@ -10,6 +10,22 @@ use moat_wire::openai::{ChatCompletionRequest, CompletionRequest, EmbeddingReque
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// Every top-level member the forwarding path may set on a request ([`Forward::set_model`],
+/// [`Forward::take_fallbacks`], [`Forward::ask_stream_usage`], [`Forward::provider_prefs`], the cache
+/// partition's members and `cache_prompt`): what an attempt writes anew when it edits the client's own
+/// bytes instead of encoding the request (`moat_upstream::adapter::outbound_edited`). A member the
+/// path starts to set must be added here; debug builds check every edited body against its request.
+pub(crate) const SET_MEMBERS: &[&str] = &[
+    "model",
+    "models",
+    "stream_options",
+    "provider",
+    "user",
+    "prompt_cache_key",
+    "cache_salt",
+    "cache_prompt",
+];
+
 /// What the forwarding path needs to know about a request body, whatever the endpoint.
 pub(crate) trait Forward: DeserializeOwned + Serialize + Send {
     /// Path below the provider's base URL.
@@ -209,5 +225,19 @@ pub(crate) fn json_strings_mut<'a>(value: &'a mut serde_json::Value, out: &mut V
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| json_strings_mut(v, out)),
         serde_json::Value::Object(map) => map.values_mut().for_each(|v| json_strings_mut(v, out)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use moat_policy::cache::PARTITION_FIELDS;
+
+    use super::SET_MEMBERS;
+
+    #[test]
+    fn every_partition_member_is_one_the_forwarding_path_sets() {
+        for field in PARTITION_FIELDS.iter().filter_map(|p| p.field()) {
+            assert!(SET_MEMBERS.contains(&field), "{field}");
+        }
     }
 }

@@ -86,6 +86,10 @@ impl ProviderAdapter for OpenAi {
         responses(path)
     }
 
+    fn passes_through(&self) -> bool {
+        true
+    }
+
     fn members<'a>(&self, request: WireRequest<'a>) -> WireRequest<'a> {
         without_openrouter_members(request)
     }
@@ -111,6 +115,10 @@ impl ProviderAdapter for OpenRouter {
 
     fn native(&self, path: &str) -> bool {
         responses(path)
+    }
+
+    fn passes_through(&self) -> bool {
+        true
     }
 
     /// `provider.data_collection = "deny"` (and `zdr = true` when required) unless the client chose

@@ -67,6 +67,60 @@ fn openai_wire_kinds_send_the_request_as_it_is() {
 }
 
 #[test]
+fn openai_wire_kinds_edit_the_clients_bytes_in_place() {
+    let long = format!(
+        r#"{{"model": "alias", "messages": [{{"role": "user", "content": "{}"}}], "x-vendor": {{"keep": [1.50, "as is"]}}}}"#,
+        "hi ".repeat(EDIT_FROM_BYTES / 3)
+    );
+    let short = br#"{"model": "alias", "messages": [{"role": "user", "content": "hi"}], "x-vendor": {"keep": [1.50, "as is"]}}"#;
+    let (value, sent) = moat_wire::edit::parse(long.as_bytes()).unwrap();
+    let sent = sent.unwrap();
+    let mut request: ChatCompletionRequest = serde_json::from_value(value).unwrap();
+    request.model = Some("m".into());
+    request.prompt_cache_key = Some("tenant".into());
+    let fresh = ["model", "prompt_cache_key"];
+    for k in [&registry::OPENAI, &registry::OPENROUTER] {
+        let wire = WireRequest::Chat(Cow::Borrowed(&request));
+        let out = outbound_edited(&k.adapter(), "p", wire, (sent, &fresh), "r").unwrap();
+        assert_eq!(out.path, "/chat/completions");
+        let expected = format!(
+            r#"{{"model":"m","messages":[{{"role": "user", "content": "{}"}}],"x-vendor":{{"keep": [1.50, "as is"]}},"prompt_cache_key":"tenant"}}"#,
+            "hi ".repeat(EDIT_FROM_BYTES / 3)
+        );
+        assert_eq!(out.body, expected, "{}", k.name());
+    }
+    // A short body is cheaper to encode.
+    let (value, short) = moat_wire::edit::parse(&short[..]).unwrap();
+    let mut request: ChatCompletionRequest = serde_json::from_value(value).unwrap();
+    request.model = Some("m".into());
+    let adapter = OPENAI.adapter();
+    let wire = WireRequest::Chat(Cow::Borrowed(&request));
+    let edited = outbound_edited(&adapter, "p", wire, (short.unwrap(), &fresh), "r").unwrap();
+    let encoded = outbound(&adapter, "p", WireRequest::Chat(Cow::Borrowed(&request)), "r").unwrap();
+    assert_eq!(edited.body, encoded.body);
+    // Kinds that translate, and requests their hygiene changes, are encoded.
+    for (k, request) in [
+        (&OLLAMA, request.clone()),
+        (
+            &OPENAI,
+            chat(json!({"model": "m", "messages": [], "transforms": ["middle-out"]})),
+        ),
+    ] {
+        let adapter = k.adapter();
+        let edited = outbound_edited(
+            &adapter,
+            "p",
+            WireRequest::Chat(Cow::Borrowed(&request)),
+            (sent, &fresh),
+            "r",
+        )
+        .unwrap();
+        let encoded = outbound(&adapter, "p", WireRequest::Chat(Cow::Borrowed(&request)), "r").unwrap();
+        assert_eq!((edited.path, edited.body), (encoded.path, encoded.body));
+    }
+}
+
+#[test]
 fn translated_kinds_write_their_own_wire_and_serve_chat_only() {
     let request = ask();
     let out = outbound(

@@ -7,22 +7,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Request;
+use bytes::Bytes;
 use http::HeaderMap;
 use moat_policy::budget::Hold;
 use moat_policy::demand::Demand;
 use moat_policy::route::{plan, Target};
+use moat_wire::edit::Unique;
 use moat_wire::openai::ProviderPreferences;
 use serde_json::Value;
 
 use super::outcome::Outcome;
 use super::respond::forwarded_headers;
-use super::Decoder;
+use super::{Decoder, Sent};
 use crate::cache::partition::{self, ClientValues};
 use crate::cache::response::Decision;
 use crate::config::RoutePolicy;
 use crate::gateway::Gateway;
 use crate::handlers::admission::{apply_key_rules, apply_privacy, is_local, reservation};
-use crate::handlers::proxy::parse_body;
+use crate::handlers::proxy::parse_body_kept;
 use crate::handlers::request_kinds::Forward;
 use crate::identity::Principal;
 use crate::ledger::{self, Meter};
@@ -36,6 +38,10 @@ pub(super) struct Admitted<T> {
     pub(super) started: Instant,
     /// The request as the client sent it, decoded (what local providers get).
     pub(super) request: T,
+    /// The client's bytes, when `request` was decoded from them as they are ([`Sent::Kept`]) and no
+    /// object in them repeats a key: what an attempt sending `request` to a kind that passes it
+    /// through edits in place.
+    pub(super) sent: Option<Unique<Bytes>>,
     /// The copy for non-local providers, with what `redact` rules found replaced, and how to restore
     /// the answer; only made when a non-local target is left to try.
     pub(super) redacted: Option<(T, Redactions)>,
@@ -61,6 +67,8 @@ pub(super) struct Admitted<T> {
 /// The body as the client sent it, inspected whole.
 struct Inspected {
     raw: Value,
+    /// The body's bytes, unless an object in them repeats a key.
+    unique: Option<Unique<Bytes>>,
     inspection: Inspection,
     demand: Demand,
     redacted: Option<(Value, Redactions)>,
@@ -71,7 +79,7 @@ pub(super) async fn admit<T: Forward>(
     gw: &Arc<Gateway>,
     principal: &Principal,
     (request_id, req): (String, Request),
-    decode: &impl Decoder<T>,
+    (decode, sent): (&impl Decoder<T>, Sent),
     outcome: &mut Outcome,
 ) -> Result<Admitted<T>, GatewayError> {
     let started = Instant::now();
@@ -80,10 +88,11 @@ pub(super) async fn admit<T: Forward>(
     let bytes = body::read_limited(&parts.headers, body, limits.0, limits.1).await?;
     let Inspected {
         raw,
+        unique,
         inspection,
         demand,
         redacted,
-    } = inspect(gw, &bytes, outcome)?;
+    } = inspect(gw, bytes, outcome)?;
     let mut request: T = decode(raw)?;
     let fallbacks = request.take_fallbacks();
     let tenant = partition::tenant(principal);
@@ -109,6 +118,7 @@ pub(super) async fn admit<T: Forward>(
         request_id,
         started,
         request,
+        sent: unique.filter(|_| sent == Sent::Kept),
         redacted,
         tenant,
         client_partition,
@@ -126,14 +136,16 @@ pub(super) async fn admit<T: Forward>(
 
 /// Privacy and budgets read the body as the client sent it, before the endpoint decodes it: what an
 /// endpoint keeps, translates or passes on as unknown members is all inspected and counted.
-fn inspect(gw: &Gateway, bytes: &[u8], outcome: &mut Outcome) -> Result<Inspected, GatewayError> {
-    let raw = parse_body(bytes)?;
+fn inspect(gw: &Gateway, bytes: Bytes, outcome: &mut Outcome) -> Result<Inspected, GatewayError> {
+    let len = bytes.len();
+    let (raw, unique) = parse_body_kept(bytes)?;
     let inspection = gw.privacy.inspect(&raw);
     outcome.trail.policy(&inspection.decisions);
-    let demand = Demand::of_body(&raw, bytes.len());
+    let demand = Demand::of_body(&raw, len);
     let redacted = inspection.redacted(&raw);
     Ok(Inspected {
         raw,
+        unique,
         inspection,
         demand,
         redacted,

@@ -10,6 +10,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use moat_upstream::{UpstreamError, UpstreamResponse, UpstreamSettings};
+use moat_wire::edit::Unique;
 use tracing::{Instrument, Span};
 
 use super::admit::Admitted;
@@ -78,9 +79,10 @@ fn prepare<'g, T: Forward>(
     let target = &a.targets[i];
     let provider = gw.provider(target.provider)?;
     let settings = provider.upstream.settings();
-    let request = match &mut a.redacted {
-        Some((copy, _)) if !provider.local => copy,
-        _ => &mut a.request,
+    // The client's own bytes go (edited) only with the client's own request, never the copy.
+    let (request, sent) = match &mut a.redacted {
+        Some((copy, _)) if !provider.local => (copy, None),
+        _ => (&mut a.request, a.sent.as_ref().map(Unique::borrowed)),
     };
     request.set_model(target.model.clone());
     *request.provider_prefs() = provider_prefs_for(gw, provider.adapter.as_ref(), &a.client_prefs);
@@ -97,7 +99,7 @@ fn prepare<'g, T: Forward>(
     let (path, body, translation) = translated::outbound(
         &provider.adapter,
         &settings.name,
-        &*request,
+        (&*request, sent),
         &a.request_id,
         settings.max_event_bytes,
     )?;
