@@ -40,6 +40,9 @@ pub(crate) struct Completion {
     pub(crate) outputs: u64,
     /// Choices a whole answer returns (`n`).
     pub(crate) choices: u64,
+    /// The request asked `stream_options.include_usage`: as OpenAI documents, every chunk but the
+    /// usage chunk then carries `"usage": null`.
+    pub(crate) usage_nulls: bool,
 }
 
 /// `n` and the outputs generated for it (`best_of` when larger), each at least 1.
@@ -380,6 +383,7 @@ mod tests {
             cached_tokens: 0,
             outputs: 1,
             choices: 1,
+            usage_nulls: false,
         }
     }
 

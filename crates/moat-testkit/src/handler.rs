@@ -234,6 +234,7 @@ fn complete(
         cached_tokens,
         choices: outputs_of(request).0,
         outputs: outputs_of(request).1,
+        usage_nulls: request["stream_options"]["include_usage"] == true,
     };
     if prompt.stream {
         let plan = stream::plan(&completion, directive);

@@ -61,7 +61,14 @@ pub(crate) fn plan(completion: &Completion, directive: &Directive) -> Plan {
             steps.push_back(Step::Wait(delay));
         }
         data_sent += 1;
-        steps.push_back(Step::Send(sse(chunk)));
+        match chunk {
+            Value::Object(members) if completion.usage_nulls && !members.contains_key("usage") => {
+                let mut chunk = members.clone();
+                chunk.insert("usage".into(), Value::Null);
+                steps.push_back(Step::Send(sse(&Value::Object(chunk))));
+            }
+            _ => steps.push_back(Step::Send(sse(chunk))),
+        }
     };
     if let Some(role) = completion.role_chunk() {
         send(&mut steps, &role);
@@ -317,6 +324,7 @@ mod tests {
             cached_tokens: 0,
             outputs: 1,
             choices: 1,
+            usage_nulls: false,
         }
     }
 
@@ -394,6 +402,31 @@ mod tests {
         let t = texts(&plan(&c, &Directive::default()));
         assert!(t[2].contains("\"reasoning\":\"think\"") && t[3].contains("\"reasoning\":\" hard\""));
         assert!(t[4].contains("\"content\":\"a\""));
+    }
+
+    #[test]
+    fn include_usage_puts_a_null_usage_in_every_other_chunk_as_openai_does() {
+        let data = |c: &Completion| -> Vec<Value> {
+            texts(&plan(c, &Directive::default()))
+                .iter()
+                .filter_map(|t| t.strip_prefix("data: "))
+                .map(|t| serde_json::from_str(t.trim_end()).unwrap())
+                .collect()
+        };
+        let without = data(&completion("a b"));
+        assert_eq!(without.iter().filter(|c| c.get("usage").is_some()).count(), 1);
+
+        let mut asked = completion("a b");
+        asked.usage_nulls = true;
+        let chunks = data(&asked);
+        let (last, rest) = chunks.split_last().unwrap();
+        assert!(last["usage"]["total_tokens"].is_u64() && last["choices"] == serde_json::json!([]));
+        assert!(
+            rest.len() >= 4
+                && rest
+                    .iter()
+                    .all(|c| c["usage"].is_null() && c.get("usage").is_some())
+        );
     }
 
     #[test]
