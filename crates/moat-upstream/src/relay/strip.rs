@@ -38,6 +38,12 @@ pub fn strip_usage(bytes: Bytes) -> Bytes {
                 out.push(b'\n');
             }
             SseFrame::Event(mut e) => {
+                // OpenAI's `"usage": null` on every chunk but the last: taken out without a parse.
+                if let Some(data) = moat_wire::edit::without_null_member(&e.data, "usage") {
+                    e.data = data;
+                    out.extend_from_slice(sse::encode_event(&e).as_bytes());
+                    continue;
+                }
                 let parsed = moat_wire::usage::usage_key_at(e.data.as_bytes())
                     .and_then(|_| serde_json::from_str::<Value>(&e.data).ok());
                 if let Some(Value::Object(mut chunk)) = parsed {
@@ -77,6 +83,26 @@ mod tests {
         assert!(out.contains("\"content\":\"hi\"") && out.contains("finish_reason"));
         assert!(out.starts_with(": OPENROUTER PROCESSING\n\n") && out.ends_with("data: [DONE]\n\n"));
         assert_eq!(out.matches("data: ").count(), 3);
+    }
+
+    #[test]
+    fn a_null_usage_is_taken_out_and_the_rest_of_the_chunk_kept_as_it_came() {
+        // OpenAI, asked for usage, puts `"usage": null` in every chunk but the last.
+        let stream = concat!(
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a \\\"usage\\\": b\"},  \"logprobs\":null}],\"usage\":null}\n\n",
+            "data: {\"usage\": null, \"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let out = String::from_utf8(strip_usage(Bytes::from_static(stream.as_bytes())).to_vec()).unwrap();
+        assert_eq!(
+            out,
+            concat!(
+                "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a \\\"usage\\\": b\"},  \"logprobs\":null}]}\n\n",
+                "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+                "data: [DONE]\n\n",
+            )
+        );
     }
 
     #[test]

@@ -182,3 +182,29 @@ proptest! {
         prop_assert_eq!(back, Value::Object(request));
     }
 }
+
+#[test]
+fn only_a_top_level_null_member_is_taken_out() {
+    let cases = [
+        (
+            r#"{"a\"b":1,"usage":null,"c":[1, 2]}"#,
+            Some(r#"{"a\"b":1,"c":[1, 2]}"#),
+        ),
+        (r#"{"usage":{"t":1},"usage":null}"#, Some("{}")),
+        (r#"{"usage":null,"usage":{"t":1}}"#, None),
+        (r#"{"choices":[{"usage":null}]}"#, None),
+        (r#"{"usage":0}"#, None),
+        ("[DONE]", None),
+        ("[1]", None),
+        (r#"{"usage":null"#, None),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(without_null_member(json, "usage").as_deref(), expected, "{json}");
+        // What is left reads as the object serde_json reads, less the member.
+        if let Some(out) = without_null_member(json, "usage") {
+            let mut whole: serde_json::Value = serde_json::from_str(json).unwrap();
+            whole.as_object_mut().unwrap().remove("usage");
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), whole);
+        }
+    }
+}
