@@ -42,30 +42,7 @@ impl Store for PgStore {
     }
 
     fn update_team_limits(&self, id: &str, l: &Limits) -> Result<(), StoreError> {
-        let pool = self.pool.clone();
-        let (id, l) = (id.to_string(), l.clone());
-        self.block(async move {
-            let mut c = pool.get().await.map_err(pool_error)?;
-            let tx = c.transaction().await.map_err(pg_error)?;
-            let n = tx
-                .execute(
-                    "UPDATE teams SET budget_nanos = $2, budget_period = $3, rpm = $4, tpm = $5 WHERE id = $1",
-                    &[
-                        &id,
-                        &l.budget_nanos.map(i64_of),
-                        &l.budget_period,
-                        &l.rpm.map(i64::from),
-                        &l.tpm.map(i64_of),
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("team {id:?}")));
-            }
-            tx.execute(BUMP, &[]).await.map_err(pg_error)?;
-            tx.commit().await.map_err(pg_error)
-        })
+        self.update_limits(Table::Teams, id, l)
     }
 
     fn teams(&self) -> Result<Vec<TeamRecord>, StoreError> {
@@ -182,30 +159,7 @@ impl Store for PgStore {
     }
 
     fn update_key_limits(&self, id: &str, l: &Limits) -> Result<(), StoreError> {
-        let pool = self.pool.clone();
-        let (id, l) = (id.to_string(), l.clone());
-        self.block(async move {
-            let mut c = pool.get().await.map_err(pool_error)?;
-            let tx = c.transaction().await.map_err(pg_error)?;
-            let n = tx
-                .execute(
-                    "UPDATE keys SET budget_nanos = $2, budget_period = $3, rpm = $4, tpm = $5 WHERE id = $1",
-                    &[
-                        &id,
-                        &l.budget_nanos.map(i64_of),
-                        &l.budget_period,
-                        &l.rpm.map(i64::from),
-                        &l.tpm.map(i64_of),
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("key {id:?}")));
-            }
-            tx.execute(BUMP, &[]).await.map_err(pg_error)?;
-            tx.commit().await.map_err(pg_error)
-        })
+        self.update_limits(Table::Keys, id, l)
     }
 
     fn keys_version(&self) -> Result<i64, StoreError> {
@@ -585,6 +539,47 @@ impl Store for PgStore {
                 .await
                 .map_err(pg_error)?;
             Ok(n > 0)
+        })
+    }
+}
+
+/// The two tables whose rows carry limits.
+#[derive(Clone, Copy)]
+enum Table {
+    Keys,
+    Teams,
+}
+
+impl PgStore {
+    /// Sets the limits of key or team `id`, and bumps the keys version so every node reloads them.
+    fn update_limits(&self, table: Table, id: &str, l: &Limits) -> Result<(), StoreError> {
+        let (sql, what) = match table {
+            Table::Keys => (
+                "UPDATE keys SET budget_nanos = $2, budget_period = $3, rpm = $4, tpm = $5 WHERE id = $1",
+                "key",
+            ),
+            Table::Teams => (
+                "UPDATE teams SET budget_nanos = $2, budget_period = $3, rpm = $4, tpm = $5 WHERE id = $1",
+                "team",
+            ),
+        };
+        let pool = self.pool.clone();
+        let (id, l) = (id.to_string(), l.clone());
+        self.block(async move {
+            let mut c = pool.get().await.map_err(pool_error)?;
+            let tx = c.transaction().await.map_err(pg_error)?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+                &id,
+                &l.budget_nanos.map(i64_of),
+                &l.budget_period,
+                &l.rpm.map(i64::from),
+                &l.tpm.map(i64_of),
+            ];
+            if tx.execute(sql, &params).await.map_err(pg_error)? == 0 {
+                return Err(StoreError::NotFound(format!("{what} {id:?}")));
+            }
+            tx.execute(BUMP, &[]).await.map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)
         })
     }
 }
